@@ -1,0 +1,125 @@
+"""The ``astrounsup`` command: composes the library's steps; holds no science."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["main", "simulate_lenses_to_directory", "simulate_stars_to_directory"]
+
+
+def simulate_lenses_to_directory(out, *, n, seed, fits=True, montage=True, progress=False,
+                                 **params):
+    """Simulate a lens survey and write it to ``out``; return the survey and the paths.
+
+    ``out`` receives ``cutouts.h5``, ``fits/<object_id>.fits``, ``truth.ecsv`` and
+    ``montage.png``. ``params`` are passed to
+    :func:`astrounsup.simulate.simulate_lens_survey`.
+    """
+    from astrounsup.io import write_survey_directory
+    from astrounsup.plotting import kind_montage, save_figure
+    from astrounsup.simulate import simulate_lens_survey
+
+    survey = simulate_lens_survey(n, seed=seed, progress=progress, **params)
+    paths = write_survey_directory(out, survey.images, survey.table, bands=survey.bands,
+                                   pixel_scale=survey.pixel_scale, fits=fits)
+    if montage:
+        fig = kind_montage(survey.images, survey.table["kind"], survey.bands,
+                           titles=survey.table["object_id"])
+        paths["montage"] = save_figure(fig, Path(out) / "montage.png", dpi=100)
+    return survey, paths
+
+
+def simulate_stars_to_directory(out, *, n, seed, spectra=False, **params):
+    """Simulate a Gaia-like stellar table; write ``stars.ecsv`` and ``cmd.png`` to ``out``."""
+    from astrounsup._atomic import atomic_path
+    from astrounsup.plotting import colour_magnitude_figure, save_figure
+    from astrounsup.simulate.stars import simulate_stars
+
+    table = simulate_stars(n, seed=seed, spectra=spectra, **params)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out / "stars.ecsv") as tmp:
+        table.write(tmp, format="ascii.ecsv", overwrite=True)
+    save_figure(colour_magnitude_figure(table), out / "cmd.png", dpi=100)
+    return table, {"table": out / "stars.ecsv", "figure": out / "cmd.png"}
+
+
+def _simulate_lenses(args):
+    t0 = time.perf_counter()
+    survey, paths = simulate_lenses_to_directory(
+        args.out, n=args.n, seed=args.seed, bands=tuple(args.bands.split(",")), size=args.size,
+        pixel_scale=args.pixel_scale, lens_fraction=args.lens_fraction,
+        anomaly_fraction=args.anomaly_fraction, nan_fraction=args.nan_fraction,
+        device=args.device, fits=not args.no_fits, progress=not args.quiet,
+    )
+    print(survey.summary())
+    print(f"wrote {', '.join(str(p) for p in paths.values())} "
+          f"in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+def _simulate_stars(args):
+    table, paths = simulate_stars_to_directory(args.out, n=args.n, seed=args.seed,
+                                               spectra=args.spectra, g_limit=args.g_limit)
+    import numpy as np
+
+    stages, counts = np.unique(np.asarray(table["stage"]), return_counts=True)
+    print(f"{len(table)} stars (seed {table.meta['seed']}): "
+          + ", ".join(f"{s} {c}" for s, c in zip(stages, counts, strict=True)))
+    print(f"wrote {', '.join(str(p) for p in paths.values())}")
+    return 0
+
+
+def _parser():
+    parser = argparse.ArgumentParser(
+        prog="astrounsup",
+        description="Deep unsupervised learning on astronomical survey cutouts.",
+    )
+    from astrounsup import __version__
+
+    parser.add_argument("--version", action="version", version=f"astrounsup {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sim = sub.add_parser("simulate", help="make a synthetic survey with its truth")
+    what = sim.add_subparsers(dest="what", required=True)
+
+    lenses = what.add_parser("lenses", help="multi-band cutouts of lenses, non-lenses, anomalies")
+    lenses.add_argument("--n", type=int, required=True, help="number of cutouts")
+    lenses.add_argument("--seed", type=int, default=None, help="random seed (default: fresh)")
+    lenses.add_argument("--out", type=Path, required=True, help="output directory")
+    lenses.add_argument("--bands", default="g,r,i", help="comma-separated bands (g,r,i,z,Y)")
+    lenses.add_argument("--size", type=int, default=64, help="cutout side, pixels")
+    lenses.add_argument("--pixel-scale", type=float, default=0.263, help="arcsec per pixel")
+    lenses.add_argument("--lens-fraction", type=float, default=0.5)
+    lenses.add_argument("--anomaly-fraction", type=float, default=0.01)
+    lenses.add_argument("--nan-fraction", type=float, default=0.02)
+    lenses.add_argument("--device", default=None, help="torch device for rendering")
+    lenses.add_argument("--no-fits", action="store_true", help="skip the per-object FITS files")
+    lenses.add_argument("--quiet", action="store_true", help="no progress bar")
+    lenses.set_defaults(func=_simulate_lenses)
+
+    stars = what.add_parser("stars", help="a Gaia-like stellar table for main-sequence studies")
+    stars.add_argument("--n", type=int, required=True, help="number of stars")
+    stars.add_argument("--seed", type=int, default=None, help="random seed (default: fresh)")
+    stars.add_argument("--out", type=Path, required=True, help="output directory")
+    stars.add_argument("--g-limit", type=float, default=20.0, help="Gaia G magnitude limit")
+    stars.add_argument("--spectra", action="store_true", help="add low-resolution spectra")
+    stars.set_defaults(func=_simulate_stars)
+    return parser
+
+
+def main(argv=None):
+    """Run the ``astrounsup`` command line; returns the exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, TypeError, OSError) as err:
+        print(f"astrounsup {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

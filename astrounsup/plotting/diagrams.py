@@ -1,0 +1,57 @@
+"""Diagrams of catalogues: the colour-magnitude diagram of a stellar table."""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.figure import Figure
+
+__all__ = ["colour_magnitude_figure"]
+
+
+def colour_magnitude_figure(table, *, colour="bp_rp", magnitude="phot_g_mean_mag",
+                            parallax="parallax", min_parallax_over_error=5.0, by="stage"):
+    """Gaia colour-absolute-magnitude diagram of a stellar table.
+
+    ``M_G = G + 5 log10(parallax / 100 mas)`` for stars with
+    ``parallax / parallax_error >= min_parallax_over_error`` (others are not shown, and
+    the title says how many).
+
+    Parameters
+    ----------
+    table : astropy.table.Table
+        Gaia-named columns (``bp_rp``, ``phot_g_mean_mag``, ``parallax`` in mas,
+        ``parallax_error``).
+    colour, magnitude, parallax : str, optional
+        Column names.
+    min_parallax_over_error : float, optional
+        Parallax signal-to-noise cut.
+    by : str or None, optional
+        Column that colours the points (e.g. ``stage``); ``None`` for one colour.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import astropy.units as u
+
+    plx = u.Quantity(table[parallax], u.mas).value
+    err = u.Quantity(table[f"{parallax}_error"], u.mas).value
+    good = plx / err >= min_parallax_over_error
+    col = u.Quantity(table[colour]).value[good]
+    mag = u.Quantity(table[magnitude]).value[good] + 5.0 * np.log10(plx[good] / 100.0)
+    fig = Figure(figsize=(5.5, 6.5), layout="constrained")
+    ax = fig.subplots()
+    if by is not None and by in table.colnames:
+        groups = np.asarray(table[by]).astype(str)[good]
+        for g in np.unique(groups):
+            m = groups == g
+            ax.scatter(col[m], mag[m], s=2, alpha=0.6, label=f"{g} ({m.sum()})")
+        ax.legend(markerscale=4, fontsize=8)
+    else:
+        ax.scatter(col, mag, s=2, alpha=0.6)
+    ax.invert_yaxis()
+    ax.set_xlabel(r"$G_{BP} - G_{RP}$ [mag]")
+    ax.set_ylabel(r"$M_G$ [mag]")
+    ax.set_title(f"{good.sum()} of {len(table)} stars with parallax S/N >= "
+                 f"{min_parallax_over_error:g}", fontsize=9)
+    return fig

@@ -1,0 +1,171 @@
+"""Instrumental and astrophysical artefacts: the anomalies of the simulated survey.
+
+Each function is deterministic given its parameters and works on one cutout, an array of
+shape ``(bands, ny, nx)`` (or ``(ny, nx)`` for one band); the survey simulator draws the
+parameters. Light-like artefacts (satellite trails, ghosts) return images in flux units to
+be added before the noise; detector artefacts (cosmic rays, saturation and bleeding, NaN
+pixels) act on electrons or on the final image.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = [
+    "bad_column",
+    "bleed_columns",
+    "cosmic_ray_track",
+    "ghost_annulus",
+    "nan_blob",
+    "satellite_trail",
+]
+
+
+def _pixel_coords(ny, nx, pixel_scale):
+    y = (np.arange(ny) - (ny - 1) / 2) * pixel_scale
+    x = (np.arange(nx) - (nx - 1) / 2) * pixel_scale
+    return np.meshgrid(x, y)
+
+
+def satellite_trail(shape, *, pixel_scale, angle, offset, fwhm, peak):
+    """A straight satellite trail crossing the whole cutout.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(ny, nx)``.
+    pixel_scale : float
+        Arcsec per pixel.
+    angle : float
+        Direction of the trail, radians from +x.
+    offset : float
+        Perpendicular distance of the trail from the cutout centre, arcsec.
+    fwhm : float
+        Width of the trail (defocused satellite), arcsec.
+    peak : array_like of shape (B,)
+        Flux per pixel on the trail's centre line in each band.
+
+    Returns
+    -------
+    numpy.ndarray of shape (B, ny, nx)
+    """
+    xx, yy = _pixel_coords(*shape, pixel_scale)
+    dist = -np.sin(angle) * xx + np.cos(angle) * yy - offset
+    sigma = fwhm / 2.3548
+    profile = np.exp(-0.5 * (dist / sigma) ** 2)
+    return np.asarray(peak, np.float64)[:, None, None] * profile[None]
+
+
+def ghost_annulus(shape, *, pixel_scale, x0, y0, r_in, r_out, softness, level):
+    """A smooth reflection ghost: an annulus of uniform surface brightness.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(ny, nx)``.
+    pixel_scale : float
+        Arcsec per pixel.
+    x0, y0 : float
+        Centre of the ghost, arcsec from the cutout centre (may lie outside).
+    r_in, r_out : float
+        Inner and outer radii, arcsec.
+    softness : float
+        Width of the edges, arcsec.
+    level : array_like of shape (B,)
+        Flux per pixel inside the annulus in each band.
+
+    Returns
+    -------
+    numpy.ndarray of shape (B, ny, nx)
+    """
+    xx, yy = _pixel_coords(*shape, pixel_scale)
+    r = np.hypot(xx - x0, yy - y0)
+    ring = 1.0 / (1.0 + np.exp(-(r - r_in) / softness)) / (1.0 + np.exp((r - r_out) / softness))
+    return np.asarray(level, np.float64)[:, None, None] * ring[None]
+
+
+def cosmic_ray_track(shape, *, row, col, angle, length, deposit):
+    """Pixels hit by a cosmic ray: a sharp track that the PSF never touched.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(ny, nx)``.
+    row, col : float
+        Start of the track, pixels.
+    angle : float
+        Direction, radians.
+    length : float
+        Length, pixels (0 is a single-pixel hit).
+    deposit : float
+        Charge left in each pixel crossed, electrons.
+
+    Returns
+    -------
+    numpy.ndarray of shape (ny, nx)
+        Electrons to add.
+    """
+    ny, nx = shape
+    steps = np.arange(0.0, length + 0.5, 0.5)
+    r = np.rint(row + steps * np.sin(angle)).astype(int)
+    c = np.rint(col + steps * np.cos(angle)).astype(int)
+    inside = (r >= 0) & (r < ny) & (c >= 0) & (c < nx)
+    hit = np.zeros(shape)
+    hit[r[inside], c[inside]] = deposit
+    return hit
+
+
+def bleed_columns(electrons, full_well):
+    """Saturate pixels at ``full_well`` and bleed the excess charge along each column.
+
+    The charge above full well in a column spills, half up and half down, into the
+    nearest unsaturated pixels of that column, filling each to full well; charge that
+    reaches the edge of the cutout is lost, as it is to a real cutout.
+
+    Parameters
+    ----------
+    electrons : numpy.ndarray of shape (..., ny, nx)
+        Charge per pixel; modified copy is returned.
+    full_well : float
+        Saturation level, electrons.
+
+    Returns
+    -------
+    numpy.ndarray of shape (..., ny, nx)
+    """
+    e = np.array(electrons, dtype=np.float64, copy=True)
+    lead = e.shape[:-2]
+    ny, nx = e.shape[-2:]
+    flat = e.reshape(-1, ny, nx)
+    for img in flat:
+        over = img > full_well
+        for col in np.nonzero(over.any(axis=0))[0]:
+            column = img[:, col]
+            rows = np.nonzero(column > full_well)[0]
+            excess = np.sum(column[rows] - full_well)
+            column[rows.min() : rows.max() + 1] = np.maximum(
+                column[rows.min() : rows.max() + 1], full_well
+            )
+            column[column > full_well] = full_well
+            # Fill outward from the saturated run, each side receiving half the excess.
+            for side in (column[rows.max() + 1 :], column[: rows.min()][::-1]):
+                room = np.cumsum(full_well - side)
+                share = excess / 2
+                filled = np.clip(share - np.concatenate([[0.0], room[:-1]]), 0.0,
+                                 full_well - side)
+                side += filled
+    return flat.reshape(*lead, ny, nx)
+
+
+def nan_blob(shape, *, row, col, radius):
+    """Boolean mask of a circular blob of bad pixels, ``(ny, nx)``."""
+    ny, nx = shape
+    rr, cc = np.mgrid[:ny, :nx]
+    return (rr - row) ** 2 + (cc - col) ** 2 <= radius**2
+
+
+def bad_column(shape, *, col, row_start, row_stop):
+    """Boolean mask of a bad column segment ``[row_start, row_stop)`` at ``col``."""
+    mask = np.zeros(shape, dtype=bool)
+    mask[row_start:row_stop, col] = True
+    return mask
