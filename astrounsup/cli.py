@@ -10,8 +10,9 @@ from pathlib import Path
 __all__ = ["main", "simulate_lenses_to_directory", "simulate_stars_to_directory"]
 
 
-def simulate_lenses_to_directory(out, *, n, seed, fits=True, montage=True, progress=False,
-                                 **params):
+def simulate_lenses_to_directory(
+    out, *, n, seed, fits=True, montage=True, progress=False, **params
+):
     """Simulate a lens survey and write it to ``out``; return the survey and the paths.
 
     ``out`` receives ``cutouts.h5``, ``fits/<object_id>.fits``, ``truth.ecsv`` and
@@ -23,11 +24,18 @@ def simulate_lenses_to_directory(out, *, n, seed, fits=True, montage=True, progr
     from astrounsup.simulate import simulate_lens_survey
 
     survey = simulate_lens_survey(n, seed=seed, progress=progress, **params)
-    paths = write_survey_directory(out, survey.images, survey.table, bands=survey.bands,
-                                   pixel_scale=survey.pixel_scale, fits=fits)
+    paths = write_survey_directory(
+        out,
+        survey.images,
+        survey.table,
+        bands=survey.bands,
+        pixel_scale=survey.pixel_scale,
+        fits=fits,
+    )
     if montage:
-        fig = kind_montage(survey.images, survey.table["kind"], survey.bands,
-                           titles=survey.table["object_id"])
+        fig = kind_montage(
+            survey.images, survey.table["kind"], survey.bands, titles=survey.table["object_id"]
+        )
         paths["montage"] = save_figure(fig, Path(out) / "montage.png", dpi=100)
     return survey, paths
 
@@ -36,7 +44,7 @@ def simulate_stars_to_directory(out, *, n, seed, spectra=False, **params):
     """Simulate a Gaia-like stellar table; write ``stars.ecsv`` and ``cmd.png`` to ``out``."""
     from astrounsup._atomic import atomic_path
     from astrounsup.plotting import colour_magnitude_figure, save_figure
-    from astrounsup.simulate.stars import simulate_stars
+    from astrounsup.simulate import simulate_stars
 
     table = simulate_stars(n, seed=seed, spectra=spectra, **params)
     out = Path(out)
@@ -50,25 +58,35 @@ def simulate_stars_to_directory(out, *, n, seed, spectra=False, **params):
 def _simulate_lenses(args):
     t0 = time.perf_counter()
     survey, paths = simulate_lenses_to_directory(
-        args.out, n=args.n, seed=args.seed, bands=tuple(args.bands.split(",")), size=args.size,
-        pixel_scale=args.pixel_scale, lens_fraction=args.lens_fraction,
-        anomaly_fraction=args.anomaly_fraction, nan_fraction=args.nan_fraction,
-        device=args.device, fits=not args.no_fits, progress=not args.quiet,
+        args.out,
+        n=args.n,
+        seed=args.seed,
+        bands=tuple(args.bands.split(",")),
+        size=args.size,
+        pixel_scale=args.pixel_scale,
+        lens_fraction=args.lens_fraction,
+        anomaly_fraction=args.anomaly_fraction,
+        nan_fraction=args.nan_fraction,
+        device=args.device,
+        fits=not args.no_fits,
+        progress=not args.quiet,
     )
     print(survey.summary())
-    print(f"wrote {', '.join(str(p) for p in paths.values())} "
-          f"in {time.perf_counter() - t0:.1f} s")
+    print(f"wrote {', '.join(str(p) for p in paths.values())} in {time.perf_counter() - t0:.1f} s")
     return 0
 
 
 def _simulate_stars(args):
-    table, paths = simulate_stars_to_directory(args.out, n=args.n, seed=args.seed,
-                                               spectra=args.spectra, g_limit=args.g_limit)
+    table, paths = simulate_stars_to_directory(
+        args.out, n=args.n, seed=args.seed, spectra=args.spectra, g_limit=args.g_limit
+    )
     import numpy as np
 
     stages, counts = np.unique(np.asarray(table["stage"]), return_counts=True)
-    print(f"{len(table)} stars (seed {table.meta['seed']}): "
-          + ", ".join(f"{s} {c}" for s, c in zip(stages, counts, strict=True)))
+    print(
+        f"{len(table)} stars (seed {table.meta['seed']}): "
+        + ", ".join(f"{s} {c}" for s, c in zip(stages, counts, strict=True))
+    )
     print(f"wrote {', '.join(str(p) for p in paths.values())}")
     return 0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,8 @@ from astropy.io import fits
 from astrounsup._atomic import atomic_directory, atomic_path
 
 __all__ = ["cutout_header", "write_fits_cutout", "write_fits_cutouts"]
+
+_SAFE_NAME = re.compile(r"[A-Za-z0-9._+-]+")
 
 
 def cutout_header(*, ra, dec, shape, bands, pixel_scale, flux_unit="nmgy", extra=None):
@@ -34,7 +37,7 @@ def cutout_header(*, ra, dec, shape, bands, pixel_scale, flux_unit="nmgy", extra
     -------
     astropy.io.fits.Header
     """
-    nb, ny, nx = shape
+    _, ny, nx = shape
     h = fits.Header()
     h["WCSAXES"] = (3, "celestial axes 1-2; axis 3 is the band index")
     h["CTYPE1"] = "RA---TAN"
@@ -73,8 +76,16 @@ def write_fits_cutout(path, image, header):
     return Path(path)
 
 
-def write_fits_cutouts(directory, images, table, *, bands, pixel_scale, flux_unit="nmgy",
-                       per_band_columns=("psf_fwhm", "noise_sigma")):
+def write_fits_cutouts(
+    directory,
+    images,
+    table,
+    *,
+    bands,
+    pixel_scale,
+    flux_unit="nmgy",
+    per_band_columns=("psf_fwhm", "noise_sigma"),
+):
     """Write one FITS file per row of ``table`` into ``directory``, as ``<object_id>.fits``.
 
     The directory is assembled beside its final place and moved there only once every file
@@ -101,6 +112,20 @@ def write_fits_cutouts(directory, images, table, *, bands, pixel_scale, flux_uni
     import astropy.units as u
 
     directory = Path(directory)
+    ids = [str(oid) for oid in table["object_id"]]
+    for oid in ids:
+        if not _SAFE_NAME.fullmatch(oid):
+            msg = (
+                f"object_id {oid!r} cannot name a FITS file: use letters, digits, '.', '_', "
+                "'+' and '-' only"
+            )
+            raise ValueError(msg)
+    if len(set(ids)) != len(ids):
+        msg = "table has duplicate object_id values; each object needs its own FITS file"
+        raise ValueError(msg)
+    if len(ids) != len(images):
+        msg = f"table has {len(ids)} rows but there are {len(images)} images"
+        raise ValueError(msg)
     keys = {"psf_fwhm": "PSFFWHM", "noise_sigma": "SKYSIG"}
     ra = u.Quantity(table["ra"], u.deg).value
     dec = u.Quantity(table["dec"], u.deg).value
@@ -115,10 +140,18 @@ def write_fits_cutouts(directory, images, table, *, bands, pixel_scale, flux_uni
                     unit = getattr(table[col], "unit", None)
                     for j, v in enumerate(vals, start=1):
                         extra[f"{keys.get(col, col[:7].upper())}{j}"] = (
-                            float(v), f"[{unit}] {col} in band {bands[j - 1]}"
+                            float(v),
+                            f"[{unit}] {col} in band {bands[j - 1]}",
                         )
-            header = cutout_header(ra=ra[i], dec=dec[i], shape=images.shape[1:], bands=bands,
-                                   pixel_scale=pixel_scale, flux_unit=flux_unit, extra=extra)
+            header = cutout_header(
+                ra=ra[i],
+                dec=dec[i],
+                shape=images.shape[1:],
+                bands=bands,
+                pixel_scale=pixel_scale,
+                flux_unit=flux_unit,
+                extra=extra,
+            )
             fits.PrimaryHDU(np.asarray(images[i], dtype=np.float32), header=header).writeto(
                 tmp / f"{oid}.fits"
             )

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-from astropy.table import QTable
 from astropy.io.misc.hdf5 import read_table_hdf5, write_table_hdf5
+from astropy.table import QTable
 
 from astrounsup._atomic import atomic_path
 
@@ -38,8 +38,17 @@ class StoreError(ValueError):
     """A file that is not a complete astrounsup cutout store."""
 
 
-def write_store(path, images, table, *, bands, pixel_scale, flux_unit="nmgy",
-                compression="gzip", compression_opts=1):
+def write_store(
+    path,
+    images,
+    table,
+    *,
+    bands,
+    pixel_scale,
+    flux_unit="nmgy",
+    compression="gzip",
+    compression_opts=1,
+):
     """Write cutouts and their metadata to an HDF5 store, atomically.
 
     Parameters
@@ -154,8 +163,11 @@ def read_store(path):
             msg = f"{path}: the store is incomplete (its writer was interrupted)"
             raise StoreError(msg)
         attrs = {k: v for k, v in f.attrs.items()}
-        attrs["bands"] = tuple(str(b.decode() if isinstance(b, bytes) else b)
-                               for b in attrs["bands"])
+        attrs["bands"] = tuple(
+            str(b.decode() if isinstance(b, bytes) else b) for b in attrs["bands"]
+        )
         images = f["images"][...]
         table = QTable(read_table_hdf5(f, path="catalog"))
+    # HDF5 holds strings as bytes; give them back as the str they were written as.
+    table.convert_bytestring_to_unicode()
     return images, table, attrs

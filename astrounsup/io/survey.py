@@ -11,8 +11,9 @@ from astrounsup.io.hdf5 import write_store
 __all__ = ["write_survey_directory"]
 
 
-def write_survey_directory(directory, images, table, *, bands, pixel_scale, fits=True,
-                           flux_unit="nmgy"):
+def write_survey_directory(
+    directory, images, table, *, bands, pixel_scale, fits=True, flux_unit="nmgy"
+):
     """Write a survey as ``cutouts.h5``, ``fits/<object_id>.fits`` and ``truth.ecsv``.
 
     Every file is written beside its final name and renamed into place when complete, so
@@ -39,11 +40,25 @@ def write_survey_directory(directory, images, table, *, bands, pixel_scale, fits
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    out = {"store": write_store(directory / "cutouts.h5", images, table, bands=bands,
-                                pixel_scale=pixel_scale, flux_unit=flux_unit)}
+    out = {
+        "store": write_store(
+            directory / "cutouts.h5",
+            images,
+            table,
+            bands=bands,
+            pixel_scale=pixel_scale,
+            flux_unit=flux_unit,
+        )
+    }
     if fits:
-        write_fits_cutouts(directory / "fits", images, table, bands=bands,
-                           pixel_scale=pixel_scale, flux_unit=flux_unit)
+        write_fits_cutouts(
+            directory / "fits",
+            images,
+            table,
+            bands=bands,
+            pixel_scale=pixel_scale,
+            flux_unit=flux_unit,
+        )
         out["fits"] = directory / "fits"
     truth = directory / "truth.ecsv"
     with atomic_path(truth) as tmp:

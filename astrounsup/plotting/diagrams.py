@@ -8,8 +8,15 @@ from matplotlib.figure import Figure
 __all__ = ["colour_magnitude_figure"]
 
 
-def colour_magnitude_figure(table, *, colour="bp_rp", magnitude="phot_g_mean_mag",
-                            parallax="parallax", min_parallax_over_error=5.0, by="stage"):
+def colour_magnitude_figure(
+    table,
+    *,
+    colour="bp_rp",
+    magnitude="phot_g_mean_mag",
+    parallax="parallax",
+    min_parallax_over_error=5.0,
+    by="stage",
+):
     """Gaia colour-absolute-magnitude diagram of a stellar table.
 
     ``M_G = G + 5 log10(parallax / 100 mas)`` for stars with
@@ -52,6 +59,8 @@ def colour_magnitude_figure(table, *, colour="bp_rp", magnitude="phot_g_mean_mag
     ax.invert_yaxis()
     ax.set_xlabel(r"$G_{BP} - G_{RP}$ [mag]")
     ax.set_ylabel(r"$M_G$ [mag]")
-    ax.set_title(f"{good.sum()} of {len(table)} stars with parallax S/N >= "
-                 f"{min_parallax_over_error:g}", fontsize=9)
+    ax.set_title(
+        f"{good.sum()} of {len(table)} stars with parallax S/N >= {min_parallax_over_error:g}",
+        fontsize=9,
+    )
     return fig

@@ -49,8 +49,7 @@ def composite_rgb(image, bands, *, stretch=0.08, Q=10.0):
         return make_lupton_rgb(r, g, b, minimum=0.0, stretch=stretch, Q=Q)
 
 
-def kind_montage(images, kinds, bands, *, per_kind=6, stretch=0.08, Q=10.0, seed=0,
-                 titles=None):
+def kind_montage(images, kinds, bands, *, per_kind=6, stretch=0.08, Q=10.0, seed=0, titles=None):
     """A grid of example cutouts, one row per kind.
 
     Parameters

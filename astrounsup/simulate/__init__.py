@@ -3,7 +3,9 @@
 from astrounsup.simulate.instrument import (
     BANDS,
     Band,
+    calibrate,
     convolve_psf,
+    expose,
     flux_to_mag,
     kernel_half_width,
     mag_to_flux,
@@ -26,6 +28,7 @@ from astrounsup.simulate.profiles import (
     sersic_enclosed_fraction,
     sersic_log_norm,
 )
+from astrounsup.simulate.stars import STAGES, gaia_absolute_magnitudes, simulate_stars
 from astrounsup.simulate.survey import (
     ANOMALY_KINDS,
     NON_LENS_KINDS,
@@ -37,12 +40,16 @@ __all__ = [
     "ANOMALY_KINDS",
     "BANDS",
     "NON_LENS_KINDS",
+    "STAGES",
     "Band",
     "PixelGrid",
     "SIELens",
     "SimulatedSurvey",
+    "calibrate",
     "convolve_psf",
+    "expose",
     "flux_to_mag",
+    "gaia_absolute_magnitudes",
     "kernel_half_width",
     "lens_magnification",
     "mag_to_flux",
@@ -57,5 +64,6 @@ __all__ = [
     "shear_deflection",
     "sie_deflection",
     "simulate_lens_survey",
+    "simulate_stars",
     "solve_lens_equation",
 ]

@@ -79,8 +79,20 @@ def star_fluxes(rng, mag_r, bands):
 class Components:
     """Growing structure of arrays of components; ``finish`` sorts them by object."""
 
-    _fields = ("obj", "kind", "x0", "y0", "r_e", "n", "q", "phi", "width", "knots",
-               "knot_amp", "knot_phase")
+    _fields = (
+        "obj",
+        "kind",
+        "x0",
+        "y0",
+        "r_e",
+        "n",
+        "q",
+        "phi",
+        "width",
+        "knots",
+        "knot_amp",
+        "knot_phase",
+    )
 
     def __init__(self, n_bands):
         self.n_bands = n_bands
@@ -148,10 +160,17 @@ def add_disc_galaxies(comps, rng, objs, bands, x0, y0, mag_r=None):
     bulge = colour_fluxes(rng, np.full(m, 22.5), "bulge", bands) * (f_tot * bt)[:, None]
     comps.add(objs, SERSIC, disc, x0=x0, y0=y0, r_e=r_d, n=1.0, q=q_d, phi=phi)
     keep = bt > 0.02
-    comps.add(objs[keep], SERSIC, bulge[keep], x0=np.broadcast_to(x0, m)[keep],
-              y0=np.broadcast_to(y0, m)[keep], r_e=(r_d * rng.uniform(0.15, 0.35, m))[keep],
-              n=rng.uniform(2.5, 4.5, m)[keep], q=rng.uniform(0.7, 1.0, m)[keep],
-              phi=phi[keep])
+    comps.add(
+        objs[keep],
+        SERSIC,
+        bulge[keep],
+        x0=np.broadcast_to(x0, m)[keep],
+        y0=np.broadcast_to(y0, m)[keep],
+        r_e=(r_d * rng.uniform(0.15, 0.35, m))[keep],
+        n=rng.uniform(2.5, 4.5, m)[keep],
+        q=rng.uniform(0.7, 1.0, m)[keep],
+        phi=phi[keep],
+    )
 
 
 def draw_lenses(rng, m):

@@ -151,8 +151,7 @@ def bleed_columns(electrons, full_well):
             for side in (column[rows.max() + 1 :], column[: rows.min()][::-1]):
                 room = np.cumsum(full_well - side)
                 share = excess / 2
-                filled = np.clip(share - np.concatenate([[0.0], room[:-1]]), 0.0,
-                                 full_well - side)
+                filled = np.clip(share - np.concatenate([[0.0], room[:-1]]), 0.0, full_well - side)
                 side += filled
     return flat.reshape(*lead, ny, nx)
 

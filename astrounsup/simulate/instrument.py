@@ -21,7 +21,9 @@ import torch
 __all__ = [
     "BANDS",
     "Band",
+    "calibrate",
     "convolve_psf",
+    "expose",
     "flux_to_mag",
     "kernel_half_width",
     "mag_to_flux",
@@ -137,11 +139,20 @@ def _check_fwhm(fwhm, pixel_scale):
 
 def kernel_half_width(max_fwhm, pixel_scale, *, radius_fwhm=3.0):
     """Half-width in pixels of a PSF kernel reaching ``radius_fwhm`` FWHMs from its centre."""
-    return int(math.ceil(radius_fwhm * max_fwhm / pixel_scale))
+    return math.ceil(radius_fwhm * max_fwhm / pixel_scale)
 
 
-def moffat_kernel(fwhm, *, pixel_scale, beta=3.5, half_width=None, radius_fwhm=3.0,
-                  oversample=3, device=None, dtype=torch.float32):
+def moffat_kernel(
+    fwhm,
+    *,
+    pixel_scale,
+    beta=3.5,
+    half_width=None,
+    radius_fwhm=3.0,
+    oversample=3,
+    device=None,
+    dtype=torch.float32,
+):
     """Pixel-integrated Moffat PSF kernels that sum to 1.
 
     Each kernel is truncated at ``radius_fwhm`` times its own FWHM (where a ``beta = 3.5``
@@ -257,3 +268,51 @@ def convolve_psf(images, kernels):
     padded = torch.roll(padded, shifts=(-half, -half), dims=(-2, -1))
     spec = torch.fft.rfft2(images) * torch.fft.rfft2(padded)
     return torch.fft.irfft2(spec, s=(h, w))
+
+
+def expose(model, *, sky_electrons, electrons_per_nmgy, read_noise, poisson_rng, read_rng):
+    """Observe a noise-free model: electrons with Poisson and read noise.
+
+    Parameters
+    ----------
+    model : numpy.ndarray of shape (n, B, ny, nx)
+        Noise-free flux per pixel, nmgy (negative values, e.g. FFT ringing, count as 0).
+    sky_electrons : numpy.ndarray of shape (n, B)
+        Mean sky electrons per pixel of each cutout and band.
+    electrons_per_nmgy : numpy.ndarray of shape (B,)
+        Calibration of each band (includes the gain).
+    read_noise : numpy.ndarray of shape (B,)
+        Read noise per pixel, electrons.
+    poisson_rng, read_rng : numpy.random.Generator
+        Separate streams for the photon and the read noise.
+
+    Returns
+    -------
+    numpy.ndarray of shape (n, B, ny, nx), float64
+        Electrons per pixel, sky included.
+    """
+    expected = np.clip(model, 0.0, None) * np.asarray(electrons_per_nmgy)[None, :, None, None]
+    expected = expected + np.asarray(sky_electrons)[:, :, None, None]
+    electrons = poisson_rng.poisson(expected).astype(np.float64)
+    electrons += (
+        read_rng.standard_normal(electrons.shape) * np.asarray(read_noise)[None, :, None, None]
+    )
+    return electrons
+
+
+def calibrate(electrons, *, sky_electrons, electrons_per_nmgy):
+    """Subtract the known sky and convert electrons to nmgy, as float32.
+
+    Parameters
+    ----------
+    electrons : numpy.ndarray of shape (n, B, ny, nx)
+    sky_electrons : numpy.ndarray of shape (n, B)
+    electrons_per_nmgy : numpy.ndarray of shape (B,)
+
+    Returns
+    -------
+    numpy.ndarray of shape (n, B, ny, nx), float32
+    """
+    sky = np.asarray(sky_electrons)[:, :, None, None]
+    scale = np.asarray(electrons_per_nmgy)[None, :, None, None]
+    return ((electrons - sky) / scale).astype(np.float32)

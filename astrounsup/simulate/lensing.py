@@ -170,6 +170,8 @@ def ray_trace(x, y, *, theta_e, q, phi, gamma1, gamma2, x0, y0):
     beta_x, beta_y : torch.Tensor
         Source-plane positions, arcsec.
     """
+    x = _as_tensor(x)
+    y = _as_tensor(y, like=x)
     ax, ay = sie_deflection(x, y, theta_e=theta_e, q=q, phi=phi, x0=x0, y0=y0)
     sx, sy = shear_deflection(x, y, gamma1=gamma1, gamma2=gamma2, x0=x0, y0=y0)
     return x - ax - sx, y - ay - sy
@@ -213,8 +215,9 @@ def lens_magnification(lens, x, y):
     return 1.0 / (a11 * a22 - a12 * a21)
 
 
-def solve_lens_equation(lens, source_x, source_y, *, search_radius=None, grid_size=400,
-                        tol=1e-10, max_iter=50):
+def solve_lens_equation(
+    lens, source_x, source_y, *, search_radius=None, grid_size=400, tol=1e-10, max_iter=50
+):
     """Find the image positions of a point source.
 
     The image plane within ``search_radius`` of the lens is tiled with triangles; every

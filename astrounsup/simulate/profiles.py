@@ -200,8 +200,9 @@ def _sersic_sb(radius2, *, r_e, n, log_amp, b):
     return torch.exp(log_amp[:, None, None] - b[:, None, None] * torch.pow(scaled, inv_2n))
 
 
-def render_sersic(grid, *, x0, y0, r_e, n, q, phi, flux=None, source_x=None, source_y=None,
-                  cusp_refine=True):
+def render_sersic(
+    grid, *, x0, y0, r_e, n, q, phi, flux=None, source_x=None, source_y=None, cusp_refine=True
+):
     """Render elliptical Sérsic profiles into pixel fluxes.
 
     Parameters
@@ -304,8 +305,11 @@ def _refine_centres(image, grid, x0, y0, r_e, n, q, phi, log_amp, b):
     block = sb.reshape(k, _REFINE_PIXELS, _REFINE_SUB, _REFINE_PIXELS, _REFINE_SUB)
     block = block.mean(dim=(2, 4)) * grid.pixel_area
     image = image.clone()
-    rows = row[idx][:, None, None] + torch.arange(-half, half + 1, device=image.device)[None, :, None]
-    cols = col[idx][:, None, None] + torch.arange(-half, half + 1, device=image.device)[None, None, :]
+    rows = (
+        row[idx][:, None, None] + torch.arange(-half, half + 1, device=image.device)[None, :, None]
+    )
+    cols = (
+        col[idx][:, None, None] + torch.arange(-half, half + 1, device=image.device)[None, None, :]
+    )
     image[idx[:, None, None], rows, cols] = block
     return image
-

@@ -157,7 +157,7 @@ def simulate_stars(n, *, g_limit=20.0, max_distance=2000.0, spectra=False, seed=
     Examples
     --------
     >>> stars = simulate_stars(500, seed=2)
-    >>> sorted(set(stars["stage"]))
+    >>> sorted(set(stars["stage"].tolist()))
     ['binary', 'main_sequence', 'red_giant', 'subgiant', 'white_dwarf']
     """
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
@@ -199,8 +199,11 @@ def simulate_stars(n, *, g_limit=20.0, max_distance=2000.0, spectra=False, seed=
     mass[rg] = rng.uniform(0.9, 2.0, k)
     clump = rng.uniform(size=k) < 0.35
     log_l = np.where(clump, rng.normal(1.7, 0.05, k), 0.8 + 2.0 * rng.uniform(size=k) ** 2)
-    log_t = np.where(clump, np.log10(rng.normal(4700.0, 80.0, k)),
-                     np.log10(4900.0) - 0.065 * (log_l - 0.8) + rng.normal(0.0, 0.005, k))
+    log_t = np.where(
+        clump,
+        np.log10(rng.normal(4700.0, 80.0, k)),
+        np.log10(4900.0) - 0.065 * (log_l - 0.8) + rng.normal(0.0, 0.005, k),
+    )
     lum[rg] = 10**log_l
     teff[rg] = 10**log_t
 
@@ -260,20 +263,21 @@ def simulate_stars(n, *, g_limit=20.0, max_distance=2000.0, spectra=False, seed=
     table["bp_rp_true"] = (absmag["BP"] - absmag["RP"]) * u.mag
     if spectra:
         wave = np.linspace(330.0, 1050.0, 61)
-        table["spectrum"] = _spectra(rng, wave, teff, radius, lum_seen / lum, dist, a_v,
-                                     obs["G"])
+        table["spectrum"] = _spectra(rng, wave, teff, radius, lum_seen / lum, dist, a_v, obs["G"])
         table.meta["spectrum_wavelength_nm"] = wave.tolist()
     from astrounsup import __version__
 
-    table.meta.update({
-        "generator": "astrounsup.simulate.simulate_stars",
-        "astrounsup_version": __version__,
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "seed": str(ss.entropy),
-        "n": n,
-        "g_limit": g_limit,
-        "max_distance_pc": max_distance,
-    })
+    table.meta.update(
+        {
+            "generator": "astrounsup.simulate.simulate_stars",
+            "astrounsup_version": __version__,
+            "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "seed": str(ss.entropy),
+            "n": n,
+            "g_limit": g_limit,
+            "max_distance_pc": max_distance,
+        }
+    )
     return table
 
 

@@ -22,10 +22,11 @@ from astrounsup.simulate.artefacts import (
 )
 from astrounsup.simulate.instrument import (
     BANDS,
+    calibrate,
     convolve_psf,
+    expose,
     flux_to_mag,
     kernel_half_width,
-    mag_to_flux,
     moffat_kernel,
     render_moffat,
 )
@@ -131,8 +132,11 @@ def _check_args(n, bands, size, pixel_scale, lens_fraction, anomaly_fraction, na
             f"got {size!r}"
         )
         raise ValueError(msg)
-    for name, value in (("lens_fraction", lens_fraction), ("anomaly_fraction", anomaly_fraction),
-                        ("nan_fraction", nan_fraction)):
+    for name, value in (
+        ("lens_fraction", lens_fraction),
+        ("anomaly_fraction", anomaly_fraction),
+        ("nan_fraction", nan_fraction),
+    ):
         if not (isinstance(value, (int, float)) and 0.0 <= value <= 1.0):
             msg = f"{name} must be in [0, 1]; got {value!r}"
             raise ValueError(msg)
@@ -185,21 +189,39 @@ def _draw_scene(rng, kinds, bands, size, pixel_scale):
     """Components, lens parameters and artefact draws for every object."""
     n, nb = kinds.size, len(bands)
     comps = sc.Components(nb)
-    lens = {k: np.full(n, np.nan) for k in
-            ("theta_e", "q", "phi", "gamma1", "gamma2", "source_x", "source_y")}
+    lens = {
+        k: np.full(n, np.nan)
+        for k in ("theta_e", "q", "phi", "gamma1", "gamma2", "source_x", "source_y")
+    }
     source_flux = np.full((n, nb), np.nan)
     jitter = rng.normal(0.0, 0.1, (2, n))  # detection centring error, arcsec
 
     idx = np.nonzero(kinds == "lens")[0]
     if idx.size:
         d = sc.draw_lenses(rng, idx.size)
-        comps.add(idx, sc.SERSIC, sc.colour_fluxes(rng, d["mag_r"], "red", bands),
-                  x0=jitter[0, idx], y0=jitter[1, idx], r_e=d["r_e"], n=d["n"], q=d["q"],
-                  phi=d["phi"])
+        comps.add(
+            idx,
+            sc.SERSIC,
+            sc.colour_fluxes(rng, d["mag_r"], "red", bands),
+            x0=jitter[0, idx],
+            y0=jitter[1, idx],
+            r_e=d["r_e"],
+            n=d["n"],
+            q=d["q"],
+            phi=d["phi"],
+        )
         source_flux[idx] = sc.colour_fluxes(rng, d["source_mag_r"], "blue", bands)
-        comps.add(idx, sc.LENSED, source_flux[idx], x0=d["source_x"] + jitter[0, idx],
-                  y0=d["source_y"] + jitter[1, idx], r_e=d["source_r_e"], n=d["source_n"],
-                  q=d["source_q"], phi=d["source_phi"])
+        comps.add(
+            idx,
+            sc.LENSED,
+            source_flux[idx],
+            x0=d["source_x"] + jitter[0, idx],
+            y0=d["source_y"] + jitter[1, idx],
+            r_e=d["source_r_e"],
+            n=d["source_n"],
+            q=d["source_q"],
+            phi=d["source_phi"],
+        )
         lens["theta_e"][idx] = d["theta_e"]
         lens["q"][idx] = d["q_mass"]
         lens["phi"][idx] = d["phi_mass"]
@@ -222,23 +244,43 @@ def _draw_scene(rng, kinds, bands, size, pixel_scale):
         _add_pairs(comps, rng, idx, bands, jitter[:, idx])
 
     idx = np.nonzero(kinds == "star")[0]
-    comps.add(idx, sc.POINT, sc.star_fluxes(rng, rng.uniform(16.5, 21.5, idx.size), bands),
-              x0=jitter[0, idx], y0=jitter[1, idx])
+    comps.add(
+        idx,
+        sc.POINT,
+        sc.star_fluxes(rng, rng.uniform(16.5, 21.5, idx.size), bands),
+        x0=jitter[0, idx],
+        y0=jitter[1, idx],
+    )
 
     idx = np.nonzero(kinds == "ring_galaxy")[0]
     if idx.size:
         m = idx.size
         ring_mag = rng.uniform(18.5, 20.5, m)
-        comps.add(idx, sc.RING, sc.colour_fluxes(rng, ring_mag, "blue", bands),
-                  x0=jitter[0, idx], y0=jitter[1, idx], r_e=rng.uniform(1.5, 4.0, m),
-                  width=rng.uniform(0.15, 0.4, m), q=rng.uniform(0.5, 1.0, m),
-                  phi=rng.uniform(0, np.pi, m), knots=rng.integers(3, 9, m),
-                  knot_amp=rng.uniform(0.3, 0.9, m), knot_phase=rng.uniform(0, 2 * np.pi, m))
-        comps.add(idx, sc.SERSIC,
-                  sc.colour_fluxes(rng, ring_mag + rng.uniform(0.5, 2.0, m), "red", bands),
-                  x0=jitter[0, idx], y0=jitter[1, idx], r_e=rng.uniform(0.3, 0.8, m),
-                  n=rng.uniform(1.5, 4.0, m), q=rng.uniform(0.7, 1.0, m),
-                  phi=rng.uniform(0, np.pi, m))
+        comps.add(
+            idx,
+            sc.RING,
+            sc.colour_fluxes(rng, ring_mag, "blue", bands),
+            x0=jitter[0, idx],
+            y0=jitter[1, idx],
+            r_e=rng.uniform(1.5, 4.0, m),
+            width=rng.uniform(0.15, 0.4, m),
+            q=rng.uniform(0.5, 1.0, m),
+            phi=rng.uniform(0, np.pi, m),
+            knots=rng.integers(3, 9, m),
+            knot_amp=rng.uniform(0.3, 0.9, m),
+            knot_phase=rng.uniform(0, 2 * np.pi, m),
+        )
+        comps.add(
+            idx,
+            sc.SERSIC,
+            sc.colour_fluxes(rng, ring_mag + rng.uniform(0.5, 2.0, m), "red", bands),
+            x0=jitter[0, idx],
+            y0=jitter[1, idx],
+            r_e=rng.uniform(0.3, 0.8, m),
+            n=rng.uniform(1.5, 4.0, m),
+            q=rng.uniform(0.7, 1.0, m),
+            phi=rng.uniform(0, np.pi, m),
+        )
 
     artefacts = _draw_artefacts(rng, kinds, bands, size, pixel_scale, comps)
     return comps.finish(), lens, source_flux, artefacts
@@ -255,16 +297,29 @@ def _add_pairs(comps, rng, idx, bands, jitter):
     sep = np.where(arc_like, rng.uniform(1.0, 2.8, m), rng.uniform(1.5, 5.0, m))
     cx, cy = jitter[0] + sep * np.cos(ang), jitter[1] + sep * np.sin(ang)
     a = np.nonzero(arc_like)[0]
-    comps.add(idx[a], sc.SERSIC,
-              sc.colour_fluxes(rng, rng.uniform(20.5, 22.5, a.size), "blue", bands),
-              x0=cx[a], y0=cy[a], r_e=rng.uniform(0.2, 0.6, a.size), n=1.0,
-              q=rng.uniform(0.15, 0.4, a.size), phi=ang[a] + np.pi / 2)
+    comps.add(
+        idx[a],
+        sc.SERSIC,
+        sc.colour_fluxes(rng, rng.uniform(20.5, 22.5, a.size), "blue", bands),
+        x0=cx[a],
+        y0=cy[a],
+        r_e=rng.uniform(0.2, 0.6, a.size),
+        n=1.0,
+        q=rng.uniform(0.15, 0.4, a.size),
+        phi=ang[a] + np.pi / 2,
+    )
     o = np.nonzero(~arc_like)[0]
     comps_red = rng.uniform(size=o.size) < 0.5
-    sc.add_red_galaxies(comps, rng, idx[o[comps_red]], bands, cx[o[comps_red]],
-                        cy[o[comps_red]])
-    sc.add_disc_galaxies(comps, rng, idx[o[~comps_red]], bands, cx[o[~comps_red]],
-                         cy[o[~comps_red]], mag_r=rng.uniform(19.0, 22.0, int((~comps_red).sum())))
+    sc.add_red_galaxies(comps, rng, idx[o[comps_red]], bands, cx[o[comps_red]], cy[o[comps_red]])
+    sc.add_disc_galaxies(
+        comps,
+        rng,
+        idx[o[~comps_red]],
+        bands,
+        cx[o[~comps_red]],
+        cy[o[~comps_red]],
+        mag_r=rng.uniform(19.0, 22.0, int((~comps_red).sum())),
+    )
 
 
 def _draw_artefacts(rng, kinds, bands, size, pixel_scale, comps):
@@ -277,25 +332,46 @@ def _draw_artefacts(rng, kinds, bands, size, pixel_scale, comps):
     for i in np.nonzero(np.isin(kinds, ANOMALY_KINDS))[0]:
         kind = kinds[i]
         if kind == "satellite_trail":
-            out[i] = {"angle": rng.uniform(0, np.pi), "offset": rng.uniform(-0.7, 0.7) * half,
-                      "fwhm": rng.uniform(0.8, 2.0),
-                      "peak": rng.uniform(3.0, 30.0) * sig[0] * solar[i] / solar[i, 0]}
+            out[i] = {
+                "angle": rng.uniform(0, np.pi),
+                "offset": rng.uniform(-0.7, 0.7) * half,
+                "fwhm": rng.uniform(0.8, 2.0),
+                "peak": rng.uniform(3.0, 30.0) * sig[0] * solar[i] / solar[i, 0],
+            }
         elif kind == "ghost":
             r_in = rng.uniform(2.0, 8.0)
-            out[i] = {"x0": rng.uniform(-half, half), "y0": rng.uniform(-half, half),
-                      "r_in": r_in, "r_out": r_in + rng.uniform(1.0, 4.0),
-                      "softness": 0.3, "level": rng.uniform(0.7, 3.0) * sig}
+            out[i] = {
+                "x0": rng.uniform(-half, half),
+                "y0": rng.uniform(-half, half),
+                "r_in": r_in,
+                "r_out": r_in + rng.uniform(1.0, 4.0),
+                "softness": 0.3,
+                "level": rng.uniform(0.7, 3.0) * sig,
+            }
         elif kind == "cosmic_ray":
             hits = int(rng.integers(1, 5))
-            out[i] = {"band": int(rng.integers(len(bands))), "hits": [
-                {"row": rng.uniform(0, size - 1), "col": rng.uniform(0, size - 1),
-                 "angle": rng.uniform(0, np.pi), "length": rng.uniform(0.0, 6.0),
-                 "deposit": rng.uniform(1.0e3, 2.0e4)} for _ in range(hits)]}
+            out[i] = {
+                "band": int(rng.integers(len(bands))),
+                "hits": [
+                    {
+                        "row": rng.uniform(0, size - 1),
+                        "col": rng.uniform(0, size - 1),
+                        "angle": rng.uniform(0, np.pi),
+                        "length": rng.uniform(0.0, 6.0),
+                        "deposit": rng.uniform(1.0e3, 2.0e4),
+                    }
+                    for _ in range(hits)
+                ],
+            }
         elif kind == "bleed_trail":
             x0, y0 = rng.uniform(-0.7, 0.7, 2) * half
-            comps.add(np.array([i]), sc.POINT,
-                      sc.star_fluxes(rng, np.array([rng.uniform(12.5, 14.5)]), bands),
-                      x0=x0, y0=y0)
+            comps.add(
+                np.array([i]),
+                sc.POINT,
+                sc.star_fluxes(rng, np.array([rng.uniform(12.5, 14.5)]), bands),
+                x0=x0,
+                y0=y0,
+            )
             out[i] = {}
     return out
 
@@ -307,12 +383,17 @@ def _draw_nan(rng, n, nb, size, nan_fraction):
         mask = np.zeros((nb, size, size), dtype=bool)
         which = slice(None) if rng.uniform() < 0.5 else int(rng.integers(nb))
         if rng.uniform() < 0.6:
-            m2 = nan_blob((size, size), row=rng.uniform(0, size - 1),
-                          col=rng.uniform(0, size - 1), radius=rng.uniform(1.0, 4.0))
+            m2 = nan_blob(
+                (size, size),
+                row=rng.uniform(0, size - 1),
+                col=rng.uniform(0, size - 1),
+                radius=rng.uniform(1.0, 4.0),
+            )
         else:
             start = int(rng.integers(0, size // 2)) if rng.uniform() < 0.5 else 0
-            m2 = bad_column((size, size), col=int(rng.integers(size)), row_start=start,
-                            row_stop=size)
+            m2 = bad_column(
+                (size, size), col=int(rng.integers(size)), row_start=start, row_stop=size
+            )
         mask[which] |= m2
         out[i] = mask
     return out
@@ -320,8 +401,10 @@ def _draw_nan(rng, n, nb, size, nan_fraction):
 
 def _render_ring(grid, c):
     """Knotty elliptical rings of unit flux, (C, G, G)."""
-    t = {k: torch.as_tensor(c[k], dtype=grid.x.dtype, device=grid.x.device)
-         for k in ("x0", "y0", "r_e", "width", "q", "phi", "knots", "knot_amp", "knot_phase")}
+    t = {
+        k: torch.as_tensor(c[k], dtype=grid.x.dtype, device=grid.x.device)
+        for k in ("x0", "y0", "r_e", "width", "q", "phi", "knots", "knot_amp", "knot_phase")
+    }
     cos, sin = torch.cos(t["phi"])[:, None, None], torch.sin(t["phi"])[:, None, None]
     dx = grid.x[None, None, :] - t["x0"][:, None, None]
     dy = grid.y[None, :, None] - t["y0"][:, None, None]
@@ -342,8 +425,9 @@ def _render_batch(lo, hi, comps, lens, fwhm, size, pixel_scale, device):
     m, nb = hi - lo, fwhm.shape[1]
     # The margin rendered around the cutout holds the light the PSF spreads into it.
     pad = kernel_half_width(float(fwhm[lo:hi].max()), pixel_scale)
-    grid = PixelGrid(size + 2 * pad, pixel_scale=pixel_scale, oversample=_OVERSAMPLE,
-                     device=device)
+    grid = PixelGrid(
+        size + 2 * pad, pixel_scale=pixel_scale, oversample=_OVERSAMPLE, device=device
+    )
     dev, dt = grid.x.device, grid.x.dtype
     g = grid.size
     a, b = np.searchsorted(comps["obj"], [lo, hi])
@@ -360,8 +444,15 @@ def _render_batch(lo, hi, comps, lens, fwhm, size, pixel_scale, device):
 
     sel = np.nonzero(c["kind"] == sc.SERSIC)[0]
     if sel.size:
-        imgs = render_sersic(grid, x0=c["x0"][sel], y0=c["y0"][sel], r_e=c["r_e"][sel],
-                             n=c["n"][sel], q=c["q"][sel], phi=c["phi"][sel])
+        imgs = render_sersic(
+            grid,
+            x0=c["x0"][sel],
+            y0=c["y0"][sel],
+            r_e=c["r_e"][sel],
+            n=c["n"][sel],
+            q=c["q"][sel],
+            phi=c["phi"][sel],
+        )
         scatter(sel, imgs)
     sel = np.nonzero(c["kind"] == sc.LENSED)[0]
     if sel.size:
@@ -373,12 +464,28 @@ def _render_batch(lo, hi, comps, lens, fwhm, size, pixel_scale, device):
         # The lens is centred on its light, which sits at the source offset's origin.
         x0 = torch.as_tensor(c["x0"][sel] - lens["source_x"][obj], dtype=dt, device=dev)
         y0 = torch.as_tensor(c["y0"][sel] - lens["source_y"][obj], dtype=dt, device=dev)
-        bx, by = ray_trace(grid.x[None, None, :], grid.y[None, :, None], theta_e=p("theta_e"),
-                           q=p("q"), phi=p("phi"), gamma1=p("gamma1"), gamma2=p("gamma2"),
-                           x0=x0[:, None, None], y0=y0[:, None, None])
-        imgs = render_sersic(grid, x0=c["x0"][sel], y0=c["y0"][sel], r_e=c["r_e"][sel],
-                             n=c["n"][sel], q=c["q"][sel], phi=c["phi"][sel], source_x=bx,
-                             source_y=by)
+        bx, by = ray_trace(
+            grid.x[None, None, :],
+            grid.y[None, :, None],
+            theta_e=p("theta_e"),
+            q=p("q"),
+            phi=p("phi"),
+            gamma1=p("gamma1"),
+            gamma2=p("gamma2"),
+            x0=x0[:, None, None],
+            y0=y0[:, None, None],
+        )
+        imgs = render_sersic(
+            grid,
+            x0=c["x0"][sel],
+            y0=c["y0"][sel],
+            r_e=c["r_e"][sel],
+            n=c["n"][sel],
+            q=c["q"][sel],
+            phi=c["phi"][sel],
+            source_x=bx,
+            source_y=by,
+        )
         # A unit-flux source: the lensed image's total flux is the magnification.
         magnification[obj - lo] = imgs.sum(dim=(-2, -1)).double().cpu().numpy()
         scatter(sel, imgs)
@@ -387,22 +494,38 @@ def _render_batch(lo, hi, comps, lens, fwhm, size, pixel_scale, device):
         scatter(sel, _render_ring(grid, {k: v[sel] for k, v in c.items()}))
 
     fwhm_t = torch.as_tensor(fwhm[lo:hi], dtype=dt, device=dev)
-    kernels = moffat_kernel(fwhm[lo:hi], pixel_scale=grid.pixel_scale, beta=_PSF_BETA,
-                            device=dev, dtype=dt)
+    kernels = moffat_kernel(
+        fwhm[lo:hi], pixel_scale=grid.pixel_scale, beta=_PSF_BETA, device=dev, dtype=dt
+    )
     model = convolve_psf(extended, kernels)
     sel = np.nonzero(c["kind"] == sc.POINT)[0]
     if sel.size:
         sel_t = torch.as_tensor(sel, device=dev)
-        pts = render_moffat(grid, x0=torch.as_tensor(c["x0"][sel], dtype=dt, device=dev),
-                            y0=torch.as_tensor(c["y0"][sel], dtype=dt, device=dev),
-                            fwhm=fwhm_t[local[sel_t]], flux=flux[sel_t], beta=_PSF_BETA)
+        pts = render_moffat(
+            grid,
+            x0=torch.as_tensor(c["x0"][sel], dtype=dt, device=dev),
+            y0=torch.as_tensor(c["y0"][sel], dtype=dt, device=dev),
+            fwhm=fwhm_t[local[sel_t]],
+            flux=flux[sel_t],
+            beta=_PSF_BETA,
+        )
         model.index_add_(0, local[sel_t], pts)
     return model[..., pad : pad + size, pad : pad + size], magnification
 
 
-def simulate_lens_survey(n, *, bands=("g", "r", "i"), size=64, pixel_scale=0.263,
-                         lens_fraction=0.5, anomaly_fraction=0.01, nan_fraction=0.02,
-                         seed=None, device=None, progress=False):
+def simulate_lens_survey(
+    n,
+    *,
+    bands=("g", "r", "i"),
+    size=64,
+    pixel_scale=0.263,
+    lens_fraction=0.5,
+    anomaly_fraction=0.01,
+    nan_fraction=0.02,
+    seed=None,
+    device=None,
+    progress=False,
+):
     """Simulate a multi-band survey of cutouts of lenses, non-lenses and anomalies.
 
     Lenses are singular isothermal ellipsoids with external shear (Einstein radii
@@ -458,8 +581,7 @@ def simulate_lens_survey(n, *, bands=("g", "r", "i"), size=64, pixel_scale=0.263
     >>> int(survey.table["is_lens"].sum())
     10
     """
-    bands = _check_args(n, bands, size, pixel_scale, lens_fraction, anomaly_fraction,
-                        nan_fraction)
+    bands = _check_args(n, bands, size, pixel_scale, lens_fraction, anomaly_fraction, nan_fraction)
     ss = _seed_sequence(seed)
     rng_kind, rng_scene, rng_obs, rng_poisson, rng_read, rng_nan = (
         np.random.default_rng(s) for s in ss.spawn(6)
@@ -504,22 +626,46 @@ def simulate_lens_survey(n, *, bands=("g", "r", "i"), size=64, pixel_scale=0.263
             for i, art in artefacts.items():
                 if lo <= i < hi:
                     model[i - lo] += _light_artefact(kinds[i], art, size, pixel_scale)
-            expected = np.clip(model, 0.0, None) * e_per_nmgy[None, :, None, None]
-            expected += sky_e[lo:hi, :, None, None]
-            electrons = rng_poisson.poisson(expected).astype(np.float64)
-            electrons += rng_read.standard_normal(electrons.shape) * read_noise[None, :, None, None]
+            electrons = expose(
+                model,
+                sky_electrons=sky_e[lo:hi],
+                electrons_per_nmgy=e_per_nmgy,
+                read_noise=read_noise,
+                poisson_rng=rng_poisson,
+                read_rng=rng_read,
+            )
             for i, art in artefacts.items():
                 if lo <= i < hi:
-                    electrons[i - lo] = _detector_artefact(kinds[i], art, electrons[i - lo],
-                                                           band_objs)
-            calibrated = (electrons - sky_e[lo:hi, :, None, None]) / e_per_nmgy[None, :, None, None]
-            images[lo:hi] = calibrated
+                    electrons[i - lo] = _detector_artefact(
+                        kinds[i], art, electrons[i - lo], band_objs
+                    )
+            images[lo:hi] = calibrate(
+                electrons, sky_electrons=sky_e[lo:hi], electrons_per_nmgy=e_per_nmgy
+            )
     for i, mask in nan_masks.items():
         images[i][mask] = np.nan
-    table = _truth_table(kinds, ra, dec, bands, fwhm, noise_sigma, comps, lens, source_flux,
-                         magnification, images, ss, locals_=dict(
-                             n=n, size=size, pixel_scale=pixel_scale, lens_fraction=lens_fraction,
-                             anomaly_fraction=anomaly_fraction, nan_fraction=nan_fraction))
+    table = _truth_table(
+        kinds,
+        ra,
+        dec,
+        bands,
+        fwhm,
+        noise_sigma,
+        comps,
+        lens,
+        source_flux,
+        magnification,
+        images,
+        ss,
+        locals_=dict(
+            n=n,
+            size=size,
+            pixel_scale=pixel_scale,
+            lens_fraction=lens_fraction,
+            anomaly_fraction=anomaly_fraction,
+            nan_fraction=nan_fraction,
+        ),
+    )
     return SimulatedSurvey(images=images, table=table, bands=bands, pixel_scale=pixel_scale)
 
 
@@ -541,8 +687,21 @@ def _detector_artefact(kind, art, electrons, band_objs):
     return electrons
 
 
-def _truth_table(kinds, ra, dec, bands, fwhm, noise_sigma, comps, lens, source_flux,
-                 magnification, images, ss, locals_):
+def _truth_table(
+    kinds,
+    ra,
+    dec,
+    bands,
+    fwhm,
+    noise_sigma,
+    comps,
+    lens,
+    source_flux,
+    magnification,
+    images,
+    ss,
+    locals_,
+):
     n = kinds.size
     is_lens = kinds == "lens"
     # Total astrophysical flux of each object: lensed sources count magnified.

@@ -1,0 +1,31 @@
+"""Seeded synthetic fixtures shared by the test suite, and the opt-in markers."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from astrounsup.simulate import simulate_lens_survey
+
+
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "needs_cuda" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def small_survey():
+    """60 cutouts with every kind of object, NaNs and anomalies over-represented."""
+    return simulate_lens_survey(60, seed=11, anomaly_fraction=0.1, nan_fraction=0.1)
+
+
+@pytest.fixture(scope="session")
+def star_survey():
+    """A survey rich in isolated stars, for photometry and noise checks."""
+    return simulate_lens_survey(
+        240, seed=5, lens_fraction=0.0, anomaly_fraction=0.0, nan_fraction=0.0
+    )

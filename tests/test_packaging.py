@@ -1,0 +1,73 @@
+"""The repository keeps its promises: README commands, CI, public API hygiene."""
+
+import importlib
+import pkgutil
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import astrounsup
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _readme_commands():
+    text = (ROOT / "README.md").read_text()
+    return re.findall(r"```bash\n(python3 -m venv[^\n]*)\n```", text)
+
+
+class TestReadme:
+    def test_two_setup_commands(self):
+        commands = _readme_commands()
+        assert len(commands) == 2
+        assert commands[0].endswith("pipelines/synthetic_survey.py")
+        assert commands[1].endswith("-m pytest")
+
+    def test_ci_runs_exactly_the_readme_test_command(self):
+        ci = (ROOT / ".ci" / "run").read_text().strip().splitlines()
+        assert ci[-1] == _readme_commands()[1]
+
+    def test_constraints_pin_torch(self):
+        pins = (ROOT / "constraints.txt").read_text()
+        assert re.search(r"^torch==2\.13\.0$", pins, re.MULTILINE)
+
+
+def _isort_key(name):
+    """The order ruff (RUF022) keeps: CONSTANTS, then Classes, then functions."""
+    return (0 if name.isupper() else 1 if name[0].isupper() else 2, name)
+
+
+def _public_modules():
+    for info in pkgutil.walk_packages(astrounsup.__path__, "astrounsup."):
+        name = info.name
+        if any(part.startswith("_") for part in name.split(".")[1:]) or name.endswith("cli"):
+            continue
+        yield name
+
+
+@pytest.mark.parametrize("name", sorted(_public_modules()))
+def test_public_modules_declare_sorted_all(name):
+    module = importlib.import_module(name)
+    assert hasattr(module, "__all__"), f"{name} has no __all__"
+    assert list(module.__all__) == sorted(module.__all__, key=_isort_key), (
+        f"{name}.__all__ is not sorted"
+    )
+    for attr in module.__all__:
+        assert hasattr(module, attr), f"{name}.__all__ names missing {attr}"
+
+
+def test_py_typed_shipped():
+    assert (Path(astrounsup.__file__).parent / "py.typed").exists()
+
+
+def test_console_script_runs():
+    out = subprocess.run(
+        [sys.executable, "-m", "astrounsup", "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.startswith("astrounsup ")
