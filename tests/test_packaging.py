@@ -71,3 +71,12 @@ def test_console_script_runs():
         check=True,
     )
     assert out.stdout.startswith("astrounsup ")
+
+
+def test_readme_python_example_runs(tmp_path, monkeypatch, capsys):
+    text = (ROOT / "README.md").read_text()
+    (example,) = re.findall(r"```python\n(.*?)```", text, re.DOTALL)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(example, "README.md", "exec"), {})
+    assert "200 cutouts" in capsys.readouterr().out
+    assert (tmp_path / "survey.h5").exists()

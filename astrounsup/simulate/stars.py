@@ -22,6 +22,8 @@ import astropy.units as u
 import numpy as np
 from astropy.table import QTable
 
+from astrounsup.simulate._random import seed_sequence
+
 __all__ = ["STAGES", "gaia_absolute_magnitudes", "simulate_stars"]
 
 #: Evolutionary stages and their shares of the population.
@@ -169,9 +171,7 @@ def simulate_stars(n, *, g_limit=20.0, max_distance=2000.0, spectra=False, seed=
     if not isinstance(g_limit, (int, float)):
         msg = f"g_limit must be a number (Gaia G magnitude); got {g_limit!r}"
         raise ValueError(msg)
-    from astrounsup.simulate.survey import _seed_sequence
-
-    ss = _seed_sequence(seed)
+    ss = seed_sequence(seed)
     rng = np.random.default_rng(ss)
     stage = _draw_stages(rng, n)
     mass = np.empty(n)

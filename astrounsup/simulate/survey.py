@@ -12,6 +12,7 @@ import torch
 from astropy.table import QTable
 
 from astrounsup.simulate import _scene as sc
+from astrounsup.simulate._random import seed_sequence
 from astrounsup.simulate.artefacts import (
     bad_column,
     bleed_columns,
@@ -147,17 +148,6 @@ def _check_args(n, bands, size, pixel_scale, lens_fraction, anomaly_fraction, na
         )
         raise ValueError(msg)
     return bands
-
-
-def _seed_sequence(seed):
-    if isinstance(seed, np.random.SeedSequence):
-        return seed
-    if seed is None:
-        return np.random.SeedSequence()
-    if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and seed >= 0:
-        return np.random.SeedSequence(int(seed))
-    msg = f"seed must be a non-negative integer, a numpy SeedSequence or None; got {seed!r}"
-    raise TypeError(msg)
 
 
 def _assign_kinds(rng, n, lens_fraction, anomaly_fraction):
@@ -582,7 +572,7 @@ def simulate_lens_survey(
     10
     """
     bands = _check_args(n, bands, size, pixel_scale, lens_fraction, anomaly_fraction, nan_fraction)
-    ss = _seed_sequence(seed)
+    ss = seed_sequence(seed)
     rng_kind, rng_scene, rng_obs, rng_poisson, rng_read, rng_nan = (
         np.random.default_rng(s) for s in ss.spawn(6)
     )
@@ -657,7 +647,7 @@ def simulate_lens_survey(
         magnification,
         images,
         ss,
-        locals_=dict(
+        call_args=dict(
             n=n,
             size=size,
             pixel_scale=pixel_scale,
@@ -700,7 +690,7 @@ def _truth_table(
     magnification,
     images,
     ss,
-    locals_,
+    call_args,
 ):
     n = kinds.size
     is_lens = kinds == "lens"
@@ -739,14 +729,14 @@ def _truth_table(
             "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "seed": str(entropy),
             "bands": list(bands),
-            "pixel_scale_arcsec": locals_["pixel_scale"],
+            "pixel_scale_arcsec": call_args["pixel_scale"],
             "flux_unit": "nmgy",
             "psf_model": f"Moffat beta={_PSF_BETA}",
             "zeropoint_ab": {b: BANDS[b].zeropoint for b in bands},
             "gain_e_per_adu": {b: BANDS[b].gain for b in bands},
             "read_noise_e": {b: BANDS[b].read_noise for b in bands},
             "median_sky_mag_arcsec2": {b: BANDS[b].sky_mag for b in bands},
-            **{k: v for k, v in locals_.items() if k != "pixel_scale"},
+            **{k: v for k, v in call_args.items() if k != "pixel_scale"},
         }
     )
     return table
