@@ -118,9 +118,10 @@ def cosmic_ray_track(shape, *, row, col, angle, length, deposit):
 def bleed_columns(electrons, full_well):
     """Saturate pixels at ``full_well`` and bleed the excess charge along each column.
 
-    The charge above full well in a column spills, half up and half down, into the
-    nearest unsaturated pixels of that column, filling each to full well; charge that
-    reaches the edge of the cutout is lost, as it is to a real cutout.
+    In each column the span from the first to the last pixel above full well holds its charge
+    together: it fills to full well and the excess spills, half up and half down, into the
+    nearest pixels of that column, filling each to full well. Charge that reaches the edge of
+    the cutout is lost, as it is to a real cutout; otherwise charge is conserved.
 
     Parameters
     ----------
@@ -138,21 +139,24 @@ def bleed_columns(electrons, full_well):
     ny, nx = e.shape[-2:]
     flat = e.reshape(-1, ny, nx)
     for img in flat:
-        over = img > full_well
-        for col in np.nonzero(over.any(axis=0))[0]:
+        for col in np.nonzero((img > full_well).any(axis=0))[0]:
             column = img[:, col]
             rows = np.nonzero(column > full_well)[0]
-            excess = np.sum(column[rows] - full_well)
-            column[rows.min() : rows.max() + 1] = np.maximum(
-                column[rows.min() : rows.max() + 1], full_well
-            )
-            column[column > full_well] = full_well
-            # Fill outward from the saturated run, each side receiving half the excess.
-            for side in (column[rows.max() + 1 :], column[: rows.min()][::-1]):
+            run = slice(rows.min(), rows.max() + 1)
+            # The saturated run (with any gaps inside it) is one reservoir of charge.
+            total = column[run].sum()
+            capacity = full_well * (run.stop - run.start)
+            if total <= capacity:
+                # The gaps absorb all the excess: the run levels out below full well.
+                column[run] = total / (run.stop - run.start)
+                continue
+            column[run] = full_well
+            excess = total - capacity
+            # Fill outward from the run, each side receiving half of the excess.
+            for side in (column[run.stop :], column[: run.start][::-1]):
                 room = np.cumsum(full_well - side)
-                share = excess / 2
-                filled = np.clip(share - np.concatenate([[0.0], room[:-1]]), 0.0, full_well - side)
-                side += filled
+                before = np.concatenate([[0.0], room[:-1]])
+                side += np.clip(excess / 2 - before, 0.0, full_well - side)
     return flat.reshape(*lead, ny, nx)
 
 

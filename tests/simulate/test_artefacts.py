@@ -1,5 +1,8 @@
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 from astrounsup.simulate.artefacts import (
     bad_column,
@@ -101,3 +104,20 @@ class TestAnomaliesInSurvey:
             img = s.images[i, 1]
             top = img >= 0.999 * img.max()
             assert top.sum(axis=0).max() >= 3
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    core=hnp.arrays(np.float64, (20, 3), elements=st.floats(0.0, 5e3)),
+    full_well=st.floats(1e3, 4e3),
+)
+def test_bleeding_conserves_charge_and_caps_full_well(core, full_well):
+    """Spills cannot reach the edges here, so every electron must be kept."""
+    charge = np.zeros((400, 3))
+    charge[190:210] = core
+    out = bleed_columns(charge, full_well)
+    assert out.max() <= full_well * (1 + 1e-12)
+    assert out.sum() == pytest.approx(charge.sum(), rel=1e-12, abs=1e-9)
+    np.testing.assert_allclose(out.sum(axis=0), charge.sum(axis=0), rtol=1e-12, atol=1e-9)
+    unsaturated = ~(charge > full_well).any(axis=0)
+    np.testing.assert_array_equal(out[:, unsaturated], charge[:, unsaturated])

@@ -1,6 +1,8 @@
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from astrounsup.simulate import (
     SIELens,
@@ -120,3 +122,37 @@ class TestLensEquation:
             SIELens(theta_e=0.0)
         with pytest.raises(ValueError, match=r"q must be in \(0, 1\]"):
             SIELens(theta_e=1.0, q=0.0)
+
+
+lens_params = st.fixed_dictionaries(
+    {
+        "theta_e": st.floats(0.8, 2.5),
+        "q": st.floats(0.45, 1.0),
+        "phi": st.floats(0.0, np.pi),
+        "gamma1": st.floats(-0.1, 0.1),
+        "gamma2": st.floats(-0.1, 0.1),
+    }
+)
+
+
+@pytest.mark.slow
+@settings(max_examples=200, deadline=None)
+@given(params=lens_params, r=st.floats(0.0, 1.2), ang=st.floats(0.0, 2 * np.pi))
+def test_every_solved_image_satisfies_the_lens_equation(params, r, ang):
+    """Property: for any simulator-range lens and source, all images found map back."""
+    lens = SIELens(**params)
+    source = (r * params["theta_e"] * np.cos(ang), r * params["theta_e"] * np.sin(ang))
+    images = solve_lens_equation(lens, *source, grid_size=200)
+    assert len(images) >= 1
+    bx, by = ray_trace(images[:, 0], images[:, 1], x0=0.0, y0=0.0, **params)
+    np.testing.assert_allclose(bx.numpy(), source[0], atol=1e-8)
+    np.testing.assert_allclose(by.numpy(), source[1], atol=1e-8)
+
+
+@settings(max_examples=30, deadline=None)
+@given(params=lens_params, r=st.floats(0.0, 0.4))
+def test_sources_near_the_centre_are_multiply_imaged(params, r):
+    """The simulator's sources sit well inside the caustics of its lenses."""
+    lens = SIELens(**params)
+    images = solve_lens_equation(lens, r * params["theta_e"], 0.0, grid_size=150)
+    assert len(images) in (2, 4)
