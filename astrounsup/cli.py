@@ -91,6 +91,80 @@ def _simulate_stars(args):
     return 0
 
 
+def _ingest(args):
+    from astrounsup.io import ingest
+
+    catalog = None
+    if args.catalog is not None:
+        from astropy.table import Table
+
+        catalog = Table.read(args.catalog)
+        if args.file_column not in catalog.colnames:
+            msg = f"{args.catalog}: no file column {args.file_column!r} ({catalog.colnames})"
+            raise ValueError(msg)
+        base = Path(args.src)
+        catalog[args.file_column] = [
+            str(p) if Path(str(p)).is_absolute() else str(base / str(p))
+            for p in catalog[args.file_column]
+        ]
+    t0 = time.perf_counter()
+    report = ingest(
+        args.src,
+        args.dest,
+        catalog=catalog,
+        bands=tuple(args.bands.split(",")) if args.bands else None,
+        file_column=args.file_column,
+        id_column=args.id_column,
+        band_pattern=args.band_pattern,
+        compression=None if args.compression == "none" else args.compression,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+    )
+    resumed = f" (resumed after {report.resumed_from} entries)" if report.resumed_from else ""
+    print(
+        f"{report.store}: {report.n_written} cutouts written, {report.n_rejected} rejected"
+        f"{resumed} in {time.perf_counter() - t0:.1f} s"
+    )
+    if report.n_rejected:
+        print(f"rejects, with file, object and reason: {report.rejects}")
+    return 0
+
+
+def _info(args):
+    from astrounsup.io import rejects_path, store_info
+
+    info = store_info(args.store)
+    rows = [
+        ("store", info["path"]),
+        ("format", f"{info['format']} v{info['format_version']}, complete: {info['complete']}"),
+        (
+            "cutouts",
+            f"{info['shape'][0]} of {info['shape'][1]} bands x "
+            f"{info['shape'][2]} x {info['shape'][3]} px",
+        ),
+        ("bands", ", ".join(info["bands"])),
+        ("pixel scale", f"{info['pixel_scale']:.4g} arcsec/px"),
+        ("flux unit", info["flux_unit"]),
+        (
+            "storage",
+            f"chunks of {info['chunks'][0]} cutouts, compression "
+            f"{info['compression'] or 'none'}, {info['size_bytes'] / 2**20:.1f} MiB"
+            + (", with masks" if info["has_masks"] else ""),
+        ),
+        ("catalog", ", ".join(info["columns"])),
+        ("written", f"{info['created']} by astrounsup {info['astrounsup_version']}"),
+    ]
+    rej = rejects_path(args.store)
+    if rej.exists():
+        from astropy.table import Table
+
+        rows.append(("rejects", f"{len(Table.read(rej))} in {rej}"))
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"{key:>{width}}: {value}")
+    return 0
+
+
 def _parser():
     parser = argparse.ArgumentParser(
         prog="astrounsup",
@@ -125,6 +199,31 @@ def _parser():
     stars.add_argument("--g-limit", type=float, default=20.0, help="Gaia G magnitude limit")
     stars.add_argument("--spectra", action="store_true", help="add low-resolution spectra")
     stars.set_defaults(func=_simulate_stars)
+
+    ing = sub.add_parser("ingest", help="FITS cutouts into one HDF5 store (resumable)")
+    ing.add_argument(
+        "src",
+        help="folder or glob of FITS files; with --catalog, the folder "
+        "its relative paths start from",
+    )
+    ing.add_argument("dest", type=Path, help="the store to write (.h5)")
+    ing.add_argument("--catalog", type=Path, help="CSV/ECSV/FITS table with a file column")
+    ing.add_argument("--file-column", default="file")
+    ing.add_argument("--id-column", default="object_id")
+    ing.add_argument(
+        "--band-pattern",
+        default=None,
+        help="regex with groups object_id and band grouping per-band files",
+    )
+    ing.add_argument("--bands", default=None, help="comma-separated bands to keep, in order")
+    ing.add_argument("--compression", choices=("none", "gzip", "lzf"), default="none")
+    ing.add_argument("--overwrite", action="store_true", help="start again from scratch")
+    ing.add_argument("--quiet", action="store_true", help="no progress bar")
+    ing.set_defaults(func=_ingest)
+
+    info = sub.add_parser("info", help="what an HDF5 cutout store holds")
+    info.add_argument("store", type=Path)
+    info.set_defaults(func=_info)
     return parser
 
 

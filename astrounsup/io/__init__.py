@@ -1,15 +1,49 @@
-"""Reading and writing cutouts: FITS files and the HDF5 cutout store."""
+"""Reading and writing cutouts: FITS files, the HDF5 cutout store, datasets, normalisation."""
 
+from astrounsup.io._fitsread import (
+    BAND_FILE_PATTERN,
+    Cutout,
+    CutoutReadError,
+    group_band_files,
+    read_cutout,
+    read_cutout_group,
+)
+from astrounsup.io.dataset import CutoutDataset, find_fits
 from astrounsup.io.fits import cutout_header, write_fits_cutout, write_fits_cutouts
-from astrounsup.io.hdf5 import STORE_FORMAT, STORE_VERSION, StoreError, read_store, write_store
+from astrounsup.io.hdf5 import (
+    STORE_FORMAT,
+    STORE_VERSION,
+    StoreError,
+    open_store,
+    read_store,
+    store_info,
+    write_store,
+)
+from astrounsup.io.ingestion import IngestReport, ingest, rejects_path
+from astrounsup.io.normalize import AsinhNormalizer, estimate_sky
 from astrounsup.io.survey import write_survey_directory
 
 __all__ = [
+    "BAND_FILE_PATTERN",
     "STORE_FORMAT",
     "STORE_VERSION",
+    "AsinhNormalizer",
+    "Cutout",
+    "CutoutDataset",
+    "CutoutReadError",
+    "IngestReport",
     "StoreError",
     "cutout_header",
+    "estimate_sky",
+    "find_fits",
+    "group_band_files",
+    "ingest",
+    "open_store",
+    "read_cutout",
+    "read_cutout_group",
     "read_store",
+    "rejects_path",
+    "store_info",
     "write_fits_cutout",
     "write_fits_cutouts",
     "write_store",

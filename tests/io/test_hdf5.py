@@ -47,7 +47,7 @@ class TestStoreRoundTrip:
         write_store(tmp_path / "s.h5", images, _table(50), bands=["g", "r"], pixel_scale=0.2)
         with h5py.File(tmp_path / "s.h5") as f:
             assert f["images"].chunks[1:] == (2, 16, 16)
-            assert f["images"].compression == "gzip"
+            assert f["images"].compression is None
 
 
 class TestStoreSafety:

@@ -1,0 +1,311 @@
+"""``ingest``: FITS cutouts into one HDF5 store, resumably, with a table of rejects."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import astropy.units as u
+import h5py
+import numpy as np
+from astropy.table import QTable
+
+from astrounsup._atomic import atomic_path
+from astrounsup.io._fitsread import CutoutReadError
+from astrounsup.io.dataset import discover_cutouts, read_entry
+from astrounsup.io.hdf5 import finish_store, init_store
+
+__all__ = ["IngestReport", "ingest", "rejects_path"]
+
+_BATCH = 64  # cutouts written between progress marks
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    """What an ingest did.
+
+    Attributes
+    ----------
+    store : pathlib.Path
+    rejects : pathlib.Path
+        The ECSV table of rejected cutouts (``entry``, ``object_id``, ``file``, ``reason``).
+    n_written, n_rejected : int
+    resumed_from : int
+        Entries already done by an interrupted earlier run (0 for a fresh run).
+    """
+
+    store: Path
+    rejects: Path
+    n_written: int
+    n_rejected: int
+    resumed_from: int
+
+
+def rejects_path(store):
+    """The rejects table written beside ``store``: ``<name>.rejects.ecsv``."""
+    store = Path(store)
+    return store.with_name(store.name.removesuffix(".h5").removesuffix(".hdf5") + ".rejects.ecsv")
+
+
+def _signature(entries, bands, options):
+    h = hashlib.sha256()
+    for e in entries:
+        h.update("|".join(map(str, e)).encode())
+        h.update(b"\n")
+    h.update(json.dumps({"bands": list(bands), **options}, sort_keys=True).encode())
+    return h.hexdigest()
+
+
+def ingest(
+    source,
+    dest,
+    *,
+    catalog=None,
+    bands=None,
+    file_column="file",
+    id_column="object_id",
+    band_pattern=None,
+    compression=None,
+    overwrite=False,
+    progress=False,
+):
+    """Convert FITS cutouts into one HDF5 cutout store, resumably.
+
+    Every cutout is read, checked (readable, the store's bands and shape, some finite
+    pixel, a new object id) and appended to the store, or recorded with its file, object and reason
+    in the rejects table beside the store; none is dropped silently. Progress is saved every
+    few dozen cutouts: if the run is interrupted, running the same command again continues
+    where it stopped, and the store never reads as complete until the end.
+
+    Parameters
+    ----------
+    source : path, glob or sequence of paths
+        FITS files (or, with ``catalog``, ignored).
+    dest : str or pathlib.Path
+        The store to write (``.h5``).
+    catalog : path or astropy.table.Table, optional
+        A table with a ``file_column`` (paths relative to the catalog file) whose other
+        columns are carried into the store's catalog.
+    bands : sequence of str, optional
+        Bands to keep, in order (default: those of the first cutout).
+    file_column, id_column : str, optional
+    band_pattern : str, optional
+        Regular expression grouping per-band files by object (groups ``object_id``, ``band``).
+    compression : {None, "gzip", "lzf"}, optional
+        Compression of the images (see :mod:`astrounsup.io.hdf5`).
+    overwrite : bool, optional
+        Start again even if ``dest`` is complete or belongs to another ingest.
+    progress : bool, optional
+        Show a progress bar.
+
+    Returns
+    -------
+    IngestReport
+
+    Raises
+    ------
+    FileExistsError
+        ``dest`` exists from another ingest (other inputs or options) and ``overwrite`` is
+        false.
+    ValueError
+        Nothing could be ingested.
+    """
+    dest = Path(dest)
+    entries, table, bands = discover_cutouts(
+        catalog if catalog is not None else source,
+        bands=bands,
+        file_column=file_column,
+        id_column=id_column,
+        band_pattern=band_pattern,
+        strict=False,
+    )
+    sig = _signature(entries, bands or (), {"compression": compression})
+    if dest.exists() and overwrite:
+        dest.unlink()
+    if dest.exists():
+        with h5py.File(dest, "r") as f:
+            complete = bool(f.attrs.get("complete", False))
+            same = f.attrs.get("ingest_signature") == sig
+            n_done = int(f.attrs.get("n_cutouts", 0))
+        if complete and same:
+            rej = rejects_path(dest)
+            n_rej = len(QTable.read(rej)) if rej.exists() else 0
+            return IngestReport(dest, rej, n_done, n_rej, len(entries))
+        if complete:
+            msg = f"{dest}: a complete store from another ingest exists; use overwrite"
+            raise FileExistsError(msg)
+        if not same:
+            msg = (
+                f"{dest}: an interrupted ingest of other inputs or options; rerun that "
+                "command to resume it, or use overwrite"
+            )
+            raise FileExistsError(msg)
+    mode = "a" if dest.exists() else "w"
+    done = 0
+    with h5py.File(dest, mode) as f:
+        if mode == "a":
+            done = _rollback(f)
+        else:
+            f.attrs["ingest_signature"] = sig
+            f.attrs["complete"] = False
+            g = f.create_group("ingest")
+            g.attrs["done"] = 0
+            for name, dt in (
+                ("entry", "i8"),
+                ("ra", "f8"),
+                ("dec", "f8"),
+                ("object_id", h5py.string_dtype()),
+                ("reject_entry", "i8"),
+                ("reject_reason", h5py.string_dtype()),
+            ):
+                g.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dt, chunks=(1024,))
+        resumed_from = done
+        if "images" in f:  # the first ingested cutout fixed the bands
+            bands = tuple(str(b) for b in f.attrs["bands"])
+        state = {"bands": bands}
+        ids_seen = {
+            str(s.decode() if isinstance(s, bytes) else s): int(e)
+            for s, e in zip(f["ingest/object_id"][...], f["ingest/entry"][...], strict=True)
+        }
+        todo = range(done, len(entries))
+        if progress:
+            from tqdm.auto import tqdm
+
+            todo = tqdm(todo, desc="ingesting", unit="cutout", initial=done, total=len(entries))
+        batch = []
+        for i in todo:
+            batch.append(_check_entry(i, entries[i], table, state, f, ids_seen))
+            if len(batch) == _BATCH or i == len(entries) - 1:
+                _commit(f, batch, state["bands"], compression)
+                batch = []
+        if "images" not in f:
+            reasons = [
+                r.decode() if isinstance(r, bytes) else r for r in f["ingest/reject_reason"][:5]
+            ]
+            msg = f"nothing could be ingested from {len(entries)} entries; e.g. {reasons}"
+            raise ValueError(msg)
+        rej = _rejects_table(f, entries, table)
+        out_table = _store_table(f, table)
+        with atomic_path(rejects_path(dest)) as tmp:
+            rej.write(tmp, format="ascii.ecsv", overwrite=True)
+        del f["ingest"]
+        finish_store(f, out_table)
+        return IngestReport(dest, rejects_path(dest), len(out_table), len(rej), resumed_from)
+
+
+def _check_entry(i, paths, table, state, f, ids_seen):
+    """(i, object_id, cutout or None, reason or None) for entry i.
+
+    ``state["bands"]`` is fixed by the first readable cutout when no bands were asked for.
+    """
+    oid = str(table["object_id"][i])
+    try:
+        cutout = read_entry(paths, state["bands"], oid)
+    except CutoutReadError as err:
+        return i, oid, None, f"object {oid}: {err}"
+    where = ", ".join(str(p) for p in paths if p is not None)
+    if state["bands"] is None:
+        state["bands"] = cutout.bands
+    expected = f["images"].shape[1:] if "images" in f else state.get("shape")
+    if expected is not None and cutout.image.shape != expected:
+        return (
+            i,
+            oid,
+            None,
+            (
+                f"{where}: object {oid}: shape {cutout.image.shape} differs from the "
+                f"store's {expected}"
+            ),
+        )
+    if oid in ids_seen:
+        return (
+            i,
+            oid,
+            None,
+            (
+                f"{where}: object {oid}: duplicate object_id (first ingested from "
+                f"entry {ids_seen[oid]})"
+            ),
+        )
+    ids_seen[oid] = i
+    state.setdefault("shape", cutout.image.shape)
+    return i, oid, cutout, None
+
+
+def _grow(ds, values):
+    n = ds.shape[0]
+    ds.resize((n + len(values), *ds.shape[1:]))
+    ds[n:] = values
+
+
+def _commit(f, batch, bands, compression):
+    """Append a batch; the progress mark moves only after the data is written."""
+    good = [(i, oid, c) for i, oid, c, _ in batch if c is not None]
+    if good and "images" not in f:
+        first = good[0][2]
+        init_store(
+            f,
+            cutout_shape=first.image.shape,
+            bands=bands,
+            pixel_scale=first.pixel_scale,
+            compression=compression,
+        )
+    g = f["ingest"]
+    if good:
+        _grow(f["images"], np.stack([c.image for _, _, c in good]))
+        _grow(g["ra"], [c.ra for _, _, c in good])
+        _grow(g["dec"], [c.dec for _, _, c in good])
+        _grow(g["object_id"], [oid for _, oid, _ in good])
+        _grow(g["entry"], [i for i, _, _ in good])
+    bad = [(i, reason) for i, _, c, reason in batch if c is None]
+    if bad:
+        _grow(g["reject_entry"], [i for i, _ in bad])
+        _grow(g["reject_reason"], [r for _, r in bad])
+    f.flush()
+    g.attrs["done"] = batch[-1][0] + 1
+    f.flush()
+
+
+def _rollback(f):
+    """Drop rows written after the last progress mark; return the entries done."""
+    g = f["ingest"]
+    done = int(g.attrs["done"])
+    keep = int(np.sum(g["entry"][...] < done))
+    for name in ("entry", "ra", "dec", "object_id"):
+        g[name].resize((keep,))
+    if "images" in f:
+        f["images"].resize((keep, *f["images"].shape[1:]))
+    keep_rej = int(np.sum(g["reject_entry"][...] < done))
+    for name in ("reject_entry", "reject_reason"):
+        g[name].resize((keep_rej,))
+    return done
+
+
+def _store_table(f, table):
+    g = f["ingest"]
+    rows = g["entry"][...]
+    out = QTable(table[rows])
+    ra, dec = g["ra"][...], g["dec"][...]
+    # The catalog's coordinates win; the WCS fills what it lacks.
+    for col, values in (("ra", ra), ("dec", dec)):
+        have = (
+            u.Quantity(out[col], u.deg).value
+            if col in out.colnames
+            else np.full(len(rows), np.nan)
+        )
+        out[col] = np.where(np.isfinite(have), have, values) * u.deg
+    return out
+
+
+def _rejects_table(f, entries, table):
+    g = f["ingest"]
+    idx = g["reject_entry"][...]
+    reasons = [r.decode() if isinstance(r, bytes) else str(r) for r in g["reject_reason"][...]]
+    t = QTable()
+    t["entry"] = idx.astype(np.int64)
+    t["object_id"] = np.array([str(table["object_id"][i]) for i in idx], dtype=str)
+    t["file"] = np.array([",".join(map(str, entries[i])) for i in idx], dtype=str)
+    t["reason"] = np.array(reasons, dtype=str)
+    return t

@@ -1,0 +1,196 @@
+import numpy as np
+import pytest
+import torch
+from astropy.table import Table
+
+from astrounsup.io import AsinhNormalizer, CutoutDataset, CutoutReadError, write_store
+
+from .conftest import write_band_files
+
+
+def _border_median(img, b=4):
+    frame = np.concatenate(
+        [img[:b].ravel(), img[-b:].ravel(), img[b:-b, :b].ravel(), img[b:-b, -b:].ravel()]
+    )
+    return np.nanmedian(frame)
+
+
+@pytest.fixture
+def store(small_survey, tmp_path):
+    return write_store(
+        tmp_path / "s.h5",
+        small_survey.images,
+        small_survey.table,
+        bands=small_survey.bands,
+        pixel_scale=small_survey.pixel_scale,
+    )
+
+
+class TestStoreSource:
+    def test_items_match_the_images(self, small_survey, store):
+        ds = CutoutDataset(store)
+        assert len(ds) == 60
+        assert ds.bands == ("g", "r", "i")
+        assert ds.pixel_scale == pytest.approx(0.263)
+        assert ds.table.colnames[:3] == ["object_id", "ra", "dec"]
+        clean = np.nonzero(~np.asarray(small_survey.table["has_nan"]))[0][0]
+        image, mask, index = ds[int(clean)]
+        assert index == clean
+        assert image.dtype == torch.float32
+        assert mask.dtype == torch.bool
+        np.testing.assert_array_equal(image.numpy(), small_survey.images[clean])
+        assert not mask.any()
+
+    def test_nan_pixels_are_masked_and_filled_with_local_sky(self, small_survey, store):
+        ds = CutoutDataset(store)
+        for i in np.nonzero(np.asarray(small_survey.table["has_nan"]))[0]:
+            image, mask, _ = ds[int(i)]
+            raw = small_survey.images[i]
+            np.testing.assert_array_equal(mask.numpy(), ~np.isfinite(raw))
+            assert torch.isfinite(image).all()
+            for j in range(3):
+                if mask[j].any():
+                    fill = image[j][mask[j]].numpy()
+                    assert np.all(fill == fill[0])
+                    sigma = float(np.nanstd(raw[j][:4]))
+                    assert fill[0] == pytest.approx(float(_border_median(raw[j])), abs=0.2 * sigma)
+            np.testing.assert_array_equal(image.numpy()[~mask.numpy()], raw[np.isfinite(raw)])
+
+    def test_batches_in_any_order(self, small_survey, store):
+        ds = CutoutDataset(store)
+        items = ds.__getitems__([7, 2, 3, 59, 2])
+        assert [i for _, _, i in items] == [7, 2, 3, 59, 2]
+        for img, _, i in items:
+            raw = small_survey.images[i]
+            np.testing.assert_array_equal(img.numpy()[np.isfinite(raw)], raw[np.isfinite(raw)])
+
+    def test_flagged_pixels_from_store_masks(self, small_survey, tmp_path):
+        flags = np.zeros(small_survey.images.shape, dtype=bool)
+        flags[0, 1, 10:12, 10:12] = True
+        path = write_store(
+            tmp_path / "m.h5",
+            small_survey.images,
+            small_survey.table,
+            bands=small_survey.bands,
+            pixel_scale=0.263,
+            masks=flags,
+        )
+        _, mask, _ = CutoutDataset(path)[0]
+        assert mask[1, 10:12, 10:12].all()
+        assert int(mask.sum()) == 4 + int((~np.isfinite(small_survey.images[0])).sum())
+
+    def test_dataloader_with_two_workers(self, small_survey, store):
+        ds = CutoutDataset(store)
+        loader = torch.utils.data.DataLoader(
+            ds,
+            batch_size=16,
+            num_workers=2,
+            shuffle=True,
+            generator=torch.Generator().manual_seed(0),
+        )
+        seen = []
+        for images, masks, index in loader:
+            assert images.shape[1:] == (3, 64, 64)
+            assert masks.shape == images.shape
+            for img, i in zip(images, index.tolist(), strict=True):
+                raw = small_survey.images[i]
+                finite = np.isfinite(raw)
+                np.testing.assert_array_equal(img.numpy()[finite], raw[finite])
+            seen += index.tolist()
+        assert sorted(seen) == list(range(60))
+
+    def test_index_errors(self, store):
+        ds = CutoutDataset(store)
+        with pytest.raises(IndexError, match="index 60 out of range for a dataset of 60"):
+            ds[60]
+        with pytest.raises(TypeError, match="index must be an integer"):
+            ds["a"]
+
+    def test_normalizer_applied(self, small_survey, store):
+        norm = AsinhNormalizer().fit(np.nan_to_num(small_survey.images[:20]))
+        image, _, _i = CutoutDataset(store, normalizer=norm)[0]
+        expected = norm.transform(np.nan_to_num(small_survey.images[:1]))
+        np.testing.assert_allclose(image.numpy(), expected[0], rtol=1e-5, atol=1e-6)
+
+
+class TestOtherSources:
+    def test_array(self, small_survey):
+        ds = CutoutDataset(small_survey.images, table=small_survey.table, bands=small_survey.bands)
+        assert len(ds) == 60
+        assert ds.table["kind"][0] == small_survey.table["kind"][0]
+        with pytest.raises(ValueError, match="table has 3 rows but there are 60 images"):
+            CutoutDataset(small_survey.images, table=small_survey.table[:3])
+        with pytest.raises(ValueError, match=r"images must have shape \(n, bands, ny, nx\)"):
+            CutoutDataset(small_survey.images[0])
+
+    def test_fits_directory(self, small_survey, cube_files):
+        ds = CutoutDataset(cube_files[0].parent)
+        assert len(ds) == 6
+        np.testing.assert_allclose(ds.table["ra"].value, small_survey.table["ra"][:6].value)
+        image, _, _ = ds[4]
+        np.testing.assert_array_equal(
+            image.numpy(), np.nan_to_num(small_survey.images[4], nan=image.numpy()[0, 0, 0])
+        )
+
+    def test_glob_of_band_files(self, small_survey, band_dir):
+        ds = CutoutDataset(
+            str(band_dir / "*.fits"),
+            band_pattern=r"(?P<object_id>.+)_(?P<band>[gri])\.fits",
+            bands=("g", "r", "i"),
+        )
+        assert len(ds) == 4
+        assert list(ds.table["object_id"]) == list(small_survey.table["object_id"][:4])
+        np.testing.assert_array_equal(ds[2][0].numpy(), small_survey.images[2])
+
+    def test_missing_band_file(self, small_survey, band_dir):
+        (band_dir / f"{small_survey.table['object_id'][1]}_r.fits").unlink()
+        with pytest.raises(CutoutReadError, match=r"no file for band\(s\) \['r'\]"):
+            CutoutDataset(
+                band_dir,
+                band_pattern=r"(?P<object_id>.+)_(?P<band>[gri])\.fits",
+                bands=("g", "r", "i"),
+            )
+
+    def test_catalog_carries_columns(self, small_survey, cube_files, tmp_path):
+        cat = Table()
+        cat["file"] = [f"cubes/{p.name}" for p in cube_files]
+        cat["object_id"] = [f"obj{k}" for k in range(6)]
+        cat["is_lens"] = small_survey.table["is_lens"][:6]
+        cat["ra"] = np.arange(6.0)
+        cat.write(tmp_path / "cat.ecsv")
+        ds = CutoutDataset(tmp_path / "cat.ecsv")
+        assert list(ds.table["object_id"]) == [f"obj{k}" for k in range(6)]
+        np.testing.assert_array_equal(ds.table["is_lens"], small_survey.table["is_lens"][:6])
+        np.testing.assert_allclose(ds.table["ra"], np.arange(6.0))  # catalog wins
+        np.testing.assert_allclose(ds.table["dec"].value, small_survey.table["dec"][:6].value)
+        np.testing.assert_array_equal(
+            ds[5][0].numpy(), np.nan_to_num(small_survey.images[5], nan=float(ds[5][0][0, 0, 0]))
+        )
+
+    def test_catalog_of_band_rows(self, small_survey, tmp_path):
+        write_band_files(tmp_path / "b", small_survey, range(3))
+        cat = Table()
+        rows = [(str(small_survey.table["object_id"][i]), b) for i in range(3) for b in "gri"]
+        cat["object_id"] = [r[0] for r in rows]
+        cat["band"] = [r[1] for r in rows]
+        cat["file"] = [f"b/{o}_{b}.fits" for o, b in rows]
+        cat["label"] = np.arange(9)
+        cat.write(tmp_path / "cat.csv")
+        ds = CutoutDataset(tmp_path / "cat.csv", bands=("g", "r", "i"))
+        assert len(ds) == 3
+        assert list(ds.table["label"]) == [0, 3, 6]
+        np.testing.assert_array_equal(ds[1][0].numpy(), small_survey.images[1])
+
+    def test_catalog_without_file_column(self, tmp_path):
+        Table({"x": [1]}).write(tmp_path / "c.csv")
+        with pytest.raises(ValueError, match="catalog has no file column 'file'"):
+            CutoutDataset(tmp_path / "c.csv")
+
+    def test_duplicate_ids_name_the_files(self, cube_files, tmp_path):
+        cat = Table({"file": [str(cube_files[0]), str(cube_files[1])], "object_id": ["a", "a"]})
+        with pytest.raises(ValueError, match=r"duplicate object_id 'a': .*\.fits and .*\.fits"):
+            CutoutDataset(cat)
+
+    def test_no_fits(self, tmp_path):
+        with pytest.raises(FileNotFoundError, match="no FITS files found"):
+            CutoutDataset(tmp_path)

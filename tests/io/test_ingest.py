@@ -1,0 +1,236 @@
+import shutil
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.table import Table
+
+import astrounsup.io.ingestion as ingest_module
+from astrounsup.cli import main
+from astrounsup.io import StoreError, ingest, read_store, rejects_path
+
+from .conftest import write_band_files
+
+
+def _assert_same_store(a, b):
+    ia, ta, aa = read_store(a)
+    ib, tb, ab = read_store(b)
+    np.testing.assert_array_equal(ia, ib)
+    assert ta.colnames == tb.colnames
+    for col in ta.colnames:
+        np.testing.assert_array_equal(np.asarray(ta[col]), np.asarray(tb[col]))
+    skip = {"created"}
+    assert {k: str(v) for k, v in aa.items() if k not in skip} == {
+        k: str(v) for k, v in ab.items() if k not in skip
+    }
+    with h5py.File(a) as fa, h5py.File(b) as fb:
+        assert set(fa) == set(fb)
+
+
+@pytest.fixture
+def messy_dir(small_survey, cube_files, tmp_path):
+    """Good cubes plus one of each kind of bad file."""
+    d = tmp_path / "messy"
+    shutil.copytree(cube_files[0].parent, d)
+    good = sorted(d.iterdir())
+    data = good[0].read_bytes()
+    (d / "zz_truncated.fits").write_bytes(data[: len(data) // 2])
+    (d / "zz_empty.fits").write_bytes(b"")
+    fits.PrimaryHDU(np.arange(5.0)).writeto(d / "zz_spectrum.fits")
+    fits.PrimaryHDU(
+        np.ones((3, 32, 32), np.float32), header=fits.Header({"BANDS": "g,r,i"})
+    ).writeto(d / "zz_small.fits")
+    fits.PrimaryHDU(
+        np.full((3, 64, 64), np.nan, np.float32), header=fits.Header({"BANDS": "g,r,i"})
+    ).writeto(d / "zz_nan.fits")
+    return d
+
+
+class TestIngest:
+    def test_pixels_identical_to_the_fits(self, small_survey, cube_files, tmp_path):
+        report = ingest(cube_files[0].parent, tmp_path / "s.h5")
+        assert (report.n_written, report.n_rejected, report.resumed_from) == (6, 0, 0)
+        images, table, attrs = read_store(tmp_path / "s.h5")
+        for k, path in enumerate(cube_files):
+            with fits.open(path) as hdul:
+                np.testing.assert_array_equal(images[k], hdul[0].data)
+        assert list(table["object_id"]) == [p.name[:-5] for p in cube_files]
+        np.testing.assert_allclose(table["ra"].value, small_survey.table["ra"][:6].value)
+        assert attrs["bands"] == ("g", "r", "i")
+        assert attrs["pixel_scale"] == pytest.approx(0.263)
+        assert len(Table.read(report.rejects)) == 0
+
+    def test_same_format_as_simulate(self, small_survey, cube_files, tmp_path):
+        from astrounsup.io import write_store
+
+        ingest(cube_files[0].parent, tmp_path / "i.h5")
+        write_store(
+            tmp_path / "w.h5",
+            small_survey.images[:6],
+            small_survey.table[:6],
+            bands=small_survey.bands,
+            pixel_scale=0.263,
+        )
+        with h5py.File(tmp_path / "i.h5") as fi, h5py.File(tmp_path / "w.h5") as fw:
+            assert set(fi) == set(fw)
+            assert {"images", "catalog"} <= set(fi)
+            assert "ingest" not in fi
+            assert set(fi.attrs) - {"ingest_signature"} == set(fw.attrs)
+            assert fi["images"].chunks == fw["images"].chunks
+
+    def test_bad_files_become_rejects(self, messy_dir, tmp_path):
+        report = ingest(messy_dir, tmp_path / "s.h5")
+        assert report.n_written == 6
+        assert report.n_rejected == 5
+        rej = Table.read(report.rejects)
+        reasons = dict(zip(rej["object_id"], rej["reason"], strict=True))
+        assert "truncated" in reasons["zz_truncated"]
+        assert "empty file" in reasons["zz_empty"]
+        assert "got data of [1] dimensions" in reasons["zz_spectrum"]
+        assert "shape (3, 32, 32) differs from the store's (3, 64, 64)" in reasons["zz_small"]
+        assert "every pixel is NaN" in reasons["zz_nan"]
+        for name, file in zip(rej["object_id"], rej["file"], strict=True):
+            assert file.endswith(f"{name}.fits")
+
+    def test_duplicate_ids_from_catalog_are_rejected(self, cube_files, tmp_path):
+        cat = Table(
+            {
+                "file": [str(p) for p in cube_files[:3]],
+                "object_id": ["a", "b", "a"],
+                "label": [1, 2, 3],
+            }
+        )
+        report = ingest(None, tmp_path / "s.h5", catalog=cat)
+        _, table, _ = read_store(tmp_path / "s.h5")
+        assert list(table["object_id"]) == ["a", "b"]
+        assert list(table["label"]) == [1, 2]
+        rej = Table.read(report.rejects)
+        assert "duplicate object_id (first ingested from entry 0)" in rej["reason"][0]
+        assert rej["file"][0] == str(cube_files[2])
+
+    def test_nothing_readable(self, tmp_path):
+        (tmp_path / "d").mkdir()
+        (tmp_path / "d" / "a.fits").write_bytes(b"")
+        with pytest.raises(ValueError, match="nothing could be ingested from 1 entries"):
+            ingest(tmp_path / "d", tmp_path / "s.h5")
+
+    @pytest.mark.parametrize("fail_at", [3, 8])
+    def test_interrupted_then_resumed_equals_uninterrupted(
+        self, messy_dir, tmp_path, monkeypatch, fail_at
+    ):
+        monkeypatch.setattr(ingest_module, "_BATCH", 2)
+        ingest(messy_dir, tmp_path / "whole.h5")
+        calls = {"n": 0}
+        real = ingest_module.read_entry
+
+        def crash(*args, **kwargs):
+            calls["n"] += 1
+            if calls["n"] == fail_at:
+                raise KeyboardInterrupt
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(ingest_module, "read_entry", crash)
+        with pytest.raises(KeyboardInterrupt):
+            ingest(messy_dir, tmp_path / "part.h5")
+        with pytest.raises(StoreError, match="the store is incomplete"):
+            read_store(tmp_path / "part.h5")
+        assert not rejects_path(tmp_path / "part.h5").exists()
+        monkeypatch.setattr(ingest_module, "read_entry", real)
+        report = ingest(messy_dir, tmp_path / "part.h5")
+        assert report.resumed_from == 2 * ((fail_at - 1) // 2)
+        _assert_same_store(tmp_path / "part.h5", tmp_path / "whole.h5")
+        assert (
+            Table.read(report.rejects).pformat()
+            == Table.read(rejects_path(tmp_path / "whole.h5")).pformat()
+        )
+
+    def test_crash_in_the_middle_of_a_write_is_rolled_back(self, messy_dir, tmp_path, monkeypatch):
+        monkeypatch.setattr(ingest_module, "_BATCH", 3)
+        ingest(messy_dir, tmp_path / "whole.h5")
+        calls = {"n": 0}
+        real = ingest_module._grow
+
+        def crash(ds, values):
+            calls["n"] += 1
+            real(ds, values)
+            if calls["n"] == 8:  # second batch: images and ra written, the rest not
+                raise OSError("power cut")
+
+        monkeypatch.setattr(ingest_module, "_grow", crash)
+        with pytest.raises(OSError, match="power cut"):
+            ingest(messy_dir, tmp_path / "part.h5")
+        monkeypatch.setattr(ingest_module, "_grow", real)
+        ingest(messy_dir, tmp_path / "part.h5")
+        _assert_same_store(tmp_path / "part.h5", tmp_path / "whole.h5")
+
+    def test_rerun_of_complete_store_is_a_no_op(self, cube_files, tmp_path):
+        ingest(cube_files[0].parent, tmp_path / "s.h5")
+        before = (tmp_path / "s.h5").stat().st_mtime_ns
+        report = ingest(cube_files[0].parent, tmp_path / "s.h5")
+        assert report.n_written == 6
+        assert (tmp_path / "s.h5").stat().st_mtime_ns == before
+
+    def test_other_inputs_do_not_resume(self, cube_files, tmp_path):
+        ingest(cube_files[0].parent, tmp_path / "s.h5")
+        with pytest.raises(FileExistsError, match="a complete store from another ingest"):
+            ingest(cube_files[:3], tmp_path / "s.h5")
+        report = ingest(cube_files[:3], tmp_path / "s.h5", overwrite=True)
+        assert report.n_written == 3
+
+
+class TestIngestCLI:
+    def test_band_files_and_info(self, small_survey, tmp_path, capsys):
+        write_band_files(tmp_path / "b", small_survey, range(5))
+        status = main(
+            [
+                "ingest",
+                str(tmp_path / "b"),
+                str(tmp_path / "s.h5"),
+                "--bands",
+                "g,r,i",
+                "--band-pattern",
+                r"(?P<object_id>.+)_(?P<band>[gri])\.fits",
+                "--quiet",
+            ]
+        )
+        assert status == 0
+        assert "5 cutouts written, 0 rejected" in capsys.readouterr().out
+        images, _table, _ = read_store(tmp_path / "s.h5")
+        np.testing.assert_array_equal(images, small_survey.images[:5])
+        assert main(["info", str(tmp_path / "s.h5")]) == 0
+        out = capsys.readouterr().out
+        assert "5 of 3 bands x 64 x 64 px" in out
+        assert "g, r, i" in out
+        assert "rejects: 0" in out
+
+    def test_catalog_relative_to_src(self, small_survey, cube_files, tmp_path, capsys):
+        cat = Table({"file": [p.name for p in cube_files], "z_phot": np.linspace(0.1, 0.6, 6)})
+        cat.write(tmp_path / "cat.csv")
+        assert (
+            main(
+                [
+                    "ingest",
+                    str(cube_files[0].parent),
+                    str(tmp_path / "s.h5"),
+                    "--catalog",
+                    str(tmp_path / "cat.csv"),
+                    "--quiet",
+                ]
+            )
+            == 0
+        )
+        _, table, _ = read_store(tmp_path / "s.h5")
+        np.testing.assert_allclose(table["z_phot"], np.linspace(0.1, 0.6, 6))
+
+    def test_info_on_a_non_store(self, tmp_path, capsys):
+        (tmp_path / "x.h5").write_bytes(b"no")
+        assert main(["info", str(tmp_path / "x.h5")]) == 2
+        assert "x.h5: cannot be opened as HDF5" in capsys.readouterr().err
+
+    def test_reported_rejects(self, messy_dir, tmp_path, capsys):
+        assert main(["ingest", str(messy_dir), str(tmp_path / "s.h5"), "--quiet"]) == 0
+        out = capsys.readouterr().out
+        assert "6 cutouts written, 5 rejected" in out
+        assert str(Path(tmp_path / "s.rejects.ecsv")) in out
