@@ -20,7 +20,7 @@ from astrounsup.io.hdf5 import (
     write_store,
 )
 from astrounsup.io.ingestion import IngestReport, ingest, rejects_path
-from astrounsup.io.normalize import AsinhNormalizer, estimate_sky
+from astrounsup.io.normalize import AsinhNormalizer, border_pixels, estimate_sky
 from astrounsup.io.survey import write_survey_directory
 
 __all__ = [
@@ -33,6 +33,7 @@ __all__ = [
     "CutoutReadError",
     "IngestReport",
     "StoreError",
+    "border_pixels",
     "cutout_header",
     "estimate_sky",
     "find_fits",

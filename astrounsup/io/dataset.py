@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import glob
+import math
 import os
+import sys
 import warnings
 from pathlib import Path
 
@@ -20,7 +22,7 @@ from astrounsup.io._fitsread import (
     read_cutout_group,
 )
 from astrounsup.io.hdf5 import open_store, read_table
-from astrounsup.io.normalize import estimate_sky
+from astrounsup.io.normalize import border_pixels
 
 __all__ = ["CutoutDataset", "discover_cutouts", "find_fits"]
 
@@ -53,6 +55,54 @@ def find_fits(source):
     return paths
 
 
+class _RawChunkReader:
+    """Positional reads of whole-cutout runs straight from an uncompressed store's chunks.
+
+    For an unfiltered, little-endian float32 dataset each chunk's bytes on disk are its
+    cutouts as they are in memory, so HDF5 is asked only where each chunk starts and the
+    bytes are read with ``os.preadv`` directly into the destination array: about twice the
+    throughput of ``h5py``'s own reads. :meth:`usable` says whether a dataset qualifies.
+    """
+
+    def __init__(self, dset):
+        self.rows = dset.chunks[0]
+        self.row_bytes = int(np.prod(dset.shape[1:])) * dset.dtype.itemsize
+        n_chunks = -(-dset.shape[0] // self.rows)
+        self.offsets = np.full(n_chunks, -1, dtype=np.int64)
+        for k in range(dset.id.get_num_chunks()):
+            info = dset.id.get_chunk_info(k)
+            self.offsets[info.chunk_offset[0] // self.rows] = info.byte_offset
+
+    @staticmethod
+    def usable(dset):
+        return (
+            hasattr(os, "preadv")
+            and sys.byteorder == "little"
+            and dset.chunks is not None
+            and dset.chunks[1:] == dset.shape[1:]
+            and dset.dtype == np.dtype("<f4")
+            and dset.id.get_create_plist().get_nfilters() == 0
+            and dset.id.get_num_chunks() == -(-dset.shape[0] // dset.chunks[0])
+        )
+
+    def read(self, fd, lo, hi, out):
+        """Rows [lo, hi) into the C-contiguous float32 array ``out``."""
+        view = memoryview(out).cast("B")
+        pos = 0
+        while lo < hi:
+            c = lo // self.rows
+            start, stop = lo - c * self.rows, min(hi - c * self.rows, self.rows)
+            nbytes = (stop - start) * self.row_bytes
+            got = os.preadv(
+                fd, [view[pos : pos + nbytes]], int(self.offsets[c]) + start * self.row_bytes
+            )
+            if got != nbytes:
+                msg = f"short read: {got} of {nbytes} bytes of chunk {c}"
+                raise OSError(msg)
+            pos += nbytes
+            lo = c * self.rows + stop
+
+
 class _StoreSource:
     """Lazy reader of an HDF5 store: one open file per process, row runs read as slices."""
 
@@ -64,43 +114,69 @@ class _StoreSource:
             self.pixel_scale = float(f.attrs["pixel_scale"])
             self.shape = f["images"].shape
             self.has_masks = "masks" in f
+            # Counted once when the store was written: clean cutouts need no pixel check.
+            self.bad_pixels = f["bad_pixels"][...]
+            self._raw = (
+                _RawChunkReader(f["images"]) if _RawChunkReader.usable(f["images"]) else None
+            )
         self._file = None
+        self._fd = None
         self._pid = None
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        state["_file"] = None  # h5py handles do not cross processes; each opens its own
-        state["_pid"] = None
+        # Open files do not cross processes; each process opens its own.
+        state.update(_file=None, _fd=None, _pid=None)
         return state
 
     def _handle(self):
         if self._file is None or self._pid != os.getpid():
             self._file = open_store(self.path)
+            self._fd = os.open(self.path, os.O_RDONLY) if self._raw is not None else None
             self._pid = os.getpid()
         return self._file
+
+    def __del__(self):
+        if getattr(self, "_fd", None) is not None and self._pid == os.getpid():
+            os.close(self._fd)
 
     def __len__(self):
         return self.shape[0]
 
-    def read(self, indices):
+    def read(self, indices, out=None):
+        """Images (and flags) of ``indices`` in that order; ``out`` receives the images."""
         f = self._handle()
+        indices = np.asarray(indices)
         order = np.argsort(indices, kind="stable")
-        idx = np.asarray(indices)[order]
-        images = np.empty((idx.size, *self.shape[1:]), dtype=np.float32)
+        idx = indices[order]
+        in_order = bool(np.all(order == np.arange(order.size)))
+        shape = (idx.size, *self.shape[1:])
+        images = out if (out is not None and in_order) else np.empty(shape, dtype=np.float32)
         flags = np.zeros(images.shape, dtype=bool) if self.has_masks else None
         # Contiguous runs are read as one slice each: chunk-friendly, no fancy indexing.
         breaks = np.nonzero(np.diff(idx) != 1)[0] + 1
         start = 0
         for run in np.split(idx, breaks):
             stop = start + run.size
-            sel = np.s_[int(run[0]) : int(run[-1]) + 1]
-            f["images"].read_direct(images, sel, np.s_[start:stop])
+            lo, hi = int(run[0]), int(run[-1]) + 1
+            if self._raw is not None:
+                self._raw.read(self._fd, lo, hi, images[start:stop])
+            else:
+                f["images"].read_direct(images, np.s_[lo:hi], np.s_[start:stop])
             if flags is not None:
-                f["masks"].read_direct(flags, sel, np.s_[start:stop])
+                f["masks"].read_direct(flags, np.s_[lo:hi], np.s_[start:stop])
             start = stop
+        maybe_bad = self.bad_pixels[indices] > 0
+        if in_order:
+            return images, flags, maybe_bad
         inverse = np.empty_like(order)
         inverse[order] = np.arange(order.size)
-        return images[inverse], None if flags is None else flags[inverse]
+        if out is not None:
+            np.take(images, inverse, axis=0, out=out)
+            images = out
+        else:
+            images = images[inverse]
+        return images, None if flags is None else flags[inverse], maybe_bad
 
 
 class _ArraySource:
@@ -129,8 +205,12 @@ class _ArraySource:
     def __len__(self):
         return self.shape[0]
 
-    def read(self, indices):
-        return np.asarray(self.images[np.asarray(indices)], dtype=np.float32), None
+    def read(self, indices, out=None):
+        images = np.asarray(self.images[np.asarray(indices)], dtype=np.float32)
+        if out is not None:
+            out[...] = images
+            images = out
+        return images, None, None
 
 
 class _FitsSource:
@@ -151,8 +231,9 @@ class _FitsSource:
     def __len__(self):
         return len(self.entries)
 
-    def read(self, indices):
-        images = np.empty((len(indices), *self.shape[1:]), dtype=np.float32)
+    def read(self, indices, out=None):
+        shape = (len(indices), *self.shape[1:])
+        images = out if out is not None else np.empty(shape, dtype=np.float32)
         for k, i in enumerate(indices):
             c = self._read_one(int(i))
             if c.image.shape != self.shape[1:]:
@@ -162,7 +243,7 @@ class _FitsSource:
                 )
                 raise CutoutReadError(msg)
             images[k] = c.image
-        return images, None
+        return images, None, None
 
 
 def read_entry(paths, bands, object_id):
@@ -334,11 +415,12 @@ class CutoutDataset(torch.utils.data.Dataset):
     """Cutouts from any source, as a map-style PyTorch dataset.
 
     Each item is ``(image, mask, index)``: ``image`` a float32 tensor ``(bands, ny, nx)``
-    whose NaN/inf pixels are replaced by the cutout's local sky (the sigma-clipped median of
-    its border in that band), ``mask`` a bool tensor of the same shape that is True where
-    the pixel was NaN/inf or flagged in the store's ``/masks``, and ``index`` the row of
-    :attr:`table`. A fitted normaliser, if given, is applied after the filling. Batches
-    are read in one go (``__getitems__``), so a ``DataLoader`` pulls whole runs of a store.
+    whose NaN/inf pixels are replaced by the cutout's local sky (the median of the finite
+    pixels of its 4-pixel border in that band), ``mask`` a bool tensor of the same shape
+    that is True where the pixel was NaN/inf or flagged in the store's ``/masks``, and
+    ``index`` the row of :attr:`table`. A fitted normaliser, if given, is applied after the
+    filling. Batches are read in one go (``__getitems__``, and whole batches through
+    :meth:`loader`), so a ``DataLoader`` pulls whole runs of a store.
 
     Parameters
     ----------
@@ -407,6 +489,12 @@ class CutoutDataset(torch.utils.data.Dataset):
             )
             src = _FitsSource(entries, meta, bands)
         self._source = src
+        # Fill values of a store's cutouts, computed on first use (the store is immutable).
+        self._sky_cache = (
+            np.full((len(src), src.shape[1]), np.nan, dtype=np.float32)
+            if isinstance(src, _StoreSource)
+            else None
+        )
         self.table = src.table
         self.bands = tuple(src.bands)
         self.pixel_scale = src.pixel_scale
@@ -415,36 +503,136 @@ class CutoutDataset(torch.utils.data.Dataset):
         return len(self._source)
 
     def __getitem__(self, index):
+        """One item ``(image, mask, index)``, or, for a sequence of indices, the batch
+        ``(images, masks, indices)`` as stacked tensors (what :meth:`loader` uses)."""
         if isinstance(index, (np.integer, int)) and not isinstance(index, bool):
             n = len(self)
             if not -n <= index < n:
                 msg = f"index {index} out of range for a dataset of {n} cutouts"
                 raise IndexError(msg)
             return self.__getitems__([index % n])[0]
-        msg = f"index must be an integer; got {type(index).__name__}"
+        if isinstance(index, (list, tuple, np.ndarray, torch.Tensor)):
+            indices = np.asarray(index, dtype=np.int64).reshape(-1)
+            x, bad = self._load(indices)
+            return x, bad, torch.from_numpy(indices)
+        msg = f"index must be an integer or a sequence of integers; got {type(index).__name__}"
         raise TypeError(msg)
 
     def __getitems__(self, indices):
         """Read a batch; returns a list of ``(image, mask, index)`` tuples."""
-        indices = [int(i) for i in indices]
-        images, flags = self._source.read(indices)
-        x = torch.from_numpy(images)
-        bad = ~torch.isfinite(x)
-        if flags is not None:
-            bad |= torch.from_numpy(flags)
-        if bool(bad.any()):
-            sky, _ = estimate_sky(torch.where(bad, torch.nan, x))
-            sky = torch.nan_to_num(sky, nan=0.0)
-            x = torch.where(bad, sky[..., None, None].expand_as(x), x)
+        indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+        x, bad = self._load(indices)
+        return [(x[k], bad[k], int(i)) for k, i in enumerate(indices)]
+
+    def _load(self, indices):
+        n = len(self)
+        if indices.size and (indices.min() < -n or indices.max() >= n):
+            msg = f"indices out of range for a dataset of {n} cutouts: {indices.tolist()[:8]}"
+            raise IndexError(msg)
+        shape = (indices.size, *self._source.shape[1:])
+        x = _new_tensor(shape, torch.float32)
+        images, flags, maybe_bad = self._source.read(indices % n, out=x.numpy())
+        mask = _new_tensor(shape, torch.bool).zero_()
+        if maybe_bad is None:  # unknown: look at every pixel once
+            maybe_bad = ~np.isfinite(images.reshape(len(images), -1)).all(axis=1)
+            if flags is not None:
+                maybe_bad |= flags.reshape(len(flags), -1).any(axis=1)
+        rows_np = np.nonzero(maybe_bad)[0]
+        if rows_np.size:
+            rows = torch.from_numpy(rows_np)
+            sub = x[rows]
+            bad = ~torch.isfinite(sub)
+            if flags is not None:
+                bad |= torch.from_numpy(flags)[rows]
+            sky = self._fill_values(indices[rows_np] % n, sub, bad)
+            x[rows] = torch.where(bad, sky[..., None, None].expand_as(sub), sub)
+            mask[rows] = bad
         if self.normalizer is not None:
             x = self.normalizer.transform(x)
-        return [(x[k], bad[k], i) for k, i in enumerate(indices)]
+        return x, mask
+
+    def _fill_values(self, rows, sub, bad):
+        """The local sky of cutouts ``rows``: the median of the finite border pixels of
+        each band (0 when the whole border is bad), robust to a source or a bad column on
+        the border. A store never changes, so its values are computed once per process."""
+        cache = self._sky_cache
+        if cache is not None and not np.isnan(cache[rows]).any():
+            return torch.from_numpy(cache[rows])
+        frame = border_pixels(torch.where(bad, torch.nan, sub))
+        sky = torch.nan_to_num(torch.nanmedian(frame, dim=-1).values, nan=0.0)
+        if cache is not None:
+            cache[rows] = sky.numpy()
+        return sky
+
+    def loader(
+        self,
+        batch_size,
+        *,
+        shuffle=False,
+        num_workers=0,
+        seed=None,
+        drop_last=False,
+        pin_memory=None,
+    ):
+        """A DataLoader of stacked batches ``(images, masks, indices)``, read in one go.
+
+        Batches are fetched whole (no per-item collation), which is the fast path for a
+        store: a sequential batch is one slice of the file.
+
+        Parameters
+        ----------
+        batch_size : int
+        shuffle : bool, optional
+            Random order, drawn from ``seed``.
+        num_workers : int, optional
+            Worker processes; each opens the store once.
+        seed : int, optional
+            Seed of the shuffling generator.
+        drop_last : bool, optional
+        pin_memory : bool, optional
+            Default: whether CUDA is available, for fast non-blocking copies to the GPU.
+
+        Returns
+        -------
+        torch.utils.data.DataLoader
+        """
+        if not (isinstance(batch_size, int) and batch_size > 0):
+            msg = f"batch_size must be a positive integer; got {batch_size!r}"
+            raise ValueError(msg)
+        generator = torch.Generator()
+        generator.manual_seed(0 if seed is None else int(seed))
+        base = (
+            torch.utils.data.RandomSampler(self, generator=generator)
+            if shuffle
+            else torch.utils.data.SequentialSampler(self)
+        )
+        sampler = torch.utils.data.BatchSampler(base, batch_size, drop_last)
+        return torch.utils.data.DataLoader(
+            self,
+            batch_size=None,
+            sampler=sampler,
+            num_workers=num_workers,
+            pin_memory=torch.cuda.is_available() if pin_memory is None else pin_memory,
+            persistent_workers=num_workers > 0,
+        )
 
     def __repr__(self):
         return (
             f"CutoutDataset({len(self)} cutouts of {tuple(self._source.shape[1:])}, "
             f"bands {self.bands})"
         )
+
+
+def _new_tensor(shape, dtype):
+    """An uninitialised tensor; inside a DataLoader worker, in shared memory from the start,
+    so handing the batch to the main process copies nothing (as ``default_collate`` does)."""
+    if torch.utils.data.get_worker_info() is None:
+        return torch.empty(shape, dtype=dtype)
+    try:
+        storage = torch.empty(0, dtype=dtype)._typed_storage()._new_shared(math.prod(shape))
+        return torch.empty(0, dtype=dtype).new(storage).view(shape)
+    except AttributeError:  # torch without these internals: one extra copy
+        return torch.empty(shape, dtype=dtype).share_memory_()
 
 
 def _source_kind(source):

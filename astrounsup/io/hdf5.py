@@ -9,6 +9,9 @@ Layout (format ``astrounsup.cutouts``, version 1):
     ``compression="gzip"`` or ``"lzf"`` trades that speed for the space.
 ``/masks`` (optional)
     bool dataset of the same shape, True where a pixel is flagged bad.
+``/bad_pixels``
+    int32 ``(n,)``: the number of NaN, infinite or flagged pixels of each cutout, counted
+    once at writing so that readers check only the cutouts that have any.
 ``/catalog``
     The metadata table (astropy's HDF5 table format with serialised units and ``meta``),
     one row per cutout, with at least ``object_id``, ``ra`` and ``dec``.
@@ -43,7 +46,7 @@ __all__ = [
 
 STORE_FORMAT = "astrounsup.cutouts"
 STORE_VERSION = 1
-_CHUNK_BYTES = 1 << 20  # aim for ~1 MiB chunks of whole cutouts
+_CHUNK_BYTES = 4 << 20  # ~4 MiB chunks of whole cutouts: fast sequential reads
 _COMPRESSIONS = (None, "gzip", "lzf")
 
 
@@ -100,6 +103,9 @@ def init_store(
         chunks=(chunk_n, *cutout_shape),
         **filters,
     )
+    f.create_dataset(
+        "bad_pixels", shape=(n,), maxshape=(None,), dtype="i4", chunks=(max(1024, chunk_n),)
+    )
     if masks:
         f.create_dataset(
             "masks",
@@ -110,6 +116,14 @@ def init_store(
             compression="gzip",
             compression_opts=1,
         )
+
+
+def count_bad_pixels(images, masks=None):
+    """NaN, infinite or flagged pixels of each cutout, int32 (n,)."""
+    bad = ~np.isfinite(images)
+    if masks is not None:
+        bad |= masks
+    return bad.reshape(len(images), -1).sum(axis=1).astype(np.int32)
 
 
 def finish_store(f, table):
@@ -186,9 +200,12 @@ def write_store(
         )
         step = f["images"].chunks[0] * 16
         for lo in range(0, images.shape[0], step):
-            f["images"][lo : lo + step] = np.asarray(images[lo : lo + step], dtype=np.float32)
-            if masks is not None:
-                f["masks"][lo : lo + step] = masks[lo : lo + step]
+            block = np.asarray(images[lo : lo + step], dtype=np.float32)
+            f["images"][lo : lo + step] = block
+            block_masks = None if masks is None else np.asarray(masks[lo : lo + step], bool)
+            if block_masks is not None:
+                f["masks"][lo : lo + step] = block_masks
+            f["bad_pixels"][lo : lo + step] = count_bad_pixels(block, block_masks)
         finish_store(f, table)
     return path
 

@@ -15,7 +15,7 @@ from astropy.table import QTable
 from astrounsup._atomic import atomic_path
 from astrounsup.io._fitsread import CutoutReadError
 from astrounsup.io.dataset import discover_cutouts, read_entry
-from astrounsup.io.hdf5 import finish_store, init_store
+from astrounsup.io.hdf5 import count_bad_pixels, finish_store, init_store
 
 __all__ = ["IngestReport", "ingest", "rejects_path"]
 
@@ -254,7 +254,9 @@ def _commit(f, batch, bands, compression):
         )
     g = f["ingest"]
     if good:
-        _grow(f["images"], np.stack([c.image for _, _, c in good]))
+        block = np.stack([c.image for _, _, c in good])
+        _grow(f["images"], block)
+        _grow(f["bad_pixels"], count_bad_pixels(block))
         _grow(g["ra"], [c.ra for _, _, c in good])
         _grow(g["dec"], [c.dec for _, _, c in good])
         _grow(g["object_id"], [oid for _, oid, _ in good])
@@ -277,6 +279,7 @@ def _rollback(f):
         g[name].resize((keep,))
     if "images" in f:
         f["images"].resize((keep, *f["images"].shape[1:]))
+        f["bad_pixels"].resize((keep,))
     keep_rej = int(np.sum(g["reject_entry"][...] < done))
     for name in ("reject_entry", "reject_reason"):
         g[name].resize((keep_rej,))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["AsinhNormalizer", "estimate_sky"]
+__all__ = ["AsinhNormalizer", "border_pixels", "estimate_sky"]
 
 _MAD_TO_SIGMA = 1.482602218505602
 
@@ -52,23 +52,7 @@ def estimate_sky(images, *, border=4, clip=3.0, iters=3):
     (5.0, 2.0)
     """
     x, to_numpy = _as_tensor(images)
-    if x.ndim != 4:
-        msg = f"images must have shape (n, bands, ny, nx); got {tuple(x.shape)}"
-        raise ValueError(msg)
-    ny, nx = x.shape[-2:]
-    if not 0 < border <= min(ny, nx) // 2:
-        msg = f"border must be in [1, {min(ny, nx) // 2}] px for {ny}x{nx} cutouts; got {border}"
-        raise ValueError(msg)
-    frame = torch.cat(
-        [
-            x[..., :border, :].flatten(-2),
-            x[..., -border:, :].flatten(-2),
-            x[..., border:-border, :border].flatten(-2),
-            x[..., border:-border, -border:].flatten(-2),
-        ],
-        dim=-1,
-    ).float()
-    frame = torch.where(torch.isfinite(frame), frame, torch.nan)
+    frame = border_pixels(x, border=border)
     for _ in range(iters):
         med = torch.nanmedian(frame, dim=-1, keepdim=True).values
         mad = torch.nanmedian((frame - med).abs(), dim=-1, keepdim=True).values * _MAD_TO_SIGMA
@@ -78,6 +62,28 @@ def estimate_sky(images, *, border=4, clip=3.0, iters=3):
     if to_numpy:
         return sky.numpy(), noise.numpy()
     return sky, noise
+
+
+def border_pixels(images, *, border=4):
+    """The frame of ``border`` pixels of each cutout and band, float32 ``(n, bands, P)``,
+    with NaN for every non-finite pixel."""
+    if images.ndim != 4:
+        msg = f"images must have shape (n, bands, ny, nx); got {tuple(images.shape)}"
+        raise ValueError(msg)
+    ny, nx = images.shape[-2:]
+    if not 0 < border <= min(ny, nx) // 2:
+        msg = f"border must be in [1, {min(ny, nx) // 2}] px for {ny}x{nx} cutouts; got {border}"
+        raise ValueError(msg)
+    frame = torch.cat(
+        [
+            images[..., :border, :].flatten(-2),
+            images[..., -border:, :].flatten(-2),
+            images[..., border:-border, :border].flatten(-2),
+            images[..., border:-border, -border:].flatten(-2),
+        ],
+        dim=-1,
+    ).float()
+    return torch.where(torch.isfinite(frame), frame, torch.nan)
 
 
 class AsinhNormalizer:

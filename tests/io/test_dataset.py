@@ -194,3 +194,84 @@ class TestOtherSources:
     def test_no_fits(self, tmp_path):
         with pytest.raises(FileNotFoundError, match="no FITS files found"):
             CutoutDataset(tmp_path)
+
+
+class TestBatches:
+    def test_sequence_index_returns_a_stacked_batch(self, small_survey, store):
+        ds = CutoutDataset(store)
+        images, masks, index = ds[[4, 1, 9]]
+        assert images.shape == (3, 3, 64, 64)
+        assert masks.shape == images.shape
+        assert index.tolist() == [4, 1, 9]
+        for k, i in enumerate([4, 1, 9]):
+            single, single_mask, _ = ds[i]
+            torch.testing.assert_close(images[k], single)
+            torch.testing.assert_close(masks[k], single_mask)
+
+    def test_loader_covers_every_cutout_once_in_seeded_order(self, store):
+        ds = CutoutDataset(store)
+        first = [b[2].tolist() for b in ds.loader(16, shuffle=True, seed=3)]
+        again = [b[2].tolist() for b in ds.loader(16, shuffle=True, seed=3)]
+        assert first == again
+        assert sorted(i for batch in first for i in batch) == list(range(60))
+        assert [len(b) for b in first] == [16, 16, 16, 12]
+        assert next(iter(ds.loader(16)))[2].tolist() == list(range(16))
+
+    def test_loader_with_workers_matches_direct_reads(self, store):
+        ds = CutoutDataset(store)
+        for images, masks, index in ds.loader(25, num_workers=2):
+            direct, direct_masks, _ = ds[index.tolist()]
+            torch.testing.assert_close(images, direct)
+            torch.testing.assert_close(masks, direct_masks)
+
+    def test_bad_batch_size(self, store):
+        with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+            CutoutDataset(store).loader(0)
+
+    def test_store_counts_bad_pixels_once(self, small_survey, store):
+        import h5py
+
+        with h5py.File(store) as f:
+            counts = f["bad_pixels"][...]
+        expected = (~np.isfinite(small_survey.images)).reshape(60, -1).sum(axis=1)
+        np.testing.assert_array_equal(counts, expected)
+
+
+class TestRawChunkReads:
+    """Uncompressed stores are read with positional reads of their chunks; others by h5py."""
+
+    @pytest.mark.parametrize("compression", [None, "gzip"])
+    def test_same_pixels_as_h5py(self, small_survey, tmp_path, compression):
+        import h5py
+
+        path = write_store(
+            tmp_path / "s.h5",
+            small_survey.images,
+            small_survey.table,
+            bands=small_survey.bands,
+            pixel_scale=0.263,
+            compression=compression,
+        )
+        ds = CutoutDataset(path)
+        assert (ds._source._raw is not None) == (compression is None)
+        rng = np.random.default_rng(0)
+        with h5py.File(path) as f:
+            for _ in range(5):
+                lo = int(rng.integers(0, 50))
+                hi = int(rng.integers(lo + 1, 61))
+                images, _, _ = ds._source.read(np.arange(lo, hi))
+                np.testing.assert_array_equal(images, f["images"][lo:hi])
+
+    def test_ingested_store_with_grown_datasets(self, cube_files, tmp_path, monkeypatch):
+        import h5py
+
+        import astrounsup.io.ingestion as ingestion
+        from astrounsup.io import ingest
+
+        monkeypatch.setattr(ingestion, "_BATCH", 2)  # many small appends: scattered chunks
+        ingest(cube_files[0].parent, tmp_path / "s.h5")
+        ds = CutoutDataset(tmp_path / "s.h5")
+        assert ds._source._raw is not None
+        images, _, _ = ds._source.read(np.arange(6))
+        with h5py.File(tmp_path / "s.h5") as f:
+            np.testing.assert_array_equal(images, f["images"][...])
