@@ -283,6 +283,7 @@ def discover_cutouts(
     id_column="object_id",
     band_pattern=None,
     strict=True,
+    geometry=True,
 ):
     """Find the cutouts of a FITS source without reading their pixels.
 
@@ -296,6 +297,9 @@ def discover_cutouts(
         Raise on duplicate object ids, missing band files and unreadable headers. With
         ``False`` (as ``ingest`` uses) they are kept, to be rejected one by one when read:
         a missing band file is ``None`` in its entry.
+    geometry : bool, optional
+        Read each first file's header for the RA/Dec the catalog lacks; ``False`` leaves
+        them NaN (for callers that read every file anyway).
 
     Returns
     -------
@@ -341,7 +345,12 @@ def discover_cutouts(
                 msg = f"duplicate {id_column} {oid!r}: {seen[oid]} and {files}"
                 raise ValueError(msg)
             seen[oid] = files
-    geometry = _fits_geometry(entries, strict)
+    n = len(entries)
+    geometry = (
+        _fits_geometry(entries, strict)
+        if geometry
+        else {"ra": np.full(n, np.nan), "dec": np.full(n, np.nan)}
+    )
     table["object_id"] = ids
     for col in ("ra", "dec"):
         if col not in table.colnames:

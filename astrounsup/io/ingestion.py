@@ -120,6 +120,7 @@ def ingest(
         id_column=id_column,
         band_pattern=band_pattern,
         strict=False,
+        geometry=False,  # every file's WCS is read with its pixels
     )
     sig = _signature(entries, bands or (), {"compression": compression})
     if dest.exists() and overwrite:

@@ -186,3 +186,54 @@ class TestBandGroups:
             group_band_files([tmp_path / "weird.fits"])
         with pytest.raises(CutoutReadError, match="already comes from"):
             group_band_files([tmp_path / "a_g.fits", tmp_path / "a_g.fits.gz"])
+
+
+class TestSkyPosition:
+    def _header(self, **cards):
+        h = fits.Header()
+        h.update(
+            {
+                "CRPIX1": 8.5,
+                "CRPIX2": 8.5,
+                "CDELT1": -1e-4,
+                "CDELT2": 1e-4,
+                "CUNIT1": "deg",
+                "CUNIT2": "deg",
+                **cards,
+            }
+        )
+        return h
+
+    def test_galactic_wcs_is_converted_to_icrs(self, tmp_path):
+        from astropy.coordinates import SkyCoord
+
+        h = self._header(CTYPE1="GLON-TAN", CTYPE2="GLAT-TAN", CRVAL1=120.0, CRVAL2=-30.0)
+        fits.PrimaryHDU(np.ones((16, 16), np.float32), header=h).writeto(tmp_path / "g.fits")
+        c = read_cutout(tmp_path / "g.fits")
+        truth = SkyCoord(l=120.0, b=-30.0, unit="deg", frame="galactic").icrs
+        assert c.ra == pytest.approx(truth.ra.deg, abs=1e-8)
+        assert c.dec == pytest.approx(truth.dec.deg, abs=1e-8)
+        assert c.pixel_scale == pytest.approx(0.36)
+
+    def test_fk5_wcs_is_converted_to_icrs(self, tmp_path):
+        from astropy.coordinates import SkyCoord
+
+        h = self._header(
+            CTYPE1="RA---TAN",
+            CTYPE2="DEC--TAN",
+            CRVAL1=10.0,
+            CRVAL2=20.0,
+            RADESYS="FK5",
+            EQUINOX=2000.0,
+        )
+        fits.PrimaryHDU(np.ones((16, 16), np.float32), header=h).writeto(tmp_path / "f.fits")
+        c = read_cutout(tmp_path / "f.fits")
+        truth = SkyCoord(10.0, 20.0, unit="deg", frame="fk5").icrs
+        assert c.ra == pytest.approx(truth.ra.deg, abs=1e-9)
+        assert c.ra != 10.0
+
+    def test_no_wcs(self, tmp_path):
+        fits.PrimaryHDU(np.ones((16, 16), np.float32)).writeto(tmp_path / "n.fits")
+        c = read_cutout(tmp_path / "n.fits")
+        assert np.isnan(c.ra)
+        assert np.isnan(c.pixel_scale)
