@@ -128,6 +128,24 @@ def _open(path):
             hdul.close()
 
 
+def _band_indices(path, names, bands):
+    """Where each requested band is among ``names``: exact match first, else the one name
+    equal to it ignoring case (EXTNAMEs are often upper-case)."""
+    lower = [n.lower() for n in names]
+    out, missing = [], []
+    for b in bands:
+        if b in names:
+            out.append(names.index(b))
+        elif lower.count(b.lower()) == 1:
+            out.append(lower.index(b.lower()))
+        else:
+            missing.append(b)
+    if missing:
+        msg = f"{path}: no band(s) {missing}; the file has {list(names)}"
+        raise CutoutReadError(msg)
+    return out
+
+
 def read_cutout(path, *, bands=None, hdu=None):
     """Read one object's cutout from a FITS file.
 
@@ -142,7 +160,8 @@ def read_cutout(path, *, bands=None, hdu=None):
     ----------
     path : str or pathlib.Path
     bands : sequence of str, optional
-        Bands to return, in this order; default all, in file order.
+        Bands to return, in this order (matched ignoring case when that is unambiguous);
+        default all, in file order.
     hdu : int or str, optional
         Read only this HDU (index or EXTNAME), a cube or a single band.
 
@@ -211,11 +230,7 @@ def read_cutout(path, *, bands=None, hdu=None):
         msg = f"{path}: every pixel is NaN or infinite"
         raise CutoutReadError(msg)
     if bands is not None:
-        missing = [b for b in bands if b not in names]
-        if missing:
-            msg = f"{path}: no band(s) {missing}; the file has {names}"
-            raise CutoutReadError(msg)
-        data = data[[names.index(b) for b in bands]]
+        data = data[_band_indices(path, names, bands)]
         names = list(bands)
     return Cutout(
         image=np.ascontiguousarray(data),
