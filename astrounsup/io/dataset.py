@@ -144,39 +144,32 @@ class _StoreSource:
         return self.shape[0]
 
     def read(self, indices, out=None):
-        """Images (and flags) of ``indices`` in that order; ``out`` receives the images."""
+        """Images (and flags) of ``indices`` in that order; ``out`` receives the images.
+
+        Indices are visited in file order and grouped into runs of consecutive rows, each
+        read with one call straight into its place in the output (a sequential batch is a
+        single run; a shuffled one, single rows).
+        """
         f = self._handle()
         indices = np.asarray(indices)
+        shape = (indices.size, *self.shape[1:])
+        images = out if out is not None else np.empty(shape, dtype=np.float32)
+        flags = np.zeros(shape, dtype=bool) if self.has_masks else None
         order = np.argsort(indices, kind="stable")
-        idx = indices[order]
-        in_order = bool(np.all(order == np.arange(order.size)))
-        shape = (idx.size, *self.shape[1:])
-        images = out if (out is not None and in_order) else np.empty(shape, dtype=np.float32)
-        flags = np.zeros(images.shape, dtype=bool) if self.has_masks else None
-        # Contiguous runs are read as one slice each: chunk-friendly, no fancy indexing.
-        breaks = np.nonzero(np.diff(idx) != 1)[0] + 1
-        start = 0
-        for run in np.split(idx, breaks):
-            stop = start + run.size
-            lo, hi = int(run[0]), int(run[-1]) + 1
+        rows = indices[order]
+        # A run continues while both the file row and the output position step by one.
+        step = (np.diff(rows) == 1) & (np.diff(order) == 1)
+        starts = np.concatenate([[0], np.nonzero(~step)[0] + 1]).tolist()
+        stops = [*starts[1:], rows.size]
+        for a, b in zip(starts, stops, strict=True):
+            lo, hi, pos = int(rows[a]), int(rows[b - 1]) + 1, int(order[a])
             if self._raw is not None:
-                self._raw.read(self._fd, lo, hi, images[start:stop])
+                self._raw.read(self._fd, lo, hi, images[pos : pos + b - a])
             else:
-                f["images"].read_direct(images, np.s_[lo:hi], np.s_[start:stop])
+                f["images"].read_direct(images, np.s_[lo:hi], np.s_[pos : pos + b - a])
             if flags is not None:
-                f["masks"].read_direct(flags, np.s_[lo:hi], np.s_[start:stop])
-            start = stop
-        maybe_bad = self.bad_pixels[indices] > 0
-        if in_order:
-            return images, flags, maybe_bad
-        inverse = np.empty_like(order)
-        inverse[order] = np.arange(order.size)
-        if out is not None:
-            np.take(images, inverse, axis=0, out=out)
-            images = out
-        else:
-            images = images[inverse]
-        return images, None if flags is None else flags[inverse], maybe_bad
+                f["masks"].read_direct(flags, np.s_[lo:hi], np.s_[pos : pos + b - a])
+        return images, flags, self.bad_pixels[indices] > 0
 
 
 class _ArraySource:
@@ -498,12 +491,8 @@ class CutoutDataset(torch.utils.data.Dataset):
             )
             src = _FitsSource(entries, meta, bands)
         self._source = src
-        # Fill values of a store's cutouts, computed on first use (the store is immutable).
-        self._sky_cache = (
-            np.full((len(src), src.shape[1]), np.nan, dtype=np.float32)
-            if isinstance(src, _StoreSource)
-            else None
-        )
+        # Repairs of a store's bad pixels, computed on first use (the store is immutable).
+        self._repair_cache = {} if isinstance(src, _StoreSource) else None
         self.table = src.table
         self.bands = tuple(src.bands)
         self.pixel_scale = src.pixel_scale
@@ -546,32 +535,43 @@ class CutoutDataset(torch.utils.data.Dataset):
             maybe_bad = ~np.isfinite(images.reshape(len(images), -1)).all(axis=1)
             if flags is not None:
                 maybe_bad |= flags.reshape(len(flags), -1).any(axis=1)
-        rows_np = np.nonzero(maybe_bad)[0]
-        if rows_np.size:
-            rows = torch.from_numpy(rows_np)
-            sub = x[rows]
-            bad = ~torch.isfinite(sub)
-            if flags is not None:
-                bad |= torch.from_numpy(flags)[rows]
-            sky = self._fill_values(indices[rows_np] % n, sub, bad)
-            x[rows] = torch.where(bad, sky[..., None, None].expand_as(sub), sub)
-            mask[rows] = bad
+        rows = np.nonzero(maybe_bad)[0]
+        if rows.size:
+            flat, values = self._repairs(rows, indices[rows] % n, images, flags)
+            # One scatter for the whole batch: the bad pixels get their band's local sky.
+            x.view(-1)[flat] = values
+            mask.view(-1)[flat] = True
         if self.normalizer is not None:
             x = self.normalizer.transform(x)
         return x, mask
 
-    def _fill_values(self, rows, sub, bad):
-        """The local sky of cutouts ``rows``: the median of the finite border pixels of
-        each band (0 when the whole border is bad), robust to a source or a bad column on
-        the border. A store never changes, so its values are computed once per process."""
-        cache = self._sky_cache
-        if cache is not None and not np.isnan(cache[rows]).any():
-            return torch.from_numpy(cache[rows])
-        frame = border_pixels(torch.where(bad, torch.nan, sub))
-        sky = torch.nan_to_num(torch.nanmedian(frame, dim=-1).values, nan=0.0)
-        if cache is not None:
-            cache[rows] = sky.numpy()
-        return sky
+    def _repairs(self, positions, rows, images, flags):
+        """Flat indices into the batch of the bad pixels of cutouts ``rows`` (at batch
+        ``positions``) and the values that replace them.
+
+        The value is the local sky: the median of the finite border pixels of the band (0
+        when the whole border is bad), robust to a source or a bad column on the border. A
+        store never changes, so each cutout's repair is computed once per process.
+        """
+        per_image = int(np.prod(images.shape[1:]))
+        per_band = int(np.prod(images.shape[2:]))
+        flat_parts, value_parts = [], []
+        for pos, row in zip(positions.tolist(), rows.tolist(), strict=True):
+            repair = self._repair_cache.get(row) if self._repair_cache is not None else None
+            if repair is None:
+                img = torch.from_numpy(images[pos][None])
+                bad = ~torch.isfinite(img)
+                if flags is not None:
+                    bad |= torch.from_numpy(flags[pos][None])
+                frame = border_pixels(torch.where(bad, torch.nan, img))
+                sky = torch.nan_to_num(torch.nanmedian(frame, dim=-1).values, nan=0.0)[0]
+                idx = torch.flatten(bad).nonzero().squeeze(1)
+                repair = (idx, sky[idx // per_band])
+                if self._repair_cache is not None:
+                    self._repair_cache[row] = repair
+            flat_parts.append(repair[0] + pos * per_image)
+            value_parts.append(repair[1])
+        return torch.cat(flat_parts), torch.cat(value_parts)
 
     def loader(
         self,

@@ -634,28 +634,23 @@ def simulate_lens_survey(
             )
     for i, mask in nan_masks.items():
         images[i][mask] = np.nan
-    table = _truth_table(
-        kinds,
-        ra,
-        dec,
-        bands,
-        fwhm,
-        noise_sigma,
-        comps,
-        lens,
-        source_flux,
-        magnification,
-        images,
-        ss,
-        call_args=dict(
-            n=n,
-            size=size,
-            pixel_scale=pixel_scale,
-            lens_fraction=lens_fraction,
-            anomaly_fraction=anomaly_fraction,
-            nan_fraction=nan_fraction,
-        ),
-    )
+    observed = {
+        "ra": ra,
+        "dec": dec,
+        "fwhm": fwhm,
+        "noise_sigma": noise_sigma,
+        "source_flux": source_flux,
+        "magnification": magnification,
+    }
+    call_args = {
+        "n": n,
+        "size": size,
+        "pixel_scale": pixel_scale,
+        "lens_fraction": lens_fraction,
+        "anomaly_fraction": anomaly_fraction,
+        "nan_fraction": nan_fraction,
+    }
+    table = _truth_table(kinds, bands, comps, lens, observed, images, ss, call_args)
     return SimulatedSurvey(images=images, table=table, bands=bands, pixel_scale=pixel_scale)
 
 
@@ -677,21 +672,11 @@ def _detector_artefact(kind, art, electrons, band_objs):
     return electrons
 
 
-def _truth_table(
-    kinds,
-    ra,
-    dec,
-    bands,
-    fwhm,
-    noise_sigma,
-    comps,
-    lens,
-    source_flux,
-    magnification,
-    images,
-    ss,
-    call_args,
-):
+def _truth_table(kinds, bands, comps, lens, observed, images, ss, call_args):
+    """The truth table; ``observed`` holds the per-object draws and measurements."""
+    ra, dec, fwhm = observed["ra"], observed["dec"], observed["fwhm"]
+    noise_sigma, source_flux = observed["noise_sigma"], observed["source_flux"]
+    magnification = observed["magnification"]
     n = kinds.size
     is_lens = kinds == "lens"
     # Total astrophysical flux of each object: lensed sources count magnified.
