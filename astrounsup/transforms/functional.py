@@ -1,0 +1,484 @@
+"""Pure, batched augmentation functions on calibrated multi-band cutouts.
+
+Every function takes a batch ``images`` of shape ``(B, C, H, W)`` (fluxes: negative values
+are normal, nothing is clipped) on any device, with per-sample parameters as tensors of
+shape ``(B,)`` or ``(B, C)``, and is deterministic: the random draws live in the transform
+classes of :mod:`astrounsup.transforms`. Geometric functions also move a boolean ``masks``
+batch of the same shape with the pixels.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F  # noqa: N812 - the PyTorch convention
+
+from astrounsup.simulate.instrument import moffat_kernel
+
+__all__ = [
+    "add_poisson_noise",
+    "add_sky_noise",
+    "center_crop",
+    "crop",
+    "flip",
+    "gaussian_kernel",
+    "mask_rectangles",
+    "psf_degrade",
+    "psf_kernel_fwhm",
+    "redden",
+    "rot90",
+    "rotate",
+    "scale_flux",
+    "zoom",
+]
+
+
+def _check_batch(images, name="images"):
+    if not isinstance(images, torch.Tensor) or images.ndim != 4:
+        shape = tuple(images.shape) if hasattr(images, "shape") else type(images).__name__
+        msg = f"{name} must be a tensor of shape (B, bands, ny, nx); got {shape}"
+        raise ValueError(msg)
+
+
+def _per_sample(value, batch, device, dtype=torch.float32):
+    t = torch.as_tensor(value, device=device, dtype=dtype)
+    return t.expand(batch) if t.ndim == 0 else t
+
+
+def _per_band(value, batch, bands, device, dtype=torch.float32):
+    t = torch.as_tensor(value, device=device, dtype=dtype)
+    if t.ndim == 0:
+        return t.expand(batch, bands)
+    if t.ndim == 1 and t.shape[0] == bands and batch != bands:
+        return t[None, :].expand(batch, bands)
+    if t.ndim == 1:
+        return t[:, None].expand(batch, bands)
+    return t
+
+
+# --- geometry --------------------------------------------------------------------------
+
+
+def rot90(images, k, masks=None):
+    """Rotate each sample by ``k[b] * 90`` degrees counter-clockwise (lossless).
+
+    Parameters
+    ----------
+    images : torch.Tensor of shape (B, C, H, W), H == W
+    k : torch.Tensor of int, shape (B,)
+    masks : torch.Tensor of bool, shape (B, C, H, W), optional
+
+    Returns
+    -------
+    images, masks : torch.Tensor
+    """
+    _check_batch(images)
+    if images.shape[-1] != images.shape[-2]:
+        msg = f"rot90 needs square cutouts; got {tuple(images.shape[-2:])}"
+        raise ValueError(msg)
+    k = _per_sample(k, images.shape[0], images.device, torch.long) % 4
+    move_masks = masks is not None and bool(masks.any())
+    out_i = images.clone()
+    out_m = masks.clone() if move_masks else masks
+    for turns in (1, 2, 3):
+        sel = torch.nonzero(k == turns).squeeze(1)
+        if sel.numel():
+            out_i[sel] = torch.rot90(images[sel], turns, dims=(-2, -1))
+            if move_masks:
+                out_m[sel] = torch.rot90(masks[sel], turns, dims=(-2, -1))
+    return out_i, out_m
+
+
+def flip(images, horizontal, vertical, masks=None):
+    """Mirror samples left-right where ``horizontal[b]`` and top-bottom where ``vertical[b]``."""
+    _check_batch(images)
+    b = images.shape[0]
+    move_masks = masks is not None and bool(masks.any())
+    out_i = images.clone()
+    out_m = masks.clone() if move_masks else masks
+    for flag, dim in ((horizontal, -1), (vertical, -2)):
+        sel = torch.nonzero(_per_sample(flag, b, images.device, torch.bool)).squeeze(1)
+        if sel.numel():
+            out_i[sel] = out_i[sel].flip(dim)
+            if move_masks:
+                out_m[sel] = out_m[sel].flip(dim)
+    return out_i, out_m
+
+
+def crop(images, top, left, size, masks=None):
+    """Per-sample crops of ``size = (h, w)`` with corners ``(top[b], left[b])`` in pixels."""
+    _check_batch(images)
+    h, w = (size, size) if isinstance(size, int) else size
+    b, _, ny, nx = images.shape
+    top = _per_sample(top, b, images.device, torch.long)
+    left = _per_sample(left, b, images.device, torch.long)
+    if bool((top < 0).any() | (left < 0).any() | (top + h > ny).any() | (left + w > nx).any()):
+        msg = f"crop of {h}x{w} at the given corners leaves the {ny}x{nx} cutouts"
+        raise ValueError(msg)
+    rows = top[:, None] + torch.arange(h, device=images.device)
+    cols = left[:, None] + torch.arange(w, device=images.device)
+    # One gather along the flattened pixels: fast for any mix of per-sample offsets.
+    flat = (rows[:, :, None] * nx + cols[:, None, :]).reshape(b, 1, h * w)
+
+    def take(t):
+        c = t.shape[1]
+        return t.reshape(b, c, ny * nx).gather(2, flat.expand(b, c, h * w)).reshape(b, c, h, w)
+
+    out = take(images)
+    if masks is None:
+        return out, None
+    if not bool(masks.any()):
+        return out, masks[..., :h, :w].clone()
+    return out, take(masks)
+
+
+def center_crop(images, size, masks=None):
+    """The central ``size x size`` pixels of every sample (size of the same parity)."""
+    _check_batch(images)
+    ny, nx = images.shape[-2:]
+    if size > min(ny, nx) or (ny - size) % 2 or (nx - size) % 2:
+        msg = (
+            f"center_crop size must be <= {min(ny, nx)} and of the parity of the cutout "
+            f"side {ny}x{nx}, so the crop is centred; got {size}"
+        )
+        raise ValueError(msg)
+    t, l_ = (ny - size) // 2, (nx - size) // 2
+    return images[..., t : t + size, l_ : l_ + size], (
+        None if masks is None else masks[..., t : t + size, l_ : l_ + size]
+    )
+
+
+def _sample_grid(images, grid, masks, mode, *, check_outside=True):
+    out = F.grid_sample(images, grid, mode=mode, padding_mode="zeros", align_corners=True)
+    b, c, h, w = out.shape
+    m = torch.zeros((b, c, h, w), dtype=torch.bool, device=images.device)
+    if check_outside:
+        # Pixels drawn from outside the cutout are masked.
+        ones = torch.ones_like(images[:, :1])
+        inside = (
+            F.grid_sample(ones, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+            > 1 - 1e-4
+        )
+        m |= ~inside
+    if masks is not None and bool(masks.any()):
+        # A pixel is masked if any masked input pixel contributes to it.
+        touched = (
+            F.grid_sample(
+                masks.to(images.dtype),
+                grid,
+                mode="bilinear",
+                padding_mode="zeros",
+                align_corners=True,
+            )
+            > 0
+        )
+        m |= touched
+    return out, m
+
+
+def _centred_grid(b, size, ny, nx, matrix, device, dtype):
+    """Sampling grid: output pixel offsets from the centre mapped by ``matrix`` (B, 2, 2)."""
+    c = torch.arange(size, device=device, dtype=dtype) - (size - 1) / 2
+    yy, xx = torch.meshgrid(c, c, indexing="ij")
+    pts = torch.stack([xx, yy], dim=-1).reshape(1, -1, 2)  # (1, S*S, 2) as (x, y)
+    src = pts @ matrix.transpose(1, 2)  # (B, S*S, 2)
+    gx = src[..., 0] / ((nx - 1) / 2)
+    gy = src[..., 1] / ((ny - 1) / 2)
+    return torch.stack([gx, gy], dim=-1).reshape(b, size, size, 2)
+
+
+def rotate(images, angle, *, size=None, interpolation="bilinear", masks=None):
+    """Rotate each sample by ``angle[b]`` degrees counter-clockwise about its centre and
+    keep the central ``size x size`` pixels, which the rotated cutout covers entirely.
+
+    Parameters
+    ----------
+    images : torch.Tensor of shape (B, C, H, W)
+    angle : torch.Tensor of shape (B,)
+        Degrees.
+    size : int, optional
+        Output side; default ``floor(min(H, W) / sqrt(2))``, valid for every angle.
+    interpolation : {"bilinear", "bicubic"}
+    masks : torch.Tensor of bool, optional
+        Moved with the pixels; an output pixel is masked if a masked input pixel touches it.
+
+    Returns
+    -------
+    images, masks : torch.Tensor of shape (B, C, size, size)
+        ``masks`` is returned even when none was given (all False here, by construction).
+    """
+    _check_batch(images)
+    if interpolation not in ("bilinear", "bicubic"):
+        msg = f"interpolation must be 'bilinear' or 'bicubic'; got {interpolation!r}"
+        raise ValueError(msg)
+    b, _, ny, nx = images.shape
+    side = min(ny, nx)
+    size = math.floor(side / math.sqrt(2)) if size is None else int(size)
+    theta = torch.deg2rad(_per_sample(angle, b, images.device, images.dtype))
+    cos, sin = torch.cos(theta), torch.sin(theta)
+    # The rotated square of side `size` must stay inside the cutout (pixel centres).
+    reach = (size - 1) / 2 * (cos.abs() + sin.abs())
+    if bool((reach > (side - 1) / 2 + 1e-6).any()):
+        msg = (
+            f"rotate: a {size}x{size} crop of a {ny}x{nx} cutout would take pixels from "
+            f"outside at angles up to {float(torch.rad2deg(theta).abs().max()):.1f} deg; "
+            f"use size <= {math.floor(side / math.sqrt(2))}"
+        )
+        raise ValueError(msg)
+    # Output offset (x, y) samples the input at R(-angle) (x, y): rotation of the content.
+    matrix = torch.stack([torch.stack([cos, sin], -1), torch.stack([-sin, cos], -1)], -2)
+    grid = _centred_grid(b, size, ny, nx, matrix, images.device, images.dtype)
+    # The crop was checked to lie inside the cutout: no pixel comes from outside.
+    return _sample_grid(images, grid, masks, interpolation, check_outside=False)
+
+
+def zoom(images, scale, *, masks=None, interpolation="bilinear"):
+    """Magnify each sample by ``scale[b]`` about its centre, conserving flux.
+
+    The output keeps the input's shape. Each output pixel is the mean of the bilinear
+    interpolant over its footprint, and magnifying by ``s`` spreads a source over ``s**2``
+    times as many pixels, so values are divided by ``s**2``; pixels that come from outside
+    the input (``s < 1``) are 0 and masked.
+    """
+    _check_batch(images)
+    b, _, ny, nx = images.shape
+    scale = _per_sample(scale, b, images.device, images.dtype)
+    if bool((scale <= 0).any()):
+        msg = f"zoom scale must be > 0; got {scale.min().item()}"
+        raise ValueError(msg)
+    if ny != nx:
+        msg = f"zoom needs square cutouts; got {ny}x{nx}"
+        raise ValueError(msg)
+    # Each output pixel averages the interpolated input over its footprint (4x4 samples):
+    # point sampling alone aliases and misses the flux of compact sources by a few percent.
+    sub = 4
+    eye = torch.eye(2, device=images.device, dtype=images.dtype)
+    matrix = eye[None] / (scale * sub)[:, None, None]
+    grid = _centred_grid(b, ny * sub, ny, nx, matrix, images.device, images.dtype)
+    fine, m = _sample_grid(images, grid, masks, interpolation)
+    out = F.avg_pool2d(fine, sub)
+    m = F.max_pool2d(m.to(images.dtype), sub) > 0
+    return out / (scale**2)[:, None, None, None], m
+
+
+# --- PSF -------------------------------------------------------------------------------
+
+
+def psf_kernel_fwhm(fwhm_in, fwhm_out):
+    """FWHM of the kernel that takes seeing ``fwhm_in`` to ``fwhm_out``:
+    ``sqrt(out**2 - in**2)`` (exact for Gaussians).
+
+    Raises
+    ------
+    ValueError
+        If any ``fwhm_out < fwhm_in`` (a PSF cannot be sharpened by convolution).
+    """
+    fwhm_in, fwhm_out = torch.as_tensor(fwhm_in), torch.as_tensor(fwhm_out)
+    if bool((fwhm_in < 0).any()):
+        msg = f"fwhm_in must be >= 0; got {fwhm_in.min().item()}"
+        raise ValueError(msg)
+    if bool((fwhm_out < fwhm_in - 1e-9).any()):
+        worst = int(torch.argmax((fwhm_in - fwhm_out).flatten()))
+        msg = (
+            f"fwhm_out must be >= fwhm_in (convolution only blurs); got fwhm_out="
+            f"{fwhm_out.flatten()[worst].item():.4g} < fwhm_in="
+            f"{fwhm_in.flatten()[worst].item():.4g}"
+        )
+        raise ValueError(msg)
+    return torch.sqrt(torch.clamp(fwhm_out**2 - fwhm_in**2, min=0.0))
+
+
+def gaussian_kernel(fwhm, *, pixel_scale, half_width=None):
+    """Gaussian kernels sampled at pixel centres and normalised to sum 1.
+
+    Parameters
+    ----------
+    fwhm : torch.Tensor of shape (...)
+        Arcsec; 0 gives a delta function.
+    pixel_scale : float
+        Arcsec per pixel.
+    half_width : int, optional
+        Default ``ceil(4 sigma)`` of the widest kernel (at least 1).
+
+    Returns
+    -------
+    torch.Tensor of shape (..., 2 * half_width + 1, 2 * half_width + 1)
+    """
+    fwhm = torch.as_tensor(fwhm, dtype=torch.float32)
+    sigma = fwhm / (2.0 * math.sqrt(2.0 * math.log(2.0))) / pixel_scale
+    if half_width is None:
+        half_width = max(1, math.ceil(4.0 * float(sigma.max()))) if sigma.numel() else 1
+    r = torch.arange(-half_width, half_width + 1, dtype=fwhm.dtype, device=fwhm.device)
+    s2 = (2.0 * sigma**2).clamp_min(1e-12)[..., None]
+    g = torch.exp(-(r**2) / s2)
+    g = g / g.sum(dim=-1, keepdim=True)
+    return g[..., :, None] * g[..., None, :]
+
+
+def psf_degrade(images, fwhm_in, fwhm_out, *, pixel_scale, kernel="gaussian", beta=3.5):
+    """Convolve each sample and band so its seeing goes from ``fwhm_in`` to ``fwhm_out``.
+
+    Parameters
+    ----------
+    images : torch.Tensor of shape (B, C, H, W)
+    fwhm_in, fwhm_out : float or torch.Tensor of shape (B,), (C,) or (B, C)
+        Arcsec.
+    pixel_scale : float
+        Arcsec per pixel.
+    kernel : {"gaussian", "moffat"}
+        Kernel profile, of FWHM ``sqrt(out**2 - in**2)``; sums to 1.
+    beta : float, optional
+        Moffat index.
+
+    Returns
+    -------
+    torch.Tensor of shape (B, C, H, W)
+        Edges are handled by reflecting the cutout, so no flux wraps around. The
+        convolution is done by FFT; the Gaussian uses its exact transfer function.
+    """
+    _check_batch(images)
+    if not pixel_scale > 0:
+        msg = f"pixel_scale must be > 0 arcsec; got {pixel_scale!r}"
+        raise ValueError(msg)
+    b, c, ny, nx = images.shape
+    f_in = _per_band(fwhm_in, b, c, images.device)
+    f_out = _per_band(fwhm_out, b, c, images.device)
+    k = psf_kernel_fwhm(f_in, f_out).to(images.dtype)
+    if kernel not in ("gaussian", "moffat"):
+        msg = f"kernel must be 'gaussian' or 'moffat'; got {kernel!r}"
+        raise ValueError(msg)
+    sigma_px = k / (2.0 * math.sqrt(2.0 * math.log(2.0))) / pixel_scale
+    half = max(
+        1,
+        math.ceil(
+            4.0 * float(sigma_px.max())
+            if kernel == "gaussian"
+            else 3.0 * float(k.max()) / pixel_scale
+        ),
+    )
+    # Reflect the cutout so no flux wraps around, then zero-pad to a fast FFT size.
+    pad = min(half, ny - 1, nx - 1)
+    padded = F.pad(images, (pad, pad, pad, pad), mode="reflect") if pad else images
+    # Circular wrap-around stays within `half` of the padded edges: the reflected margin.
+    size_y, size_x = _fft_size(padded.shape[-2]), _fft_size(padded.shape[-1])
+    spec = torch.fft.rfft2(padded, s=(size_y, size_x))
+    if kernel == "gaussian":
+        # The Gaussian's transfer function: exact, separable, and 1 at zero frequency.
+        fy = torch.fft.fftfreq(size_y, device=images.device, dtype=images.dtype)
+        fx = torch.fft.rfftfreq(size_x, device=images.device, dtype=images.dtype)
+        s2 = (2.0 * math.pi**2) * sigma_px[..., None, None] ** 2
+        transfer = torch.exp(-s2 * fy[:, None] ** 2) * torch.exp(-s2 * fx[None, :] ** 2)
+    else:
+        safe = torch.where(k > 0, k, torch.ones_like(k))
+        kernels = moffat_kernel(
+            safe.cpu().double().numpy(),
+            pixel_scale=pixel_scale,
+            beta=beta,
+            half_width=half,
+            device=images.device,
+            dtype=images.dtype,
+        )
+        delta = torch.zeros_like(kernels)
+        delta[..., half, half] = 1.0
+        kernels = torch.where((k > 0)[..., None, None], kernels, delta)
+        full = torch.zeros(b, c, size_y, size_x, device=images.device, dtype=images.dtype)
+        full[..., : 2 * half + 1, : 2 * half + 1] = kernels
+        full = torch.roll(full, shifts=(-half, -half), dims=(-2, -1))
+        transfer = torch.fft.rfft2(full)
+    out = torch.fft.irfft2(spec * transfer, s=(size_y, size_x))
+    return out[..., pad : pad + ny, pad : pad + nx].contiguous()
+
+
+def _fft_size(n):
+    """The smallest 2**a 3**b 5**c >= n: sizes the FFT handles fastest."""
+    best = 1 << (n - 1).bit_length()
+    p5 = 1
+    while p5 < best:
+        p35 = p5
+        while p35 < best:
+            p235 = p35
+            while p235 < n:
+                p235 *= 2
+            best = min(best, p235)
+            p35 *= 3
+        p5 *= 5
+    return best
+
+
+# --- photometry and noise --------------------------------------------------------------
+
+
+def add_sky_noise(images, sigma, *, generator=None):
+    """Add Gaussian noise of standard deviation ``sigma`` ((B,), (C,) or (B, C)) per band."""
+    _check_batch(images)
+    b, c = images.shape[:2]
+    sigma = _per_band(sigma, b, c, images.device, images.dtype)
+    if bool((sigma < 0).any()):
+        msg = f"noise sigma must be >= 0; got {sigma.min().item()}"
+        raise ValueError(msg)
+    noise = torch.randn(
+        images.shape, generator=generator, device=images.device, dtype=images.dtype
+    )
+    return images + noise * sigma[..., None, None]
+
+
+def add_poisson_noise(images, gain, *, generator=None):
+    """Add the shot noise of the positive flux: ``gain`` electrons per flux unit (B,)/(C,)."""
+    _check_batch(images)
+    b, c = images.shape[:2]
+    gain = _per_band(gain, b, c, images.device, images.dtype)
+    if bool((gain <= 0).any()):
+        msg = f"gain must be > 0 electrons per flux unit; got {gain.min().item()}"
+        raise ValueError(msg)
+    lam = images.clamp_min(0.0) * gain[..., None, None]
+    counts = torch.poisson(lam, generator=generator)
+    return images + (counts - lam) / gain[..., None, None]
+
+
+def redden(images, ebv, coefficients):
+    """Scale band ``j`` by ``10**(-0.4 * coefficients[j] * ebv[b])``.
+
+    Parameters
+    ----------
+    images : torch.Tensor of shape (B, C, H, W)
+    ebv : torch.Tensor of shape (B,)
+        E(B-V), mag.
+    coefficients : sequence of float, length C
+        ``A_band / E(B-V)``.
+    """
+    _check_batch(images)
+    b, c = images.shape[:2]
+    coeff = torch.as_tensor(coefficients, device=images.device, dtype=images.dtype)
+    if coeff.shape != (c,):
+        msg = f"coefficients must have one value per band ({c}); got shape {tuple(coeff.shape)}"
+        raise ValueError(msg)
+    ebv = _per_sample(ebv, b, images.device, images.dtype)
+    factor = 10.0 ** (-0.4 * coeff[None, :] * ebv[:, None])
+    return images * factor[..., None, None]
+
+
+def scale_flux(images, factors):
+    """Multiply each sample and band by ``factors`` ((B,), (C,) or (B, C))."""
+    _check_batch(images)
+    b, c = images.shape[:2]
+    return images * _per_band(factors, b, c, images.device, images.dtype)[..., None, None]
+
+
+def mask_rectangles(shape, top, left, height, width, *, device=None):
+    """Boolean masks ``(B, 1, H, W)`` of the union of P rectangles per sample.
+
+    ``top``, ``left``, ``height``, ``width`` are integer tensors of shape (B, P); a
+    rectangle of zero height or width masks nothing.
+    """
+    _, _, ny, nx = shape
+    yy = torch.arange(ny, device=device)[None, None, :, None]
+    xx = torch.arange(nx, device=device)[None, None, None, :]
+    t, l_ = top[..., None, None], left[..., None, None]
+    inside = (
+        (yy >= t)
+        & (yy < t + height[..., None, None])
+        & (xx >= l_)
+        & (xx < l_ + width[..., None, None])
+    )
+    return inside.any(dim=1, keepdim=True)

@@ -1,0 +1,100 @@
+"""Views for contrastive learning, and readable default pipelines."""
+
+from __future__ import annotations
+
+from astrounsup.transforms.base import Compose
+from astrounsup.transforms.geometric import JitterCrop, RandomRot90Flip, RandomRotation
+from astrounsup.transforms.photometric import MaskPatches, PSFDegrade, Redden, SkyNoise
+
+__all__ = ["MultiView", "contrastive_pipeline", "contrastive_views", "denoising_pipeline"]
+
+
+class MultiView:
+    """Several independently augmented views of one batch: a list of per-view pipelines.
+
+    Examples
+    --------
+    >>> import torch
+    >>> views = MultiView([RandomRot90Flip(), RandomRot90Flip()])
+    >>> out = views(torch.randn(4, 3, 16, 16), generator=torch.Generator().manual_seed(1))
+    >>> len(out), tuple(out[0][0].shape)
+    (2, (4, 3, 16, 16))
+    """
+
+    def __init__(self, pipelines):
+        self.pipelines = list(pipelines)
+        if len(self.pipelines) < 2:
+            msg = f"MultiView needs at least two pipelines; got {len(self.pipelines)}"
+            raise ValueError(msg)
+
+    def __call__(self, images, masks=None, *, generator=None, meta=None):
+        return [p(images, masks, generator=generator, meta=meta) for p in self.pipelines]
+
+    def __repr__(self):
+        return f"MultiView({self.pipelines!r})"
+
+
+def contrastive_pipeline(
+    *,
+    size,
+    pixel_scale,
+    bands,
+    jitter=4,
+    fwhm_in=None,
+    seeing_factor=(1.0, 1.4),
+    depth=(1.0, 1.6),
+    ebv=(0.0, 0.1),
+):
+    """The default augmentations of one contrastive view.
+
+    Arbitrary rotation (bilinear, cropped so no corner is empty), a random mirror or
+    90-degree turn, a jitter crop, worse seeing (Gaussian kernel), shallower depth and dust
+    reddening: the nuisances of a survey, none of which changes what the object is.
+
+    Parameters
+    ----------
+    size : int
+        Side of the input cutouts; the output side is ``floor(size / sqrt(2)) - 2 * jitter``.
+    pixel_scale : float
+        Arcsec per pixel.
+    bands : sequence of str
+        Band names (for the reddening coefficients).
+    jitter : int, optional
+        Largest shift of the crop, pixels.
+    fwhm_in : float, optional
+        Seeing (arcsec) when the batch metadata has no ``psf_fwhm``.
+    seeing_factor, depth, ebv : (float, float), optional
+        Ranges of ``FWHM_out / FWHM_in``, of ``sigma_out / sigma_in`` and of E(B-V).
+
+    Returns
+    -------
+    Compose
+    """
+    from astrounsup.transforms.geometric import max_rotation_size
+
+    return Compose(
+        [
+            RandomRotation((0.0, 360.0), size=max_rotation_size(size)),
+            RandomRot90Flip(),
+            JitterCrop(jitter),
+            PSFDegrade(seeing_factor, pixel_scale=pixel_scale, fwhm_in=fwhm_in),
+            SkyNoise(depth),
+            Redden(ebv, bands=bands),
+        ]
+    )
+
+
+def contrastive_views(n_views=2, **kwargs):
+    """``n_views`` independent :func:`contrastive_pipeline` views (SimCLR uses two)."""
+    return MultiView([contrastive_pipeline(**kwargs) for _ in range(n_views)])
+
+
+def denoising_pipeline(*, depth=(1.5, 3.0), patches=(0, 2), patch_size=(4, 10)):
+    """The default corruption for denoising and inpainting autoencoders: extra sky noise
+    (``depth`` times the cutout's own) and hidden patches; the clean cutout is the target.
+
+    Returns
+    -------
+    Compose
+    """
+    return Compose([SkyNoise(depth), MaskPatches(patches, patch_size)])
