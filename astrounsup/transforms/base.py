@@ -71,17 +71,24 @@ class Transform:
         return {"apply": self._apply_mask(generator, images.shape[0])}
 
     def transform(self, images, masks, params, meta=None):
-        """Apply drawn ``params``; returns ``(images, masks)``."""
+        """Apply drawn ``params`` to ``images`` and ``masks`` (bool, or None for nothing
+        masked); returns ``(images, masks)``."""
         raise NotImplementedError
 
     def __call__(self, images, masks=None, *, generator=None, meta=None):
+        images, masks = self._apply(images, masks, generator=generator, meta=meta)
+        if masks is None:
+            masks = torch.zeros(images.shape, dtype=torch.bool, device=images.device)
+        return images, masks
+
+    def _apply(self, images, masks, *, generator=None, meta=None):
+        """``__call__`` without the final mask: ``None`` stands for "nothing masked" until
+        a transform masks something, which saves allocating and scanning empty masks."""
         if not isinstance(images, torch.Tensor) or images.ndim != 4:
             shape = tuple(getattr(images, "shape", ()))
             msg = f"images must be a tensor of shape (B, bands, ny, nx); got {shape}"
             raise ValueError(msg)
-        if masks is None:
-            masks = torch.zeros(images.shape, dtype=torch.bool, device=images.device)
-        elif masks.shape != images.shape:
+        if masks is not None and masks.shape != images.shape:
             msg = (
                 f"masks must have the shape of images {tuple(images.shape)}; "
                 f"got {tuple(masks.shape)}"
@@ -118,9 +125,9 @@ class Compose(Transform):
                 raise TypeError(msg)
         super().__init__()
 
-    def __call__(self, images, masks=None, *, generator=None, meta=None):
+    def _apply(self, images, masks, *, generator=None, meta=None):
         for t in self.transforms:
-            images, masks = t(images, masks, generator=generator, meta=meta)
+            images, masks = t._apply(images, masks, generator=generator, meta=meta)
         return images, masks
 
     def __repr__(self):

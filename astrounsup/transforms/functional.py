@@ -4,7 +4,8 @@ Every function takes a batch ``images`` of shape ``(B, C, H, W)`` (fluxes: negat
 are normal, nothing is clipped) on any device, with per-sample parameters as tensors of
 shape ``(B,)`` or ``(B, C)``, and is deterministic: the random draws live in the transform
 classes of :mod:`astrounsup.transforms`. Geometric functions also move a boolean ``masks``
-batch of the same shape with the pixels.
+batch of the same shape with the pixels; ``masks=None`` means nothing is masked, and they
+return None for it unless the operation itself masks pixels (``zoom`` out).
 """
 
 from __future__ import annotations
@@ -150,9 +151,15 @@ def center_crop(images, size, masks=None):
 
 
 def _sample_grid(images, grid, masks, mode, *, check_outside=True):
+    """Resample ``images`` (and move ``masks``) on ``grid``; masks may stay None when no
+    pixel can be masked."""
     out = F.grid_sample(images, grid, mode=mode, padding_mode="zeros", align_corners=True)
-    b, c, h, w = out.shape
-    m = torch.zeros((b, c, h, w), dtype=torch.bool, device=images.device)
+    moved = masks is not None and bool(masks.any())
+    if not (check_outside or moved):
+        return out, None if masks is None else torch.zeros(
+            out.shape, dtype=torch.bool, device=out.device
+        )
+    m = torch.zeros(out.shape, dtype=torch.bool, device=images.device)
     if check_outside:
         # Pixels drawn from outside the cutout are masked.
         ones = torch.ones_like(images[:, :1])
@@ -161,7 +168,7 @@ def _sample_grid(images, grid, masks, mode, *, check_outside=True):
             > 1 - 1e-4
         )
         m |= ~inside
-    if masks is not None and bool(masks.any()):
+    if moved:
         # A pixel is masked if any masked input pixel contributes to it.
         touched = (
             F.grid_sample(
@@ -177,20 +184,31 @@ def _sample_grid(images, grid, masks, mode, *, check_outside=True):
     return out, m
 
 
-def _centred_grid(b, size, ny, nx, matrix, device, dtype):
-    """Sampling grid: output pixel offsets from the centre mapped by ``matrix`` (B, 2, 2)."""
-    c = torch.arange(size, device=device, dtype=dtype) - (size - 1) / 2
-    yy, xx = torch.meshgrid(c, c, indexing="ij")
-    pts = torch.stack([xx, yy], dim=-1).reshape(1, -1, 2)  # (1, S*S, 2) as (x, y)
-    src = pts @ matrix.transpose(1, 2)  # (B, S*S, 2)
-    gx = src[..., 0] / ((nx - 1) / 2)
-    gy = src[..., 1] / ((ny - 1) / 2)
-    return torch.stack([gx, gy], dim=-1).reshape(b, size, size, 2)
+def _centred_grid(b, size, ny, nx, matrix, device, dtype, offset=None):
+    """Sampling grid: output pixel offsets ``o`` from the centre map to input offsets
+    ``matrix @ (o + offset)`` from the input centre (pixels; ``offset`` (B, 2) as (x, y)).
+
+    Built with ``affine_grid`` in the normalised coordinates of ``grid_sample``.
+    """
+    half_out = (size - 1) / 2
+    scale_in = torch.tensor([(nx - 1) / 2, (ny - 1) / 2], device=device, dtype=dtype)
+    linear = matrix * half_out / scale_in[None, :, None]
+    if offset is None:
+        shift = torch.zeros(b, 2, device=device, dtype=dtype)
+    else:
+        shift = (matrix @ offset[:, :, None])[..., 0] / scale_in[None, :]
+    theta = torch.cat([linear, shift[:, :, None]], dim=2)
+    return F.affine_grid(theta, [b, 1, size, size], align_corners=True)
 
 
-def rotate(images, angle, *, size=None, interpolation="bilinear", masks=None):
+def rotate(
+    images, angle, *, size=None, interpolation="bilinear", masks=None, mirror=None, shift=None
+):
     """Rotate each sample by ``angle[b]`` degrees counter-clockwise about its centre and
-    keep the central ``size x size`` pixels, which the rotated cutout covers entirely.
+    keep a ``size x size`` window, which the rotated cutout covers entirely.
+
+    Optionally mirror (left-right, before rotating) and move the window by ``shift``
+    pixels: rotation, flip and jitter crop in one resampling, which blurs the noise once.
 
     Parameters
     ----------
@@ -202,11 +220,20 @@ def rotate(images, angle, *, size=None, interpolation="bilinear", masks=None):
     interpolation : {"bilinear", "bicubic"}
     masks : torch.Tensor of bool, optional
         Moved with the pixels; an output pixel is masked if a masked input pixel touches it.
+    mirror : torch.Tensor of bool, shape (B,), optional
+    shift : torch.Tensor of shape (B, 2), optional
+        Window offset ``(dx, dy)`` in output pixels.
 
     Returns
     -------
     images, masks : torch.Tensor of shape (B, C, size, size)
-        ``masks`` is returned even when none was given (all False here, by construction).
+        ``masks`` is None when none was given (nothing can be masked: the window lies
+        inside the cutout).
+
+    Raises
+    ------
+    ValueError
+        If the window would reach outside the cutout for some sample.
     """
     _check_batch(images)
     if interpolation not in ("bilinear", "bicubic"):
@@ -217,19 +244,30 @@ def rotate(images, angle, *, size=None, interpolation="bilinear", masks=None):
     size = math.floor(side / math.sqrt(2)) if size is None else int(size)
     theta = torch.deg2rad(_per_sample(angle, b, images.device, images.dtype))
     cos, sin = torch.cos(theta), torch.sin(theta)
-    # The rotated square of side `size` must stay inside the cutout (pixel centres).
-    reach = (size - 1) / 2 * (cos.abs() + sin.abs())
-    if bool((reach > (side - 1) / 2 + 1e-6).any()):
-        msg = (
-            f"rotate: a {size}x{size} crop of a {ny}x{nx} cutout would take pixels from "
-            f"outside at angles up to {float(torch.rad2deg(theta).abs().max()):.1f} deg; "
-            f"use size <= {math.floor(side / math.sqrt(2))}"
-        )
-        raise ValueError(msg)
     # Output offset (x, y) samples the input at R(-angle) (x, y): rotation of the content.
     matrix = torch.stack([torch.stack([cos, sin], -1), torch.stack([-sin, cos], -1)], -2)
-    grid = _centred_grid(b, size, ny, nx, matrix, images.device, images.dtype)
-    # The crop was checked to lie inside the cutout: no pixel comes from outside.
+    if mirror is not None:
+        sign = 1.0 - 2.0 * _per_sample(mirror, b, images.device, images.dtype)
+        matrix = matrix * torch.stack([sign, torch.ones_like(sign)], -1)[:, None, :]
+    offset = (
+        None if shift is None else torch.as_tensor(shift, device=images.device, dtype=images.dtype)
+    )
+    # The window's corners must land inside the cutout (pixel centres).
+    h = (size - 1) / 2
+    corners = torch.tensor(
+        [[-h, -h], [-h, h], [h, -h], [h, h]], device=images.device, dtype=images.dtype
+    )[None]
+    if offset is not None:
+        corners = corners + offset[:, None, :]
+    reach = (corners @ matrix.transpose(1, 2)).abs()
+    limit = torch.tensor([(nx - 1) / 2, (ny - 1) / 2], device=images.device, dtype=images.dtype)
+    if bool((reach > limit + 1e-4).any()):
+        msg = (
+            f"rotate: a {size}x{size} window of a {ny}x{nx} cutout would take pixels from "
+            f"outside; use size <= {math.floor(side / math.sqrt(2))} minus twice the shift"
+        )
+        raise ValueError(msg)
+    grid = _centred_grid(b, size, ny, nx, matrix, images.device, images.dtype, offset)
     return _sample_grid(images, grid, masks, interpolation, check_outside=False)
 
 
@@ -334,60 +372,63 @@ def psf_degrade(images, fwhm_in, fwhm_out, *, pixel_scale, kernel="gaussian", be
     Returns
     -------
     torch.Tensor of shape (B, C, H, W)
-        Edges are handled by reflecting the cutout, so no flux wraps around. The
-        convolution is done by FFT; the Gaussian uses its exact transfer function.
+        Edges are handled by reflecting the cutout, so no flux wraps around or is lost.
+        The Gaussian is applied as two 1-D convolutions (it is separable), the Moffat by
+        FFT.
     """
     _check_batch(images)
-    if not pixel_scale > 0:
+    if not (isinstance(pixel_scale, (int, float)) and pixel_scale > 0):
         msg = f"pixel_scale must be > 0 arcsec; got {pixel_scale!r}"
+        raise ValueError(msg)
+    if kernel not in ("gaussian", "moffat"):
+        msg = f"kernel must be 'gaussian' or 'moffat'; got {kernel!r}"
         raise ValueError(msg)
     b, c, ny, nx = images.shape
     f_in = _per_band(fwhm_in, b, c, images.device)
     f_out = _per_band(fwhm_out, b, c, images.device)
     k = psf_kernel_fwhm(f_in, f_out).to(images.dtype)
-    if kernel not in ("gaussian", "moffat"):
-        msg = f"kernel must be 'gaussian' or 'moffat'; got {kernel!r}"
-        raise ValueError(msg)
     sigma_px = k / (2.0 * math.sqrt(2.0 * math.log(2.0))) / pixel_scale
-    half = max(
-        1,
-        math.ceil(
-            4.0 * float(sigma_px.max())
-            if kernel == "gaussian"
-            else 3.0 * float(k.max()) / pixel_scale
-        ),
+    reach = (
+        4.0 * float(sigma_px.max())
+        if kernel == "gaussian"
+        else 3.0 * float(k.max()) / (pixel_scale)
     )
-    # Reflect the cutout so no flux wraps around, then zero-pad to a fast FFT size.
-    pad = min(half, ny - 1, nx - 1)
-    padded = F.pad(images, (pad, pad, pad, pad), mode="reflect") if pad else images
+    half = max(1, math.ceil(reach))
+    if half > min(ny, nx) - 1:
+        msg = (
+            f"the PSF kernel reaches {half} px, more than the {ny}x{nx} cutouts can "
+            "reflect; use larger cutouts or a smaller seeing change"
+        )
+        raise ValueError(msg)
+    padded = F.pad(images, (half, half, half, half), mode="reflect")
+    if kernel == "gaussian":
+        r = torch.arange(-half, half + 1, device=images.device, dtype=images.dtype)
+        g = torch.exp(-(r**2) / (2.0 * sigma_px.reshape(-1, 1) ** 2).clamp_min(1e-12))
+        g = g / g.sum(dim=-1, keepdim=True)
+        planes = padded.reshape(1, b * c, *padded.shape[-2:])
+        planes = F.conv2d(planes, g.view(b * c, 1, 1, -1), groups=b * c)
+        planes = F.conv2d(planes, g.view(b * c, 1, -1, 1), groups=b * c)
+        return planes.reshape(b, c, ny, nx)
+    safe = torch.where(k > 0, k, torch.ones_like(k))
+    kernels = moffat_kernel(
+        safe.cpu().double().numpy(),
+        pixel_scale=pixel_scale,
+        beta=beta,
+        half_width=half,
+        device=images.device,
+        dtype=images.dtype,
+    )
+    delta = torch.zeros_like(kernels)
+    delta[..., half, half] = 1.0
+    kernels = torch.where((k > 0)[..., None, None], kernels, delta)
     # Circular wrap-around stays within `half` of the padded edges: the reflected margin.
     size_y, size_x = _fft_size(padded.shape[-2]), _fft_size(padded.shape[-1])
-    spec = torch.fft.rfft2(padded, s=(size_y, size_x))
-    if kernel == "gaussian":
-        # The Gaussian's transfer function: exact, separable, and 1 at zero frequency.
-        fy = torch.fft.fftfreq(size_y, device=images.device, dtype=images.dtype)
-        fx = torch.fft.rfftfreq(size_x, device=images.device, dtype=images.dtype)
-        s2 = (2.0 * math.pi**2) * sigma_px[..., None, None] ** 2
-        transfer = torch.exp(-s2 * fy[:, None] ** 2) * torch.exp(-s2 * fx[None, :] ** 2)
-    else:
-        safe = torch.where(k > 0, k, torch.ones_like(k))
-        kernels = moffat_kernel(
-            safe.cpu().double().numpy(),
-            pixel_scale=pixel_scale,
-            beta=beta,
-            half_width=half,
-            device=images.device,
-            dtype=images.dtype,
-        )
-        delta = torch.zeros_like(kernels)
-        delta[..., half, half] = 1.0
-        kernels = torch.where((k > 0)[..., None, None], kernels, delta)
-        full = torch.zeros(b, c, size_y, size_x, device=images.device, dtype=images.dtype)
-        full[..., : 2 * half + 1, : 2 * half + 1] = kernels
-        full = torch.roll(full, shifts=(-half, -half), dims=(-2, -1))
-        transfer = torch.fft.rfft2(full)
-    out = torch.fft.irfft2(spec * transfer, s=(size_y, size_x))
-    return out[..., pad : pad + ny, pad : pad + nx].contiguous()
+    full = torch.zeros(b, c, size_y, size_x, device=images.device, dtype=images.dtype)
+    full[..., : 2 * half + 1, : 2 * half + 1] = kernels
+    full = torch.roll(full, shifts=(-half, -half), dims=(-2, -1))
+    spec = torch.fft.rfft2(padded, s=(size_y, size_x)) * torch.fft.rfft2(full)
+    out = torch.fft.irfft2(spec, s=(size_y, size_x))
+    return out[..., half : half + ny, half : half + nx].contiguous()
 
 
 def _fft_size(n):

@@ -47,18 +47,33 @@ class RandomRot90Flip(Transform):
 class RandomRotation(Transform):
     """Rotation by a random angle, then the central crop that holds no empty corner.
 
+    With ``mirror`` and ``max_shift`` it also mirrors half the samples and moves the crop
+    by up to ``max_shift`` pixels: rotation, flip and jitter crop in one resampling, so
+    the noise is interpolated once.
+
     Parameters
     ----------
     degrees : (float, float), optional
         Range of angles, counter-clockwise.
     size : int, optional
-        Output side; default ``floor(side / sqrt(2))``.
+        Output side; default ``floor(side / sqrt(2)) - 2 * max_shift``.
     interpolation : {"bilinear", "bicubic"}
+    mirror : bool, optional
+    max_shift : int, optional
+        Largest shift of the crop, pixels.
     """
 
     changes_shape = True
 
-    def __init__(self, degrees=(0.0, 360.0), *, size=None, interpolation="bilinear"):
+    def __init__(
+        self,
+        degrees=(0.0, 360.0),
+        *,
+        size=None,
+        interpolation="bilinear",
+        mirror=False,
+        max_shift=0,
+    ):
         self.degrees = _check_range("degrees", degrees)
         if interpolation not in ("bilinear", "bicubic"):
             msg = f"interpolation must be 'bilinear' or 'bicubic'; got {interpolation!r}"
@@ -66,20 +81,35 @@ class RandomRotation(Transform):
         if size is not None and not (isinstance(size, int) and size > 0):
             msg = f"size must be a positive integer; got {size!r}"
             raise ValueError(msg)
+        if not (isinstance(max_shift, int) and max_shift >= 0):
+            msg = f"max_shift must be an integer >= 0 pixels; got {max_shift!r}"
+            raise ValueError(msg)
         self.size = size
         self.interpolation = interpolation
+        self.mirror = bool(mirror)
+        self.max_shift = max_shift
         super().__init__()
 
     def make_params(self, images, *, generator=None, meta=None):
-        return {"angle": _uniform(generator, images.shape[0], *self.degrees)}
+        n = images.shape[0]
+        params = {"angle": _uniform(generator, n, *self.degrees)}
+        params["mirror"] = (torch.rand(n, generator=generator) < 0.5) & self.mirror
+        k = self.max_shift
+        params["shift"] = torch.randint(-k, k + 1, (n, 2), generator=generator).float()
+        return params
 
     def transform(self, images, masks, params, meta=None):
+        size = self.size
+        if size is None:
+            size = max_rotation_size(min(images.shape[-2:])) - 2 * self.max_shift
         return tf.rotate(
             images,
             params["angle"].to(images.device),
-            size=self.size,
+            size=size,
             interpolation=self.interpolation,
             masks=masks,
+            mirror=params["mirror"].to(images.device),
+            shift=params["shift"].to(images.device),
         )
 
 

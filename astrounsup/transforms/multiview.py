@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from astrounsup.transforms.base import Compose
-from astrounsup.transforms.geometric import JitterCrop, RandomRot90Flip, RandomRotation
+from astrounsup.transforms.geometric import RandomRotation
 from astrounsup.transforms.photometric import MaskPatches, PSFDegrade, Redden, SkyNoise
 
 __all__ = ["MultiView", "contrastive_pipeline", "contrastive_views", "denoising_pipeline"]
@@ -47,9 +47,9 @@ def contrastive_pipeline(
 ):
     """The default augmentations of one contrastive view.
 
-    Arbitrary rotation (bilinear, cropped so no corner is empty), a random mirror or
-    90-degree turn, a jitter crop, worse seeing (Gaussian kernel), shallower depth and dust
-    reddening: the nuisances of a survey, none of which changes what the object is.
+    Arbitrary rotation with a random mirror and a jitter crop (one bilinear resampling,
+    cropped so no corner is empty), worse seeing (Gaussian kernel), shallower depth and
+    dust reddening: the nuisances of a survey, none of which changes what the object is.
 
     Parameters
     ----------
@@ -74,9 +74,13 @@ def contrastive_pipeline(
 
     return Compose(
         [
-            RandomRotation((0.0, 360.0), size=max_rotation_size(size)),
-            RandomRot90Flip(),
-            JitterCrop(jitter),
+            # Rotation, mirror and jitter crop, fused into one resampling.
+            RandomRotation(
+                (0.0, 360.0),
+                size=max_rotation_size(size) - 2 * jitter,
+                mirror=True,
+                max_shift=jitter,
+            ),
             PSFDegrade(seeing_factor, pixel_scale=pixel_scale, fwhm_in=fwhm_in),
             SkyNoise(depth),
             Redden(ebv, bands=bands),

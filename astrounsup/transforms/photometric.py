@@ -280,4 +280,5 @@ class MaskPatches(Transform):
         out = torch.where(
             hidden, torch.as_tensor(self.fill, dtype=images.dtype, device=dev), images
         )
-        return out, masks | hidden
+        hidden = hidden.expand(images.shape)
+        return out, hidden.clone() if masks is None else masks | hidden
