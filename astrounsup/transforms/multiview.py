@@ -15,6 +15,7 @@ class MultiView:
     Examples
     --------
     >>> import torch
+    >>> from astrounsup.transforms import RandomRot90Flip
     >>> views = MultiView([RandomRot90Flip(), RandomRot90Flip()])
     >>> out = views(torch.randn(4, 3, 16, 16), generator=torch.Generator().manual_seed(1))
     >>> len(out), tuple(out[0][0].shape)
