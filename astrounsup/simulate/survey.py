@@ -432,18 +432,12 @@ def _render_batch(lo, hi, comps, lens, fwhm, size, pixel_scale, device):
         contrib = unit_images[:, None] * flux[sel_t][:, :, None, None]
         extended.index_add_(0, local[sel_t], contrib)
 
+    def profile(sel):
+        return {k: c[k][sel] for k in ("x0", "y0", "r_e", "n", "q", "phi")}
+
     sel = np.nonzero(c["kind"] == sc.SERSIC)[0]
     if sel.size:
-        imgs = render_sersic(
-            grid,
-            x0=c["x0"][sel],
-            y0=c["y0"][sel],
-            r_e=c["r_e"][sel],
-            n=c["n"][sel],
-            q=c["q"][sel],
-            phi=c["phi"][sel],
-        )
-        scatter(sel, imgs)
+        scatter(sel, render_sersic(grid, **profile(sel)))
     sel = np.nonzero(c["kind"] == sc.LENSED)[0]
     if sel.size:
         obj = c["obj"][sel]
@@ -465,17 +459,7 @@ def _render_batch(lo, hi, comps, lens, fwhm, size, pixel_scale, device):
             x0=x0[:, None, None],
             y0=y0[:, None, None],
         )
-        imgs = render_sersic(
-            grid,
-            x0=c["x0"][sel],
-            y0=c["y0"][sel],
-            r_e=c["r_e"][sel],
-            n=c["n"][sel],
-            q=c["q"][sel],
-            phi=c["phi"][sel],
-            source_x=bx,
-            source_y=by,
-        )
+        imgs = render_sersic(grid, **profile(sel), source_x=bx, source_y=by)
         # A unit-flux source: the lensed image's total flux is the magnification.
         magnification[obj - lo] = imgs.sum(dim=(-2, -1)).double().cpu().numpy()
         scatter(sel, imgs)

@@ -113,9 +113,7 @@ class RandomRotation(Transform):
         )
 
 
-class RandomCrop(Transform):
-    """A ``size x size`` crop at a random position."""
-
+class _SizedCrop(Transform):
     changes_shape = True
 
     def __init__(self, size):
@@ -124,6 +122,10 @@ class RandomCrop(Transform):
             raise ValueError(msg)
         self.size = size
         super().__init__()
+
+
+class RandomCrop(_SizedCrop):
+    """A ``size x size`` crop at a random position."""
 
     def _limits(self, images):
         ny, nx = images.shape[-2:]
@@ -150,17 +152,8 @@ class RandomCrop(Transform):
         )
 
 
-class CenterCrop(Transform):
+class CenterCrop(_SizedCrop):
     """The central ``size x size`` pixels (deterministic)."""
-
-    changes_shape = True
-
-    def __init__(self, size):
-        if not (isinstance(size, int) and size > 0):
-            msg = f"size must be a positive integer; got {size!r}"
-            raise ValueError(msg)
-        self.size = size
-        super().__init__()
 
     def make_params(self, images, *, generator=None, meta=None):
         return {}
