@@ -46,8 +46,11 @@ def find_fits(source):
             paths = [p for p in Path(s).iterdir() if p.name.lower().endswith(_FITS_SUFFIXES)]
         elif any(c in s for c in "*?["):
             paths = [Path(p) for p in glob.glob(s)]
-        else:
+        elif Path(s).exists():
             paths = [Path(s)]
+        else:
+            msg = f"{source}: no such file or directory"
+            raise FileNotFoundError(msg)
     paths = sorted(paths)
     if not paths:
         msg = f"{source}: no FITS files found"

@@ -181,19 +181,25 @@ def ingest(
             if len(batch) == _BATCH or i == len(entries) - 1:
                 _commit(f, batch, state["bands"], compression)
                 batch = []
-        if "images" not in f:
-            reasons = [
-                r.decode() if isinstance(r, bytes) else r for r in f["ingest/reject_reason"][:5]
-            ]
-            msg = f"nothing could be ingested from {len(entries)} entries; e.g. {reasons}"
-            raise ValueError(msg)
         rej = _rejects_table(f, entries, table)
-        out_table = _store_table(f, table)
         with atomic_path(rejects_path(dest)) as tmp:
             rej.write(tmp, format="ascii.ecsv", overwrite=True)
-        del f["ingest"]
-        finish_store(f, out_table)
-        return IngestReport(dest, rejects_path(dest), len(out_table), len(rej), resumed_from)
+        nothing = "images" not in f
+        n_written = 0
+        if not nothing:
+            out_table = _store_table(f, table)
+            n_written = len(out_table)
+            del f["ingest"]
+            finish_store(f, out_table)
+    if nothing:
+        # An empty store helps no one: keep only the rejects, which say why.
+        dest.unlink()
+        msg = (
+            f"nothing could be ingested from {len(entries)} entries; e.g. "
+            f"{list(rej['reason'][:3])}; every reason is in {rejects_path(dest)}"
+        )
+        raise ValueError(msg)
+    return IngestReport(dest, rejects_path(dest), n_written, len(rej), resumed_from)
 
 
 def _check_entry(i, paths, table, state, f, ids_seen):

@@ -113,8 +113,16 @@ class TestIngest:
     def test_nothing_readable(self, tmp_path):
         (tmp_path / "d").mkdir()
         (tmp_path / "d" / "a.fits").write_bytes(b"")
-        with pytest.raises(ValueError, match="nothing could be ingested from 1 entries"):
+        with pytest.raises(ValueError, match=r"nothing could be ingested from 1 entries.*empty"):
             ingest(tmp_path / "d", tmp_path / "s.h5")
+        assert not (tmp_path / "s.h5").exists()
+        rej = Table.read(rejects_path(tmp_path / "s.h5"))
+        assert list(rej["object_id"]) == ["a"]
+
+    def test_missing_source(self, tmp_path):
+        with pytest.raises(FileNotFoundError, match=r"nope: no such file or directory"):
+            ingest(tmp_path / "nope", tmp_path / "s.h5")
+        assert list(tmp_path.iterdir()) == []
 
     @pytest.mark.parametrize("fail_at", [3, 8])
     def test_interrupted_then_resumed_equals_uninterrupted(
