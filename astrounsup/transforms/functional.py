@@ -21,6 +21,7 @@ __all__ = [
     "add_poisson_noise",
     "add_sky_noise",
     "center_crop",
+    "check_psf_options",
     "crop",
     "flip",
     "gaussian_kernel",
@@ -354,6 +355,16 @@ def gaussian_kernel(fwhm, *, pixel_scale, half_width=None):
     return g[..., :, None] * g[..., None, :]
 
 
+def check_psf_options(*, pixel_scale, kernel):
+    """Validate the pixel scale (arcsec, > 0) and the kernel name of a PSF degradation."""
+    if not (isinstance(pixel_scale, (int, float)) and pixel_scale > 0):
+        msg = f"pixel_scale must be > 0 arcsec; got {pixel_scale!r}"
+        raise ValueError(msg)
+    if kernel not in ("gaussian", "moffat"):
+        msg = f"kernel must be 'gaussian' or 'moffat'; got {kernel!r}"
+        raise ValueError(msg)
+
+
 def psf_degrade(images, fwhm_in, fwhm_out, *, pixel_scale, kernel="gaussian", beta=3.5):
     """Convolve each sample and band so its seeing goes from ``fwhm_in`` to ``fwhm_out``.
 
@@ -377,12 +388,7 @@ def psf_degrade(images, fwhm_in, fwhm_out, *, pixel_scale, kernel="gaussian", be
         FFT.
     """
     _check_batch(images)
-    if not (isinstance(pixel_scale, (int, float)) and pixel_scale > 0):
-        msg = f"pixel_scale must be > 0 arcsec; got {pixel_scale!r}"
-        raise ValueError(msg)
-    if kernel not in ("gaussian", "moffat"):
-        msg = f"kernel must be 'gaussian' or 'moffat'; got {kernel!r}"
-        raise ValueError(msg)
+    check_psf_options(pixel_scale=pixel_scale, kernel=kernel)
     b, c, ny, nx = images.shape
     f_in = _per_band(fwhm_in, b, c, images.device)
     f_out = _per_band(fwhm_out, b, c, images.device)

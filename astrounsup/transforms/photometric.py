@@ -64,12 +64,7 @@ class PSFDegrade(Transform):
         p=1.0,
     ):
         self.factor = _check_range("factor", factor, low=1.0)
-        if not (isinstance(pixel_scale, (int, float)) and pixel_scale > 0):
-            msg = f"pixel_scale must be > 0 arcsec; got {pixel_scale!r}"
-            raise ValueError(msg)
-        if kernel not in ("gaussian", "moffat"):
-            msg = f"kernel must be 'gaussian' or 'moffat'; got {kernel!r}"
-            raise ValueError(msg)
+        tf.check_psf_options(pixel_scale=pixel_scale, kernel=kernel)
         self.pixel_scale = float(pixel_scale)
         self.fwhm_in = fwhm_in
         self.fwhm_column = fwhm_column
