@@ -242,3 +242,38 @@ class TestIngestCLI:
         out = capsys.readouterr().out
         assert "6 cutouts written, 5 rejected" in out
         assert str(Path(tmp_path / "s.rejects.ecsv")) in out
+
+
+KILLER = """
+import os, signal, sys
+import astrounsup.io.ingestion as ing
+real, count = ing._commit, [0]
+def commit_then_die(*args, **kwargs):
+    real(*args, **kwargs)
+    count[0] += 1
+    if count[0] == int(sys.argv[3]):
+        os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, no close: a real crash
+ing._commit = commit_then_die
+ing._BATCH = 2
+ing.ingest(sys.argv[1], sys.argv[2])
+"""
+
+
+@pytest.mark.parametrize("commits", [1, 4])
+def test_killed_process_resumes_to_the_same_store(messy_dir, tmp_path, monkeypatch, commits):
+    import subprocess
+    import sys
+
+    monkeypatch.setattr(ingest_module, "_BATCH", 2)
+    ingest(messy_dir, tmp_path / "whole.h5")
+    run = subprocess.run(
+        [sys.executable, "-c", KILLER, str(messy_dir), str(tmp_path / "part.h5"), str(commits)],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == -9, run.stderr
+    with pytest.raises(StoreError, match="the store is incomplete"):
+        read_store(tmp_path / "part.h5")
+    report = ingest(messy_dir, tmp_path / "part.h5")
+    assert report.resumed_from == 2 * commits
+    _assert_same_store(tmp_path / "part.h5", tmp_path / "whole.h5")
