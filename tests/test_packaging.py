@@ -80,3 +80,22 @@ def test_readme_python_example_runs(tmp_path, monkeypatch, capsys):
     exec(compile(example, "README.md", "exec"), {})
     assert "200 cutouts" in capsys.readouterr().out
     assert (tmp_path / "survey.h5").exists()
+
+
+def test_outputs_get_ordinary_permissions(tmp_path):
+    """Atomic writes go through owner-only temporary files; the results must not."""
+    import os
+    import stat
+
+    from astrounsup._atomic import atomic_directory, atomic_path
+
+    umask = os.umask(0o022)
+    try:
+        with atomic_path(tmp_path / "f.txt") as tmp:
+            tmp.write_text("x")
+        with atomic_directory(tmp_path / "d") as tmp:
+            (tmp / "a").write_text("y")
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE((tmp_path / "f.txt").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "d").stat().st_mode) == 0o755

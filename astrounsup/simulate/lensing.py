@@ -245,6 +245,9 @@ def solve_lens_equation(
     -------
     numpy.ndarray of shape (k, 2)
         Image positions ``(x, y)`` in arcsec, sorted by decreasing ``|magnification|``.
+        Images closer than a grid cell are resolved by a second, 20x finer search around
+        each image found. A source exactly on a point caustic (the centre of a circular
+        lens) is imaged into a ring, which comes back as many points on it.
 
     Examples
     --------
@@ -258,11 +261,32 @@ def solve_lens_equation(
     bs = np.array([source_x, source_y], dtype=np.float64)
     if search_radius is None:
         search_radius = 3.0 * lens.theta_e + float(np.hypot(*bs))
+    cell = 2 * search_radius / grid_size
     # Offset by a fraction of a cell so no grid node falls exactly on the singular centre.
-    edge = np.linspace(-search_radius, search_radius, grid_size + 1) + 1e-3 * (
-        2 * search_radius / grid_size
+    edge = np.linspace(-search_radius, search_radius, grid_size + 1) + 1e-3 * cell
+    images = _polish(
+        lens,
+        bs,
+        _triangle_hits(lens, bs, edge + lens.x0, edge + lens.y0),
+        tol=tol,
+        max_iter=max_iter,
     )
-    gx, gy = np.meshgrid(edge + lens.x0, edge + lens.y0)
+    # Two images closer than a cell (a pair near the critical curve) can share one
+    # triangle: search again, 20x finer, around every image found.
+    local = np.linspace(-3 * cell, 3 * cell, 121) + 0.37e-3 * cell
+    extra = [_triangle_hits(lens, bs, px + local, py + local) for px, py in images]
+    if extra:
+        images = _polish(lens, bs, np.concatenate([images, *extra]), tol=tol, max_iter=max_iter)
+    if not len(images):
+        return np.empty((0, 2))
+    with np.errstate(divide="ignore"):  # on a critical curve the magnification is infinite
+        mu = np.abs(lens_magnification(lens, images[:, 0], images[:, 1]))
+    return images[np.argsort(-mu)]
+
+
+def _triangle_hits(lens, bs, xs, ys):
+    """Image-plane points of every grid triangle whose lensed image holds the source."""
+    gx, gy = np.meshgrid(xs, ys)
     ax, ay = lens.deflection(gx, gy)
     bx, by = gx - ax.numpy(), gy - ay.numpy()
 
@@ -273,7 +297,7 @@ def solve_lens_equation(
     y00, y01, y10, y11 = corners(by)
     g00, g01, g10, g11 = corners(gx)
     h00, h01, h10, h11 = corners(gy)
-    candidates = []
+    found = []
     for (pa, qa, ra), (pb, qb, rb), (pc, qc, rc) in (
         ((x00, y00, (g00, h00)), (x01, y01, (g01, h01)), (x11, y11, (g11, h11))),
         ((x00, y00, (g00, h00)), (x11, y11, (g11, h11)), (x10, y10, (g10, h10))),
@@ -284,14 +308,17 @@ def solve_lens_equation(
             l2 = ((qc - qa) * (bs[0] - pc) + (pa - pc) * (bs[1] - qc)) / det
         l3 = 1 - l1 - l2
         hit = (l1 >= 0) & (l2 >= 0) & (l3 >= 0) & np.isfinite(det) & (det != 0)
-        for lam1, lam2, lam3 in ((l1, l2, l3),):
-            xs = lam1[hit] * ra[0][hit] + lam2[hit] * rb[0][hit] + lam3[hit] * rc[0][hit]
-            ys = lam1[hit] * ra[1][hit] + lam2[hit] * rb[1][hit] + lam3[hit] * rc[1][hit]
-            candidates.append(np.stack([xs, ys], axis=1))
-    cand = np.concatenate(candidates, axis=0)
-    if cand.size == 0:
+        px = l1[hit] * ra[0][hit] + l2[hit] * rb[0][hit] + l3[hit] * rc[0][hit]
+        py = l1[hit] * ra[1][hit] + l2[hit] * rb[1][hit] + l3[hit] * rc[1][hit]
+        found.append(np.stack([px, py], axis=1))
+    return np.concatenate(found, axis=0)
+
+
+def _polish(lens, bs, candidates, *, tol, max_iter):
+    """Newton-polish candidate images; keep the converged ones, one per image."""
+    if not len(candidates):
         return np.empty((0, 2))
-    x, y = cand[:, 0].copy(), cand[:, 1].copy()
+    x, y = candidates[:, 0].copy(), candidates[:, 1].copy()
     h = 1e-7 * lens.theta_e
     for _ in range(max_iter):
         axx, ayy = lens.deflection(x, y)
@@ -308,14 +335,8 @@ def solve_lens_equation(
     resid = np.hypot(x - axx.numpy() - bs[0], y - ayy.numpy() - bs[1])
     r_centre = np.hypot(x - lens.x0, y - lens.y0)
     good = (resid < tol) & (r_centre > 1e-6 * lens.theta_e)
-    pts = np.stack([x[good], y[good]], axis=1)
-    # Neighbouring triangles converge to the same image: keep one per image.
     unique = []
-    for p in pts:
+    for p in np.stack([x[good], y[good]], axis=1):
         if all(np.hypot(*(p - u)) > 1e-6 * lens.theta_e for u in unique):
             unique.append(p)
-    if not unique:
-        return np.empty((0, 2))
-    images = np.array(unique)
-    mu = np.abs(lens_magnification(lens, images[:, 0], images[:, 1]))
-    return images[np.argsort(-mu)]
+    return np.array(unique).reshape(-1, 2)

@@ -106,7 +106,7 @@ class TestAnomaliesInSurvey:
             assert top.sum(axis=0).max() >= 3
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=50, deadline=None, derandomize=True)
 @given(
     core=hnp.arrays(np.float64, (20, 3), elements=st.floats(0.0, 5e3)),
     full_well=st.floats(1e3, 4e3),
