@@ -1,0 +1,7 @@
+"""Losses of the models: masked reconstruction, Gaussian KL, NT-Xent."""
+
+from astrounsup.losses.elbo import gaussian_kl
+from astrounsup.losses.ntxent import NTXentLoss
+from astrounsup.losses.reconstruction import GaussianNLLLoss, MaskedMSELoss, masked_mean
+
+__all__ = ["GaussianNLLLoss", "MaskedMSELoss", "NTXentLoss", "gaussian_kl", "masked_mean"]

@@ -1,0 +1,122 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from astrounsup.losses import GaussianNLLLoss, MaskedMSELoss, NTXentLoss, gaussian_kl
+
+G = torch.Generator().manual_seed(0)
+
+
+class TestMaskedMSE:
+    def test_equals_unmasked_loss_on_unmasked_pixels_only(self):
+        pred, target = torch.randn(4, 3, 8, 8, generator=G), torch.randn(4, 3, 8, 8, generator=G)
+        mask = torch.rand(4, 3, 8, 8, generator=G) < 0.3
+        per = MaskedMSELoss(reduction="none")(pred, target, mask)
+        for b in range(4):
+            keep = ~mask[b]
+            expected = float(((pred[b][keep] - target[b][keep]) ** 2).mean())
+            assert float(per[b]) == pytest.approx(expected, rel=1e-6)
+        # masked pixels can hold anything, even NaN-filled junk, without changing the loss
+        junk = pred.clone()
+        junk[mask] = 1e6
+        torch.testing.assert_close(MaskedMSELoss(reduction="none")(junk, target, mask), per)
+
+    def test_no_mask_is_plain_mse(self):
+        pred, target = torch.randn(2, 1, 4, 4, generator=G), torch.randn(2, 1, 4, 4, generator=G)
+        torch.testing.assert_close(
+            MaskedMSELoss()(pred, target), torch.nn.functional.mse_loss(pred, target)
+        )
+
+    def test_bad_arguments(self):
+        with pytest.raises(ValueError, match="reduction must be 'mean', 'sum' or 'none'"):
+            MaskedMSELoss(reduction="max")
+        with pytest.raises(ValueError, match="mask must have the shape of the images"):
+            MaskedMSELoss()(
+                torch.zeros(1, 1, 2, 2),
+                torch.zeros(1, 1, 2, 2),
+                torch.zeros(1, 1, 3, 3, dtype=torch.bool),
+            )
+
+
+class TestGaussianNLL:
+    def test_matches_the_formula(self):
+        mean, target = torch.randn(2, 2, 4, 4, generator=G), torch.randn(2, 2, 4, 4, generator=G)
+        var = torch.rand(2, 2, 4, 4, generator=G) + 0.1
+        got = GaussianNLLLoss(reduction="none")(mean, target, var)
+        ref = 0.5 * (torch.log(2 * math.pi * var) + (target - mean) ** 2 / var)
+        torch.testing.assert_close(got, ref.mean(dim=(1, 2, 3)))
+
+    def test_matches_torch_gaussian_nll(self):
+        mean, target = torch.randn(3, 1, 5, 5, generator=G), torch.randn(3, 1, 5, 5, generator=G)
+        var = torch.full((3, 1, 5, 5), 0.7)
+        ours = GaussianNLLLoss()(mean, target, var)
+        theirs = torch.nn.functional.gaussian_nll_loss(mean, target, var, full=True)
+        torch.testing.assert_close(ours, theirs)
+
+    def test_per_band_variance_and_mask(self):
+        mean, target = torch.zeros(1, 2, 2, 2), torch.ones(1, 2, 2, 2)
+        mask = torch.zeros(1, 2, 2, 2, dtype=torch.bool)
+        mask[0, 1] = True  # only band 0 counts
+        got = GaussianNLLLoss()(mean, target, torch.tensor([1.0, 4.0]).view(1, 2, 1, 1), mask)
+        assert float(got) == pytest.approx(0.5 * (math.log(2 * math.pi) + 1.0))
+
+
+class TestGaussianKL:
+    def test_against_monte_carlo(self):
+        mu = torch.tensor([[0.3, -1.2, 0.7]])
+        log_var = torch.tensor([[-0.5, 0.4, 0.0]])
+        g = torch.Generator().manual_seed(1)
+        std = torch.exp(0.5 * log_var)
+        z = mu + std * torch.randn(400_000, 3, generator=g)
+        log_q = torch.distributions.Normal(mu, std).log_prob(z).sum(-1)
+        log_p = torch.distributions.Normal(0.0, 1.0).log_prob(z).sum(-1)
+        mc = float((log_q - log_p).mean())
+        assert float(gaussian_kl(mu, log_var)[0]) == pytest.approx(mc, abs=0.01)
+
+    def test_shape_mismatch(self):
+        with pytest.raises(ValueError, match="mu and log_var must have one shape"):
+            gaussian_kl(torch.zeros(2, 3), torch.zeros(2, 4))
+
+
+def _ntxent_double_loop(z_a, z_b, t):
+    """Reference: the SimCLR loss written pair by pair."""
+    z = torch.nn.functional.normalize(torch.cat([z_a, z_b]), dim=1).double()
+    n2 = z.shape[0]
+    n = n2 // 2
+    total = 0.0
+    for i in range(n2):
+        j = (i + n) % n2
+        num = math.exp(float(z[i] @ z[j]) / t)
+        den = sum(math.exp(float(z[i] @ z[k]) / t) for k in range(n2) if k != i)
+        total += -math.log(num / den)
+    return total / n2
+
+
+class TestNTXent:
+    @pytest.mark.parametrize("t", [0.1, 0.5, 1.0])
+    def test_against_double_loop(self, t):
+        z_a, z_b = torch.randn(6, 5, generator=G), torch.randn(6, 5, generator=G)
+        got = float(NTXentLoss(temperature=t)(z_a, z_b))
+        assert got == pytest.approx(_ntxent_double_loop(z_a, z_b, t), rel=1e-5)
+
+    def test_aligned_views_score_better(self):
+        z = torch.randn(16, 8, generator=G)
+        loss = NTXentLoss(temperature=0.2)
+        assert float(loss(z, z + 0.01 * torch.randn(16, 8, generator=G))) < float(
+            loss(z, torch.randn(16, 8, generator=G))
+        )
+
+    def test_bad_arguments(self):
+        with pytest.raises(ValueError, match="temperature must be > 0"):
+            NTXentLoss(temperature=0.0)
+        with pytest.raises(ValueError, match=r"z_a and z_b must both be \(B, D\)"):
+            NTXentLoss()(torch.zeros(4, 3), torch.zeros(5, 3))
+
+
+def test_losses_are_differentiable():
+    pred = torch.randn(2, 1, 4, 4, generator=G, requires_grad=True)
+    MaskedMSELoss()(pred, torch.zeros(2, 1, 4, 4)).backward()
+    assert pred.grad is not None
+    assert np.isfinite(pred.grad.numpy()).all()
