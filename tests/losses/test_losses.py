@@ -120,3 +120,38 @@ def test_losses_are_differentiable():
     MaskedMSELoss()(pred, torch.zeros(2, 1, 4, 4)).backward()
     assert pred.grad is not None
     assert np.isfinite(pred.grad.numpy()).all()
+
+
+def _ntxent_rank(rank, world, port, z_a, z_b, out):
+    import torch.distributed as dist
+
+    dist.init_process_group(
+        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world
+    )
+    try:
+        n = z_a.shape[0] // world
+        mine = slice(rank * n, (rank + 1) * n)
+        a = z_a[mine].clone().requires_grad_()
+        loss = NTXentLoss(temperature=0.3, gather_distributed=True)(a, z_b[mine])
+        loss.backward()  # gradients reach this rank's own embeddings through the gather
+        assert a.grad is not None
+        out[rank] = loss.detach().item()
+    finally:
+        dist.destroy_process_group()
+
+
+def test_negatives_gathered_across_two_gloo_ranks():
+    """Two ranks with half a batch each, averaged, give the single-process loss."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    z_a = torch.randn(8, 6, generator=G, requires_grad=True)
+    z_b = torch.randn(8, 6, generator=G, requires_grad=True)
+    out = mp.get_context("spawn").Manager().dict()
+    mp.spawn(_ntxent_rank, args=(2, port, z_a.detach(), z_b.detach(), out), nprocs=2)
+    full = NTXentLoss(temperature=0.3)(z_a, z_b).detach().item()
+    assert (out[0] + out[1]) / 2 == pytest.approx(full, rel=1e-5)
