@@ -19,6 +19,7 @@ def gaussian_kl(mu, log_var):
 
     Examples
     --------
+    >>> import torch
     >>> float(gaussian_kl(torch.zeros(1, 4), torch.zeros(1, 4))[0])
     0.0
     """

@@ -1,0 +1,70 @@
+"""SimCLR: an encoder trained so two augmented views of one object agree."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from astrounsup.losses import NTXentLoss
+from astrounsup.models.encoders import ConvEncoder
+
+__all__ = ["SimCLR"]
+
+
+class SimCLR(nn.Module):
+    """Encoder + projection head trained with NT-Xent (Chen et al. 2020).
+
+    ``encode`` returns the representation before the head (what the latent analysis uses);
+    ``forward`` returns the projection the loss sees.
+
+    Parameters
+    ----------
+    bands, size, latent_dim, widths, kind
+        As :class:`astrounsup.models.ConvAutoencoder`.
+    projection_dim : int, optional
+    temperature : float, optional
+    gather_distributed : bool, optional
+        Negatives from every rank in multi-process training.
+    """
+
+    def __init__(
+        self,
+        bands,
+        *,
+        size,
+        latent_dim=64,
+        widths=(32, 64, 128),
+        kind="plain",
+        projection_dim=64,
+        temperature=0.5,
+        gather_distributed=True,
+    ):
+        super().__init__()
+        if not (isinstance(projection_dim, int) and projection_dim > 0):
+            msg = f"projection_dim must be a positive integer; got {projection_dim!r}"
+            raise ValueError(msg)
+        self.encoder = ConvEncoder(
+            bands, size=size, latent_dim=latent_dim, widths=widths, kind=kind
+        )
+        self.head = nn.Sequential(
+            nn.Linear(latent_dim, latent_dim), nn.SiLU(), nn.Linear(latent_dim, projection_dim)
+        )
+        self.criterion = NTXentLoss(temperature=temperature, gather_distributed=gather_distributed)
+        self.config = {
+            "bands": bands,
+            "size": size,
+            "latent_dim": latent_dim,
+            "widths": list(widths),
+            "kind": kind,
+            "projection_dim": projection_dim,
+            "temperature": temperature,
+        }
+
+    def encode(self, x):
+        return self.encoder(x)
+
+    def forward(self, x):
+        return self.head(self.encoder(x))
+
+    def loss(self, view_a, view_b):
+        """NT-Xent of two views ``(B, bands, size, size)`` of the same B objects."""
+        return {"loss": self.criterion(self(view_a), self(view_b))}

@@ -1,0 +1,152 @@
+"""One configurable convolutional encoder (and its mirror decoder) for every model."""
+
+from __future__ import annotations
+
+import math
+
+import torch.nn.functional as F  # noqa: N812 - the PyTorch convention
+from torch import nn
+
+__all__ = ["ConvDecoder", "ConvEncoder", "check_architecture"]
+
+MIN_SIZE, MAX_SIZE = 16, 256
+
+
+def check_architecture(*, bands, size, latent_dim, widths, kind="plain"):
+    """Validate a model configuration before anything is built; return the widths tuple.
+
+    Raises
+    ------
+    ValueError
+        Naming the parameter, what is allowed and what was given.
+    """
+    if not (isinstance(bands, int) and bands > 0):
+        msg = f"bands must be a positive integer; got {bands!r}"
+        raise ValueError(msg)
+    if not (isinstance(latent_dim, int) and latent_dim > 0):
+        msg = f"latent_dim must be a positive integer; got {latent_dim!r}"
+        raise ValueError(msg)
+    widths = tuple(widths)
+    if not widths or not all(isinstance(w, int) and w > 0 for w in widths):
+        msg = f"widths must be a non-empty sequence of positive integers; got {widths!r}"
+        raise ValueError(msg)
+    if kind not in ("plain", "resnet"):
+        msg = f"kind must be 'plain' or 'resnet'; got {kind!r}"
+        raise ValueError(msg)
+    smallest = 2 ** len(widths) * 2
+    if not (isinstance(size, int) and max(MIN_SIZE, smallest) <= size <= MAX_SIZE):
+        msg = (
+            f"size must be an integer in [{max(MIN_SIZE, smallest)}, {MAX_SIZE}] px for "
+            f"{len(widths)} downsampling stages; got {size!r}"
+        )
+        raise ValueError(msg)
+    return widths
+
+
+def _group_norm(channels):
+    # GroupNorm, not BatchNorm: per-sample statistics keep the exact per-sample Jacobian
+    # of the contractive penalty and small batches well defined.
+    return nn.GroupNorm(math.gcd(8, channels), channels)
+
+
+class _ResBlock(nn.Module):
+    def __init__(self, channels):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, channels, 3, padding=1),
+            _group_norm(channels),
+            nn.SiLU(),
+            nn.Conv2d(channels, channels, 3, padding=1),
+            _group_norm(channels),
+        )
+
+    def forward(self, x):
+        return F.silu(x + self.body(x))
+
+
+class ConvEncoder(nn.Module):
+    """Strided convolutions from ``(B, bands, size, size)`` to a latent vector ``(B, D)``.
+
+    Parameters
+    ----------
+    bands : int
+        Input planes (any number of bands).
+    size : int
+        Cutout side, 16-256 px (odd sizes too).
+    latent_dim : int
+    widths : sequence of int, optional
+        Channels of each stride-2 stage.
+    kind : {"plain", "resnet"}, optional
+        ``"resnet"`` adds a residual block after each stage.
+    out_features : int, optional
+        Width of the output layer (default ``latent_dim``; a VAE asks for ``2 * latent_dim``).
+    """
+
+    def __init__(
+        self, bands, *, size, latent_dim, widths=(32, 64, 128), kind="plain", out_features=None
+    ):
+        super().__init__()
+        widths = check_architecture(
+            bands=bands, size=size, latent_dim=latent_dim, widths=widths, kind=kind
+        )
+        layers, channels = [], bands
+        for w in widths:
+            layers += [nn.Conv2d(channels, w, 3, stride=2, padding=1), _group_norm(w), nn.SiLU()]
+            if kind == "resnet":
+                layers.append(_ResBlock(w))
+            channels = w
+        self.features = nn.Sequential(*layers)
+        self.final_side = size
+        for _ in widths:
+            self.final_side = (self.final_side + 1) // 2
+        self.head = nn.Linear(channels * self.final_side**2, out_features or latent_dim)
+        self.bands, self.size, self.latent_dim = bands, size, latent_dim
+
+    def forward(self, x):
+        if x.ndim != 4 or x.shape[1:] != (self.bands, self.size, self.size):
+            msg = (
+                f"encoder expects (B, {self.bands}, {self.size}, {self.size}); "
+                f"got {tuple(x.shape)}"
+            )
+            raise ValueError(msg)
+        return self.head(self.features(x).flatten(1))
+
+
+class ConvDecoder(nn.Module):
+    """The mirror of :class:`ConvEncoder`: latent ``(B, D)`` to ``(B, bands, size, size)``.
+
+    The output layer is linear: fluxes are not confined to [0, 1] and sky-subtracted pixels
+    are negative. ``out_bands`` may exceed ``bands`` (e.g. a per-pixel log-variance).
+    """
+
+    def __init__(self, bands, *, size, latent_dim, widths=(32, 64, 128), kind="plain"):
+        super().__init__()
+        widths = check_architecture(
+            bands=bands, size=size, latent_dim=latent_dim, widths=widths, kind=kind
+        )
+        side = size
+        for _ in widths:
+            side = (side + 1) // 2
+        self.start_side, self.start_channels = side, widths[-1]
+        self.fc = nn.Linear(latent_dim, widths[-1] * side * side)
+        layers, channels = [], widths[-1]
+        for w in reversed(widths):
+            if kind == "resnet":
+                layers.append(_ResBlock(channels))
+            layers += [
+                nn.ConvTranspose2d(channels, w, 4, stride=2, padding=1),
+                _group_norm(w),
+                nn.SiLU(),
+            ]
+            channels = w
+        self.features = nn.Sequential(*layers)
+        self.out = nn.Conv2d(channels, bands, 3, padding=1)
+        self.size = size
+
+    def forward(self, z):
+        h = self.fc(z).view(-1, self.start_channels, self.start_side, self.start_side)
+        h = self.out(self.features(h))
+        # Up-sampling gives start_side * 2**stages >= size: crop the centre (odd sizes).
+        extra = h.shape[-1] - self.size
+        lo = extra // 2
+        return h[..., lo : lo + self.size, lo : lo + self.size]

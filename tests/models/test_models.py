@@ -1,0 +1,196 @@
+import numpy as np
+import pytest
+import torch
+
+from astrounsup.models import (
+    VAE,
+    ConvAutoencoder,
+    ConvEncoder,
+    RotationPretext,
+    SimCLR,
+    jacobian_frobenius_sq,
+)
+
+SMALL = {"widths": (8, 16)}
+
+
+def _data(n=32, bands=3, size=32, seed=0):
+    """Seeded blobs of random position, size and colour on noise: learnable structure."""
+    g = torch.Generator().manual_seed(seed)
+    yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    cx, cy = (torch.rand(2, n, generator=g) * 0.5 + 0.25) * size
+    w = torch.rand(n, generator=g) * 3 + 1.5
+    blob = torch.exp(
+        -((xx - cx[:, None, None]) ** 2 + (yy - cy[:, None, None]) ** 2)
+        / (2 * w[:, None, None] ** 2)
+    )
+    colour = torch.rand(n, bands, generator=g) + 0.5
+    return blob[:, None] * colour[..., None, None] + 0.05 * torch.randn(
+        n, bands, size, size, generator=g
+    )
+
+
+def _train(model, loss_fn, steps=40, lr=3e-3):
+    torch.manual_seed(0)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    history = []
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = loss_fn()["loss"]
+        loss.backward()
+        opt.step()
+        history.append(float(loss.detach()))
+    return history
+
+
+class TestShapes:
+    @pytest.mark.parametrize("bands", [1, 2, 3, 5])
+    @pytest.mark.parametrize("size", [32, 64, 101])
+    def test_every_model_encodes_any_bands_and_size(self, bands, size):
+        x = torch.randn(2, bands, size, size)
+        for model in (
+            ConvAutoencoder(bands, size=size, latent_dim=6, **SMALL),
+            VAE(bands, size=size, latent_dim=6, **SMALL),
+            SimCLR(bands, size=size, latent_dim=6, projection_dim=4, **SMALL),
+            RotationPretext(bands, size=size, latent_dim=6, **SMALL),
+        ):
+            assert model.encode(x).shape == (2, 6)
+        assert ConvAutoencoder(bands, size=size, latent_dim=6, **SMALL)(x).shape == x.shape
+
+    def test_resnet_kind(self):
+        m = ConvAutoencoder(3, size=33, latent_dim=4, widths=(8, 16), kind="resnet")
+        assert m(torch.randn(2, 3, 33, 33)).shape == (2, 3, 33, 33)
+
+    def test_output_is_linear(self):
+        m = ConvAutoencoder(1, size=32, latent_dim=4, **SMALL)
+        assert isinstance(m.decoder.out, torch.nn.Conv2d)  # no sigmoid: fluxes can be < 0
+
+
+class TestTraining:
+    def test_autoencoder_loss_falls(self):
+        x = _data()
+        m = ConvAutoencoder(3, size=32, latent_dim=8, **SMALL)
+        h = _train(m, lambda: m.loss(x))
+        assert h[-1] < 0.5 * h[0]
+
+    @pytest.mark.parametrize("sparsity", ["l1", "kl"])
+    def test_sparse_variants_train(self, sparsity):
+        x = _data()
+        m = ConvAutoencoder(
+            3, size=32, latent_dim=8, sparsity=sparsity, sparsity_weight=0.01, **SMALL
+        )
+        terms = m.loss(x)
+        assert set(terms) == {"loss", "reconstruction", "sparsity"}
+        h = _train(m, lambda: m.loss(x))
+        assert h[-1] < 0.5 * h[0]
+
+    def test_denoising_reconstructs_the_clean_target(self):
+        clean = _data()
+        noisy = clean + 0.2 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(1))
+        m = ConvAutoencoder(3, size=32, latent_dim=8, **SMALL)
+        h = _train(m, lambda: m.loss(noisy, target=clean))
+        assert h[-1] < 0.5 * h[0]
+
+    def test_vae_loss_falls_and_samples_are_finite(self):
+        x = _data()
+        m = VAE(3, size=32, latent_dim=8, beta=0.5, **SMALL)
+        var = torch.full((1, 3, 1, 1), 0.05**2)
+        h = _train(m, lambda: m.loss(x, variance=var, generator=torch.Generator().manual_seed(2)))
+        assert h[-1] < 0.5 * h[0]
+        s = m.sample(5, generator=torch.Generator().manual_seed(3))
+        assert s.shape == (5, 3, 32, 32)
+        assert torch.isfinite(s).all()
+        elbo = m.elbo(x, variance=var)["elbo"]
+        assert elbo.shape == (32,)
+
+    def test_vae_learned_variance(self):
+        m = VAE(2, size=32, latent_dim=4, learn_variance=True, **SMALL)
+        terms = m.loss(_data(bands=2))
+        assert torch.isfinite(terms["loss"])
+
+    def test_simclr_loss_falls(self):
+        x = _data()
+        g = torch.Generator().manual_seed(4)
+        a = x + 0.05 * torch.randn(x.shape, generator=g)
+        b = torch.flip(x, dims=(-1,)) + 0.05 * torch.randn(x.shape, generator=g)
+        m = SimCLR(
+            3,
+            size=32,
+            latent_dim=16,
+            projection_dim=8,
+            temperature=0.5,
+            gather_distributed=False,
+            **SMALL,
+        )
+        h = _train(m, lambda: m.loss(a, b))
+        assert h[-1] < 0.7 * h[0]
+
+    def test_rotation_pretext_learns(self):
+        x = _data(n=64)
+        m = RotationPretext(3, size=32, latent_dim=16, **SMALL)
+        h = _train(m, lambda: m.loss(x, generator=torch.Generator().manual_seed(5)), steps=60)
+        assert h[-1] < 0.5 * h[0]
+
+
+class TestContractive:
+    def test_frobenius_norm_matches_autograd_reference(self):
+        enc = ConvEncoder(2, size=16, latent_dim=3, widths=(4,))
+        x = torch.randn(3, 2, 16, 16)
+        got = jacobian_frobenius_sq(enc, x).detach()
+        for b in range(3):
+            jac = torch.autograd.functional.jacobian(lambda xi: enc(xi[None])[0], x[b])
+            assert float(got[b]) == pytest.approx(float(jac.detach().pow(2).sum()), rel=1e-4)
+
+    def test_contractive_variant_trains(self):
+        x = _data(n=16, size=16)
+        m = ConvAutoencoder(3, size=16, latent_dim=4, widths=(8,), contractive_weight=1e-3)
+        assert "contractive" in m.loss(x)
+        h = _train(m, lambda: m.loss(x), steps=25)
+        assert h[-1] < h[0]
+
+
+class TestPersistence:
+    def test_save_load_same_outputs(self, tmp_path):
+        m = ConvAutoencoder(3, size=32, latent_dim=8, **SMALL).eval()
+        x = torch.randn(2, 3, 32, 32)
+        torch.save(m.state_dict(), tmp_path / "m.pt")
+        again = ConvAutoencoder(**m.config).eval()
+        again.load_state_dict(torch.load(tmp_path / "m.pt", weights_only=True))
+        torch.testing.assert_close(again(x), m(x))
+        torch.testing.assert_close(again.encode(x), m.encode(x))
+
+
+class TestBadConfig:
+    @pytest.mark.parametrize(
+        ("kwargs", "match"),
+        [
+            ({"latent_dim": 0}, "latent_dim must be a positive integer"),
+            ({"latent_dim": -3}, "latent_dim must be a positive integer"),
+            ({"size": 8}, r"size must be an integer in \[16, 256\] px"),
+            ({"size": 20, "widths": (8, 16, 32, 64)}, r"size must be an integer in \[32, 256\]"),
+            ({"widths": ()}, "widths must be a non-empty sequence"),
+            ({"kind": "vit"}, "kind must be 'plain' or 'resnet'"),
+            ({"sparsity": "l2"}, "sparsity must be None, 'l1' or 'kl'"),
+            ({"sparsity_target": 1.5}, r"sparsity_target must be in \(0, 1\)"),
+        ],
+    )
+    def test_autoencoder(self, kwargs, match):
+        args = {"size": 32, "latent_dim": 4, "widths": (8, 16)} | kwargs
+        with pytest.raises(ValueError, match=match):
+            ConvAutoencoder(3, **args)
+
+    def test_others(self):
+        with pytest.raises(ValueError, match="bands must be a positive integer"):
+            VAE(0, size=32)
+        with pytest.raises(ValueError, match="beta must be a number >= 0"):
+            VAE(3, size=32, beta=-1.0)
+        with pytest.raises(ValueError, match="projection_dim must be a positive integer"):
+            SimCLR(3, size=32, projection_dim=0)
+        with pytest.raises(ValueError, match=r"encoder expects \(B, 3, 32, 32\)"):
+            ConvEncoder(3, size=32, latent_dim=4, widths=(8,))(torch.zeros(1, 3, 30, 30))
+
+
+def test_latents_are_finite_for_survey_cutouts(small_survey):
+    x = torch.from_numpy(np.nan_to_num(small_survey.images[:8]))
+    m = ConvAutoencoder(3, size=64, latent_dim=8, **SMALL)
+    assert torch.isfinite(m.encode(x)).all()
