@@ -1,0 +1,49 @@
+"""Checkpoints: written atomically, read back without unpickling arbitrary objects."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from astrounsup._atomic import atomic_path
+
+__all__ = ["load_checkpoint", "save_checkpoint"]
+
+
+def save_checkpoint(path, state):
+    """Write ``state`` (tensors, numbers, strings, lists and dicts of them) atomically.
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+    return path
+
+
+def load_checkpoint(path, *, map_location="cpu"):
+    """Read a checkpoint with ``torch.load(..., weights_only=True)``.
+
+    Raises
+    ------
+    FileNotFoundError
+        No such checkpoint.
+    ValueError
+        The file is not a checkpoint this package wrote (the message names it).
+    """
+    path = Path(path)
+    if not path.exists():
+        msg = f"{path}: no such checkpoint"
+        raise FileNotFoundError(msg)
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:
+        msg = f"{path}: not a readable astrounsup checkpoint ({type(err).__name__}: {err})"
+        raise ValueError(msg) from err
+    if not isinstance(state, dict) or state.get("format") != "astrounsup.checkpoint":
+        msg = f"{path}: not an astrounsup checkpoint"
+        raise ValueError(msg)
+    return state

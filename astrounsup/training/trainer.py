@@ -1,0 +1,345 @@
+"""A plain PyTorch training loop: devices, mixed precision, schedules, checkpoints, resume."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from astrounsup.training.checkpoint import load_checkpoint, save_checkpoint
+
+__all__ = [
+    "Trainer",
+    "TrainingHistory",
+    "reconstruction_objective",
+    "select_device",
+    "warmup_cosine",
+]
+
+
+# Independent random streams of a run, each seeded by (seed, stream, index).
+_STREAMS = {"split": 1, "epoch": 2, "step": 3, "val": 4}
+
+
+def select_device(preference=None):
+    """The device to train on: ``preference`` if given, else CUDA, then Apple MPS, then CPU.
+
+    Raises
+    ------
+    ValueError
+        If the preferred device is not available here.
+    """
+    if preference is not None:
+        device = torch.device(preference)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            msg = f"device {preference!r} was asked for but CUDA is not available"
+            raise ValueError(msg)
+        return device
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def warmup_cosine(optimizer, *, warmup_steps, total_steps, min_ratio=0.0):
+    """Linear warm-up over ``warmup_steps``, then cosine decay to ``min_ratio`` of the rate."""
+    if not 0 <= warmup_steps <= total_steps:
+        msg = f"warmup_steps must be in [0, total_steps={total_steps}]; got {warmup_steps!r}"
+        raise ValueError(msg)
+
+    def factor(step):
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        span = max(1, total_steps - warmup_steps)
+        progress = min(1.0, (step - warmup_steps) / span)
+        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+@dataclass
+class TrainingHistory:
+    """Loss per step and validation loss per evaluation."""
+
+    step: list = field(default_factory=list)
+    loss: list = field(default_factory=list)
+    val_step: list = field(default_factory=list)
+    val_loss: list = field(default_factory=list)
+
+    def as_dict(self):
+        return {
+            "step": self.step,
+            "loss": self.loss,
+            "val_step": self.val_step,
+            "val_loss": self.val_loss,
+        }
+
+
+def reconstruction_objective(model, images, masks, generator):
+    """``model.loss(images, masks)``: autoencoders and VAEs."""
+    if hasattr(model, "elbo"):
+        return model.loss(images, masks, generator=generator)
+    return model.loss(images, masks)
+
+
+class Trainer:
+    """Train a model on a :class:`astrounsup.io.CutoutDataset`.
+
+    Every random draw of step ``s`` (the batch order of its epoch, augmentations, a VAE's
+    noise) comes from generators seeded by ``(seed, s)``: a run interrupted and resumed
+    from a checkpoint ends, on the CPU, with exactly the weights of an uninterrupted run.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        With ``loss(...)`` as in :mod:`astrounsup.models`.
+    objective : callable, optional
+        ``objective(model, images, masks, generator) -> dict`` with a scalar ``"loss"``;
+        default :func:`reconstruction_objective`.
+    max_steps : int
+    batch_size : int, optional
+    lr, weight_decay : float, optional
+        AdamW settings.
+    warmup_steps : int, optional
+    grad_clip : float or None, optional
+        Largest gradient norm.
+    val_fraction : float, optional
+        Share of the dataset held out for validation, in [0, 1).
+    eval_every : int, optional
+        Steps between validations.
+    patience : int or None, optional
+        Stop after this many validations without improvement.
+    checkpoint_every : int or None, optional
+        Steps between checkpoints (one is always written at the end) in ``out_dir``.
+    out_dir : path, optional
+    device : str or torch.device, optional
+        Default :func:`select_device`.
+    amp : {"auto", "bf16", "fp16", "off"}, optional
+        Mixed precision on CUDA (``"auto"``: bf16 where supported); off on the CPU.
+    seed : int, optional
+    progress : bool, optional
+        A tqdm bar with loss and throughput.
+    extra_state : dict, optional
+        Saved in every checkpoint (e.g. normalisation parameters and band names).
+    """
+
+    def __init__(
+        self,
+        model,
+        *,
+        max_steps,
+        objective=None,
+        batch_size=64,
+        lr=1e-3,
+        weight_decay=0.0,
+        warmup_steps=0,
+        grad_clip=1.0,
+        val_fraction=0.1,
+        eval_every=50,
+        patience=None,
+        checkpoint_every=None,
+        out_dir=None,
+        device=None,
+        amp="auto",
+        seed=0,
+        progress=False,
+        extra_state=None,
+    ):
+        for name, value in (
+            ("max_steps", max_steps),
+            ("batch_size", batch_size),
+            ("eval_every", eval_every),
+        ):
+            if not (isinstance(value, int) and value > 0):
+                msg = f"{name} must be a positive integer; got {value!r}"
+                raise ValueError(msg)
+        if not 0 <= val_fraction < 1:
+            msg = f"val_fraction must be in [0, 1); got {val_fraction!r}"
+            raise ValueError(msg)
+        if amp not in ("auto", "bf16", "fp16", "off"):
+            msg = f"amp must be 'auto', 'bf16', 'fp16' or 'off'; got {amp!r}"
+            raise ValueError(msg)
+        if checkpoint_every is not None and out_dir is None:
+            msg = "checkpoint_every needs out_dir, where the checkpoints go"
+            raise ValueError(msg)
+        self.device = select_device(device)
+        self.model = model.to(self.device)
+        self.objective = objective or reconstruction_objective
+        self.max_steps, self.batch_size = max_steps, batch_size
+        self.grad_clip, self.val_fraction = grad_clip, val_fraction
+        self.eval_every, self.patience = eval_every, patience
+        self.checkpoint_every = checkpoint_every
+        self.out_dir = None if out_dir is None else Path(out_dir)
+        self.seed, self.progress = int(seed), progress
+        self.extra_state = dict(extra_state or {})
+        self.optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+        self.scheduler = warmup_cosine(
+            self.optimizer, warmup_steps=warmup_steps, total_steps=max_steps
+        )
+        self.amp_dtype = self._amp_dtype(amp)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        self.step = 0
+        self.history = TrainingHistory()
+        self.best_val, self.bad_evals = math.inf, 0
+
+    def _amp_dtype(self, amp):
+        if self.device.type != "cuda" or amp == "off":
+            return None
+        if amp == "fp16" or (amp == "auto" and not torch.cuda.is_bf16_supported()):
+            return torch.float16
+        return torch.bfloat16
+
+    def _generator(self, stream, k=0):
+        """A generator for draw ``k`` of ``stream``, the same in every process and run."""
+        import numpy as np
+
+        words = np.random.SeedSequence([self.seed, _STREAMS[stream], int(k)])
+        g = torch.Generator()
+        g.manual_seed(int(words.generate_state(2, dtype=np.uint64)[0] >> np.uint64(1)))
+        return g
+
+    def _split(self, n):
+        order = torch.randperm(n, generator=self._generator("split"))
+        n_val = round(self.val_fraction * n)
+        return order[n_val:], order[:n_val]
+
+    def _batch_indices(self, train_idx, step):
+        per_epoch = max(1, len(train_idx) // self.batch_size)
+        epoch, k = divmod(step, per_epoch)
+        perm = train_idx[torch.randperm(len(train_idx), generator=self._generator("epoch", epoch))]
+        return perm[k * self.batch_size : (k + 1) * self.batch_size]
+
+    def _to_device(self, images, masks):
+        pin = self.device.type == "cuda"
+        if pin:
+            images, masks = images.pin_memory(), masks.pin_memory()
+        return (images.to(self.device, non_blocking=pin), masks.to(self.device, non_blocking=pin))
+
+    def _autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type="cuda", dtype=self.amp_dtype)
+
+    def fit(self, dataset):
+        """Train until ``max_steps`` (or early stopping); returns the history."""
+        train_idx, val_idx = self._split(len(dataset))
+        if len(train_idx) < self.batch_size:
+            msg = (
+                f"the training split has {len(train_idx)} cutouts, fewer than batch_size="
+                f"{self.batch_size}; use a smaller batch or val_fraction"
+            )
+            raise ValueError(msg)
+        steps = range(self.step, self.max_steps)
+        bar = None
+        if self.progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=self.max_steps, initial=self.step, desc="training", unit="step")
+        self.model.train()
+        for step in steps:
+            idx = self._batch_indices(train_idx, step)
+            images, masks, _ = dataset[idx.tolist()]
+            images, masks = self._to_device(images, masks)
+            with self._autocast():
+                terms = self.objective(self.model, images, masks, self._generator("step", step))
+            loss = terms["loss"]
+            if not torch.isfinite(loss):
+                msg = f"loss is {float(loss)} at step {step}; lower lr or check the data"
+                raise FloatingPointError(msg)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            if self.grad_clip:
+                self.scaler.unscale_(self.optimizer)
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.scheduler.step()
+            self.step = step + 1
+            self.history.step.append(self.step)
+            self.history.loss.append(float(loss.detach()))
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{self.history.loss[-1]:.4g}")
+            if (
+                len(val_idx)
+                and self.step % self.eval_every == 0
+                and self._validate(dataset, val_idx)
+            ):
+                break
+            if self.checkpoint_every and self.step % self.checkpoint_every == 0:
+                self.save(self.out_dir / "last.pt")
+        if bar is not None:
+            bar.close()
+        if self.out_dir is not None:
+            self.save(self.out_dir / "last.pt")
+        return self.history
+
+    @torch.no_grad()
+    def _validate(self, dataset, val_idx):
+        """Record the validation loss; True when early stopping says stop."""
+        self.model.eval()
+        total, count = 0.0, 0
+        for lo in range(0, len(val_idx), self.batch_size):
+            idx = val_idx[lo : lo + self.batch_size]
+            images, masks, _ = dataset[idx.tolist()]
+            images, masks = self._to_device(images, masks)
+            with self._autocast():
+                terms = self.objective(self.model, images, masks, self._generator("val", lo))
+            total += float(terms["loss"]) * len(idx)
+            count += len(idx)
+        self.model.train()
+        val = total / count
+        self.history.val_step.append(self.step)
+        self.history.val_loss.append(val)
+        if val < self.best_val:
+            self.best_val, self.bad_evals = val, 0
+            return False
+        self.bad_evals += 1
+        return self.patience is not None and self.bad_evals >= self.patience
+
+    def state_dict(self):
+        """Everything a resumed run needs, in types ``torch.load(weights_only=True)`` reads."""
+        from astrounsup import __version__
+
+        return {
+            "format": "astrounsup.checkpoint",
+            "astrounsup_version": __version__,
+            "model": self.model.state_dict(),
+            "model_class": type(self.model).__name__,
+            "model_config": dict(getattr(self.model, "config", {})),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "step": self.step,
+            "seed": self.seed,
+            "history": self.history.as_dict(),
+            "best_val": self.best_val,
+            "bad_evals": self.bad_evals,
+            "torch_rng": torch.get_rng_state(),
+            "extra": self.extra_state,
+        }
+
+    def save(self, path):
+        """Write a checkpoint atomically."""
+        return save_checkpoint(path, self.state_dict())
+
+    def resume(self, path):
+        """Continue from a checkpoint written by :meth:`save`."""
+        state = load_checkpoint(path, map_location=self.device)
+        if state["model_class"] != type(self.model).__name__:
+            msg = f"{path}: holds a {state['model_class']}, not a {type(self.model).__name__}"
+            raise ValueError(msg)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.step, self.seed = int(state["step"]), int(state["seed"])
+        self.history = TrainingHistory(**state["history"])
+        self.best_val, self.bad_evals = float(state["best_val"]), int(state["bad_evals"])
+        torch.set_rng_state(state["torch_rng"].cpu())
+        return self

@@ -1,0 +1,136 @@
+import pytest
+import torch
+
+from astrounsup.io import CutoutDataset
+from astrounsup.models import VAE, ConvAutoencoder
+from astrounsup.training import Trainer, load_checkpoint, select_device, warmup_cosine
+
+from ..models.test_models import _data
+
+SMALL = {"size": 32, "latent_dim": 8, "widths": (8, 16)}
+
+
+@pytest.fixture(scope="module")
+def dataset():
+    return CutoutDataset(_data(n=48).numpy())
+
+
+def _trainer(model, tmp_path=None, **kw):
+    args = {
+        "max_steps": 20,
+        "batch_size": 8,
+        "lr": 3e-3,
+        "warmup_steps": 3,
+        "val_fraction": 0.25,
+        "eval_every": 5,
+        "device": "cpu",
+        "seed": 7,
+    }
+    if tmp_path is not None:
+        args["out_dir"] = tmp_path
+    return Trainer(model, **(args | kw))
+
+
+class TestFit:
+    def test_loss_falls_and_history_is_kept(self, dataset):
+        torch.manual_seed(0)
+        t = _trainer(ConvAutoencoder(3, **SMALL), max_steps=40)
+        h = t.fit(dataset)
+        assert len(h.loss) == 40
+        assert h.step[-1] == 40
+        assert sum(h.loss[-5:]) / 5 < 0.5 * sum(h.loss[:5]) / 5
+        assert h.val_step == [5, 10, 15, 20, 25, 30, 35, 40]
+
+    def test_vae(self, dataset):
+        torch.manual_seed(0)
+        h = _trainer(VAE(3, **SMALL), max_steps=10).fit(dataset)
+        assert all(map(torch.isfinite, map(torch.tensor, h.loss)))
+
+    def test_early_stopping(self, dataset):
+        torch.manual_seed(0)
+        t = _trainer(ConvAutoencoder(3, **SMALL), max_steps=200, lr=0.0, patience=2)
+        t.fit(dataset)  # a zero learning rate never improves: stop after 3 validations
+        assert t.step == 15
+
+    def test_resume_gives_identical_weights(self, dataset, tmp_path):
+        torch.manual_seed(0)
+        straight = ConvAutoencoder(3, **SMALL)
+        start = {k: v.clone() for k, v in straight.state_dict().items()}
+        _trainer(straight).fit(dataset)
+
+        first = ConvAutoencoder(3, **SMALL)
+        first.load_state_dict(start)
+        # The same 20-step run (same schedule), cut after its step-10 checkpoint.
+        cut = _trainer(first, tmp_path, checkpoint_every=10)
+        cut.max_steps = 10
+        cut.fit(dataset)
+        resumed_model = ConvAutoencoder(3, **SMALL)
+        t2 = _trainer(resumed_model, tmp_path).resume(tmp_path / "last.pt")
+        assert t2.step == 10
+        t2.fit(dataset)
+        for key, value in straight.state_dict().items():
+            torch.testing.assert_close(resumed_model.state_dict()[key], value, rtol=0, atol=0)
+
+    def test_checkpoint_contents(self, dataset, tmp_path):
+        t = _trainer(
+            ConvAutoencoder(3, **SMALL),
+            tmp_path,
+            max_steps=4,
+            extra_state={"bands": ["g", "r", "i"]},
+        )
+        t.fit(dataset)
+        state = load_checkpoint(tmp_path / "last.pt")
+        assert state["step"] == 4
+        assert state["model_class"] == "ConvAutoencoder"
+        assert state["model_config"]["latent_dim"] == 8
+        assert state["extra"]["bands"] == ["g", "r", "i"]
+        again = ConvAutoencoder(**state["model_config"])
+        again.load_state_dict(state["model"])
+
+
+class TestPieces:
+    def test_warmup_cosine(self):
+        opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+        sched = warmup_cosine(opt, warmup_steps=4, total_steps=12)
+        rates = []
+        for _ in range(12):
+            rates.append(opt.param_groups[0]["lr"])
+            opt.step()
+            sched.step()
+        assert rates[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0])
+        assert rates[4] == pytest.approx(1.0)
+        assert rates[-1] < 0.05
+        with pytest.raises(ValueError, match="warmup_steps must be in"):
+            warmup_cosine(opt, warmup_steps=20, total_steps=10)
+
+    def test_device_selection(self):
+        assert select_device("cpu").type == "cpu"
+        if not torch.cuda.is_available():
+            assert select_device().type in ("cpu", "mps")
+            with pytest.raises(ValueError, match="CUDA is not available"):
+                select_device("cuda")
+
+    def test_checkpoint_errors(self, tmp_path):
+        with pytest.raises(FileNotFoundError, match="no such checkpoint"):
+            load_checkpoint(tmp_path / "none.pt")
+        (tmp_path / "junk.pt").write_bytes(b"junk")
+        with pytest.raises(ValueError, match=r"junk\.pt: not a readable astrounsup checkpoint"):
+            load_checkpoint(tmp_path / "junk.pt")
+
+    @pytest.mark.parametrize(
+        ("kwargs", "match"),
+        [
+            ({"max_steps": 0}, "max_steps must be a positive integer"),
+            ({"batch_size": -1}, "batch_size must be a positive integer"),
+            ({"val_fraction": 1.0}, r"val_fraction must be in \[0, 1\)"),
+            ({"amp": "fp8"}, "amp must be"),
+            ({"checkpoint_every": 5}, "checkpoint_every needs out_dir"),
+        ],
+    )
+    def test_bad_settings(self, kwargs, match):
+        with pytest.raises(ValueError, match=match):
+            _trainer(ConvAutoencoder(3, **SMALL), **kwargs)
+
+    def test_batch_larger_than_training_split(self, dataset):
+        with pytest.raises(ValueError, match="fewer than batch_size=64"):
+            _trainer(ConvAutoencoder(3, **SMALL), batch_size=64).fit(dataset)
