@@ -10,14 +10,9 @@ from pathlib import Path
 import torch
 
 from astrounsup.training.checkpoint import load_checkpoint, save_checkpoint
+from astrounsup.training.objectives import reconstruction_objective
 
-__all__ = [
-    "Trainer",
-    "TrainingHistory",
-    "reconstruction_objective",
-    "select_device",
-    "warmup_cosine",
-]
+__all__ = ["Trainer", "TrainingHistory", "select_device", "warmup_cosine"]
 
 
 # Independent random streams of a run, each seeded by (seed, stream, index).
@@ -80,19 +75,18 @@ class TrainingHistory:
         }
 
 
-def reconstruction_objective(model, images, masks, generator):
-    """``model.loss(images, masks)``: autoencoders and VAEs."""
-    if hasattr(model, "elbo"):
-        return model.loss(images, masks, generator=generator)
-    return model.loss(images, masks)
-
-
 class Trainer:
     """Train a model on a :class:`astrounsup.io.CutoutDataset`.
 
     Every random draw of step ``s`` (the batch order of its epoch, augmentations, a VAE's
     noise) comes from generators seeded by ``(seed, s)``: a run interrupted and resumed
     from a checkpoint ends, on the CPU, with exactly the weights of an uninterrupted run.
+
+    Under ``torchrun`` (an initialised ``torch.distributed`` process group) the model is
+    wrapped in ``DistributedDataParallel``: each rank takes its share of every global
+    batch of ``batch_size`` cutouts, gradients are averaged across ranks, validation losses
+    are averaged, and only rank 0 writes checkpoints. The same command scales from 2 CPU
+    processes (gloo) to many GPUs and nodes (``torchrun --nnodes N --nproc_per_node G``).
 
     Parameters
     ----------
@@ -167,6 +161,13 @@ class Trainer:
         if checkpoint_every is not None and out_dir is None:
             msg = "checkpoint_every needs out_dir, where the checkpoints go"
             raise ValueError(msg)
+        import torch.distributed as dist
+
+        self.distributed = dist.is_available() and dist.is_initialized()
+        self.rank = dist.get_rank() if self.distributed else 0
+        self.world = dist.get_world_size() if self.distributed else 1
+        if self.distributed and device is None and torch.cuda.is_available():
+            device = f"cuda:{self.rank % torch.cuda.device_count()}"
         self.device = select_device(device)
         self.model = model.to(self.device)
         self.objective = objective or reconstruction_objective
@@ -225,9 +226,20 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(device_type="cuda", dtype=self.amp_dtype)
 
+    def _wrapped(self):
+        """The module whose forward computes the loss: under DDP, gradients sync there."""
+        step_module = _ObjectiveModule(self.model, self.objective)
+        if not self.distributed:
+            return step_module
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return DistributedDataParallel(step_module, device_ids=ids)
+
     def fit(self, dataset):
         """Train until ``max_steps`` (or early stopping); returns the history."""
         train_idx, val_idx = self._split(len(dataset))
+        step_module = self._wrapped()
         if len(train_idx) < self.batch_size:
             msg = (
                 f"the training split has {len(train_idx)} cutouts, fewer than batch_size="
@@ -242,12 +254,13 @@ class Trainer:
             bar = tqdm(total=self.max_steps, initial=self.step, desc="training", unit="step")
         self.model.train()
         for step in steps:
-            idx = self._batch_indices(train_idx, step)
+            idx = self._batch_indices(train_idx, step)[self.rank :: self.world]
             images, masks, _ = dataset[idx.tolist()]
             images, masks = self._to_device(images, masks)
             with self._autocast():
-                terms = self.objective(self.model, images, masks, self._generator("step", step))
-            loss = terms["loss"]
+                loss = step_module(
+                    images, masks, self._generator("step", step * self.world + self.rank)
+                )
             if not torch.isfinite(loss):
                 msg = f"loss is {float(loss)} at step {step}; lower lr or check the data"
                 raise FloatingPointError(msg)
@@ -272,12 +285,16 @@ class Trainer:
             ):
                 break
             if self.checkpoint_every and self.step % self.checkpoint_every == 0:
-                self.save(self.out_dir / "last.pt")
+                self._save_on_rank0(self.out_dir / "last.pt")
         if bar is not None:
             bar.close()
         if self.out_dir is not None:
-            self.save(self.out_dir / "last.pt")
+            self._save_on_rank0(self.out_dir / "last.pt")
         return self.history
+
+    def _save_on_rank0(self, path):
+        if self.rank == 0:
+            self.save(path)
 
     @torch.no_grad()
     def _validate(self, dataset, val_idx):
@@ -285,7 +302,9 @@ class Trainer:
         self.model.eval()
         total, count = 0.0, 0
         for lo in range(0, len(val_idx), self.batch_size):
-            idx = val_idx[lo : lo + self.batch_size]
+            idx = val_idx[lo : lo + self.batch_size][self.rank :: self.world]
+            if not len(idx):
+                continue
             images, masks, _ = dataset[idx.tolist()]
             images, masks = self._to_device(images, masks)
             with self._autocast():
@@ -293,6 +312,12 @@ class Trainer:
             total += float(terms["loss"]) * len(idx)
             count += len(idx)
         self.model.train()
+        if self.distributed:
+            import torch.distributed as dist
+
+            sums = torch.tensor([total, count], dtype=torch.float64, device=self.device)
+            dist.all_reduce(sums)
+            total, count = float(sums[0]), float(sums[1])
         val = total / count
         self.history.val_step.append(self.step)
         self.history.val_loss.append(val)
@@ -343,3 +368,15 @@ class Trainer:
         self.best_val, self.bad_evals = float(state["best_val"]), int(state["bad_evals"])
         torch.set_rng_state(state["torch_rng"].cpu())
         return self
+
+
+class _ObjectiveModule(torch.nn.Module):
+    """Wraps a model so that ``forward`` returns its training loss (what DDP needs)."""
+
+    def __init__(self, model, objective):
+        super().__init__()
+        self.model = model
+        self.objective = objective
+
+    def forward(self, images, masks, generator):
+        return self.objective(self.model, images, masks, generator)["loss"]
