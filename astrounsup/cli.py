@@ -165,6 +165,44 @@ def _info(args):
     return 0
 
 
+def _train(args):
+    from astrounsup.training import load_config, train_store
+
+    config = load_config(args.config)
+    if args.steps is not None:
+        config["training"]["max_steps"] = args.steps
+    config["training"].setdefault("max_steps", 1000)
+    t0 = time.perf_counter()
+    trainer = train_store(
+        args.data,
+        args.out,
+        model=args.model,
+        config=config,
+        resume=args.resume,
+        device=args.device,
+        progress=not args.quiet,
+    )
+    if trainer.rank == 0:
+        h = trainer.history
+        val = f", validation {h.val_loss[-1]:.4g}" if h.val_loss else ""
+        print(
+            f"{args.model}: {trainer.step} steps, loss {h.loss[-1]:.4g}{val}, "
+            f"{time.perf_counter() - t0:.0f} s; wrote {args.out}/last.pt, history.json, "
+            "loss_curve.png"
+        )
+    return 0
+
+
+def _embed(args):
+    from astrounsup.latent import embed_store
+
+    path = embed_store(
+        args.checkpoint, args.data, args.out, batch_size=args.batch_size, device=args.device
+    )
+    print(f"wrote {path}")
+    return 0
+
+
 def _parser():
     parser = argparse.ArgumentParser(
         prog="astrounsup",
@@ -221,6 +259,32 @@ def _parser():
     ing.add_argument("--quiet", action="store_true", help="no progress bar")
     ing.set_defaults(func=_ingest)
 
+    from astrounsup.training.recipes import MODELS
+
+    tr = sub.add_parser("train", help="train a model on an HDF5 store (torchrun for many)")
+    tr.add_argument("--data", type=Path, required=True, help="the HDF5 cutout store")
+    tr.add_argument("--model", choices=sorted(MODELS), required=True)
+    tr.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="TOML with [model], [training] and [normalization] sections",
+    )
+    tr.add_argument("--out", type=Path, required=True, help="run directory")
+    tr.add_argument("--steps", type=int, default=None, help="override training.max_steps")
+    tr.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    tr.add_argument("--device", default=None, help="default: CUDA, then MPS, then CPU")
+    tr.add_argument("--quiet", action="store_true", help="no progress bar")
+    tr.set_defaults(func=_train)
+
+    em = sub.add_parser("embed", help="latent vectors of a store's cutouts")
+    em.add_argument("--checkpoint", type=Path, required=True)
+    em.add_argument("--data", type=Path, required=True)
+    em.add_argument("--out", type=Path, required=True, help="LATENTS.h5")
+    em.add_argument("--batch-size", type=int, default=256)
+    em.add_argument("--device", default=None)
+    em.set_defaults(func=_embed)
+
     info = sub.add_parser("info", help="what an HDF5 cutout store holds")
     info.add_argument("store", type=Path)
     info.set_defaults(func=_info)
@@ -231,11 +295,25 @@ def main(argv=None):
     """Run the ``astrounsup`` command line; returns the exit status."""
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.command == "train":
+        _init_distributed()
     try:
         return args.func(args)
     except (ValueError, TypeError, OSError) as err:
         print(f"astrounsup {args.command}: error: {err}", file=sys.stderr)
         return 2
+
+
+def _init_distributed():
+    """Join the process group when launched by torchrun (its variables are set)."""
+    import os
+
+    if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
+        import torch
+        import torch.distributed as dist
+
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
 
 
 if __name__ == "__main__":

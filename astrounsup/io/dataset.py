@@ -118,7 +118,8 @@ class _StoreSource:
             self.shape = f["images"].shape
             self.has_masks = "masks" in f
             # Counted once when the store was written: clean cutouts need no pixel check.
-            self.bad_pixels = f["bad_pixels"][...]
+            # (A store without the counts is checked pixel by pixel.)
+            self.bad_pixels = f["bad_pixels"][...] if "bad_pixels" in f else None
             self._raw = (
                 _RawChunkReader(f["images"]) if _RawChunkReader.usable(f["images"]) else None
             )
@@ -172,7 +173,8 @@ class _StoreSource:
                 f["images"].read_direct(images, np.s_[lo:hi], np.s_[pos : pos + b - a])
             if flags is not None:
                 f["masks"].read_direct(flags, np.s_[lo:hi], np.s_[pos : pos + b - a])
-        return images, flags, self.bad_pixels[indices] > 0
+        maybe_bad = None if self.bad_pixels is None else self.bad_pixels[indices] > 0
+        return images, flags, maybe_bad
 
 
 class _ArraySource:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-__all__ = ["colour_magnitude_figure"]
+__all__ = ["colour_magnitude_figure", "loss_curve_figure"]
 
 
 def colour_magnitude_figure(
@@ -63,4 +63,19 @@ def colour_magnitude_figure(
         f"{good.sum()} of {len(table)} stars with parallax S/N >= {min_parallax_over_error:g}",
         fontsize=9,
     )
+    return fig
+
+
+def loss_curve_figure(history):
+    """Training loss per step (and validation loss) of a run's history dict."""
+    fig = Figure(figsize=(6, 4), layout="constrained")
+    ax = fig.subplots()
+    ax.plot(history["step"], history["loss"], lw=1, label="training")
+    if history.get("val_step"):
+        ax.plot(history["val_step"], history["val_loss"], "o-", ms=3, label="validation")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    if min(history["loss"] or [1.0]) > 0:
+        ax.set_yscale("log")
+    ax.legend()
     return fig

@@ -19,6 +19,7 @@ from astrounsup.transforms.geometric import (
 from astrounsup.transforms.multiview import (
     MultiView,
     contrastive_pipeline,
+    contrastive_view_size,
     contrastive_views,
     denoising_pipeline,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "SkyNoise",
     "Transform",
     "contrastive_pipeline",
+    "contrastive_view_size",
     "contrastive_views",
     "denoising_pipeline",
     "functional",

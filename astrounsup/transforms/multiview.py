@@ -6,7 +6,13 @@ from astrounsup.transforms.base import Compose
 from astrounsup.transforms.geometric import RandomRotation
 from astrounsup.transforms.photometric import MaskPatches, PSFDegrade, Redden, SkyNoise
 
-__all__ = ["MultiView", "contrastive_pipeline", "contrastive_views", "denoising_pipeline"]
+__all__ = [
+    "MultiView",
+    "contrastive_pipeline",
+    "contrastive_view_size",
+    "contrastive_views",
+    "denoising_pipeline",
+]
 
 
 class MultiView:
@@ -35,6 +41,16 @@ class MultiView:
         return f"MultiView({self.pipelines!r})"
 
 
+def contrastive_view_size(size, jitter=4):
+    """Side of the default contrastive views of ``size``-px cutouts: the largest crop any
+    rotation fills, less the jitter, and of the cutout's parity so a centred crop of the
+    cutout (what the trained encoder is applied to) matches it."""
+    from astrounsup.transforms.geometric import max_rotation_size
+
+    side = max_rotation_size(size) - 2 * jitter
+    return side - ((size - side) % 2)
+
+
 def contrastive_pipeline(
     *,
     size,
@@ -55,7 +71,7 @@ def contrastive_pipeline(
     Parameters
     ----------
     size : int
-        Side of the input cutouts; the output side is ``floor(size / sqrt(2)) - 2 * jitter``.
+        Side of the input cutouts; the output side is :func:`contrastive_view_size`.
     pixel_scale : float
         Arcsec per pixel.
     bands : sequence of str
@@ -65,26 +81,25 @@ def contrastive_pipeline(
     fwhm_in : float, optional
         Seeing (arcsec) when the batch metadata has no ``psf_fwhm``.
     seeing_factor, depth, ebv : (float, float), optional
-        Ranges of ``FWHM_out / FWHM_in``, of ``sigma_out / sigma_in`` and of E(B-V).
+        Ranges of ``FWHM_out / FWHM_in``, of ``sigma_out / sigma_in`` and of E(B-V);
+        ``ebv=None`` leaves reddening out (needed for bands without known coefficients).
 
     Returns
     -------
     Compose
     """
-    from astrounsup.transforms.geometric import max_rotation_size
-
     return Compose(
         [
             # Rotation, mirror and jitter crop, fused into one resampling.
             RandomRotation(
                 (0.0, 360.0),
-                size=max_rotation_size(size) - 2 * jitter,
+                size=contrastive_view_size(size, jitter),
                 mirror=True,
                 max_shift=jitter,
             ),
             PSFDegrade(seeing_factor, pixel_scale=pixel_scale, fwhm_in=fwhm_in),
             SkyNoise(depth),
-            Redden(ebv, bands=bands),
+            *([] if ebv is None else [Redden(ebv, bands=bands)]),
         ]
     )
 

@@ -1,0 +1,115 @@
+"""Latent vectors of a store's cutouts from a trained model."""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+from astropy.io.misc.hdf5 import write_table_hdf5
+from astropy.table import QTable
+
+from astrounsup._atomic import atomic_path
+
+__all__ = ["embed_dataset", "embed_store", "read_latents", "write_latents"]
+
+LATENTS_FORMAT = "astrounsup.latents"
+
+
+@torch.no_grad()
+def embed_dataset(model, dataset, *, batch_size=256, device=None, input_size=None):
+    """``model.encode`` of every cutout of ``dataset``, in order.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Any astrounsup model (all have ``encode``).
+    dataset : astrounsup.io.CutoutDataset
+    batch_size : int, optional
+    device : str or torch.device, optional
+        Default: the model's device.
+    input_size : int, optional
+        Centre-crop the cutouts to this side first (a SimCLR encoder trained on crops).
+
+    Returns
+    -------
+    numpy.ndarray of shape (n, latent_dim), float32
+    """
+    from astrounsup.transforms.functional import center_crop
+
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    model = model.to(device).eval()
+    out = []
+    for images, _masks, _index in dataset.loader(batch_size):
+        if input_size is not None and images.shape[-1] != input_size:
+            images, _ = center_crop(images, input_size)
+        out.append(model.encode(images.to(device)).float().cpu().numpy())
+    return np.concatenate(out) if out else np.empty((0, 0), np.float32)
+
+
+def write_latents(path, latents, table, *, meta=None):
+    """Write latents ``(n, D)`` and their metadata table to an HDF5 file, atomically."""
+    latents = np.asarray(latents, dtype=np.float32)
+    if latents.ndim != 2 or len(latents) != len(table):
+        msg = (
+            f"latents must be (n, D) with one row per table row ({len(table)}); got "
+            f"shape {latents.shape}"
+        )
+        raise ValueError(msg)
+    from astrounsup import __version__
+
+    path = Path(path)
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.attrs["format"] = LATENTS_FORMAT
+        f.create_dataset("latents", data=latents)
+        write_table_hdf5(QTable(table), f, path="catalog", serialize_meta=True)
+        for key, value in (meta or {}).items():
+            f.attrs[key] = value
+        f.attrs["astrounsup_version"] = __version__
+        f.attrs["created"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    return path
+
+
+def read_latents(path):
+    """``(latents, table, attrs)`` of a file written by :func:`write_latents`."""
+    from astropy.io.misc.hdf5 import read_table_hdf5
+
+    with h5py.File(path, "r") as f:
+        if f.attrs.get("format") != LATENTS_FORMAT:
+            msg = f"{path}: not an astrounsup latents file"
+            raise ValueError(msg)
+        table = QTable(read_table_hdf5(f, path="catalog"))
+        table.convert_bytestring_to_unicode()
+        return f["latents"][...], table, dict(f.attrs.items())
+
+
+def embed_store(checkpoint, store, out, *, batch_size=256, device=None):
+    """Embed every cutout of ``store`` with the model of ``checkpoint``; write ``out``.
+
+    The store is normalised as the model's training data was (parameters from the
+    checkpoint); bands must match the training bands.
+    """
+    from astrounsup.io import AsinhNormalizer, CutoutDataset
+    from astrounsup.training import load_model
+
+    model, extra = load_model(checkpoint)
+    data = CutoutDataset(store)
+    if list(data.bands) != list(extra["bands"]):
+        msg = (
+            f"{store}: bands {list(data.bands)} differ from the training bands "
+            f"{extra['bands']} of {checkpoint}"
+        )
+        raise ValueError(msg)
+    data.normalizer = AsinhNormalizer.from_dict(extra["normalization"])
+    latents = embed_dataset(
+        model, data, batch_size=batch_size, device=device, input_size=extra.get("input_size")
+    )
+    meta = {
+        "checkpoint": str(checkpoint),
+        "recipe": extra.get("recipe", ""),
+        "store": str(store),
+        "model_class": type(model).__name__,
+    }
+    return write_latents(out, latents, data.table, meta=meta)

@@ -1,0 +1,232 @@
+import json
+
+import numpy as np
+import pytest
+
+from astrounsup.cli import main
+from astrounsup.io import write_store
+from astrounsup.latent import read_latents
+from astrounsup.training import MODELS, build_model, load_config, load_model
+
+TINY = """
+[model]
+latent_dim = 6
+widths = [8, 16]
+
+[training]
+batch_size = 8
+eval_every = 2
+lr = 0.003
+"""
+
+
+@pytest.fixture(scope="module")
+def store(small_survey, tmp_path_factory):
+    path = tmp_path_factory.mktemp("store") / "s.h5"
+    return write_store(
+        path,
+        small_survey.images,
+        small_survey.table,
+        bands=small_survey.bands,
+        pixel_scale=small_survey.pixel_scale,
+    )
+
+
+@pytest.fixture
+def config(tmp_path):
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY)
+    return path
+
+
+@pytest.mark.parametrize("model", sorted(MODELS))
+def test_train_then_embed_every_model(model, store, config, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(store),
+                "--model",
+                model,
+                "--config",
+                str(config),
+                "--out",
+                str(run),
+                "--steps",
+                "3",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    assert f"{model}: 3 steps" in capsys.readouterr().out
+    history = json.loads((run / "history.json").read_text())
+    assert len(history["loss"]) == 3
+    assert all(np.isfinite(history["loss"]))
+    assert (run / "loss_curve.png").stat().st_size > 1000
+    assert (
+        main(
+            [
+                "embed",
+                "--checkpoint",
+                str(run / "last.pt"),
+                "--data",
+                str(store),
+                "--out",
+                str(run / "latents.h5"),
+            ]
+        )
+        == 0
+    )
+    latents, table, attrs = read_latents(run / "latents.h5")
+    dim = 6
+    assert latents.shape == (60, dim)
+    assert np.isfinite(latents).all()
+    assert list(table["object_id"][:3]) == list(table["object_id"][:3])
+    assert attrs["recipe"] == model
+
+
+def test_resume_continues_the_run(store, config, tmp_path):
+    run = tmp_path / "run"
+    args = [
+        "train",
+        "--data",
+        str(store),
+        "--model",
+        "cae",
+        "--config",
+        str(config),
+        "--out",
+        str(run),
+        "--quiet",
+    ]
+    assert main([*args, "--steps", "2"]) == 0
+    assert main([*args, "--steps", "4", "--resume"]) == 0
+    history = json.loads((run / "history.json").read_text())
+    assert history["step"] == [1, 2, 3, 4]
+
+
+def test_checkpoint_rebuilds_the_model(store, config, tmp_path):
+    run = tmp_path / "run"
+    main(
+        [
+            "train",
+            "--data",
+            str(store),
+            "--model",
+            "vae",
+            "--config",
+            str(config),
+            "--out",
+            str(run),
+            "--steps",
+            "2",
+            "--quiet",
+        ]
+    )
+    model, extra = load_model(run / "last.pt")
+    assert type(model).__name__ == "VAE"
+    assert extra["bands"] == ["g", "r", "i"]
+    assert extra["normalization"]["kind"] == "asinh"
+
+
+class TestBadConfiguration:
+    def test_unknown_model_name(self, store, tmp_path, capsys):
+        with pytest.raises(SystemExit):
+            main(["train", "--data", str(store), "--model", "gan", "--out", str(tmp_path)])
+        assert "invalid choice: 'gan'" in capsys.readouterr().err
+
+    @pytest.mark.parametrize(
+        ("toml", "match"),
+        [
+            ("[model]\nlatent_dim = 0\n", "latent_dim must be a positive integer"),
+            (
+                "[model]\nwidths = [8, 16, 32, 64, 128, 256]\n",
+                r"size must be an integer in \[128, 256\] px for 6 downsampling stages; got 64",
+            ),
+            ("[model]\ncolour = 'blue'\n", r"model 'cae': bad \[model\] setting"),
+            ("[training]\nbatch_size = 0\n", "batch_size must be a positive integer"),
+            ("[optimiser]\nlr = 1\n", r"unknown config sections \['optimiser'\]"),
+        ],
+    )
+    def test_refused_before_training(self, store, tmp_path, capsys, toml, match):
+        cfg = tmp_path / "bad.toml"
+        cfg.write_text(toml)
+        run = tmp_path / "run"
+        status = main(
+            [
+                "train",
+                "--data",
+                str(store),
+                "--model",
+                "cae",
+                "--config",
+                str(cfg),
+                "--out",
+                str(run),
+                "--steps",
+                "2",
+                "--quiet",
+            ]
+        )
+        assert status == 2
+        import re
+
+        assert re.search(match, capsys.readouterr().err)
+        assert not (run / "last.pt").exists()
+
+    def test_embed_refuses_other_bands(self, small_survey, store, config, tmp_path, capsys):
+        run = tmp_path / "run"
+        main(
+            [
+                "train",
+                "--data",
+                str(store),
+                "--model",
+                "cae",
+                "--config",
+                str(config),
+                "--out",
+                str(run),
+                "--steps",
+                "1",
+                "--quiet",
+            ]
+        )
+        other = write_store(
+            tmp_path / "o.h5",
+            small_survey.images[:, :2],
+            small_survey.table,
+            bands=["g", "r"],
+            pixel_scale=0.263,
+        )
+        assert (
+            main(
+                [
+                    "embed",
+                    "--checkpoint",
+                    str(run / "last.pt"),
+                    "--data",
+                    str(other),
+                    "--out",
+                    str(tmp_path / "l.h5"),
+                ]
+            )
+            == 2
+        )
+        assert "differ from the training bands" in capsys.readouterr().err
+
+
+def test_build_model_and_config_defaults():
+    model, _, size = build_model(
+        "simclr",
+        bands=("g", "r", "i"),
+        size=64,
+        pixel_scale=0.263,
+        model_config={"widths": (8, 16)},
+    )
+    assert size == 36
+    assert type(model).__name__ == "SimCLR"
+    assert load_config() == {"model": {}, "training": {}, "normalization": {}}
