@@ -302,6 +302,8 @@ def main(argv=None):
     except (ValueError, TypeError, OSError) as err:
         print(f"astrounsup {args.command}: error: {err}", file=sys.stderr)
         return 2
+    finally:
+        _close_distributed()
 
 
 def _init_distributed():
@@ -314,6 +316,13 @@ def _init_distributed():
 
         if not dist.is_initialized():
             dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+
+
+def _close_distributed():
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":

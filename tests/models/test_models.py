@@ -44,7 +44,7 @@ def _train(model, loss_fn, steps=40, lr=3e-3):
 
 
 class TestShapes:
-    @pytest.mark.parametrize("bands", [1, 2, 3, 5])
+    @pytest.mark.parametrize("bands", [1, 2, 3, 4, 5])
     @pytest.mark.parametrize("size", [32, 64, 101])
     def test_every_model_encodes_any_bands_and_size(self, bands, size):
         x = torch.randn(2, bands, size, size)

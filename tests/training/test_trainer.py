@@ -134,3 +134,20 @@ class TestPieces:
     def test_batch_larger_than_training_split(self, dataset):
         with pytest.raises(ValueError, match="fewer than batch_size=64"):
             _trainer(ConvAutoencoder(3, **SMALL), batch_size=64).fit(dataset)
+
+
+@pytest.mark.needs_cuda
+def test_cuda_mixed_precision_steps(dataset):
+    t = _trainer(ConvAutoencoder(3, **SMALL), max_steps=3, device="cuda", amp="auto")
+    h = t.fit(dataset)
+    assert t.amp_dtype in (torch.bfloat16, torch.float16)
+    assert all(map(torch.isfinite, map(torch.tensor, h.loss)))
+
+
+@pytest.mark.slow
+# torch's own compilation path still calls its deprecated torch.jit.script_method.
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
+def test_compiled_step_trains(dataset):
+    torch.manual_seed(0)
+    h = _trainer(ConvAutoencoder(3, **SMALL), max_steps=6, compile=True).fit(dataset)
+    assert h.loss[-1] < h.loss[0]
