@@ -187,19 +187,27 @@ def _sample_grid(images, grid, masks, mode, *, check_outside=True):
 
 def _centred_grid(b, size, ny, nx, matrix, device, dtype, offset=None):
     """Sampling grid: output pixel offsets ``o`` from the centre map to input offsets
-    ``matrix @ (o + offset)`` from the input centre (pixels; ``offset`` (B, 2) as (x, y)).
+    ``matrix @ (o + offset)`` from the input centre (pixels; ``offset`` (B, 2) as (x, y)),
+    in the normalised coordinates of ``grid_sample`` (``align_corners=True``).
 
-    Built with ``affine_grid`` in the normalised coordinates of ``grid_sample``.
-    """
-    half_out = (size - 1) / 2
-    scale_in = torch.tensor([(nx - 1) / 2, (ny - 1) / 2], device=device, dtype=dtype)
-    linear = matrix * half_out / scale_in[None, :, None]
-    if offset is None:
-        shift = torch.zeros(b, 2, device=device, dtype=dtype)
-    else:
-        shift = (matrix @ offset[:, :, None])[..., 0] / scale_in[None, :]
-    theta = torch.cat([linear, shift[:, :, None]], dim=2)
-    return F.affine_grid(theta, [b, 1, size, size], align_corners=True)
+    The grid is affine in the output pixel, so it is built by broadcasting (cheaper than
+    ``affine_grid``)."""
+    c = torch.arange(size, device=device, dtype=dtype) - (size - 1) / 2
+    scale = torch.tensor([(nx - 1) / 2, (ny - 1) / 2], device=device, dtype=dtype)
+    m = matrix / scale[None, :, None]  # rows: normalised x, normalised y
+    t = (
+        torch.zeros(b, 2, device=device, dtype=dtype)
+        if offset is None
+        else (m @ offset[:, :, None])[..., 0]
+    )
+    grid = torch.empty(b, size, size, 2, device=device, dtype=dtype)
+    for k in (0, 1):
+        grid[..., k] = (
+            m[:, k, 0, None, None] * c[None, None, :]
+            + m[:, k, 1, None, None] * c[None, :, None]
+            + t[:, k, None, None]
+        )
+    return grid
 
 
 def rotate(
