@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from astrounsup.losses import MaskedMSELoss
+from astrounsup.models._base import EncoderModel
 from astrounsup.models.encoders import ConvDecoder, ConvEncoder
 
 __all__ = ["ConvAutoencoder", "jacobian_frobenius_sq"]
@@ -40,7 +40,7 @@ def jacobian_frobenius_sq(encoder, x):
     return jac.pow(2).flatten(1).sum(dim=1)
 
 
-class ConvAutoencoder(nn.Module):
+class ConvAutoencoder(EncoderModel):
     """Convolutional autoencoder with a linear output layer.
 
     The variants are options: a *denoising* autoencoder is this model trained with
@@ -108,21 +108,17 @@ class ConvAutoencoder(nn.Module):
         self.sparsity_target = float(sparsity_target)
         self.contractive_weight = float(contractive_weight)
         self.reconstruction = MaskedMSELoss(reduction="none")
-        self.config = {
-            "bands": bands,
-            "size": size,
-            "latent_dim": latent_dim,
-            "widths": list(widths),
-            "kind": kind,
-            "sparsity": sparsity,
-            "sparsity_weight": sparsity_weight,
-            "sparsity_target": sparsity_target,
-            "contractive_weight": contractive_weight,
-        }
-
-    def encode(self, x):
-        """Latent vectors ``(B, latent_dim)``."""
-        return self.encoder(x)
+        self._remember(
+            bands=bands,
+            size=size,
+            latent_dim=latent_dim,
+            widths=widths,
+            kind=kind,
+            sparsity=sparsity,
+            sparsity_weight=sparsity_weight,
+            sparsity_target=sparsity_target,
+            contractive_weight=contractive_weight,
+        )
 
     def forward(self, x):
         """Reconstructions ``(B, bands, size, size)``."""

@@ -5,12 +5,13 @@ from __future__ import annotations
 from torch import nn
 
 from astrounsup.losses import NTXentLoss
+from astrounsup.models._base import EncoderModel
 from astrounsup.models.encoders import ConvEncoder
 
 __all__ = ["SimCLR"]
 
 
-class SimCLR(nn.Module):
+class SimCLR(EncoderModel):
     """Encoder + projection head trained with NT-Xent (Chen et al. 2020).
 
     ``encode`` returns the representation before the head (what the latent analysis uses);
@@ -49,18 +50,15 @@ class SimCLR(nn.Module):
             nn.Linear(latent_dim, latent_dim), nn.SiLU(), nn.Linear(latent_dim, projection_dim)
         )
         self.criterion = NTXentLoss(temperature=temperature, gather_distributed=gather_distributed)
-        self.config = {
-            "bands": bands,
-            "size": size,
-            "latent_dim": latent_dim,
-            "widths": list(widths),
-            "kind": kind,
-            "projection_dim": projection_dim,
-            "temperature": temperature,
-        }
-
-    def encode(self, x):
-        return self.encoder(x)
+        self._remember(
+            bands=bands,
+            size=size,
+            latent_dim=latent_dim,
+            widths=widths,
+            kind=kind,
+            projection_dim=projection_dim,
+            temperature=temperature,
+        )
 
     def forward(self, x):
         return self.head(self.encoder(x))

@@ -6,12 +6,13 @@ import torch
 import torch.nn.functional as F  # noqa: N812 - the PyTorch convention
 from torch import nn
 
+from astrounsup.models._base import EncoderModel
 from astrounsup.models.encoders import ConvEncoder
 
 __all__ = ["RotationPretext"]
 
 
-class RotationPretext(nn.Module):
+class RotationPretext(EncoderModel):
     """Predict which of 0/90/180/270 degrees a cutout was turned by.
 
     Galaxies have no preferred orientation on the sky, so the task is only solvable from
@@ -25,16 +26,7 @@ class RotationPretext(nn.Module):
             bands, size=size, latent_dim=latent_dim, widths=widths, kind=kind
         )
         self.classifier = nn.Sequential(nn.SiLU(), nn.Linear(latent_dim, 4))
-        self.config = {
-            "bands": bands,
-            "size": size,
-            "latent_dim": latent_dim,
-            "widths": list(widths),
-            "kind": kind,
-        }
-
-    def encode(self, x):
-        return self.encoder(x)
+        self._remember(bands=bands, size=size, latent_dim=latent_dim, widths=widths, kind=kind)
 
     def forward(self, x):
         """Logits over the four rotations, ``(B, 4)``."""

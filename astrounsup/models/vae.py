@@ -5,15 +5,15 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import nn
 
 from astrounsup.losses import GaussianNLLLoss, gaussian_kl
+from astrounsup.models._base import EncoderModel
 from astrounsup.models.encoders import ConvDecoder, ConvEncoder
 
 __all__ = ["VAE"]
 
 
-class VAE(nn.Module):
+class VAE(EncoderModel):
     """Gaussian-posterior VAE (reparameterisation trick) with a beta-weighted KL.
 
     The likelihood is Gaussian per pixel, with a variance that is either given (e.g. the
@@ -68,15 +68,15 @@ class VAE(nn.Module):
         self.bands, self.latent_dim = bands, latent_dim
         self.beta, self.learn_variance = float(beta), learn_variance
         self.nll = GaussianNLLLoss(reduction="none")
-        self.config = {
-            "bands": bands,
-            "size": size,
-            "latent_dim": latent_dim,
-            "widths": list(widths),
-            "kind": kind,
-            "beta": beta,
-            "learn_variance": learn_variance,
-        }
+        self._remember(
+            bands=bands,
+            size=size,
+            latent_dim=latent_dim,
+            widths=widths,
+            kind=kind,
+            beta=beta,
+            learn_variance=learn_variance,
+        )
 
     def posterior(self, x):
         """``(mu, log_var)``, each ``(B, latent_dim)``."""
