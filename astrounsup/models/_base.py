@@ -13,5 +13,10 @@ class EncoderModel(nn.Module):
         """Latent vectors ``(B, latent_dim)`` of cutouts ``(B, bands, size, size)``."""
         return self.encoder(x)
 
-    def _remember(self, **config):
-        self.config = {k: list(v) if isinstance(v, tuple) else v for k, v in config.items()}
+    def _remember(self, arguments):
+        """Record the constructor's ``locals()`` (its arguments) as ``self.config``."""
+        self.config = {
+            k: list(v) if isinstance(v, tuple) else v
+            for k, v in arguments.items()
+            if k not in ("self", "__class__")
+        }

@@ -86,6 +86,7 @@ class ConvAutoencoder(EncoderModel):
         contractive_weight=0.0,
     ):
         super().__init__()
+        self._remember(locals())
         if sparsity not in (None, "l1", "kl"):
             msg = f"sparsity must be None, 'l1' or 'kl'; got {sparsity!r}"
             raise ValueError(msg)
@@ -108,17 +109,6 @@ class ConvAutoencoder(EncoderModel):
         self.sparsity_target = float(sparsity_target)
         self.contractive_weight = float(contractive_weight)
         self.reconstruction = MaskedMSELoss(reduction="none")
-        self._remember(
-            bands=bands,
-            size=size,
-            latent_dim=latent_dim,
-            widths=widths,
-            kind=kind,
-            sparsity=sparsity,
-            sparsity_weight=sparsity_weight,
-            sparsity_target=sparsity_target,
-            contractive_weight=contractive_weight,
-        )
 
     def forward(self, x):
         """Reconstructions ``(B, bands, size, size)``."""

@@ -40,6 +40,7 @@ class SimCLR(EncoderModel):
         gather_distributed=True,
     ):
         super().__init__()
+        self._remember(locals())
         if not (isinstance(projection_dim, int) and projection_dim > 0):
             msg = f"projection_dim must be a positive integer; got {projection_dim!r}"
             raise ValueError(msg)
@@ -50,15 +51,6 @@ class SimCLR(EncoderModel):
             nn.Linear(latent_dim, latent_dim), nn.SiLU(), nn.Linear(latent_dim, projection_dim)
         )
         self.criterion = NTXentLoss(temperature=temperature, gather_distributed=gather_distributed)
-        self._remember(
-            bands=bands,
-            size=size,
-            latent_dim=latent_dim,
-            widths=widths,
-            kind=kind,
-            projection_dim=projection_dim,
-            temperature=temperature,
-        )
 
     def forward(self, x):
         return self.head(self.encoder(x))

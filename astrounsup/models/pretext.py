@@ -22,11 +22,11 @@ class RotationPretext(EncoderModel):
 
     def __init__(self, bands, *, size, latent_dim=64, widths=(32, 64, 128), kind="plain"):
         super().__init__()
+        self._remember(locals())
         self.encoder = ConvEncoder(
             bands, size=size, latent_dim=latent_dim, widths=widths, kind=kind
         )
         self.classifier = nn.Sequential(nn.SiLU(), nn.Linear(latent_dim, 4))
-        self._remember(bands=bands, size=size, latent_dim=latent_dim, widths=widths, kind=kind)
 
     def forward(self, x):
         """Logits over the four rotations, ``(B, 4)``."""

@@ -47,6 +47,7 @@ class VAE(EncoderModel):
         learn_variance=False,
     ):
         super().__init__()
+        self._remember(locals())
         if not (isinstance(beta, (int, float)) and beta >= 0):
             msg = f"beta must be a number >= 0; got {beta!r}"
             raise ValueError(msg)
@@ -68,15 +69,6 @@ class VAE(EncoderModel):
         self.bands, self.latent_dim = bands, latent_dim
         self.beta, self.learn_variance = float(beta), learn_variance
         self.nll = GaussianNLLLoss(reduction="none")
-        self._remember(
-            bands=bands,
-            size=size,
-            latent_dim=latent_dim,
-            widths=widths,
-            kind=kind,
-            beta=beta,
-            learn_variance=learn_variance,
-        )
 
     def posterior(self, x):
         """``(mu, log_var)``, each ``(B, latent_dim)``."""
