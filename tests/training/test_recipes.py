@@ -1,4 +1,5 @@
 import json
+import re
 
 import numpy as np
 import pytest
@@ -39,28 +40,29 @@ def config(tmp_path):
     return path
 
 
+def _train(store, config, run, model="cae", *extra):
+    """``astrounsup train`` on the tiny config; returns the exit status."""
+    return main(
+        [
+            "train",
+            "--data",
+            str(store),
+            "--model",
+            model,
+            "--config",
+            str(config),
+            "--out",
+            str(run),
+            "--quiet",
+            *extra,
+        ]
+    )
+
+
 @pytest.mark.parametrize("model", sorted(MODELS))
 def test_train_then_embed_every_model(model, store, config, tmp_path, capsys):
     run = tmp_path / "run"
-    assert (
-        main(
-            [
-                "train",
-                "--data",
-                str(store),
-                "--model",
-                model,
-                "--config",
-                str(config),
-                "--out",
-                str(run),
-                "--steps",
-                "3",
-                "--quiet",
-            ]
-        )
-        == 0
-    )
+    assert _train(store, config, run, model, "--steps", "3") == 0
     assert f"{model}: 3 steps" in capsys.readouterr().out
     history = json.loads((run / "history.json").read_text())
     assert len(history["loss"]) == 3
@@ -90,42 +92,15 @@ def test_train_then_embed_every_model(model, store, config, tmp_path, capsys):
 
 def test_resume_continues_the_run(store, config, tmp_path):
     run = tmp_path / "run"
-    args = [
-        "train",
-        "--data",
-        str(store),
-        "--model",
-        "cae",
-        "--config",
-        str(config),
-        "--out",
-        str(run),
-        "--quiet",
-    ]
-    assert main([*args, "--steps", "2"]) == 0
-    assert main([*args, "--steps", "4", "--resume"]) == 0
+    assert _train(store, config, run, "cae", "--steps", "2") == 0
+    assert _train(store, config, run, "cae", "--steps", "4", "--resume") == 0
     history = json.loads((run / "history.json").read_text())
     assert history["step"] == [1, 2, 3, 4]
 
 
 def test_checkpoint_rebuilds_the_model(store, config, tmp_path):
     run = tmp_path / "run"
-    main(
-        [
-            "train",
-            "--data",
-            str(store),
-            "--model",
-            "vae",
-            "--config",
-            str(config),
-            "--out",
-            str(run),
-            "--steps",
-            "2",
-            "--quiet",
-        ]
-    )
+    _train(store, config, run, "vae", "--steps", "2")
     model, extra = load_model(run / "last.pt")
     assert type(model).__name__ == "VAE"
     assert extra["bands"] == ["g", "r", "i"]
@@ -155,46 +130,14 @@ class TestBadConfiguration:
         cfg = tmp_path / "bad.toml"
         cfg.write_text(toml)
         run = tmp_path / "run"
-        status = main(
-            [
-                "train",
-                "--data",
-                str(store),
-                "--model",
-                "cae",
-                "--config",
-                str(cfg),
-                "--out",
-                str(run),
-                "--steps",
-                "2",
-                "--quiet",
-            ]
-        )
+        status = _train(store, cfg, run, "cae", "--steps", "2")
         assert status == 2
-        import re
-
         assert re.search(match, capsys.readouterr().err)
         assert not (run / "last.pt").exists()
 
     def test_embed_refuses_other_bands(self, small_survey, store, config, tmp_path, capsys):
         run = tmp_path / "run"
-        main(
-            [
-                "train",
-                "--data",
-                str(store),
-                "--model",
-                "cae",
-                "--config",
-                str(config),
-                "--out",
-                str(run),
-                "--steps",
-                "1",
-                "--quiet",
-            ]
-        )
+        _train(store, config, run, "cae", "--steps", "1")
         other = write_store(
             tmp_path / "o.h5",
             small_survey.images[:, :2],
