@@ -1,5 +1,58 @@
-"""Latent-space science; for now, computing and storing the latent vectors."""
+"""Latent-space science: embeddings, clusters, reductions, anomalies and neighbours.
 
+Every analysis object is a scikit-learn estimator (``fit`` returns ``self``, fitted
+attributes end in ``_``), so it also works on any feature table, not only on latents.
+"""
+
+from astrounsup.latent.anomaly import (
+    SCORERS,
+    AnomalyScorer,
+    combine_ranks,
+    negative_elbo,
+    rank_scores,
+    reconstruction_error,
+)
+from astrounsup.latent.cluster import METHODS, LatentClusterer, choose_k
 from astrounsup.latent.embed import embed_dataset, embed_store, read_latents, write_latents
+from astrounsup.latent.evaluate import ClusterLabeller, binary_metrics, purity
+from astrounsup.latent.main_sequence import (
+    BINARY_OFFSET,
+    EXTINCTION_COLUMNS,
+    GAIA_COLUMNS,
+    MEMBERSHIPS,
+    MainSequence,
+    gaia_cmd,
+    main_sequence_catalog,
+)
+from astrounsup.latent.neighbours import SimilaritySearch
+from astrounsup.latent.reduce import REDUCERS, TSNE_MAX_OBJECTS, Reducer
 
-__all__ = ["embed_dataset", "embed_store", "read_latents", "write_latents"]
+__all__ = [
+    "BINARY_OFFSET",
+    "EXTINCTION_COLUMNS",
+    "GAIA_COLUMNS",
+    "MEMBERSHIPS",
+    "METHODS",
+    "REDUCERS",
+    "SCORERS",
+    "TSNE_MAX_OBJECTS",
+    "AnomalyScorer",
+    "ClusterLabeller",
+    "LatentClusterer",
+    "MainSequence",
+    "Reducer",
+    "SimilaritySearch",
+    "binary_metrics",
+    "choose_k",
+    "combine_ranks",
+    "embed_dataset",
+    "embed_store",
+    "gaia_cmd",
+    "main_sequence_catalog",
+    "negative_elbo",
+    "purity",
+    "rank_scores",
+    "read_latents",
+    "reconstruction_error",
+    "write_latents",
+]

@@ -148,7 +148,9 @@ def simulate_stars(n, *, g_limit=20.0, max_distance=2000.0, spectra=False, seed=
     astropy.table.QTable
         Gaia-named columns (``source_id``, ``ra``, ``dec``, ``parallax``, ``parallax_error``,
         ``parallax_over_error``, ``phot_g_mean_mag``, ``phot_bp_mean_mag``,
-        ``phot_rp_mean_mag``, ``bp_rp``) and the truth (``teff``, ``logg``, ``mass``,
+        ``phot_rp_mean_mag``, ``bp_rp``, and extinction estimates ``ag_gspphot`` and
+        ``ebpminrp_gspphot`` from one A_V estimate with a 30% error, as Gaia DR3's GSP-Phot
+        gives them) and the truth (``teff``, ``logg``, ``mass``,
         ``stage``, ``feh``, ``distance``, ``a_v``, ``abs_g_true``, ``bp_rp_true``).
 
     Raises
@@ -252,6 +254,12 @@ def simulate_stars(n, *, g_limit=20.0, max_distance=2000.0, spectra=False, seed=
     table["phot_bp_mean_mag"] = phot["BP"] * u.mag
     table["phot_rp_mean_mag"] = phot["RP"] * u.mag
     table["bp_rp"] = (phot["BP"] - phot["RP"]) * u.mag
+    # Gaia DR3 GSP-Phot-like extinction estimates: one estimate of A_V with a 30%
+    # (lognormal) error, from which both A_G and E(BP-RP) follow, as GSP-Phot derives both
+    # from its one extinction parameter A_0.
+    a_v_est = a_v * np.exp(rng.normal(0.0, 0.3, n))
+    table["ag_gspphot"] = _A_OVER_AV["G"] * a_v_est * u.mag
+    table["ebpminrp_gspphot"] = (_A_OVER_AV["BP"] - _A_OVER_AV["RP"]) * a_v_est * u.mag
     table["teff"] = teff * u.K
     table["logg"] = logg
     table["mass"] = mass * u.M_sun

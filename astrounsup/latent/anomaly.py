@@ -1,0 +1,255 @@
+"""Anomaly scores: isolation forest, local outlier factor, k-NN distance, reconstruction
+error and the VAE's negative ELBO; ranks and their combination."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from astrounsup.latent._common import as_rng_seed, check_choice, check_int, fit_scaler
+
+__all__ = [
+    "SCORERS",
+    "AnomalyScorer",
+    "combine_ranks",
+    "negative_elbo",
+    "rank_scores",
+    "reconstruction_error",
+]
+
+#: Latent-space scorers of :class:`AnomalyScorer`.
+SCORERS = ("iforest", "lof", "knn")
+
+
+class AnomalyScorer(BaseEstimator):
+    """Anomaly score of latent vectors; higher means more unusual.
+
+    Parameters
+    ----------
+    method : {"iforest", "lof", "knn"}
+        ``iforest``: isolation forest (shorter isolation paths score higher);
+        ``lof``: local outlier factor (density relative to the neighbours');
+        ``knn``: mean distance to the ``n_neighbors`` nearest other objects.
+    n_neighbors : int, optional
+        For ``lof`` and ``knn``.
+    n_estimators : int, optional
+        Trees of the isolation forest.
+    standardize : bool, optional
+        Scale each latent dimension to unit variance first.
+    random_state : int, numpy.random.Generator or None, optional
+
+    Attributes
+    ----------
+    estimator_ : sklearn estimator
+    scaler_ : sklearn.preprocessing.StandardScaler or None
+    n_features_in_ : int
+
+    Notes
+    -----
+    Scores of the fitted objects themselves come from :meth:`fit_score`, which leaves
+    each object out of its own neighbourhood (``lof``, ``knn``); :meth:`score` is for
+    new objects. scikit-learn's ``score_samples`` is the opposite convention (higher is
+    more normal); here higher is always more anomalous.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> x = np.concatenate([rng.normal(0, 1, (200, 3)), [[8.0, 8.0, 8.0]]])
+    >>> s = AnomalyScorer("knn", random_state=0).fit_score(x)
+    >>> int(np.argmax(s))
+    200
+    """
+
+    def __init__(
+        self, method="iforest", *, n_neighbors=20, n_estimators=200, standardize=True,
+        random_state=None,
+    ):  # fmt: skip
+        self.method = method
+        self.n_neighbors = n_neighbors
+        self.n_estimators = n_estimators
+        self.standardize = standardize
+        self.random_state = random_state
+
+    def fit(self, X, y=None):
+        """Fit on ``X`` of shape (n, n_features); ``y`` is ignored. Returns ``self``."""
+        from sklearn.ensemble import IsolationForest
+        from sklearn.neighbors import LocalOutlierFactor, NearestNeighbors
+
+        name = type(self).__name__
+        check_choice(name, "method", self.method, SCORERS)
+        check_int(name, "n_neighbors", self.n_neighbors, 1)
+        check_int(name, "n_estimators", self.n_estimators, 1)
+        X = validate_data(self, X, dtype=[np.float64, np.float32])
+        if self.method != "iforest" and len(X) <= self.n_neighbors:
+            msg = (
+                f"{name}: n_neighbors={self.n_neighbors} needs more objects; got {len(X)} "
+                "(lower n_neighbors)"
+            )
+            raise ValueError(msg)
+        self.scaler_, Z = fit_scaler(X, self.standardize)
+        if self.method == "iforest":
+            est = IsolationForest(
+                n_estimators=self.n_estimators, random_state=as_rng_seed(self.random_state)
+            ).fit(Z)
+            self._train_scores = -est.score_samples(Z)
+        elif self.method == "lof":
+            est = LocalOutlierFactor(n_neighbors=self.n_neighbors, novelty=True).fit(Z)
+            self._train_scores = -est.negative_outlier_factor_
+        else:
+            est = NearestNeighbors(n_neighbors=self.n_neighbors + 1).fit(Z)
+            dist, _ = est.kneighbors(Z)
+            self._train_scores = dist[:, 1:].mean(1)
+        self.estimator_ = est
+        return self
+
+    def fit_score(self, X, y=None):
+        """Fit on ``X`` and return the anomaly score of each of its objects, shape (n,)."""
+        return self.fit(X)._train_scores.copy()
+
+    def score(self, X):
+        """Anomaly score of new objects ``X`` (n, n_features), shape (n,).
+
+        Not to be applied to the fitted objects themselves: ``lof`` and ``knn`` would
+        count each object as its own neighbour; use :meth:`fit_score`.
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        Z = self.scaler_.transform(X) if self.scaler_ is not None else X
+        if self.method == "iforest":
+            return -self.estimator_.score_samples(Z)
+        if self.method == "lof":
+            return -self.estimator_.score_samples(Z)
+        dist, _ = self.estimator_.kneighbors(Z, n_neighbors=self.n_neighbors)
+        return dist.mean(1)
+
+
+def rank_scores(scores):
+    """Percentile rank of each score in [0, 1] (1: the most anomalous); ties share the
+    mean rank, NaN stays NaN.
+
+    Parameters
+    ----------
+    scores : array_like of shape (n,)
+
+    Returns
+    -------
+    numpy.ndarray of shape (n,)
+
+    Examples
+    --------
+    >>> rank_scores([0.1, 5.0, 2.0, float("nan")]).tolist()
+    [0.0, 1.0, 0.5, nan]
+    """
+    from scipy.stats import rankdata
+
+    s = np.asarray(scores, dtype=np.float64)
+    if s.ndim != 1:
+        msg = f"scores must be 1-D; got shape {s.shape}"
+        raise ValueError(msg)
+    out = np.full(s.shape, np.nan)
+    ok = np.isfinite(s)
+    if ok.sum() == 1:
+        out[ok] = 1.0
+    elif ok.any():
+        out[ok] = (rankdata(s[ok]) - 1.0) / (ok.sum() - 1.0)
+    return out
+
+
+def combine_ranks(scores, *, how="mean"):
+    """Combine several scorers through their percentile ranks.
+
+    Parameters
+    ----------
+    scores : dict of str to array_like of shape (n,)
+    how : {"mean", "max"}
+        ``mean``: an object must look odd to most scorers; ``max``: to any one of them.
+
+    Returns
+    -------
+    numpy.ndarray of shape (n,)
+        Combined score in [0, 1]; NaN ranks are left out of the mean or max (NaN only if
+        every scorer is NaN).
+
+    Examples
+    --------
+    >>> combine_ranks({"a": [1.0, 2.0, 3.0], "b": [3.0, 2.0, 1.0]}, how="max").tolist()
+    [1.0, 0.5, 1.0]
+    """
+    check_choice("combine_ranks", "how", how, ("mean", "max"))
+    if not scores:
+        msg = "combine_ranks: scores is empty; give at least one scorer"
+        raise ValueError(msg)
+    ranks = np.stack([rank_scores(v) for v in scores.values()])
+    if np.isnan(ranks).all(0).any():
+        out = np.full(ranks.shape[1], np.nan)
+        ok = ~np.isnan(ranks).all(0)
+        out[ok] = (np.nanmean if how == "mean" else np.nanmax)(ranks[:, ok], axis=0)
+        return out
+    return (np.nanmean if how == "mean" else np.nanmax)(ranks, axis=0)
+
+
+@torch.no_grad()
+def reconstruction_error(model, dataset, *, batch_size=256, device=None):
+    """Mean squared reconstruction error per object over its unmasked pixels.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        An autoencoder (``model(x)`` is the reconstruction) or a VAE (the decoded
+        posterior mean is used, so the error is deterministic).
+    dataset : astrounsup.io.CutoutDataset
+        Normalised as the model's training data.
+    batch_size : int, optional
+    device : str or torch.device, optional
+
+    Returns
+    -------
+    numpy.ndarray of shape (n,), float64
+        In normalised units squared; NaN for an object with every pixel masked.
+    """
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    model = model.to(device).eval()
+    out = []
+    for images, masks, _ in dataset.loader(batch_size):
+        x = images.to(device)
+        is_vae = hasattr(model, "posterior")
+        recon = model.decode(model.posterior(x)[0])[0] if is_vae else model(x)
+        keep = (~masks.to(device)).to(x.dtype)
+        err = ((recon.float() - x) ** 2 * keep).flatten(1).sum(1)
+        n = keep.flatten(1).sum(1)
+        out.append(torch.where(n > 0, err / n.clamp(min=1), torch.nan).double().cpu().numpy())
+    return np.concatenate(out) if out else np.empty(0)
+
+
+@torch.no_grad()
+def negative_elbo(model, dataset, *, batch_size=256, device=None, seed=0):
+    """The VAE's negative evidence lower bound per object (nats; higher = less likely).
+
+    Parameters
+    ----------
+    model : astrounsup.models.VAE
+    dataset : astrounsup.io.CutoutDataset
+    batch_size : int, optional
+    device : str or torch.device, optional
+    seed : int, optional
+        Seeds the one posterior draw per object, so repeated calls agree.
+
+    Returns
+    -------
+    numpy.ndarray of shape (n,), float64
+        ``nll + kl`` per pixel, as :meth:`astrounsup.models.VAE.elbo` defines them.
+    """
+    if not hasattr(model, "elbo"):
+        msg = f"negative_elbo needs a VAE (a model with elbo()); got {type(model).__name__}"
+        raise TypeError(msg)
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    model = model.to(device).eval()
+    gen = torch.Generator(device=device).manual_seed(seed)
+    out = []
+    for images, masks, _ in dataset.loader(batch_size):
+        terms = model.elbo(images.to(device), mask=masks.to(device), generator=gen)
+        out.append(-terms["elbo"].double().cpu().numpy())
+    return np.concatenate(out) if out else np.empty(0)

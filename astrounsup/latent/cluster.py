@@ -1,0 +1,284 @@
+"""Clustering latent vectors: k-means, Gaussian mixtures and HDBSCAN behind one interface."""
+
+from __future__ import annotations
+
+import numpy as np
+from astropy.table import QTable
+from sklearn.base import BaseEstimator, ClusterMixin
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from astrounsup.latent._common import as_rng_seed, check_choice, check_int, fit_scaler
+
+__all__ = ["METHODS", "LatentClusterer", "choose_k"]
+
+#: Clustering methods of :class:`LatentClusterer` (and ``astrounsup cluster --method``).
+METHODS = ("kmeans", "minibatch-kmeans", "gmm", "bayes-gmm", "hdbscan")
+
+_MIXTURES = ("gmm", "bayes-gmm")
+_COVARIANCES = ("full", "diag", "tied", "spherical")
+
+
+class LatentClusterer(ClusterMixin, BaseEstimator):
+    """Cluster latent vectors with one of :data:`METHODS`.
+
+    The features are standardised (zero mean, unit variance per dimension) first unless
+    ``standardize=False``, so no latent dimension dominates by its scale alone.
+
+    Parameters
+    ----------
+    method : {"kmeans", "minibatch-kmeans", "gmm", "bayes-gmm", "hdbscan"}
+        ``kmeans``: Lloyd's k-means with ``n_init`` starts; ``minibatch-kmeans`` for
+        millions of objects; ``gmm``: Gaussian mixture; ``bayes-gmm``: Bayesian Gaussian
+        mixture with a Dirichlet-process prior, which switches off components it does not
+        need (the method of Cheng et al. 2020, MNRAS 494, 3750); ``hdbscan``: density-based
+        clusters of any shape, with noise labelled -1.
+    n_clusters : int, optional
+        k for k-means, the number of mixture components (an upper bound for ``bayes-gmm``).
+        Ignored by ``hdbscan``.
+    standardize : bool, optional
+    covariance_type : {"full", "diag", "tied", "spherical"}, optional
+        Mixtures only.
+    n_init : int, optional
+        Starts of k-means and the mixtures; the best is kept.
+    min_cluster_size : int, optional
+        HDBSCAN's smallest cluster.
+    batch_size : int, optional
+        Mini-batch k-means batch size.
+    max_iter : int, optional
+        Iterations of k-means / EM.
+    random_state : int, numpy.random.Generator or None, optional
+
+    Attributes
+    ----------
+    labels_ : numpy.ndarray of shape (n,), int
+        Cluster of each fitted object (-1: HDBSCAN noise).
+    n_clusters_ : int
+        Clusters found (components with weight > 1e-3 for ``bayes-gmm``).
+    estimator_ : sklearn estimator
+        The fitted scikit-learn clusterer.
+    scaler_ : sklearn.preprocessing.StandardScaler or None
+    n_features_in_ : int
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> x = np.concatenate([rng.normal(0, 1, (50, 4)), rng.normal(8, 1, (50, 4))])
+    >>> c = LatentClusterer("kmeans", n_clusters=2, random_state=0).fit(x)
+    >>> sorted(np.bincount(c.labels_).tolist())
+    [50, 50]
+    """
+
+    def __init__(
+        self,
+        method="kmeans",
+        *,
+        n_clusters=20,
+        standardize=True,
+        covariance_type="full",
+        n_init=4,
+        min_cluster_size=25,
+        batch_size=4096,
+        max_iter=300,
+        random_state=None,
+    ):
+        self.method = method
+        self.n_clusters = n_clusters
+        self.standardize = standardize
+        self.covariance_type = covariance_type
+        self.n_init = n_init
+        self.min_cluster_size = min_cluster_size
+        self.batch_size = batch_size
+        self.max_iter = max_iter
+        self.random_state = random_state
+
+    def _make_estimator(self, n_samples):
+        from sklearn import cluster, mixture
+
+        seed = as_rng_seed(self.random_state)
+        needs_k = self.method != "hdbscan"
+        if needs_k and n_samples < self.n_clusters:
+            msg = (
+                f"n_clusters={self.n_clusters} needs at least as many objects; "
+                f"got {n_samples} (lower n_clusters)"
+            )
+            raise ValueError(msg)
+        if self.method == "kmeans":
+            return cluster.KMeans(
+                self.n_clusters, n_init=self.n_init, max_iter=self.max_iter, random_state=seed
+            )
+        if self.method == "minibatch-kmeans":
+            return cluster.MiniBatchKMeans(
+                self.n_clusters,
+                n_init=self.n_init,
+                batch_size=self.batch_size,
+                max_iter=self.max_iter,
+                random_state=seed,
+            )
+        if self.method == "gmm":
+            return mixture.GaussianMixture(
+                self.n_clusters,
+                covariance_type=self.covariance_type,
+                n_init=self.n_init,
+                max_iter=self.max_iter,
+                reg_covar=1e-4,
+                random_state=seed,
+            )
+        if self.method == "bayes-gmm":
+            return mixture.BayesianGaussianMixture(
+                n_components=self.n_clusters,
+                covariance_type=self.covariance_type,
+                weight_concentration_prior_type="dirichlet_process",
+                n_init=self.n_init,
+                max_iter=self.max_iter,
+                reg_covar=1e-4,
+                random_state=seed,
+            )
+        return cluster.HDBSCAN(min_cluster_size=min(self.min_cluster_size, max(n_samples, 2)))
+
+    def _validate_params(self):
+        name = type(self).__name__
+        check_choice(name, "method", self.method, METHODS)
+        check_int(name, "n_clusters", self.n_clusters, 1)
+        check_choice(name, "covariance_type", self.covariance_type, _COVARIANCES)
+        check_int(name, "n_init", self.n_init, 1)
+        check_int(name, "min_cluster_size", self.min_cluster_size, 2)
+        check_int(name, "batch_size", self.batch_size, 1)
+        check_int(name, "max_iter", self.max_iter, 1)
+
+    def fit(self, X, y=None):
+        """Cluster ``X`` of shape (n, n_features); ``y`` is ignored. Returns ``self``."""
+        self._validate_params()
+        X = validate_data(self, X, dtype=[np.float64, np.float32])
+        self.scaler_, Z = fit_scaler(X, self.standardize)
+        est = self._make_estimator(len(X))
+        # The mixtures' fit_predict labels the last EM step's responsibilities, which can
+        # differ from predict() after it; predict() keeps labels_ == predict(X).
+        labels = est.fit(Z).predict(Z) if self.method in _MIXTURES else est.fit_predict(Z)
+        self.estimator_ = est
+        self.labels_ = np.asarray(labels, dtype=np.intp)
+        if self.method == "bayes-gmm":
+            self.n_clusters_ = int(np.sum(est.weights_ > 1e-3))
+        elif self.method == "hdbscan":
+            self.n_clusters_ = int(self.labels_.max() + 1) if len(self.labels_) else 0
+            self._train_Z = Z
+        else:
+            self.n_clusters_ = int(self.n_clusters)
+        return self
+
+    def _scaled(self, X):
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        return self.scaler_.transform(X) if self.scaler_ is not None else X
+
+    def predict(self, X):
+        """Cluster of each row of ``X`` (HDBSCAN: the cluster of the nearest fitted object).
+
+        Returns
+        -------
+        numpy.ndarray of shape (n,), int
+        """
+        Z = self._scaled(X)
+        if self.method == "hdbscan":
+            from sklearn.neighbors import NearestNeighbors
+
+            nn = NearestNeighbors(n_neighbors=1).fit(self._train_Z)
+            return self.labels_[nn.kneighbors(Z, return_distance=False)[:, 0]]
+        return np.asarray(self.estimator_.predict(Z), dtype=np.intp)
+
+    def _has_proba(self):
+        return self.method != "hdbscan"
+
+    @available_if(_has_proba)
+    def predict_proba(self, X):
+        """Cluster membership probabilities, shape (n, n_clusters).
+
+        Responsibilities for the mixtures; one-hot rows for k-means.
+        """
+        Z = self._scaled(X)
+        if self.method in _MIXTURES:
+            return self.estimator_.predict_proba(Z)
+        labels = self.estimator_.predict(Z)
+        out = np.zeros((len(Z), self.n_clusters), dtype=np.float64)
+        out[np.arange(len(Z)), labels] = 1.0
+        return out
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        return tags
+
+
+def choose_k(X, k_values=range(2, 31), *, sample_size=5000, standardize=True, random_state=None):
+    """Inertia and silhouette of k-means for each k, to choose the number of clusters.
+
+    Parameters
+    ----------
+    X : array_like of shape (n, n_features)
+    k_values : iterable of int, optional
+        Candidate k (each >= 2).
+    sample_size : int, optional
+        The silhouette (quadratic in n) is computed on this many randomly chosen objects.
+    standardize : bool, optional
+    random_state : int, numpy.random.Generator or None, optional
+
+    Returns
+    -------
+    astropy.table.QTable
+        Columns ``k``, ``inertia`` (sum of squared distances to the centres, standardised
+        units) and ``silhouette`` (in [-1, 1], higher is better). ``meta["k_silhouette"]``
+        is the k of the best silhouette; ``meta["k_elbow"]`` the k farthest below the line
+        joining the first and last points of the normalised inertia curve.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(1)
+    >>> centres = rng.normal(0, 10, (4, 3))
+    >>> x = np.concatenate([c + rng.normal(0, 0.5, (40, 3)) for c in centres])
+    >>> choose_k(x, range(2, 8), random_state=0).meta["k_silhouette"]
+    4
+    """
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import silhouette_score
+
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2 or not np.isfinite(X).all():
+        msg = f"X must be a finite 2-D array (n, n_features); got shape {X.shape}"
+        raise ValueError(msg)
+    ks = [int(k) for k in k_values]
+    if not ks or min(ks) < 2 or max(ks) >= len(X):
+        msg = f"k_values must lie in [2, {len(X) - 1}] (n - 1); got {ks}"
+        raise ValueError(msg)
+    if sample_size < 2:
+        msg = f"sample_size must be >= 2; got {sample_size}"
+        raise ValueError(msg)
+    _, Z = fit_scaler(X, standardize)
+    seed = as_rng_seed(random_state)
+    rng = np.random.default_rng(seed)
+    sample = rng.choice(len(Z), min(sample_size, len(Z)), replace=False)
+    inertia, silhouette = [], []
+    for k in ks:
+        km = KMeans(k, n_init=2, random_state=seed).fit(Z)
+        inertia.append(km.inertia_)
+        labels = km.labels_[sample]
+        ok = len(np.unique(labels)) > 1
+        silhouette.append(silhouette_score(Z[sample], labels) if ok else np.nan)
+    inertia, silhouette = np.array(inertia), np.array(silhouette)
+    table = QTable({"k": ks, "inertia": inertia, "silhouette": silhouette})
+    table.meta["k_silhouette"] = int(ks[int(np.nanargmax(silhouette))])
+    table.meta["k_elbow"] = _elbow(np.array(ks, float), inertia)
+    table.meta["sample_size"] = len(sample)
+    return table
+
+
+def _elbow(k, inertia):
+    """The k farthest below the chord of the inertia curve (both axes scaled to [0, 1])."""
+    if len(k) < 3:
+        return int(k[0])
+    x = (k - k[0]) / (k[-1] - k[0])
+    span = inertia[0] - inertia[-1]
+    y = (inertia - inertia[-1]) / span if span > 0 else np.zeros_like(inertia)
+    below = (1.0 - x) - y
+    return int(k[int(np.argmax(below))])

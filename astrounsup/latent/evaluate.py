@@ -1,0 +1,234 @@
+"""Naming clusters from a few labelled members, and scoring the result."""
+
+from __future__ import annotations
+
+import numpy as np
+from astropy.table import QTable
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+
+from astrounsup.latent._common import check_number
+
+__all__ = ["ClusterLabeller", "binary_metrics", "purity"]
+
+
+def _memberships(clusters, owner):
+    """``(n, K)`` membership weights and the cluster ids of the columns, from hard ids
+    ``(n,)`` or responsibilities ``(n, K)``."""
+    arr = np.asarray(clusters)
+    if arr.ndim == 1:
+        if not np.issubdtype(arr.dtype, np.integer):
+            msg = f"{owner}: clusters must be integer cluster ids (n,) or (n, K) weights"
+            raise ValueError(msg)
+        ids, inverse = np.unique(arr, return_inverse=True)
+        w = np.zeros((len(arr), len(ids)))
+        w[np.arange(len(arr)), inverse] = 1.0
+        return w, ids
+    if arr.ndim == 2 and np.isfinite(arr).all() and (arr >= 0).all():
+        return arr.astype(np.float64), np.arange(arr.shape[1])
+    msg = (
+        f"{owner}: clusters must be cluster ids of shape (n,) or non-negative "
+        f"responsibilities of shape (n, K); got shape {arr.shape}"
+    )
+    raise ValueError(msg)
+
+
+class ClusterLabeller(BaseEstimator):
+    """Name clusters by the labels of their labelled members (e.g. a small vetted subset).
+
+    Each cluster gets the fraction of each label among its labelled members; a cluster
+    whose fraction of ``positive`` exceeds ``threshold`` is called positive ("lens").
+    Every object then gets a candidate score: its cluster's positive fraction, or for
+    mixtures the responsibility-weighted mean of the fractions, so candidates can be
+    ranked across clusters.
+
+    Parameters
+    ----------
+    positive : object, optional
+        The label of interest (``True`` for an ``is_lens`` column).
+    threshold : float, optional
+        Positive fraction above which a cluster is called positive.
+    class_names : dict, optional
+        Label -> name used in the table's column names (default ``str(label)``).
+
+    Attributes
+    ----------
+    classes_ : numpy.ndarray
+        The labels seen, sorted.
+    cluster_ids_ : numpy.ndarray of shape (K,)
+    counts_ : numpy.ndarray of shape (K, n_classes)
+        (Soft) counts of labelled members of each class per cluster.
+    fraction_ : numpy.ndarray of shape (K,)
+        Positive fraction of each cluster's labelled members (NaN for a cluster without
+        labelled members: it is never called positive and its objects score NaN).
+    table_ : astropy.table.QTable
+        One row per cluster: ``cluster``, ``n`` (all members), ``n_labelled``,
+        ``frac_<name>`` per class, ``positive_share`` (share of all labelled positives in
+        the cluster) and ``called_positive``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> clusters = np.array([0, 0, 0, 1, 1, 1])
+    >>> is_lens = np.array([True, True, False, False, False, False])
+    >>> lab = ClusterLabeller(positive=True).fit(clusters, is_lens)
+    >>> lab.fraction_.round(3).tolist()
+    [0.667, 0.0]
+    >>> lab.predict(np.array([1, 0])).tolist()
+    [False, True]
+    """
+
+    def __init__(self, *, positive=True, threshold=0.5, class_names=None):
+        self.positive = positive
+        self.threshold = threshold
+        self.class_names = class_names
+
+    def fit(self, clusters, y, *, labelled=None):
+        """Count labels per cluster.
+
+        Parameters
+        ----------
+        clusters : array_like of shape (n,) int, or (n, K) float
+            Cluster ids, or membership probabilities (responsibilities).
+        y : array_like of shape (n,)
+            Labels; only the rows where ``labelled`` is true are used.
+        labelled : array_like of shape (n,), bool, optional
+            Which labels are known (default: all).
+
+        Returns
+        -------
+        self
+        """
+        name = type(self).__name__
+        check_number(name, "threshold", self.threshold, 0.0, 1.0)
+        w, ids = _memberships(clusters, name)
+        y = np.asarray(y)
+        labelled = np.ones(len(y), bool) if labelled is None else np.asarray(labelled, bool)
+        if y.shape != (len(w),) or labelled.shape != y.shape:
+            msg = (
+                f"{name}: y and labelled must have one entry per object ({len(w)}); got "
+                f"{y.shape} and {labelled.shape}"
+            )
+            raise ValueError(msg)
+        if not labelled.any():
+            msg = f"{name}: no labelled objects (labelled is all false)"
+            raise ValueError(msg)
+        classes = np.unique(y[labelled])
+        if self.positive not in classes.tolist():
+            msg = f"{name}: positive={self.positive!r} is not among the labels {classes.tolist()}"
+            raise ValueError(msg)
+        onehot = (y[labelled, None] == classes[None, :]).astype(np.float64)
+        counts = w[labelled].T @ onehot
+        total = counts.sum(1)
+        pos = classes.tolist().index(self.positive)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            frac = np.where(total > 0, counts[:, pos] / total, np.nan)
+            fractions = np.where(total[:, None] > 0, counts / total[:, None], np.nan)
+        self.classes_ = classes
+        self.cluster_ids_ = ids
+        self.counts_ = counts
+        self.fraction_ = frac
+        names = self.class_names or {}
+        table = QTable()
+        table["cluster"] = ids
+        table["n"] = np.round(w.sum(0), 6)
+        table["n_labelled"] = np.round(total, 6)
+        for j, c in enumerate(classes):
+            table[f"frac_{names.get(c, str(c))}"] = fractions[:, j]
+        table["positive_share"] = counts[:, pos] / counts[:, pos].sum()
+        table["called_positive"] = np.nan_to_num(frac, nan=0.0) > self.threshold
+        table.meta["positive"] = str(self.positive)
+        table.meta["threshold"] = float(self.threshold)
+        self.table_ = table
+        return self
+
+    def lens_score(self, clusters):
+        """Candidate score of each object: the positive fraction of its cluster
+        (responsibility-weighted for ``(n, K)`` input), in [0, 1]; NaN when its cluster
+        has no labelled members."""
+        check_is_fitted(self)
+        arr = np.asarray(clusters)
+        if arr.ndim == 1:
+            pos = np.searchsorted(self.cluster_ids_, arr)
+            pos = np.clip(pos, 0, len(self.cluster_ids_) - 1)
+            known = self.cluster_ids_[pos] == arr
+            return np.where(known, self.fraction_[pos], np.nan)
+        w, _ = _memberships(arr, type(self).__name__)
+        if w.shape[1] != len(self.fraction_):
+            msg = f"responsibilities need {len(self.fraction_)} columns; got {w.shape[1]}"
+            raise ValueError(msg)
+        f = np.nan_to_num(self.fraction_, nan=0.0)
+        seen = w @ np.isfinite(self.fraction_).astype(float)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(seen > 0, (w @ f) / seen, np.nan)
+
+    def predict(self, clusters):
+        """True for objects whose score exceeds ``threshold`` (never for NaN scores)."""
+        return np.nan_to_num(self.lens_score(clusters), nan=0.0) > self.threshold
+
+
+def binary_metrics(predicted, truth):
+    """Accuracy, precision, recall (= completeness) and counts of a binary classification.
+
+    Parameters
+    ----------
+    predicted, truth : array_like of shape (n,), bool
+
+    Returns
+    -------
+    dict
+        ``accuracy``, ``precision`` (NaN when nothing is predicted positive), ``recall``
+        and ``completeness`` (the same number: the share of true positives recovered;
+        NaN without positives), ``n``, ``n_true``, ``n_predicted``.
+
+    Examples
+    --------
+    >>> m = binary_metrics([True, True, False, False], [True, False, False, True])
+    >>> m["accuracy"], m["precision"], m["recall"]
+    (0.5, 0.5, 0.5)
+    """
+    p = np.asarray(predicted, bool)
+    t = np.asarray(truth, bool)
+    if p.shape != t.shape or p.ndim != 1:
+        msg = f"predicted and truth must be 1-D of equal length; got {p.shape} and {t.shape}"
+        raise ValueError(msg)
+    tp = int(np.sum(p & t))
+    recall = tp / t.sum() if t.any() else float("nan")
+    return {
+        "accuracy": float(np.mean(p == t)) if len(t) else float("nan"),
+        "precision": float(tp / p.sum()) if p.any() else float("nan"),
+        "recall": float(recall),
+        "completeness": float(recall),
+        "n": len(t),
+        "n_true": int(t.sum()),
+        "n_predicted": int(p.sum()),
+    }
+
+
+def purity(clusters, labels):
+    """Cluster purity: the share of objects carrying their cluster's majority label.
+
+    Parameters
+    ----------
+    clusters : array_like of shape (n,), int
+    labels : array_like of shape (n,)
+
+    Returns
+    -------
+    float in (0, 1]
+
+    Examples
+    --------
+    >>> purity([0, 0, 1, 1], ["a", "b", "c", "c"])
+    0.75
+    """
+    c = np.asarray(clusters)
+    y = np.asarray(labels)
+    if c.shape != y.shape or c.ndim != 1 or len(c) == 0:
+        msg = f"clusters and labels must be 1-D, non-empty, equal length; got {c.shape}, {y.shape}"
+        raise ValueError(msg)
+    _, ci = np.unique(c, return_inverse=True)
+    _, yi = np.unique(y, return_inverse=True)
+    table = np.zeros((ci.max() + 1, yi.max() + 1), dtype=np.int64)
+    np.add.at(table, (ci, yi), 1)
+    return float(table.max(1).sum() / len(c))

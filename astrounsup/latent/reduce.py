@@ -1,0 +1,174 @@
+"""Dimensionality reduction of latent vectors or feature tables: PCA, UMAP, t-SNE."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from astrounsup.latent._common import as_rng_seed, check_choice, check_int, fit_scaler
+
+__all__ = ["REDUCERS", "TSNE_MAX_OBJECTS", "Reducer"]
+
+#: Methods of :class:`Reducer` (and ``astrounsup reduce --method``).
+REDUCERS = ("pca", "umap", "tsne")
+
+#: t-SNE is quadratic-ish in memory and time and cannot place new objects: refused above.
+TSNE_MAX_OBJECTS = 20_000
+
+
+class Reducer(TransformerMixin, BaseEstimator):
+    """Project features to a few dimensions with PCA, UMAP or t-SNE.
+
+    For large sets, ``fit_size`` fits on a random subsample and places every object with
+    ``transform`` (PCA and UMAP; t-SNE cannot place new objects and is refused above
+    :data:`TSNE_MAX_OBJECTS`).
+
+    Parameters
+    ----------
+    method : {"pca", "umap", "tsne"}
+    n_components : int, optional
+    standardize : bool, optional
+        Scale each input dimension to zero mean and unit variance first.
+    fit_size : int, optional
+        Fit on at most this many randomly chosen objects (default: all).
+    n_neighbors : int, optional
+        UMAP's neighbourhood size.
+    min_dist : float, optional
+        UMAP's minimum distance between embedded points.
+    perplexity : float, optional
+        t-SNE's perplexity (lowered to (n - 1) / 3 for tiny sets).
+    random_state : int, numpy.random.Generator or None, optional
+
+    Attributes
+    ----------
+    estimator_ : sklearn.decomposition.PCA, umap.UMAP or sklearn.manifold.TSNE
+    explained_variance_ratio_ : numpy.ndarray of shape (n_components,)
+        PCA only: the share of the (standardised) variance each component holds.
+    fit_indices_ : numpy.ndarray
+        Rows of the fitted data used for the fit.
+    embedding_ : numpy.ndarray of shape (n, n_components)
+        Embedding of all fitted objects.
+    scaler_ : sklearn.preprocessing.StandardScaler or None
+    n_features_in_ : int
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.normal(size=(100, 1)) * [[3.0, 1.0, 0.5]] + rng.normal(0, 0.01, (100, 3))
+    >>> r = Reducer("pca", n_components=2, standardize=False).fit(x)
+    >>> bool(r.explained_variance_ratio_[0] > 0.99)
+    True
+    """
+
+    def __init__(
+        self,
+        method="pca",
+        *,
+        n_components=2,
+        standardize=True,
+        fit_size=None,
+        n_neighbors=15,
+        min_dist=0.1,
+        perplexity=30.0,
+        random_state=None,
+    ):
+        self.method = method
+        self.n_components = n_components
+        self.standardize = standardize
+        self.fit_size = fit_size
+        self.n_neighbors = n_neighbors
+        self.min_dist = min_dist
+        self.perplexity = perplexity
+        self.random_state = random_state
+
+    def fit(self, X, y=None):
+        """Fit on ``X`` of shape (n, n_features); ``y`` is ignored. Returns ``self``."""
+        self._fit(X)
+        return self
+
+    def fit_transform(self, X, y=None):
+        """Fit on ``X`` and return its embedding, shape (n, n_components)."""
+        return self._fit(X)
+
+    def _fit(self, X):
+        name = type(self).__name__
+        check_choice(name, "method", self.method, REDUCERS)
+        check_int(name, "n_components", self.n_components, 1)
+        if self.fit_size is not None:
+            check_int(name, "fit_size", self.fit_size, 2)
+        X = validate_data(self, X, dtype=[np.float64, np.float32])
+        n, d = X.shape
+        if self.method == "pca" and self.n_components > min(n, d):
+            msg = (
+                f"{name}: n_components={self.n_components} exceeds min(n_objects, "
+                f"n_features) = {min(n, d)}"
+            )
+            raise ValueError(msg)
+        if self.method == "tsne" and (n > TSNE_MAX_OBJECTS or self.fit_size is not None):
+            msg = (
+                f"{name}: t-SNE cannot place objects it was not fitted on; it takes at "
+                f"most {TSNE_MAX_OBJECTS} objects without fit_size (got {n}); use "
+                "method='umap' or 'pca' for large sets"
+            )
+            raise ValueError(msg)
+        seed = as_rng_seed(self.random_state)
+        rng = np.random.default_rng(seed)
+        if self.fit_size is not None and self.fit_size < n:
+            idx = np.sort(rng.choice(n, self.fit_size, replace=False))
+        else:
+            idx = np.arange(n)
+        self.scaler_, _ = fit_scaler(X[idx], self.standardize)
+        Z = self.scaler_.transform(X) if self.scaler_ is not None else X
+        est = self._make_estimator(len(idx), seed)
+        fitted = est.fit_transform(Z[idx])
+        self.estimator_ = est
+        self.fit_indices_ = idx
+        if self.method == "pca":
+            self.explained_variance_ratio_ = est.explained_variance_ratio_
+        if len(idx) == n:
+            embedding = fitted
+        else:
+            embedding = np.empty((n, fitted.shape[1]), dtype=fitted.dtype)
+            embedding[idx] = fitted
+            rest = np.setdiff1d(np.arange(n), idx)
+            embedding[rest] = est.transform(Z[rest])
+        self.embedding_ = embedding
+        return embedding
+
+    def _make_estimator(self, n, seed):
+        if self.method == "pca":
+            from sklearn.decomposition import PCA
+
+            return PCA(self.n_components, random_state=seed)
+        if self.method == "tsne":
+            from sklearn.manifold import TSNE
+
+            perplexity = min(float(self.perplexity), max((n - 1) / 3.0, 1.0))
+            return TSNE(self.n_components, perplexity=perplexity, random_state=seed)
+        import umap
+
+        return umap.UMAP(
+            n_components=self.n_components,
+            n_neighbors=min(self.n_neighbors, n - 1),
+            min_dist=self.min_dist,
+            random_state=seed,
+            n_jobs=1 if seed is not None else -1,
+        )
+
+    def transform(self, X):
+        """Embedding of new objects ``X`` (n, n_features) -> (n, n_components).
+
+        Raises
+        ------
+        ValueError
+            For t-SNE, which cannot place new objects.
+        """
+        check_is_fitted(self)
+        if self.method == "tsne":
+            msg = "Reducer: t-SNE cannot transform new objects; use fit_transform or embedding_"
+            raise ValueError(msg)
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        Z = self.scaler_.transform(X) if self.scaler_ is not None else X
+        return self.estimator_.transform(Z)
