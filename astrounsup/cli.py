@@ -285,6 +285,10 @@ def _parser():
     em.add_argument("--device", default=None)
     em.set_defaults(func=_embed)
 
+    from astrounsup._cli_science import add_parsers
+
+    add_parsers(sub)
+
     info = sub.add_parser("info", help="what an HDF5 cutout store holds")
     info.add_argument("store", type=Path)
     info.set_defaults(func=_info)
@@ -299,7 +303,7 @@ def main(argv=None):
         _init_distributed()
     try:
         return args.func(args)
-    except (ValueError, TypeError, OSError) as err:
+    except (ValueError, TypeError, OSError, KeyError) as err:
         print(f"astrounsup {args.command}: error: {err}", file=sys.stderr)
         return 2
     finally:

@@ -8,12 +8,20 @@ from astrounsup.latent.anomaly import (
     SCORERS,
     AnomalyScorer,
     combine_ranks,
+    model_scores,
     negative_elbo,
     rank_scores,
     reconstruction_error,
 )
 from astrounsup.latent.cluster import METHODS, LatentClusterer, choose_k
-from astrounsup.latent.embed import embed_dataset, embed_store, read_latents, write_latents
+from astrounsup.latent.embed import (
+    embed_dataset,
+    embed_images,
+    embed_store,
+    model_and_dataset,
+    read_latents,
+    write_latents,
+)
 from astrounsup.latent.evaluate import ClusterLabeller, binary_metrics, purity
 from astrounsup.latent.main_sequence import (
     BINARY_OFFSET,
@@ -46,9 +54,12 @@ __all__ = [
     "choose_k",
     "combine_ranks",
     "embed_dataset",
+    "embed_images",
     "embed_store",
     "gaia_cmd",
     "main_sequence_catalog",
+    "model_and_dataset",
+    "model_scores",
     "negative_elbo",
     "purity",
     "rank_scores",

@@ -14,6 +14,7 @@ __all__ = [
     "SCORERS",
     "AnomalyScorer",
     "combine_ranks",
+    "model_scores",
     "negative_elbo",
     "rank_scores",
     "reconstruction_error",
@@ -49,8 +50,8 @@ class AnomalyScorer(BaseEstimator):
     Notes
     -----
     Scores of the fitted objects themselves come from :meth:`fit_score`, which leaves
-    each object out of its own neighbourhood (``lof``, ``knn``); :meth:`score` is for
-    new objects. scikit-learn's ``score_samples`` is the opposite convention (higher is
+    each object out of its own neighbourhood (``lof``, ``knn``); :meth:`anomaly_score` is
+    for new objects. scikit-learn's ``score_samples`` is the opposite convention (higher is
     more normal); here higher is always more anomalous.
 
     Examples
@@ -85,8 +86,8 @@ class AnomalyScorer(BaseEstimator):
         X = validate_data(self, X, dtype=[np.float64, np.float32])
         if self.method != "iforest" and len(X) <= self.n_neighbors:
             msg = (
-                f"{name}: n_neighbors={self.n_neighbors} needs more objects; got {len(X)} "
-                "(lower n_neighbors)"
+                f"{name}: n_neighbors={self.n_neighbors} needs more than n_neighbors "
+                f"samples; got {len(X)} sample(s) (lower n_neighbors)"
             )
             raise ValueError(msg)
         self.scaler_, Z = fit_scaler(X, self.standardize)
@@ -109,7 +110,7 @@ class AnomalyScorer(BaseEstimator):
         """Fit on ``X`` and return the anomaly score of each of its objects, shape (n,)."""
         return self.fit(X)._train_scores.copy()
 
-    def score(self, X):
+    def anomaly_score(self, X):
         """Anomaly score of new objects ``X`` (n, n_features), shape (n,).
 
         Not to be applied to the fitted objects themselves: ``lof`` and ``knn`` would
@@ -253,3 +254,41 @@ def negative_elbo(model, dataset, *, batch_size=256, device=None, seed=0):
         terms = model.elbo(images.to(device), mask=masks.to(device), generator=gen)
         out.append(-terms["elbo"].double().cpu().numpy())
     return np.concatenate(out) if out else np.empty(0)
+
+
+def model_scores(checkpoint, store, *, batch_size=256, device=None):
+    """Model-based anomaly scores of every cutout of ``store``.
+
+    Parameters
+    ----------
+    checkpoint : str or pathlib.Path
+        An autoencoder or VAE checkpoint (contrastive models cannot reconstruct).
+    store : str or pathlib.Path
+        The HDF5 store (normalised as the training data).
+    batch_size : int, optional
+    device : str or torch.device, optional
+
+    Returns
+    -------
+    dict of str to numpy.ndarray of shape (n,)
+        ``"recon"`` (:func:`reconstruction_error`) and, for a VAE, ``"elbo"``
+        (:func:`negative_elbo`).
+
+    Raises
+    ------
+    ValueError
+        For a model without a decoder, naming it and the checkpoint.
+    """
+    from astrounsup.latent.embed import model_and_dataset
+
+    model, _extra, data = model_and_dataset(checkpoint, store)
+    if not hasattr(model, "decoder"):
+        msg = (
+            f"{checkpoint}: a {type(model).__name__} has no decoder, so no reconstruction "
+            "error; use an autoencoder or VAE checkpoint"
+        )
+        raise ValueError(msg)
+    out = {"recon": reconstruction_error(model, data, batch_size=batch_size, device=device)}
+    if hasattr(model, "elbo"):
+        out["elbo"] = negative_elbo(model, data, batch_size=batch_size, device=device)
+    return out

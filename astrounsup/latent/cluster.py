@@ -53,6 +53,8 @@ class LatentClusterer(ClusterMixin, BaseEstimator):
     ----------
     labels_ : numpy.ndarray of shape (n,), int
         Cluster of each fitted object (-1: HDBSCAN noise).
+    n_iter_ : int
+        Iterations the fit ran (1 for HDBSCAN, which does not iterate).
     n_clusters_ : int
         Clusters found (components with weight > 1e-3 for ``bayes-gmm``).
     estimator_ : sklearn estimator
@@ -135,7 +137,9 @@ class LatentClusterer(ClusterMixin, BaseEstimator):
                 reg_covar=1e-4,
                 random_state=seed,
             )
-        return cluster.HDBSCAN(min_cluster_size=min(self.min_cluster_size, max(n_samples, 2)))
+        return cluster.HDBSCAN(
+            min_cluster_size=min(self.min_cluster_size, max(n_samples, 2)), copy=True
+        )
 
     def _validate_params(self):
         name = type(self).__name__
@@ -158,6 +162,7 @@ class LatentClusterer(ClusterMixin, BaseEstimator):
         labels = est.fit(Z).predict(Z) if self.method in _MIXTURES else est.fit_predict(Z)
         self.estimator_ = est
         self.labels_ = np.asarray(labels, dtype=np.intp)
+        self.n_iter_ = int(getattr(est, "n_iter_", 1))  # HDBSCAN: one pass
         if self.method == "bayes-gmm":
             self.n_clusters_ = int(np.sum(est.weights_ > 1e-3))
         elif self.method == "hdbscan":

@@ -13,7 +13,14 @@ from astropy.table import QTable
 
 from astrounsup._atomic import atomic_path
 
-__all__ = ["embed_dataset", "embed_store", "read_latents", "write_latents"]
+__all__ = [
+    "embed_dataset",
+    "embed_images",
+    "embed_store",
+    "model_and_dataset",
+    "read_latents",
+    "write_latents",
+]
 
 LATENTS_FORMAT = "astrounsup.latents"
 
@@ -85,24 +92,64 @@ def read_latents(path):
         return f["latents"][...], table, dict(f.attrs.items())
 
 
+def model_and_dataset(checkpoint, data):
+    """The model of ``checkpoint``, its saved settings, and ``data`` as a
+    :class:`astrounsup.io.CutoutDataset` normalised as the training data was.
+
+    Parameters
+    ----------
+    checkpoint : str or pathlib.Path
+    data : str, pathlib.Path or numpy.ndarray
+        An HDF5 store, or cutouts of shape (n, bands, ny, nx) in the training bands.
+
+    Raises
+    ------
+    ValueError
+        When the store's bands differ from the training bands (naming both files).
+    """
+    from astrounsup.io import AsinhNormalizer, CutoutDataset
+    from astrounsup.training import load_model
+
+    model, extra = load_model(checkpoint)
+    if isinstance(data, np.ndarray):
+        if data.ndim != 4 or data.shape[1] != len(extra["bands"]):
+            msg = (
+                f"cutouts must have shape (n, {len(extra['bands'])}, ny, nx) for the bands "
+                f"{extra['bands']} of {checkpoint}; got {data.shape}"
+            )
+            raise ValueError(msg)
+        dataset = CutoutDataset(data.astype(np.float32, copy=False), bands=extra["bands"])
+    else:
+        dataset = CutoutDataset(data)
+        if list(dataset.bands) != list(extra["bands"]):
+            msg = (
+                f"{data}: bands {list(dataset.bands)} differ from the training bands "
+                f"{extra['bands']} of {checkpoint}"
+            )
+            raise ValueError(msg)
+    dataset.normalizer = AsinhNormalizer.from_dict(extra["normalization"])
+    return model, extra, dataset
+
+
+def embed_images(checkpoint, images, *, device=None):
+    """Latent vectors of new cutouts ``(n, bands, ny, nx)`` (e.g. to query a
+    :class:`astrounsup.latent.SimilaritySearch`), normalised as the training data.
+
+    Returns
+    -------
+    numpy.ndarray of shape (n, latent_dim)
+    """
+    model, extra, data = model_and_dataset(checkpoint, np.asarray(images))
+    return embed_dataset(model, data, device=device, input_size=extra.get("input_size"))
+
+
 def embed_store(checkpoint, store, out, *, batch_size=256, device=None):
     """Embed every cutout of ``store`` with the model of ``checkpoint``; write ``out``.
 
     The store is normalised as the model's training data was (parameters from the
     checkpoint); bands must match the training bands.
     """
-    from astrounsup.io import AsinhNormalizer, CutoutDataset
-    from astrounsup.training import load_model
-
-    model, extra = load_model(checkpoint)
-    data = CutoutDataset(store)
-    if list(data.bands) != list(extra["bands"]):
-        msg = (
-            f"{store}: bands {list(data.bands)} differ from the training bands "
-            f"{extra['bands']} of {checkpoint}"
-        )
-        raise ValueError(msg)
-    data.normalizer = AsinhNormalizer.from_dict(extra["normalization"])
+    model, extra, data = model_and_dataset(checkpoint, store)
     latents = embed_dataset(
         model, data, batch_size=batch_size, device=device, input_size=extra.get("input_size")
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from astropy import units as u
 from astropy.table import QTable
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from astrounsup.latent._common import check_choice, check_int, check_number
@@ -27,8 +27,8 @@ GAIA_COLUMNS = ("phot_g_mean_mag", "bp_rp", "parallax", "parallax_over_error")
 #: Extinction estimates (Gaia DR3 GSP-Phot names) :func:`gaia_cmd` corrects with.
 EXTINCTION_COLUMNS = ("ag_gspphot", "ebpminrp_gspphot")
 
-#: Flags of :meth:`MainSequence.predict`.
-MEMBERSHIPS = ("main_sequence", "above", "below")
+#: Codes of :meth:`MainSequence.predict` and their names in catalogs.
+MEMBERSHIPS = {0: "main_sequence", 1: "above", -1: "below"}
 
 #: Unresolved equal-mass binaries sit 2.5 log10(2) = 0.753 mag above the single-star
 #: sequence; half of it is the default boundary between "main_sequence" and "above".
@@ -110,7 +110,7 @@ def gaia_cmd(table, *, min_parallax_over_error=10.0, deredden=None):
     return features, usable
 
 
-class MainSequence(BaseEstimator):
+class MainSequence(TransformerMixin, BaseEstimator):
     """Find the main sequence as the dominant one-dimensional manifold of stellar features.
 
     The features are reduced to two dimensions (PCA, or UMAP for many features), and a
@@ -158,7 +158,7 @@ class MainSequence(BaseEstimator):
     >>> mag[:20] -= 3.0                                  # twenty giants above
     >>> ms = MainSequence().fit(np.column_stack([colour, mag]))
     >>> flags = ms.predict(np.column_stack([colour, mag]))
-    >>> int((flags[:20] == "above").sum()), int((flags[20:] == "main_sequence").sum())
+    >>> int((flags[:20] == 1).sum()), int((flags[20:] == 0).sum())
     (20, 480)
     """
 
@@ -184,7 +184,10 @@ class MainSequence(BaseEstimator):
         check_number(name, "below", self.below, 0.0)
         X = validate_data(self, X, dtype=np.float64, ensure_min_features=2)
         if len(X) < 2 * self.n_knots:
-            msg = f"{name}: needs at least 2 * n_knots = {2 * self.n_knots} stars; got {len(X)}"
+            msg = (
+                f"{name}: needs at least 2 * n_knots = {2 * self.n_knots} samples (stars); "
+                f"got {len(X)} sample(s)"
+            )
             raise ValueError(msg)
         self.ridge_ = _mode_ridge(X[:, 0], X[:, 1], self.n_knots)
         members = self._members(X)
@@ -235,11 +238,12 @@ class MainSequence(BaseEstimator):
         return X[:, 1] - np.interp(X[:, 0], self.ridge_[:, 0], self.ridge_[:, 1])
 
     def predict(self, X):
-        """Membership of each star: "main_sequence", "above" or "below"; shape (n,)."""
+        """Membership code of each star, shape (n,), int: 0 on the main sequence, 1 above
+        it, -1 below it (names in :data:`MEMBERSHIPS`)."""
         off = self.offset(X)
-        out = np.full(len(off), "main_sequence", dtype="<U13")
-        out[off < -self.above] = "above"
-        out[off > self.below] = "below"
+        out = np.zeros(len(off), dtype=np.intp)
+        out[off < -self.above] = 1
+        out[off > self.below] = -1
         return out
 
     def transform(self, X):
@@ -281,6 +285,9 @@ def _principal_curve(Z, n_knots, n_iter):
     dist = None
     for _ in range(n_iter):
         new = _smooth(_binned_medians(Z, lam, n_knots, dist))
+        if len(new) < 2:  # degenerate data: fall back to the principal axis
+            ends = np.array([lam.min(), lam.max()])
+            new = centre + ends[:, None] * vt[0]
         if knots is not None and len(new) == len(knots) and np.allclose(new, knots, atol=1e-4):
             knots = new
             break
@@ -335,9 +342,10 @@ def _mode_ridge(colour, mag, n_bins, *, bandwidth=0.15, window=1.0):
     kernel = _gaussian_weights(4)
     grid = np.arange(np.min(mag) - bandwidth, np.max(mag) + 2 * bandwidth, step)
     centres, densities = [], []
+    min_count = min(5, max(1, len(colour) // (2 * n_bins)))
     for k in range(n_bins):
         inside = which == k
-        if inside.sum() < 5:
+        if inside.sum() < min_count:
             continue
         hist, _ = np.histogram(mag[inside], bins=np.append(grid, grid[-1] + step))
         centres.append(np.median(colour[inside]))
@@ -439,7 +447,8 @@ def main_sequence_catalog(
     member = np.full(n, "unmeasured", dtype="<U13")
     coord[usable] = ms.coordinate(features[usable])
     offset[usable] = ms.offset(features[usable])
-    member[usable] = ms.predict(features[usable])
+    codes = ms.predict(features[usable])
+    member[usable] = np.array([MEMBERSHIPS[c] for c in (-1, 0, 1)])[codes + 1]
     out["abs_g"] = features[:, 1] * u.mag
     out["bp_rp_0"] = features[:, 0] * u.mag
     out["ms_usable"] = usable

@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-__all__ = ["colour_magnitude_figure", "loss_curve_figure"]
+__all__ = [
+    "colour_magnitude_figure",
+    "latent_map_figure",
+    "loss_curve_figure",
+    "main_sequence_figure",
+]
 
 
 def colour_magnitude_figure(
@@ -78,4 +83,71 @@ def loss_curve_figure(history):
     if min(history["loss"] or [1.0]) > 0:
         ax.set_yscale("log")
     ax.legend()
+    return fig
+
+
+def main_sequence_figure(catalog):
+    """Dereddened colour-absolute-magnitude diagram of a main-sequence catalog, coloured by
+    ``ms_membership`` (from :func:`astrounsup.latent.main_sequence_catalog`).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import astropy.units as u
+
+    use = np.asarray(catalog["ms_usable"], bool)
+    col = u.Quantity(catalog["bp_rp_0"]).value[use]
+    mag = u.Quantity(catalog["abs_g"]).value[use]
+    member = np.asarray(catalog["ms_membership"]).astype(str)[use]
+    fig = Figure(figsize=(5.5, 6.5), layout="constrained")
+    ax = fig.subplots()
+    for name in ("main_sequence", "above", "below"):
+        m = member == name
+        ax.scatter(col[m], mag[m], s=2, alpha=0.6, label=f"{name.replace('_', ' ')} ({m.sum()})")
+    ax.legend(markerscale=4, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel(r"$(G_{BP} - G_{RP})_0$ [mag]")
+    ax.set_ylabel(r"$M_G$ [mag]")
+    ax.set_title(f"{use.sum()} of {len(catalog)} stars measured well enough", fontsize=9)
+    return fig
+
+
+def latent_map_figure(xy, *, groups=None, title=None, axis_label="component"):
+    """Scatter of a two-dimensional embedding, optionally coloured by group.
+
+    Parameters
+    ----------
+    xy : array_like of shape (n, 2)
+    groups : array_like of shape (n,), optional
+        Cluster ids or labels; one colour and legend entry each (at most 20 shown in the
+        legend).
+    title : str, optional
+    axis_label : str, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    xy = np.asarray(xy, dtype=float)
+    if xy.ndim != 2 or xy.shape[1] < 2:
+        msg = f"xy must have shape (n, 2); got {xy.shape}"
+        raise ValueError(msg)
+    fig = Figure(figsize=(6.0, 5.5), layout="constrained")
+    ax = fig.subplots()
+    size = max(0.5, min(8.0, 3000.0 / max(len(xy), 1)))
+    if groups is None:
+        ax.scatter(xy[:, 0], xy[:, 1], s=size, alpha=0.6)
+    else:
+        groups = np.asarray(groups).astype(str)
+        names = np.unique(groups)
+        for name in names:
+            m = groups == name
+            ax.scatter(xy[m, 0], xy[m, 1], s=size, alpha=0.6, label=f"{name} ({m.sum()})")
+        if len(names) <= 20:
+            ax.legend(markerscale=max(1.0, 6.0 / size), fontsize=7)
+    ax.set_xlabel(f"{axis_label} 1")
+    ax.set_ylabel(f"{axis_label} 2")
+    if title:
+        ax.set_title(title, fontsize=9)
     return fig

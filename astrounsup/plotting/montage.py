@@ -8,7 +8,7 @@ from matplotlib.figure import Figure
 
 from astrounsup._atomic import atomic_path
 
-__all__ = ["composite_rgb", "kind_montage", "save_figure"]
+__all__ = ["composite_rgb", "gallery", "kind_montage", "save_figure"]
 
 _PREFERRED = ("i", "r", "g")  # red, green, blue planes of the classic gri composite
 
@@ -105,3 +105,40 @@ def save_figure(fig, path, **kwargs):
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", **kwargs)
     return path
+
+
+def gallery(images, bands, *, titles=None, ncols=8, stretch=0.08, Q=10.0):
+    """Cutouts in the order given (top candidates, anomalies, neighbours), ``ncols`` a row.
+
+    Parameters
+    ----------
+    images : numpy.ndarray of shape (n, bands, ny, nx)
+    bands : sequence of str
+    titles : sequence of str, optional
+        A caption per cutout.
+    ncols : int, optional
+    stretch, Q : float, optional
+        See :func:`composite_rgb`.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    n = len(images)
+    if n == 0:
+        msg = "gallery needs at least one image"
+        raise ValueError(msg)
+    ncols = min(ncols, n)
+    nrows = -(-n // ncols)
+    fig = Figure(figsize=(1.6 * ncols, 1.75 * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    for k, ax in enumerate(axes.ravel()):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if k >= n:
+            ax.set_axis_off()
+            continue
+        ax.imshow(composite_rgb(images[k], bands, stretch=stretch, Q=Q), origin="lower")
+        if titles is not None:
+            ax.set_title(str(titles[k]), fontsize=6)
+    return fig

@@ -1,0 +1,159 @@
+"""Result tables with provenance, and their atomic writing as FITS, ECSV, VOTable or HDF5."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+from astropy.io.fits.verify import VerifyWarning
+from astropy.table import QTable
+
+from astrounsup._atomic import atomic_path
+
+__all__ = ["CATALOG_FORMATS", "provenance", "result_catalog", "write_catalog"]
+
+#: File suffix -> astropy table format.
+CATALOG_FORMATS = {
+    ".ecsv": "ascii.ecsv",
+    ".fits": "fits",
+    ".fit": "fits",
+    ".vot": "votable",
+    ".xml": "votable",
+    ".h5": "hdf5",
+    ".hdf5": "hdf5",
+}
+
+
+def provenance(step, **inputs):
+    """Metadata saying what made a table: the step, its inputs and settings, software.
+
+    Parameters
+    ----------
+    step : str
+        E.g. ``"astrounsup cluster"``.
+    **inputs
+        Input files and settings (converted to str, int, float or bool).
+
+    Returns
+    -------
+    dict
+
+    Examples
+    --------
+    >>> meta = provenance("astrounsup cluster", method="kmeans", k=20)
+    >>> meta["step"], meta["method"], meta["k"]
+    ('astrounsup cluster', 'kmeans', 20)
+    """
+    import astropy
+    import sklearn
+    import torch
+
+    from astrounsup import __version__
+
+    meta = {
+        "step": step,
+        "astrounsup_version": __version__,
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "versions": (
+            f"numpy {np.__version__}; astropy {astropy.__version__}; scikit-learn "
+            f"{sklearn.__version__}; torch {torch.__version__}"
+        ),
+    }
+    for key, value in inputs.items():
+        if value is None:
+            continue
+        meta[key] = value if isinstance(value, (bool, int, float, str)) else str(value)
+    return meta
+
+
+def result_catalog(source, columns, *, meta=None):
+    """The rows of ``source`` (ids, RA/Dec and whatever else it holds) with new columns.
+
+    Parameters
+    ----------
+    source : astropy.table.Table
+        One row per object, e.g. the catalog carried by a latents file.
+    columns : dict of str to array_like
+        New columns, each of length ``len(source)`` (replacing same-named ones).
+    meta : dict, optional
+        Added to the table's ``meta`` (see :func:`provenance`).
+
+    Returns
+    -------
+    astropy.table.QTable
+    """
+    out = QTable(source, copy=True)
+    for name, values in columns.items():
+        values = values if hasattr(values, "unit") else np.asarray(values)
+        if len(values) != len(out):
+            msg = f"column {name!r} has {len(values)} rows; the catalog has {len(out)}"
+            raise ValueError(msg)
+        out[name] = values
+    out.meta.update(meta or {})
+    return out
+
+
+def write_catalog(table, path, *, overwrite=False):
+    """Write ``table`` to ``path`` in the format its suffix names, atomically.
+
+        Parameters
+        ----------
+        table : astropy.table.Table
+        path : str or pathlib.Path
+            ``.ecsv``, ``.fits``, ``.vot``/``.xml`` (VOTable) or ``.h5``/``.hdf5``.
+        overwrite : bool, optional
+
+        Returns
+        -------
+        pathlib.Path
+
+        Raises
+        ------
+        ValueError
+            For an unknown suffix.
+        FileExistsError
+            If ``path`` exists and ``overwrite`` is false.
+
+        Examples
+        --------
+        >>> import tempfile, pathlib
+        >>> from astropy.io.fits.verify import VerifyWarning
+    from astropy.table import QTable
+        >>> d = pathlib.Path(tempfile.mkdtemp())
+        >>> write_catalog(QTable({"object_id": ["a"], "score": [0.5]}), d / "c.ecsv").name
+        'c.ecsv'
+    """
+    path = Path(path)
+    fmt = CATALOG_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        msg = (
+            f"{path}: unknown catalog suffix {path.suffix!r}; use one of {sorted(CATALOG_FORMATS)}"
+        )
+        raise ValueError(msg)
+    if path.exists() and not overwrite:
+        msg = f"{path} exists; pass overwrite=True (--overwrite) to replace it"
+        raise FileExistsError(msg)
+    kwargs = {"serialize_meta": True, "path": "catalog"} if fmt == "hdf5" else {}
+    table = QTable(table, copy=False)
+    if fmt == "fits":
+        table = _fits_ready(table)
+    with atomic_path(path) as tmp, warnings.catch_warnings():
+        # Long keywords become HIERARCH cards, as intended; units outside the FITS
+        # standard (nanomaggies) are kept in the astropy table metadata of the file.
+        warnings.filterwarnings("ignore", message="Keyword name", category=VerifyWarning)
+        warnings.filterwarnings("ignore", message="The unit .* could not be saved")
+        table.write(tmp, format=fmt, overwrite=True, **kwargs)
+    return path
+
+
+def _fits_ready(table):
+    """A shallow copy whose nested metadata (dicts, lists) is JSON text, which a FITS
+    header can hold; astropy would otherwise drop it."""
+    out = table.copy(copy_data=False)
+    for key, value in list(out.meta.items()):
+        if isinstance(value, (dict, list, tuple)):
+            out.meta[key] = json.dumps(value, default=str)
+    return out
