@@ -235,7 +235,7 @@ class MainSequence(TransformerMixin, BaseEstimator):
         return self._offset(self._features(X))
 
     def _offset(self, X):
-        return X[:, 1] - np.interp(X[:, 0], self.ridge_[:, 0], self.ridge_[:, 1])
+        return X[:, 1] - _interp_linear_ends(X[:, 0], self.ridge_[:, 0], self.ridge_[:, 1])
 
     def predict(self, X):
         """Membership code of each star, shape (n,), int: 0 on the main sequence, 1 above
@@ -254,6 +254,22 @@ class MainSequence(TransformerMixin, BaseEstimator):
 def _dereddened(table, deredden):
     has_ext = all(c in table.colnames for c in EXTINCTION_COLUMNS)
     return has_ext if deredden is None else bool(deredden)
+
+
+def _interp_linear_ends(x, xp, fp):
+    """``np.interp``, continued beyond the end points along the end segments (the sequence
+    keeps its slope past its bluest and reddest knots rather than turning flat)."""
+    out = np.interp(x, xp, fp)
+    if len(xp) < 2:
+        return out
+    for lo, hi, side in ((0, 1, x < xp[0]), (-2, -1, x > xp[-1])):
+        dx = xp[hi] - xp[lo]
+        if dx > 0 and side.any():
+            slope = (fp[hi] - fp[lo]) / dx
+            edge = xp[0] if lo == 0 else xp[-1]
+            base = fp[0] if lo == 0 else fp[-1]
+            out[side] = base + slope * (x[side] - edge)
+    return out
 
 
 def _arc_length(knots):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -147,7 +149,10 @@ class Reducer(TransformerMixin, BaseEstimator):
 
             perplexity = min(float(self.perplexity), max((n - 1) / 3.0, 1.0))
             return TSNE(self.n_components, perplexity=perplexity, random_state=seed)
-        import umap
+        with warnings.catch_warnings():
+            # umap announces at import that its optional TensorFlow part is unavailable.
+            warnings.simplefilter("ignore", ImportWarning)
+            import umap
 
         return umap.UMAP(
             n_components=self.n_components,

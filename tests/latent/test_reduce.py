@@ -1,0 +1,65 @@
+import numpy as np
+import pytest
+
+from astrounsup.latent import TSNE_MAX_OBJECTS, Reducer
+
+
+def correlated(n=300, seed=0):
+    rng = np.random.default_rng(seed)
+    t = rng.normal(size=(n, 1))
+    return np.hstack([3.0 * t, t, -0.5 * t]) + rng.normal(0.0, 0.05, (n, 3))
+
+
+class TestPCA:
+    def test_matches_numpy_svd(self):
+        x = correlated()
+        red = Reducer("pca", n_components=2, standardize=False).fit(x)
+        centred = x - x.mean(0)
+        s = np.linalg.svd(centred, compute_uv=False)
+        np.testing.assert_allclose(red.explained_variance_ratio_, (s**2 / np.sum(s**2))[:2])
+        emb = red.transform(x)
+        # Same subspace as the SVD: the projection reconstructs as well as rank-2 SVD.
+        np.testing.assert_allclose(np.sum(emb**2), np.sum(s[:2] ** 2), rtol=1e-10)
+
+    def test_fit_on_a_subsample_places_everyone(self):
+        x = correlated(1000)
+        red = Reducer("pca", n_components=1, fit_size=200, random_state=1)
+        emb = red.fit_transform(x)
+        assert len(red.fit_indices_) == 200
+        np.testing.assert_allclose(emb, red.transform(x), atol=1e-10)
+        np.testing.assert_allclose(red.embedding_, emb)
+
+    def test_too_many_components(self):
+        with pytest.raises(ValueError, match=r"n_components=5 exceeds min\(n_objects"):
+            Reducer("pca", n_components=5).fit(correlated())
+
+
+class TestTSNE:
+    def test_embeds_small_sets_but_cannot_transform(self):
+        x = correlated(60)
+        red = Reducer("tsne", n_components=2, random_state=0)
+        emb = red.fit_transform(x)
+        assert emb.shape == (60, 2)
+        with pytest.raises(ValueError, match="t-SNE cannot transform new objects"):
+            red.transform(x)
+
+    def test_refuses_large_sets_and_subsampling(self):
+        with pytest.raises(ValueError, match=f"at most {TSNE_MAX_OBJECTS} objects"):
+            Reducer("tsne", fit_size=10).fit(correlated(60))
+
+
+def test_umap_separates_blobs_and_places_new_objects():
+    rng = np.random.default_rng(0)
+    a = rng.normal(0.0, 1.0, (150, 8))
+    b = rng.normal(12.0, 1.0, (150, 8))
+    x = np.concatenate([a, b])
+    red = Reducer("umap", n_components=2, random_state=0, fit_size=200)
+    emb = red.fit_transform(x)
+    gap = np.linalg.norm(emb[:150].mean(0) - emb[150:].mean(0))
+    spread = max(emb[:150].std(0).max(), emb[150:].std(0).max())
+    assert gap > 3 * spread
+
+
+def test_unknown_method():
+    with pytest.raises(ValueError, match=r"method must be one of \['pca', 'umap', 'tsne'\]"):
+        Reducer("ica").fit(correlated())

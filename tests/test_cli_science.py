@@ -1,0 +1,186 @@
+"""End to end: simulate -> train -> embed -> cluster / anomalies / reduce / similar."""
+
+import numpy as np
+import pytest
+from astropy.table import QTable
+
+from astrounsup.cli import main
+from astrounsup.io import write_fits_cutouts, write_store
+from astrounsup.latent import ClusterLabeller, LatentClusterer, read_latents
+from astrounsup.simulate import simulate_stars
+
+TINY = """
+[model]
+latent_dim = 6
+widths = [8, 16]
+
+[training]
+batch_size = 8
+lr = 0.003
+"""
+
+
+@pytest.fixture(scope="module")
+def run(small_survey, tmp_path_factory):
+    """A tiny VAE trained on the small survey, and its latents."""
+    d = tmp_path_factory.mktemp("science")
+    store = write_store(
+        d / "s.h5",
+        small_survey.images,
+        small_survey.table,
+        bands=small_survey.bands,
+        pixel_scale=small_survey.pixel_scale,
+    )
+    (d / "tiny.toml").write_text(TINY)
+    args = ["train", "--data", str(store), "--model", "vae", "--config", str(d / "tiny.toml")]
+    assert main([*args, "--out", str(d / "run"), "--steps", "4", "--quiet"]) == 0
+    ckpt = d / "run" / "last.pt"
+    assert (
+        main(["embed", "--checkpoint", str(ckpt), "--data", str(store), "--out", str(d / "z.h5")])
+        == 0
+    )
+    return {"dir": d, "store": store, "checkpoint": ckpt, "latents": d / "z.h5"}
+
+
+def test_cluster_with_labels_matches_the_library(run, tmp_path, capsys):
+    out = tmp_path / "c"
+    code = main(
+        ["cluster", str(run["latents"]), "--k", "4", "--labels-column", "is_lens",
+         "--labelled-fraction", "0.5", "--seed", "3", "--out", str(out)]
+    )  # fmt: skip
+    assert code == 0
+    cat = QTable.read(out / "clusters.ecsv")
+    summary = QTable.read(out / "cluster_summary.ecsv")
+    z, table, _ = read_latents(run["latents"])
+    labels = LatentClusterer("kmeans", n_clusters=4, random_state=3).fit(z).labels_
+    np.testing.assert_array_equal(cat["cluster"], labels)
+    labelled = np.asarray(cat["labelled"])
+    assert 0 < labelled.sum() < len(cat)
+    lab = ClusterLabeller().fit(labels, np.asarray(table["is_lens"]), labelled=labelled)
+    np.testing.assert_allclose(cat["lens_score"], lab.lens_score(labels))
+    np.testing.assert_array_equal(sorted(cat["lens_rank"]), np.arange(1, len(cat) + 1))
+    assert {"frac_lens", "frac_not_lens", "positive_share"} <= set(summary.colnames)
+    assert summary.meta["evaluated_on"] == "held-out known labels"
+    assert list(cat["object_id"]) == list(table["object_id"])
+    assert cat.meta["step"] == "astrounsup cluster"
+    assert (out / "latent_map.png").stat().st_size > 0
+    assert "accuracy" in capsys.readouterr().out
+
+
+def test_cluster_refuses_existing_outputs_and_unknown_columns(run, tmp_path, capsys):
+    out = tmp_path / "c"
+    assert main(["cluster", str(run["latents"]), "--k", "3", "--out", str(out)]) == 0
+    assert main(["cluster", str(run["latents"]), "--k", "3", "--out", str(out)]) == 2
+    assert "clusters.ecsv exists; pass --overwrite" in capsys.readouterr().err
+    bad = ["cluster", str(run["latents"]), "--labels-column", "is_quasar", "--out", str(out)]
+    assert main([*bad, "--overwrite"]) == 2
+    assert "no column 'is_quasar'" in capsys.readouterr().err
+
+
+def test_mixture_clusters_with_fits_output(run, tmp_path):
+    out = tmp_path / "b"
+    args = ["cluster", str(run["latents"]), "--method", "bayes-gmm", "--k", "5"]
+    assert main([*args, "--labels-column", "is_lens", "--format", "fits", "--out", str(out)]) == 0
+    cat = QTable.read(out / "clusters.fits")
+    assert np.all((cat["cluster_probability"] > 0) & (cat["cluster_probability"] <= 1))
+
+
+def test_anomalies_with_reconstruction(run, tmp_path):
+    out = tmp_path / "a"
+    assert (
+        main(
+            ["anomalies", str(run["latents"]), "--recon", "--n-neighbors", "5", "--out", str(out)]
+        )
+        == 0
+    )
+    cat = QTable.read(out / "anomalies.ecsv")
+    assert list(cat["anomaly_rank"]) == list(range(1, len(cat) + 1))
+    assert np.all(np.diff(cat["anomaly_score"]) <= 0)
+    for name in ("iforest", "lof", "knn", "recon", "elbo"):
+        assert f"score_{name}" in cat.colnames
+    assert (out / "anomalies.png").exists()
+
+
+def test_anomalies_refuse_unknown_scorers(run, tmp_path, capsys):
+    args = ["anomalies", str(run["latents"]), "--recon", "--out", str(tmp_path)]
+    assert main([*args, "--methods", "lof,svm"]) == 2
+    assert "unknown scorers ['svm']" in capsys.readouterr().err
+
+
+def test_reduce_latents_and_a_table(run, tmp_path):
+    assert main(["reduce", str(run["latents"]), "--out", str(tmp_path / "r")]) == 0
+    cat = QTable.read(tmp_path / "r" / "reduced.ecsv")
+    assert {"pca_1", "pca_2"} <= set(cat.colnames)
+    assert "explained_variance_ratio" in cat.meta
+    z, _, _ = read_latents(run["latents"])
+    t = QTable({f"f{k}": z[:, k] for k in range(z.shape[1])})
+    t.write(tmp_path / "feat.ecsv")
+    args = ["reduce", str(tmp_path / "feat.ecsv"), "--columns", "f0,f1,f2", "--out"]
+    assert main([*args, str(tmp_path / "t")]) == 0
+    assert main([*args[:2], "--out", str(tmp_path / "u")]) == 2
+
+
+def test_reduce_main_sequence(tmp_path, capsys):
+    stars = simulate_stars(8000, seed=1)
+    stars.write(tmp_path / "stars.ecsv")
+    args = ["reduce", str(tmp_path / "stars.ecsv"), "--main-sequence", "--out", str(tmp_path)]
+    assert main(args) == 0
+    cat = QTable.read(tmp_path / "main_sequence.ecsv")
+    use = np.asarray(cat["ms_usable"])
+    ms = np.asarray(cat["stage"]) == "main_sequence"
+    assert np.mean(np.asarray(cat["ms_membership"])[use & ms] == "main_sequence") > 0.9
+    assert (tmp_path / "main_sequence.png").exists()
+    assert "main sequence of 8000 stars" in capsys.readouterr().out
+
+
+def test_similar_by_id_and_by_cutout(run, small_survey, tmp_path):
+    first = str(small_survey.table["object_id"][0])
+    assert (
+        main(
+            [
+                "similar",
+                str(run["latents"]),
+                "--id",
+                first,
+                "--k",
+                "3",
+                "--out",
+                str(tmp_path / "i"),
+            ]
+        )
+        == 0
+    )
+    t = QTable.read(tmp_path / "i" / "neighbours.ecsv")
+    assert len(t) == 3
+    assert first not in list(t["neighbour_id"])
+    fits_dir = tmp_path / "fits"
+    write_fits_cutouts(
+        fits_dir, small_survey.images[:1], small_survey.table[:1],
+        bands=small_survey.bands, pixel_scale=small_survey.pixel_scale,
+    )  # fmt: skip
+    cutout = next(fits_dir.glob("*.fits"))
+    out = tmp_path / "c"
+    assert (
+        main(
+            [
+                "similar",
+                str(run["latents"]),
+                "--cutout",
+                str(cutout),
+                "--k",
+                "2",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    t = QTable.read(out / "neighbours.ecsv")
+    # The object itself is in the index, at distance ~0 (same pixels, same normalisation).
+    assert t["neighbour_id"][0] == first
+    assert t["distance"][0] < 1e-3
+
+
+def test_similar_unknown_id(run, tmp_path, capsys):
+    assert main(["similar", str(run["latents"]), "--id", "nope", "--out", str(tmp_path)]) == 2
+    assert "ids not in the index: ['nope']" in capsys.readouterr().err
