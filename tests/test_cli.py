@@ -87,3 +87,37 @@ class TestPipeline:
         images, table, _ = read_store(tmp_path / "s" / "cutouts.h5")
         assert images.shape == (12, 3, 64, 64)
         assert table.meta["seed"] == "20261124"
+
+    def test_lens_search_pipeline(self, tmp_path):
+        survey_cfg = tmp_path / "survey.toml"
+        survey_cfg.write_text(
+            "[survey]\nn = 40\nseed = 3\nbands = ['g', 'r', 'i']\nsize = 64\n"
+            "pixel_scale = 0.263\nlens_fraction = 0.5\nanomaly_fraction = 0.05\n"
+            "nan_fraction = 0.0\n"
+            f"[output]\ndirectory = '{tmp_path / 'survey'}'\nfits = false\n"
+        )
+        text = (ROOT / "pipelines" / "configs" / "lens_search.toml").read_text()
+        text = text.replace('"pipelines/configs/synthetic_survey.toml"', f"'{survey_cfg}'")
+        text = text.replace("k = 20", "k = 4").replace("batch_size = 128", "batch_size = 8")
+        (tmp_path / "search.toml").write_text(text)
+        result = subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "pipelines" / "lens_search.py"),
+                "--config",
+                str(tmp_path / "search.toml"),
+                "--steps",
+                "2",
+                "--out",
+                str(tmp_path / "out"),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert "40 cutouts" in result.stdout
+        clusters = QTable.read(tmp_path / "out" / "cluster" / "clusters.ecsv")
+        assert len(clusters) == 40
+        assert "lens_score" in clusters.colnames
+        anomalies = QTable.read(tmp_path / "out" / "anomalies" / "anomalies.ecsv")
+        assert list(anomalies["anomaly_rank"]) == list(range(1, 41))

@@ -23,7 +23,7 @@ class TestReadme:
     def test_two_setup_commands(self):
         commands = _readme_commands()
         assert len(commands) == 2
-        assert commands[0].endswith("pipelines/synthetic_survey.py")
+        assert commands[0].endswith("pipelines/lens_search.py")
         assert commands[1].endswith("-m pytest")
 
     def test_ci_runs_exactly_the_readme_test_command(self):
