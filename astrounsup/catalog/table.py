@@ -99,39 +99,37 @@ def result_catalog(source, columns, *, meta=None):
 def write_catalog(table, path, *, overwrite=False):
     """Write ``table`` to ``path`` in the format its suffix names, atomically.
 
-        Parameters
-        ----------
-        table : astropy.table.Table
-        path : str or pathlib.Path
-            ``.ecsv``, ``.fits``, ``.vot``/``.xml`` (VOTable) or ``.h5``/``.hdf5``.
-        overwrite : bool, optional
+    Parameters
+    ----------
+    table : astropy.table.Table
+    path : str or pathlib.Path
+        ``.ecsv``, ``.fits``, ``.vot``/``.xml`` (VOTable) or ``.h5``/``.hdf5``.
+    overwrite : bool, optional
 
-        Returns
-        -------
-        pathlib.Path
+    Returns
+    -------
+    pathlib.Path
 
-        Raises
-        ------
-        ValueError
-            For an unknown suffix.
-        FileExistsError
-            If ``path`` exists and ``overwrite`` is false.
+    Raises
+    ------
+    ValueError
+        For an unknown suffix.
+    FileExistsError
+        If ``path`` exists and ``overwrite`` is false.
 
-        Examples
-        --------
-        >>> import tempfile, pathlib
-        >>> from astropy.io.fits.verify import VerifyWarning
-    from astropy.table import QTable
-        >>> d = pathlib.Path(tempfile.mkdtemp())
-        >>> write_catalog(QTable({"object_id": ["a"], "score": [0.5]}), d / "c.ecsv").name
-        'c.ecsv'
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from astropy.table import QTable
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> write_catalog(QTable({"object_id": ["a"], "score": [0.5]}), d / "c.ecsv").name
+    'c.ecsv'
     """
     path = Path(path)
     fmt = CATALOG_FORMATS.get(path.suffix.lower())
     if fmt is None:
-        msg = (
-            f"{path}: unknown catalog suffix {path.suffix!r}; use one of {sorted(CATALOG_FORMATS)}"
-        )
+        allowed = sorted(CATALOG_FORMATS)
+        msg = f"{path}: unknown catalog suffix {path.suffix!r}; use one of {allowed}"
         raise ValueError(msg)
     if path.exists() and not overwrite:
         msg = f"{path} exists; pass overwrite=True (--overwrite) to replace it"
