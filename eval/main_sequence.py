@@ -21,15 +21,7 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from astrounsup.latent import main_sequence_catalog
-from astrounsup.simulate import simulate_stars
-
-TRUTH = {
-    "main_sequence": "main_sequence",
-    "binary": "above",
-    "subgiant": "above",
-    "red_giant": "above",
-    "white_dwarf": "below",
-}
+from astrounsup.simulate import STAGE_PLACE, simulate_stars
 
 
 def main(argv=None):
@@ -51,7 +43,7 @@ def main(argv=None):
     t_fit = time.perf_counter() - t0 - t_sim
     use = np.asarray(cat["ms_usable"])
     stage = np.asarray(cat["stage"])
-    truth = np.array([TRUTH[s] for s in stage])
+    truth = np.array([STAGE_PLACE[s] for s in stage])
     flag = np.asarray(cat["ms_membership"])
     ms = use & (stage == "main_sequence")
     rho = spearmanr(np.asarray(cat["ms_coordinate"])[ms], np.asarray(cat["teff"])[ms]).statistic
@@ -61,7 +53,7 @@ def main(argv=None):
         f">= 10 analysed in {t_fit:.1f} s (reducer {args.reducer}, "
         f"dereddened: {cat.meta['ms_dereddened']})"
     )
-    for s in TRUTH:
+    for s in STAGE_PLACE:
         k = use & (stage == s)
         counts = {m: int(np.sum(flag[k] == m)) for m in ("main_sequence", "above", "below")}
         print(

@@ -29,3 +29,14 @@ def star_survey():
     return simulate_lens_survey(
         240, seed=5, lens_fraction=0.0, anomaly_fraction=0.0, nan_fraction=0.0
     )
+
+
+@pytest.fixture(scope="session")
+def tiny_config(tmp_path_factory):
+    """A training config small enough for a test: a 6-d code, two narrow layers."""
+    path = tmp_path_factory.mktemp("config") / "tiny.toml"
+    path.write_text(
+        "[model]\nlatent_dim = 6\nwidths = [8, 16]\n\n"
+        "[training]\nbatch_size = 8\neval_every = 2\nlr = 0.003\n"
+    )
+    return path

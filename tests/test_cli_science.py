@@ -9,19 +9,9 @@ from astrounsup.io import write_fits_cutouts, write_store
 from astrounsup.latent import ClusterLabeller, LatentClusterer, read_latents
 from astrounsup.simulate import simulate_stars
 
-TINY = """
-[model]
-latent_dim = 6
-widths = [8, 16]
-
-[training]
-batch_size = 8
-lr = 0.003
-"""
-
 
 @pytest.fixture(scope="module")
-def run(small_survey, tmp_path_factory):
+def run(small_survey, tiny_config, tmp_path_factory):
     """A tiny VAE trained on the small survey, and its latents."""
     d = tmp_path_factory.mktemp("science")
     store = write_store(
@@ -31,8 +21,7 @@ def run(small_survey, tmp_path_factory):
         bands=small_survey.bands,
         pixel_scale=small_survey.pixel_scale,
     )
-    (d / "tiny.toml").write_text(TINY)
-    args = ["train", "--data", str(store), "--model", "vae", "--config", str(d / "tiny.toml")]
+    args = ["train", "--data", str(store), "--model", "vae", "--config", str(tiny_config)]
     assert main([*args, "--out", str(d / "run"), "--steps", "4", "--quiet"]) == 0
     ckpt = d / "run" / "last.pt"
     assert (

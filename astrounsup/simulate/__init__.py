@@ -28,7 +28,12 @@ from astrounsup.simulate.profiles import (
     sersic_enclosed_fraction,
     sersic_log_norm,
 )
-from astrounsup.simulate.stars import STAGES, gaia_absolute_magnitudes, simulate_stars
+from astrounsup.simulate.stars import (
+    STAGE_PLACE,
+    STAGES,
+    gaia_absolute_magnitudes,
+    simulate_stars,
+)
 from astrounsup.simulate.survey import (
     ANOMALY_KINDS,
     NON_LENS_KINDS,
@@ -41,6 +46,7 @@ __all__ = [
     "BANDS",
     "NON_LENS_KINDS",
     "STAGES",
+    "STAGE_PLACE",
     "Band",
     "PixelGrid",
     "SIELens",

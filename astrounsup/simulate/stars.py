@@ -35,6 +35,16 @@ STAGES = {
     "white_dwarf": 0.03,
 }
 
+#: Where each stage lies relative to the single-star main sequence in the
+#: colour-magnitude diagram: the truth a main-sequence membership flag is scored against.
+STAGE_PLACE = {
+    "main_sequence": "main_sequence",
+    "binary": "above",
+    "subgiant": "above",
+    "red_giant": "above",
+    "white_dwarf": "below",
+}
+
 _T_SUN = 5772.0
 _M_BOL_SUN = 4.74
 _SUN_GAIA = {"G": 4.67, "BP": 5.00, "RP": 4.18}

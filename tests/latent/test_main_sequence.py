@@ -5,15 +5,7 @@ from astropy.table import QTable
 from scipy.stats import spearmanr
 
 from astrounsup.latent import MEMBERSHIPS, MainSequence, gaia_cmd, main_sequence_catalog
-from astrounsup.simulate import simulate_stars
-
-TRUTH = {
-    "main_sequence": "main_sequence",
-    "binary": "above",
-    "subgiant": "above",
-    "red_giant": "above",
-    "white_dwarf": "below",
-}
+from astrounsup.simulate import STAGE_PLACE, simulate_stars
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +63,7 @@ class TestMainSequence:
         cat = main_sequence_catalog(stars, random_state=0)
         use = np.asarray(cat["ms_usable"])
         stage = np.asarray(cat["stage"])
-        truth = np.array([TRUTH[s] for s in stage])
+        truth = np.array([STAGE_PLACE[s] for s in stage])
         flag = np.asarray(cat["ms_membership"])
         assert np.mean(flag[use] == truth[use]) > 0.93
         assert set(flag[~use]) == {"unmeasured"}

@@ -9,17 +9,6 @@ from astrounsup.io import write_store
 from astrounsup.latent import read_latents
 from astrounsup.training import MODELS, build_model, load_config, load_model
 
-TINY = """
-[model]
-latent_dim = 6
-widths = [8, 16]
-
-[training]
-batch_size = 8
-eval_every = 2
-lr = 0.003
-"""
-
 
 @pytest.fixture(scope="module")
 def store(small_survey, tmp_path_factory):
@@ -34,10 +23,8 @@ def store(small_survey, tmp_path_factory):
 
 
 @pytest.fixture
-def config(tmp_path):
-    path = tmp_path / "tiny.toml"
-    path.write_text(TINY)
-    return path
+def config(tiny_config):
+    return tiny_config
 
 
 def _train(store, config, run, model="cae", *extra):
