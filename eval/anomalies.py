@@ -49,6 +49,9 @@ def main(argv=None):
         m: AnomalyScorer(m, random_state=args.seed).fit_score(z) for m in ("iforest", "lof", "knn")
     }
     scores["reconstruction"] = reconstruction_error(model, data, device="cpu")
+    scores["reconstruction (max pixel)"] = reconstruction_error(
+        model, data, device="cpu", reduction="max"
+    )
     scores["neg_elbo"] = negative_elbo(model, data, device="cpu")
     scores["combined (mean rank)"] = combine_ranks(scores)
     top = max(1, round(0.01 * len(truth)))

@@ -1,6 +1,6 @@
 """Evaluation: separating strong lenses from non-lenses by clustering, without labels.
 
-    python eval/lens_clustering.py [--train 6000] [--test 2000] [--steps 2500] [--k 20]
+    python eval/lens_clustering.py [--train 6000] [--test 2000] [--steps 1500] [--k 20]
 
 Simulates a training survey and a held-out survey (half lenses, no anomalies; different
 seeds), trains the default contrastive model (``astrounsup train --model simclr``) on the
@@ -52,7 +52,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description="lens/non-lens separation by clustering")
     parser.add_argument("--train", type=int, default=6000)
     parser.add_argument("--test", type=int, default=2000)
-    parser.add_argument("--steps", type=int, default=2500)
+    parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--k", type=int, default=20)
     parser.add_argument("--label-fraction", type=float, default=0.1)

@@ -85,7 +85,7 @@ def test_anomalies_with_reconstruction(run, tmp_path):
     cat = QTable.read(out / "anomalies.ecsv")
     assert list(cat["anomaly_rank"]) == list(range(1, len(cat) + 1))
     assert np.all(np.diff(cat["anomaly_score"]) <= 0)
-    for name in ("iforest", "lof", "knn", "recon", "elbo"):
+    for name in ("iforest", "lof", "knn", "recon", "recon_max", "elbo"):
         assert f"score_{name}" in cat.colnames
     assert (out / "anomalies.png").exists()
 

@@ -193,8 +193,8 @@ def combine_ranks(scores, *, how="mean"):
 
 
 @torch.no_grad()
-def reconstruction_error(model, dataset, *, batch_size=256, device=None):
-    """Mean squared reconstruction error per object over its unmasked pixels.
+def reconstruction_error(model, dataset, *, batch_size=256, device=None, reduction="mean"):
+    """Squared reconstruction error per object over its unmasked pixels.
 
     Parameters
     ----------
@@ -205,12 +205,17 @@ def reconstruction_error(model, dataset, *, batch_size=256, device=None):
         Normalised as the model's training data.
     batch_size : int, optional
     device : str or torch.device, optional
+    reduction : {"mean", "max"}, optional
+        ``mean``: the mean over pixels and bands (extended anomalies: trails, ghosts);
+        ``max``: the largest of any one pixel, which compact artefacts such as cosmic rays
+        raise while the mean dilutes them.
 
     Returns
     -------
     numpy.ndarray of shape (n,), float64
         In normalised units squared; NaN for an object with every pixel masked.
     """
+    check_choice("reconstruction_error", "reduction", reduction, ("mean", "max"))
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model = model.to(device).eval()
     out = []
@@ -219,9 +224,10 @@ def reconstruction_error(model, dataset, *, batch_size=256, device=None):
         is_vae = hasattr(model, "posterior")
         recon = model.decode(model.posterior(x)[0])[0] if is_vae else model(x)
         keep = (~masks.to(device)).to(x.dtype)
-        err = ((recon.float() - x) ** 2 * keep).flatten(1).sum(1)
+        sq = ((recon.float() - x) ** 2 * keep).flatten(1)
         n = keep.flatten(1).sum(1)
-        out.append(torch.where(n > 0, err / n.clamp(min=1), torch.nan).double().cpu().numpy())
+        err = sq.sum(1) / n.clamp(min=1) if reduction == "mean" else sq.max(1).values
+        out.append(torch.where(n > 0, err, torch.nan).double().cpu().numpy())
     return np.concatenate(out) if out else np.empty(0)
 
 
@@ -271,8 +277,8 @@ def model_scores(checkpoint, store, *, batch_size=256, device=None):
     Returns
     -------
     dict of str to numpy.ndarray of shape (n,)
-        ``"recon"`` (:func:`reconstruction_error`) and, for a VAE, ``"elbo"``
-        (:func:`negative_elbo`).
+        ``"recon"`` (:func:`reconstruction_error`, mean), ``"recon_max"`` (its largest
+        pixel) and, for a VAE, ``"elbo"`` (:func:`negative_elbo`).
 
     Raises
     ------
@@ -288,7 +294,11 @@ def model_scores(checkpoint, store, *, batch_size=256, device=None):
             "error; use an autoencoder or VAE checkpoint"
         )
         raise ValueError(msg)
-    out = {"recon": reconstruction_error(model, data, batch_size=batch_size, device=device)}
+    kw = {"batch_size": batch_size, "device": device}
+    out = {
+        "recon": reconstruction_error(model, data, **kw),
+        "recon_max": reconstruction_error(model, data, reduction="max", **kw),
+    }
     if hasattr(model, "elbo"):
         out["elbo"] = negative_elbo(model, data, batch_size=batch_size, device=device)
     return out

@@ -107,6 +107,11 @@ def test_reconstruction_error_matches_a_direct_computation(dataset):
     ref = (((recon - x) ** 2) * keep).flatten(1).sum(1) / keep.flatten(1).sum(1)
     np.testing.assert_allclose(err, ref.numpy(), rtol=1e-5)
     assert mask[2].any()
+    worst = reconstruction_error(model, dataset, reduction="max")
+    ref_max = (((recon - x) ** 2) * keep).flatten(1).max(1).values
+    np.testing.assert_allclose(worst, ref_max.numpy(), rtol=1e-5)
+    with pytest.raises(ValueError, match=r"reduction must be one of \['mean', 'max'\]"):
+        reconstruction_error(model, dataset, reduction="median")
 
 
 def test_vae_scores_are_deterministic_and_use_the_posterior_mean(dataset):
