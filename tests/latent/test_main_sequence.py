@@ -101,6 +101,20 @@ class TestMainSequence:
         assert coord.min() >= -0.01
         assert coord.max() <= 1.01
 
+    def test_umap_reducer_keeps_the_ridge_and_orients_its_line(self):
+        rng = np.random.default_rng(1)
+        colour = rng.uniform(0.0, 3.0, 800)
+        mag = 4.0 * colour + 0.5 * np.sin(2.0 * colour) + rng.normal(0.0, 0.05, 800)
+        mag[:40] -= 2.0
+        x = np.column_stack([colour, mag])
+        ms = MainSequence("umap", random_state=0).fit(x)
+        np.testing.assert_array_equal(ms.predict(x), np.r_[np.ones(40), np.zeros(760)])
+        coord = ms.coordinate(x[40:])
+        # UMAP's line may fold in places (see the class notes), but it runs blue to red.
+        assert spearmanr(coord, colour[40:]).statistic > 0.5
+        assert coord.min() >= -0.01
+        assert coord.max() <= 1.01
+
     @pytest.mark.parametrize(
         ("kwargs", "match"),
         [
