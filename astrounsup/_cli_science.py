@@ -159,6 +159,9 @@ def cluster_command(args):
     from astrounsup.latent import LatentClusterer, Reducer, choose_k, read_latents
     from astrounsup.plotting import latent_map_figure
 
+    if args.labelled_fraction is not None and not args.labels_column:
+        msg = "--labelled-fraction needs --labels-column (which column holds the labels)"
+        raise ValueError(msg)
     latents, table, attrs = read_latents(args.latents)
     names = ["clusters"]
     if args.labels_column:

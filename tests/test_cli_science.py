@@ -64,6 +64,9 @@ def test_cluster_refuses_existing_outputs_and_unknown_columns(run, tmp_path, cap
     bad = ["cluster", str(run["latents"]), "--labels-column", "is_quasar", "--out", str(out)]
     assert main([*bad, "--overwrite"]) == 2
     assert "no column 'is_quasar'" in capsys.readouterr().err
+    bad = ["cluster", str(run["latents"]), "--labelled-fraction", "0.1", "--out", str(out)]
+    assert main(bad) == 2
+    assert "--labelled-fraction needs --labels-column" in capsys.readouterr().err
 
 
 def test_mixture_clusters_with_fits_output(run, tmp_path):
