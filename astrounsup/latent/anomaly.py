@@ -216,19 +216,26 @@ def reconstruction_error(model, dataset, *, batch_size=256, device=None, reducti
         In normalised units squared; NaN for an object with every pixel masked.
     """
     check_choice("reconstruction_error", "reduction", reduction, ("mean", "max"))
+    return _reconstruction_errors(model, dataset, (reduction,), batch_size, device)[reduction]
+
+
+@torch.no_grad()
+def _reconstruction_errors(model, dataset, reductions, batch_size, device):
+    """Every requested reduction of the squared residuals from one pass over ``dataset``."""
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model = model.to(device).eval()
-    out = []
+    out = {r: [] for r in reductions}
+    is_vae = hasattr(model, "posterior")
     for images, masks, _ in dataset.loader(batch_size):
         x = images.to(device)
-        is_vae = hasattr(model, "posterior")
         recon = model.decode(model.posterior(x)[0])[0] if is_vae else model(x)
         keep = (~masks.to(device)).to(x.dtype)
         sq = ((recon.float() - x) ** 2 * keep).flatten(1)
         n = keep.flatten(1).sum(1)
-        err = sq.sum(1) / n.clamp(min=1) if reduction == "mean" else sq.max(1).values
-        out.append(torch.where(n > 0, err, torch.nan).double().cpu().numpy())
-    return np.concatenate(out) if out else np.empty(0)
+        for r in reductions:
+            err = sq.sum(1) / n.clamp(min=1) if r == "mean" else sq.max(1).values
+            out[r].append(torch.where(n > 0, err, torch.nan).double().cpu().numpy())
+    return {r: np.concatenate(v) if v else np.empty(0) for r, v in out.items()}
 
 
 @torch.no_grad()
@@ -294,11 +301,8 @@ def model_scores(checkpoint, store, *, batch_size=256, device=None):
             "error; use an autoencoder or VAE checkpoint"
         )
         raise ValueError(msg)
-    kw = {"batch_size": batch_size, "device": device}
-    out = {
-        "recon": reconstruction_error(model, data, **kw),
-        "recon_max": reconstruction_error(model, data, reduction="max", **kw),
-    }
+    errors = _reconstruction_errors(model, data, ("mean", "max"), batch_size, device)
+    out = {"recon": errors["mean"], "recon_max": errors["max"]}
     if hasattr(model, "elbo"):
         out["elbo"] = negative_elbo(model, data, batch_size=batch_size, device=device)
     return out

@@ -167,7 +167,10 @@ class LatentClusterer(ClusterMixin, BaseEstimator):
             self.n_clusters_ = int(np.sum(est.weights_ > 1e-3))
         elif self.method == "hdbscan":
             self.n_clusters_ = int(self.labels_.max() + 1) if len(self.labels_) else 0
-            self._train_Z = Z
+            from sklearn.neighbors import NearestNeighbors
+
+            # New objects take the cluster of their nearest fitted object: index once.
+            self._nearest = NearestNeighbors(n_neighbors=1).fit(Z)
         else:
             self.n_clusters_ = int(self.n_clusters)
         return self
@@ -186,10 +189,7 @@ class LatentClusterer(ClusterMixin, BaseEstimator):
         """
         Z = self._scaled(X)
         if self.method == "hdbscan":
-            from sklearn.neighbors import NearestNeighbors
-
-            nn = NearestNeighbors(n_neighbors=1).fit(self._train_Z)
-            return self.labels_[nn.kneighbors(Z, return_distance=False)[:, 0]]
+            return self.labels_[self._nearest.kneighbors(Z, return_distance=False)[:, 0]]
         return np.asarray(self.estimator_.predict(Z), dtype=np.intp)
 
     def _has_proba(self):

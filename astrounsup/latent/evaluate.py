@@ -122,8 +122,8 @@ class ClusterLabeller(BaseEstimator):
         total = counts.sum(1)
         pos = classes.tolist().index(self.positive)
         with np.errstate(invalid="ignore", divide="ignore"):
-            frac = np.where(total > 0, counts[:, pos] / total, np.nan)
             fractions = np.where(total[:, None] > 0, counts / total[:, None], np.nan)
+        frac = fractions[:, pos]
         self.classes_ = classes
         self.cluster_ids_ = ids
         self.counts_ = counts

@@ -79,14 +79,13 @@ def gaia_cmd(table, *, min_parallax_over_error=10.0, deredden=None):
         msg = f"gaia_cmd: the table lacks columns {missing}; it needs {list(GAIA_COLUMNS)}"
         raise ValueError(msg)
     check_number("gaia_cmd", "min_parallax_over_error", min_parallax_over_error, 0.0)
-    has_ext = all(c in table.colnames for c in EXTINCTION_COLUMNS)
-    if deredden and not has_ext:
+    if deredden and not _has_extinction(table):
         msg = (
             f"gaia_cmd: deredden=True needs columns {list(EXTINCTION_COLUMNS)}; the table "
             f"has {[c for c in EXTINCTION_COLUMNS if c in table.colnames]}"
         )
         raise ValueError(msg)
-    deredden = has_ext if deredden is None else bool(deredden)
+    deredden = _dereddened(table, deredden)
 
     def plain(name, unit=None):
         col = table[name]
@@ -267,9 +266,13 @@ class MainSequence(TransformerMixin, BaseEstimator):
         return self.coordinate(X)[:, None]
 
 
+def _has_extinction(table):
+    return all(c in table.colnames for c in EXTINCTION_COLUMNS)
+
+
 def _dereddened(table, deredden):
-    has_ext = all(c in table.colnames for c in EXTINCTION_COLUMNS)
-    return has_ext if deredden is None else bool(deredden)
+    """Whether :func:`gaia_cmd` corrects for extinction for this ``deredden`` setting."""
+    return _has_extinction(table) if deredden is None else bool(deredden)
 
 
 def _interp_linear_ends(x, xp, fp):
