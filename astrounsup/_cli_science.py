@@ -80,7 +80,13 @@ def add_parsers(sub):
     )
     an.add_argument("--checkpoint", type=Path, default=None, help="default: the latents'")
     an.add_argument("--data", type=Path, default=None, help="store; default: the latents'")
-    an.add_argument("--combine", choices=("mean", "max"), default="mean")
+    an.add_argument(
+        "--combine",
+        choices=("mean", "max"),
+        default="max",
+        help="how the scorers' percentiles are combined: max (default; an object odd to any "
+        "one scorer ranks high, as artefacts are found by different scorers) or mean",
+    )
     an.add_argument("--n-neighbors", type=int, default=20)
     an.add_argument("--gallery", type=int, default=32, help="cutouts in the figure (0: none)")
     an.add_argument("--device", default=None)

@@ -30,13 +30,14 @@ def surveys(n_train, n_test, *, seed, anomaly_fraction=0.0, lens_fraction=0.5):
     return train, test, ds[0], ds[1]
 
 
-def train_recipe(recipe, dataset, *, steps, batch_size, seed, lr=2e-3):
-    """Train the default model of ``recipe`` (as ``astrounsup train`` builds it) on the
-    CPU; returns the model, its input size and the training time (s)."""
+def train_recipe(recipe, dataset, *, steps, batch_size, seed, lr=2e-3, model_config=None):
+    """Train the default model of ``recipe`` (as ``astrounsup train`` builds it; settings
+    in ``model_config`` override its defaults) on the CPU; returns the model, its input
+    size and the training time (s)."""
     survey_bands = dataset.bands
     size = dataset[0][0].shape[-1]
     model, objective, input_size = build_model(
-        recipe, bands=survey_bands, size=size, pixel_scale=0.263
+        recipe, bands=survey_bands, size=size, pixel_scale=0.263, model_config=model_config
     )
     torch.manual_seed(seed)
     t0 = time.perf_counter()

@@ -6,8 +6,9 @@ Simulates a survey with 1% anomalies (satellite trails, cosmic rays, ghosts, rin
 bleed trails among lenses, galaxies and stars), trains the default VAE
 (``astrounsup train --model vae``) on it without labels, and scores every cutout with each
 scorer: isolation forest, local outlier factor and k-NN distance on the latents,
-reconstruction error, the VAE's negative ELBO, and the mean of their percentile ranks.
-Prints AUROC and the precision among the top 1% of each; issue 6 asks for AUROC >= 0.95
+reconstruction error (mean and largest pixel), the VAE's negative ELBO, and combinations of
+their percentile ranks (mean and maximum of all, maximum of reconstruction, largest pixel and
+LOF). Prints AUROC and the precision among the top 1% of each; issue 6 asks for AUROC >= 0.95
 and top-1% precision >= 0.80 for the best scorer.
 """
 
@@ -53,7 +54,13 @@ def main(argv=None):
         model, data, device="cpu", reduction="max"
     )
     scores["neg_elbo"] = negative_elbo(model, data, device="cpu")
-    scores["combined (mean rank)"] = combine_ranks(scores)
+    single = dict(scores)
+    scores["combined (mean rank)"] = combine_ranks(single)
+    scores["combined (max rank)"] = combine_ranks(single, how="max")
+    trio = ("reconstruction", "reconstruction (max pixel)", "lof")
+    scores["max rank: recon, max pixel, lof"] = combine_ranks(
+        {k: single[k] for k in trio}, how="max"
+    )
     top = max(1, round(0.01 * len(truth)))
     best = None
     kinds = np.asarray(survey.table["kind"])
@@ -62,9 +69,11 @@ def main(argv=None):
         order = np.argsort(-s, kind="stable")[:top]
         precision = truth[order].mean()
         found = ", ".join(f"{k} {np.sum(kinds[order] == k)}" for k in np.unique(kinds[order]))
-        print(f"{name:22s} AUROC {auc:.3f}  top-1% ({top}) precision {precision:.3f}  [{found}]")
-        if best is None or auc > best[1]:
-            best = (name, auc, precision)
+        print(f"{name:31s} AUROC {auc:.3f}  top-1% ({top}) precision {precision:.3f}  [{found}]")
+        # Best: the most precise top 1% among scorers with AUROC >= 0.95, else the best AUROC.
+        key = (auc >= 0.95, precision if auc >= 0.95 else auc)
+        if best is None or key > best[3]:
+            best = (name, auc, precision, key)
     met = best[1] >= 0.95 and best[2] >= 0.80
     print(
         f"best scorer {best[0]}: AUROC {best[1]:.3f}, top-1% precision {best[2]:.3f}; target "

@@ -6,7 +6,7 @@ from astropy.table import QTable
 
 from astrounsup.cli import main
 from astrounsup.io import write_fits_cutouts, write_store
-from astrounsup.latent import ClusterLabeller, LatentClusterer, read_latents
+from astrounsup.latent import ClusterLabeller, LatentClusterer, combine_ranks, read_latents
 from astrounsup.simulate import simulate_stars
 
 
@@ -88,8 +88,13 @@ def test_anomalies_with_reconstruction(run, tmp_path):
     cat = QTable.read(out / "anomalies.ecsv")
     assert list(cat["anomaly_rank"]) == list(range(1, len(cat) + 1))
     assert np.all(np.diff(cat["anomaly_score"]) <= 0)
-    for name in ("iforest", "lof", "knn", "recon", "recon_max", "elbo"):
+    names = ("iforest", "lof", "knn", "recon", "recon_max", "elbo")
+    for name in names:
         assert f"score_{name}" in cat.colnames
+    # Default combination: the largest of the scorers' percentiles.
+    expected = combine_ranks({n: cat[f"score_{n}"] for n in names}, how="max")
+    np.testing.assert_allclose(cat["anomaly_score"], expected)
+    assert cat.meta["combine"] == "max"
     assert (out / "anomalies.png").exists()
 
 

@@ -17,7 +17,7 @@ MODELS = {
     "sae": {"sparsity": "l1", "sparsity_weight": 1e-3},
     "cae-contractive": {"contractive_weight": 1e-4},
     "vae": {"beta": 1.0},
-    "simclr": {"latent_dim": 64, "projection_dim": 64, "temperature": 0.5},
+    "simclr": {"latent_dim": 64, "projection_dim": 64, "temperature": 0.2},
     "rotation": {"latent_dim": 64},
 }
 
