@@ -58,8 +58,8 @@ def contrastive_pipeline(
     bands,
     jitter=4,
     fwhm_in=None,
-    seeing_factor=(1.0, 1.4),
-    depth=(1.0, 1.6),
+    seeing_factor=(1.0, 3.0),
+    depth=(1.0, 4.0),
     ebv=(0.0, 0.1),
 ):
     """The default augmentations of one contrastive view.
@@ -83,6 +83,10 @@ def contrastive_pipeline(
     seeing_factor, depth, ebv : (float, float), optional
         Ranges of ``FWHM_out / FWHM_in``, of ``sigma_out / sigma_in`` and of E(B-V);
         ``ebv=None`` leaves reddening out (needed for bands without known coefficients).
+        The defaults are strong (seeing up to 3x worse, noise up to 4x, i.e. 1.5 mag
+        shallower): on simulated lens surveys they gave SimCLR latents that separate lenses
+        better than mild ranges (linear probe 0.93 against 0.87 with 1.0-1.4 and 1.0-1.6;
+        k-means 0.86 against 0.83); weaker (1.15, 1.2) and stronger (4, 8) ranges were worse.
 
     Returns
     -------
