@@ -10,7 +10,7 @@ import torch
 from astrounsup.io import AsinhNormalizer, CutoutDataset
 from astrounsup.latent import embed_dataset
 from astrounsup.simulate import simulate_lens_survey
-from astrounsup.training import Trainer, build_model
+from astrounsup.training import Trainer, build_model, select_device
 
 
 def surveys(n_train, n_test, *, seed, anomaly_fraction=0.0, lens_fraction=0.5):
@@ -30,9 +30,23 @@ def surveys(n_train, n_test, *, seed, anomaly_fraction=0.0, lens_fraction=0.5):
     return train, test, ds[0], ds[1]
 
 
-def train_recipe(recipe, dataset, *, steps, batch_size, seed, lr=2e-3, model_config=None):
+def add_device_argument(parser):
+    """``--device``: where to train and embed (the figures in the notes are CPU ones)."""
+    parser.add_argument(
+        "--device", default="cpu", help="cpu (default), cuda, or auto (CUDA when present)"
+    )
+
+
+def device_of(name):
+    """The torch device for a ``--device`` value (``auto``: CUDA when present)."""
+    return select_device(None if name == "auto" else name)
+
+
+def train_recipe(
+    recipe, dataset, *, steps, batch_size, seed, lr=2e-3, model_config=None, device="cpu"
+):
     """Train the default model of ``recipe`` (as ``astrounsup train`` builds it; settings
-    in ``model_config`` override its defaults) on the CPU; returns the model, its input
+    in ``model_config`` override its defaults) on ``device``; returns the model, its input
     size and the training time (s)."""
     survey_bands = dataset.bands
     size = dataset[0][0].shape[-1]
@@ -48,15 +62,15 @@ def train_recipe(recipe, dataset, *, steps, batch_size, seed, lr=2e-3, model_con
         batch_size=batch_size,
         lr=lr,
         warmup_steps=min(50, steps // 5),
-        device="cpu",
+        device=device,
         seed=seed,
         progress=False,
     ).fit(dataset)
     return model, input_size, time.perf_counter() - t0
 
 
-def embed(model, dataset, input_size):
-    return embed_dataset(model, dataset, input_size=input_size, device="cpu")
+def embed(model, dataset, input_size, device="cpu"):
+    return embed_dataset(model, dataset, input_size=input_size, device=device)
 
 
 def flat_pixels(dataset):

@@ -19,7 +19,7 @@ import sys
 import time
 
 import numpy as np
-from _common import embed, surveys, train_recipe
+from _common import add_device_argument, device_of, embed, surveys, train_recipe
 from sklearn.metrics import roc_auc_score
 
 from astrounsup.latent import (
@@ -36,24 +36,26 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=500)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
+    add_device_argument(parser)
     args = parser.parse_args(argv)
+    device = device_of(args.device)
     t0 = time.perf_counter()
     survey, _, data, _ = surveys(args.n, 10, seed=args.seed, anomaly_fraction=0.01)
     truth = np.asarray(survey.table["is_anomaly"])
     print(f"{args.n} cutouts, {truth.sum()} anomalies: {sorted(set(survey.table['kind'][truth]))}")
     model, input_size, t_train = train_recipe(
-        "vae", data, steps=args.steps, batch_size=args.batch_size, seed=args.seed
+        "vae", data, steps=args.steps, batch_size=args.batch_size, seed=args.seed, device=device
     )
     print(f"vae: {args.steps} steps of {args.batch_size} in {t_train:.0f} s")
-    z = embed(model, data, input_size)
+    z = embed(model, data, input_size, device)
     scores = {
         m: AnomalyScorer(m, random_state=args.seed).fit_score(z) for m in ("iforest", "lof", "knn")
     }
-    scores["reconstruction"] = reconstruction_error(model, data, device="cpu")
+    scores["reconstruction"] = reconstruction_error(model, data, device=device)
     scores["reconstruction (max pixel)"] = reconstruction_error(
-        model, data, device="cpu", reduction="max"
+        model, data, device=device, reduction="max"
     )
-    scores["neg_elbo"] = negative_elbo(model, data, device="cpu")
+    scores["neg_elbo"] = negative_elbo(model, data, device=device)
     single = dict(scores)
     scores["combined (mean rank)"] = combine_ranks(single)
     scores["combined (max rank)"] = combine_ranks(single, how="max")

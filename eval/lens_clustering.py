@@ -24,7 +24,7 @@ import sys
 import time
 
 import numpy as np
-from _common import embed, flat_pixels, surveys, train_recipe
+from _common import add_device_argument, device_of, embed, flat_pixels, surveys, train_recipe
 from sklearn.decomposition import PCA
 
 from astrounsup.latent import ClusterLabeller, LatentClusterer, binary_metrics, purity
@@ -64,11 +64,14 @@ def main(argv=None):
     parser.add_argument("--k", type=int, default=20)
     parser.add_argument("--label-fraction", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=0)
+    add_device_argument(parser)
+    parser.add_argument("--save", default=None, help="also save the latents (.npz) here")
     parser.add_argument(
         "--temperature", type=float, default=None, help="NT-Xent temperature (default: recipe's)"
     )
     parser.add_argument("--repeats", type=int, default=5, help="k-means seeds and label draws")
     args = parser.parse_args(argv)
+    device = device_of(args.device)
     t0 = time.perf_counter()
     train, test, ds_train, ds_test = surveys(args.train, args.test, seed=args.seed)
     y_train = np.asarray(train.table["is_lens"])
@@ -87,12 +90,18 @@ def main(argv=None):
         batch_size=args.batch_size,
         seed=args.seed,
         model_config=config,
+        device=device,
     )
     print(
         f"simclr (temperature {model.criterion.temperature:g}): {args.steps} steps of "
         f"{args.batch_size} in {t_train:.0f} s"
     )
-    z_train, z_test = embed(model, ds_train, input_size), embed(model, ds_test, input_size)
+    z_train, z_test = (
+        embed(model, ds_train, input_size, device),
+        embed(model, ds_test, input_size, device),
+    )
+    if args.save:
+        np.savez(args.save, z_train=z_train, z_test=z_test, y_train=y_train, y_test=y_test)
     pca = PCA(32, random_state=args.seed).fit(flat_pixels(ds_train))
     p_train = pca.transform(flat_pixels(ds_train))
     p_test = pca.transform(flat_pixels(ds_test))

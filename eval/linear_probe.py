@@ -15,7 +15,7 @@ import sys
 import time
 
 import numpy as np
-from _common import embed, flat_pixels, surveys, train_recipe
+from _common import add_device_argument, device_of, embed, flat_pixels, surveys, train_recipe
 from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
@@ -38,7 +38,9 @@ def main(argv=None):
     parser.add_argument("--test", type=int, default=2000)
     parser.add_argument("--label-fraction", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=0)
+    add_device_argument(parser)
     args = parser.parse_args(argv)
+    device = device_of(args.device)
     t0 = time.perf_counter()
     train, test, ds_train, ds_test = surveys(args.train, args.test, seed=args.seed)
     y_train = np.asarray(train.table["is_lens"])
@@ -47,9 +49,12 @@ def main(argv=None):
     print(f"train {args.train}, held-out {args.test}, {labelled.sum()} labels for the probe")
     for recipe, (steps, batch) in RECIPES.items():
         model, input_size, t_train = train_recipe(
-            recipe, ds_train, steps=steps, batch_size=batch, seed=args.seed
+            recipe, ds_train, steps=steps, batch_size=batch, seed=args.seed, device=device
         )
-        z_train, z_test = embed(model, ds_train, input_size), embed(model, ds_test, input_size)
+        z_train, z_test = (
+            embed(model, ds_train, input_size, device),
+            embed(model, ds_test, input_size, device),
+        )
         m = probe(z_train, y_train, labelled, z_test, y_test)
         print(
             f"{recipe:7s} latent {z_train.shape[1]:3d}  {steps} steps x {batch} "

@@ -22,7 +22,7 @@ from astrounsup.io._fitsread import (
     read_cutout_group,
 )
 from astrounsup.io.hdf5 import open_store, read_table
-from astrounsup.io.normalize import border_pixels
+from astrounsup.io.normalize import AsinhNormalizer, border_pixels, estimate_sky
 
 __all__ = ["CutoutDataset", "discover_cutouts", "find_fits"]
 
@@ -426,8 +426,10 @@ class CutoutDataset(torch.utils.data.Dataset):
     pixels of its 4-pixel border in that band), ``mask`` a bool tensor of the same shape
     that is True where the pixel was NaN/inf or flagged in the store's ``/masks``, and
     ``index`` the row of :attr:`table`. A fitted normaliser, if given, is applied after the
-    filling. Batches are read in one go (``__getitems__``, and whole batches through
-    :meth:`loader`), so a ``DataLoader`` pulls whole runs of a store.
+    filling; the border sky and noise it measures are kept per cutout after the first read,
+    so an array source must not be changed in place once the dataset is made. Batches are
+    read in one go (``__getitems__``, and whole batches through :meth:`loader`), so a
+    ``DataLoader`` pulls whole runs of a store.
 
     Parameters
     ----------
@@ -498,6 +500,8 @@ class CutoutDataset(torch.utils.data.Dataset):
         self._source = src
         # Repairs of a store's bad pixels, computed on first use (the store is immutable).
         self._repair_cache = {} if isinstance(src, _StoreSource) else None
+        # Each cutout's border sky and noise for the normaliser, measured on first use.
+        self._sky_cache = None
         self.table = src.table
         self.bands = tuple(src.bands)
         self.pixel_scale = src.pixel_scale
@@ -546,9 +550,35 @@ class CutoutDataset(torch.utils.data.Dataset):
             # One scatter for the whole batch: the bad pixels get their band's local sky.
             x.view(-1)[flat] = values
             mask.view(-1)[flat] = True
-        if self.normalizer is not None:
+        if isinstance(self.normalizer, AsinhNormalizer):
+            sky, noise = self._sky_noise(indices % n, x)
+            x = self.normalizer.transform(x, sky=sky, noise=noise)
+        elif self.normalizer is not None:
             x = self.normalizer.transform(x)
         return x, mask
+
+    def _sky_noise(self, rows, x):
+        """Border sky and noise ``(n, bands)`` of the cutouts ``rows`` (filled batch ``x``),
+        as the normaliser measures them; each cutout's are measured once and kept, because
+        the sigma-clipped medians cost more than the rest of reading a batch."""
+        border = self.normalizer.border
+        cache = self._sky_cache
+        if cache is None or cache[0] != border or cache[2].shape[1] != x.shape[1]:
+            n, bands = len(self), x.shape[1]
+            cache = (
+                border,
+                np.zeros(n, dtype=bool),
+                np.empty((n, bands), dtype=np.float32),
+                np.empty((n, bands), dtype=np.float32),
+            )
+            self._sky_cache = cache
+        _, known, sky, noise = cache
+        todo = ~known[rows]
+        if todo.any():
+            new_sky, new_noise = estimate_sky(x[torch.from_numpy(todo)], border=border)
+            sky[rows[todo]], noise[rows[todo]] = new_sky.numpy(), new_noise.numpy()
+            known[rows[todo]] = True
+        return torch.from_numpy(sky[rows]), torch.from_numpy(noise[rows])
 
     def _repairs(self, positions, rows, images, flags):
         """Flat indices into the batch of the bad pixels of cutouts ``rows`` (at batch

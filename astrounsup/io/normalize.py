@@ -54,14 +54,26 @@ def estimate_sky(images, *, border=4, clip=3.0, iters=3):
     x, to_numpy = _as_tensor(images)
     frame = border_pixels(x, border=border)
     for _ in range(iters):
-        med = torch.nanmedian(frame, dim=-1, keepdim=True).values
-        mad = torch.nanmedian((frame - med).abs(), dim=-1, keepdim=True).values * _MAD_TO_SIGMA
+        med = _nanmedian(frame)[..., None]
+        mad = _nanmedian((frame - med).abs())[..., None] * _MAD_TO_SIGMA
         frame = torch.where((frame - med).abs() <= clip * mad.clamp_min(1e-30), frame, torch.nan)
-    sky = torch.nanmedian(frame, dim=-1).values
-    noise = torch.nanmedian((frame - sky[..., None]).abs(), dim=-1).values * _MAD_TO_SIGMA
+    sky = _nanmedian(frame)
+    noise = _nanmedian((frame - sky[..., None]).abs()) * _MAD_TO_SIGMA
     if to_numpy:
         return sky.numpy(), noise.numpy()
     return sky, noise
+
+
+def _nanmedian(x):
+    """``torch.nanmedian(x, dim=-1).values``: the lower middle value of the non-NaN entries
+    of the last axis, NaN where there are none. On the CPU through NumPy's sort, which is
+    several times faster there than torch's median kernels."""
+    if x.device.type != "cpu" or x.requires_grad:
+        return torch.nanmedian(x, dim=-1).values
+    ordered = np.sort(x.numpy(), axis=-1)  # NaN sort last
+    count = (~np.isnan(ordered)).sum(axis=-1)
+    middle = np.take_along_axis(ordered, (np.maximum(count, 1) - 1)[..., None] // 2, axis=-1)
+    return torch.from_numpy(np.where(count > 0, middle[..., 0], np.nan).astype(ordered.dtype))
 
 
 def border_pixels(images, *, border=4):
@@ -131,7 +143,12 @@ class AsinhNormalizer:
 
     def _stretch(self, x, sky, noise):
         soft = (self.softening * noise).clamp_min(torch.finfo(x.dtype).tiny)
-        return torch.asinh((x - sky[..., None, None]) / soft[..., None, None])
+        z = (x - sky[..., None, None]) / soft[..., None, None]
+        if z.device.type == "cpu" and not z.requires_grad:
+            # NumPy's vectorised arcsinh is several times faster than torch's on the CPU.
+            np.arcsinh(z.numpy(), out=z.numpy())
+            return z
+        return torch.asinh(z)
 
     def fit(self, images, y=None):
         """Fit the per-band scales on a sample of cutouts ``(n, bands, ny, nx)``."""

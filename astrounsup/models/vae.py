@@ -91,7 +91,7 @@ class VAE(EncoderModel):
     def forward(self, x, *, generator=None):
         """Reconstruction mean from one posterior draw."""
         mu, log_var = self.posterior(x)
-        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+        eps = _normal_like(mu, generator)
         return self.decode(mu + eps * (0.5 * log_var).exp())[0]
 
     def elbo(self, x, mask=None, *, variance=None, generator=None):
@@ -104,7 +104,7 @@ class VAE(EncoderModel):
             scale) and ``"elbo" = -(nll + kl)``; a low ELBO is an anomaly score.
         """
         mu, log_var = self.posterior(x)
-        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+        eps = _normal_like(mu, generator)
         mean, learned = self.decode(mu + eps * (0.5 * log_var).exp())
         var = learned if learned is not None else (1.0 if variance is None else variance)
         nll = self.nll(mean, x, var, mask)
@@ -123,3 +123,10 @@ class VAE(EncoderModel):
         device = device or next(self.parameters()).device
         z = torch.randn(n, self.latent_dim, generator=generator).to(device)
         return self.decode(z)[0]
+
+
+def _normal_like(t, generator):
+    """Standard normal draws shaped like ``t`` from ``generator`` on its own device (a CPU
+    generator, as the trainer passes, gives the same draws whichever device ``t`` is on)."""
+    device = t.device if generator is None else generator.device
+    return torch.randn(t.shape, generator=generator, device=device).to(t.device, t.dtype)

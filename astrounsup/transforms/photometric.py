@@ -119,7 +119,9 @@ class SkyNoise(Transform):
             return _column_or_constant(meta, self.noise_column, self.sigma_in, images, "SkyNoise")
         from astrounsup.io import estimate_sky
 
-        _, noise = estimate_sky(images.detach().float().cpu())
+        x = images.detach().float()
+        # Medians run where the images are (CUDA has them); MPS lacks nanmedian.
+        _, noise = estimate_sky(x.cpu() if x.device.type == "mps" else x)
         return noise.to(images.device, images.dtype)
 
     def transform(self, images, masks, params, meta=None):

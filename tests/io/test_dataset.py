@@ -112,6 +112,24 @@ class TestStoreSource:
         expected = norm.transform(np.nan_to_num(small_survey.images[:1]))
         np.testing.assert_allclose(image.numpy(), expected[0], rtol=1e-5, atol=1e-6)
 
+    def test_kept_sky_estimates_give_the_same_batches(self, small_survey, store):
+        # The normaliser's border sky and noise are measured once per cutout and reused:
+        # every read, in any batch and any order, equals normalising the filled batch anew.
+        norm = AsinhNormalizer().fit(np.nan_to_num(small_survey.images[:20]))
+        raw, ds = CutoutDataset(store), CutoutDataset(store, normalizer=norm)
+        masked = False
+        for rows in ([5, 1, 2, 5], [2, 3, 4, 5, 6], list(range(60)), [59, 0]):
+            x, mask, _ = ds[rows]
+            filled, raw_mask, _ = raw[rows]
+            np.testing.assert_array_equal(mask.numpy(), raw_mask.numpy())
+            np.testing.assert_allclose(x.numpy(), norm.transform(filled).numpy(), rtol=1e-6)
+            masked |= bool(raw_mask.any())
+        assert masked  # cutouts with NaN pixels were among them
+        wider = AsinhNormalizer(border=6).fit(np.nan_to_num(small_survey.images[:20]))
+        ds.normalizer = wider  # another border: measured again
+        x, _, _ = ds[[5, 1]]
+        np.testing.assert_allclose(x.numpy(), wider.transform(raw[[5, 1]][0]).numpy(), rtol=1e-6)
+
 
 class TestOtherSources:
     def test_array(self, small_survey):

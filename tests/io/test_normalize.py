@@ -3,9 +3,10 @@ import pytest
 import torch
 from astropy.stats import mad_std, sigma_clip
 
-from astrounsup.io import AsinhNormalizer, estimate_sky
+from astrounsup.io import AsinhNormalizer, border_pixels, estimate_sky
 
 RNG = np.random.default_rng(8)
+_MAD = 1.482602218505602  # 1 / Phi^-1(3/4): MAD to Gaussian sigma
 
 
 def _border(img, b):
@@ -42,6 +43,26 @@ class TestEstimateSky:
         sky, noise = estimate_sky(img)
         assert sky[0, 0] == pytest.approx(2.0, abs=0.05)
         assert noise[0, 0] == pytest.approx(0.5, rel=0.1)
+
+    def test_equals_a_torch_nanmedian_reference(self):
+        # The same clipping written with torch.nanmedian: equal to the last bit, with NaN,
+        # inf, an all-NaN band border and even and odd numbers of kept pixels.
+        img = RNG.normal(3.0, 1.0, (6, 2, 20, 20)).astype(np.float32)
+        img[0, 0, :5] = np.nan
+        img[1, 1] = np.nan
+        img[2, 0, 0, :3] = np.inf
+        img[3, :, :4, :4] += 50.0
+        frame = border_pixels(torch.from_numpy(img), border=3)
+        for _ in range(2):
+            med = torch.nanmedian(frame, dim=-1, keepdim=True).values
+            mad = torch.nanmedian((frame - med).abs(), dim=-1, keepdim=True).values * _MAD
+            frame = torch.where((frame - med).abs() <= 2.5 * mad.clamp_min(1e-30), frame, np.nan)
+        ref_sky = torch.nanmedian(frame, dim=-1).values
+        ref_noise = torch.nanmedian((frame - ref_sky[..., None]).abs(), dim=-1).values * _MAD
+        sky, noise = estimate_sky(img, border=3, clip=2.5, iters=2)
+        np.testing.assert_array_equal(sky, ref_sky.numpy())
+        np.testing.assert_array_equal(noise, ref_noise.numpy())
+        assert np.isnan(sky[1, 1])
 
     def test_torch_in_torch_out(self):
         sky, _ = estimate_sky(torch.zeros(2, 1, 16, 16))

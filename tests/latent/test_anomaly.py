@@ -132,3 +132,15 @@ def test_negative_elbo_needs_a_vae(dataset):
     model = ConvAutoencoder(2, size=16, latent_dim=4, widths=(4, 8))
     with pytest.raises(TypeError, match="needs a VAE"):
         negative_elbo(model, dataset)
+
+
+@pytest.mark.needs_cuda
+def test_model_scores_on_cuda_match_cpu(dataset):
+    torch.manual_seed(0)
+    vae = VAE(2, size=16, latent_dim=4, widths=(4, 8)).eval()
+    cpu = reconstruction_error(vae, dataset, device="cpu", reduction="max")
+    gpu = reconstruction_error(vae, dataset, device="cuda", reduction="max")
+    np.testing.assert_allclose(gpu, cpu, rtol=1e-3, atol=1e-6)
+    elbo = negative_elbo(vae, dataset, device="cuda", seed=1)
+    assert elbo.shape == (10,)
+    assert np.isfinite(elbo).all()

@@ -3,7 +3,14 @@ import torch
 
 from astrounsup.io import CutoutDataset
 from astrounsup.models import VAE, ConvAutoencoder
-from astrounsup.training import Trainer, load_checkpoint, select_device, warmup_cosine
+from astrounsup.training import (
+    Trainer,
+    build_model,
+    load_checkpoint,
+    select_device,
+    warmup_cosine,
+)
+from astrounsup.training.recipes import MODELS
 
 from ..models.test_models import _data
 
@@ -142,6 +149,25 @@ def test_cuda_mixed_precision_steps(dataset):
     h = t.fit(dataset)
     assert t.amp_dtype in (torch.bfloat16, torch.float16)
     assert all(map(torch.isfinite, map(torch.tensor, h.loss)))
+
+
+@pytest.mark.needs_cuda
+@pytest.mark.parametrize("recipe", sorted(MODELS))
+def test_every_recipe_trains_on_cuda(recipe):
+    # The trainer hands objectives a CPU generator: every random draw (VAE noise, views)
+    # must still work with the model and batch on the GPU.
+    data = CutoutDataset(_data(n=24, size=48).numpy())
+    model, objective, _ = build_model(
+        recipe, bands=("g", "r", "i"), size=48, pixel_scale=0.263,
+        model_config={"widths": (8, 16), "latent_dim": 8},
+    )  # fmt: skip
+    t = _trainer(
+        model, objective=objective, max_steps=2, warmup_steps=1, val_fraction=0.0, device="cuda"
+    )
+    h = t.fit(data)
+    assert len(h.loss) == 2
+    assert all(map(torch.isfinite, map(torch.tensor, h.loss)))
+    assert next(model.parameters()).device.type == "cuda"
 
 
 @pytest.mark.slow
