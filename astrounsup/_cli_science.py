@@ -16,7 +16,7 @@ _FORMATS = {"ecsv": ".ecsv", "fits": ".fits", "vot": ".vot", "hdf5": ".h5"}
 
 def add_parsers(sub):
     """Add the four sub-commands to ``sub`` (an argparse sub-parser collection)."""
-    from astrounsup.latent import METHODS, REDUCERS, SCORERS
+    from astrounsup.latent import METHODS, REDUCER_METRICS, REDUCERS, SCORERS
 
     def common(p, *, seed=True):
         p.add_argument("--out", type=Path, required=True, help="output directory")
@@ -36,6 +36,17 @@ def add_parsers(sub):
         help="also tabulate inertia and silhouette for k in LO..HI (k_selection table)",
     )
     cl.add_argument("--min-cluster-size", type=int, default=25, help="HDBSCAN")
+    cl.add_argument(
+        "--reduce",
+        choices=("umap", "pca"),
+        default=None,
+        help="cluster a UMAP or PCA embedding of the latents instead of the latents",
+    )
+    cl.add_argument("--n-components", type=int, default=5, help="with --reduce")
+    cl.add_argument(
+        "--metric", choices=REDUCER_METRICS, default="euclidean", help="with --reduce umap"
+    )
+    cl.add_argument("--fit-size", type=int, default=None, help="with --reduce: fit on a subsample")
     cl.add_argument("--labels-column", default=None, help="catalog column with known labels")
     cl.add_argument("--positive", default="True", help="the label of interest (default True)")
     cl.add_argument(
@@ -168,6 +179,9 @@ def cluster_command(args):
     if args.labelled_fraction is not None and not args.labels_column:
         msg = "--labelled-fraction needs --labels-column (which column holds the labels)"
         raise ValueError(msg)
+    if args.reduce is None and (args.metric != "euclidean" or args.fit_size is not None):
+        msg = "--metric and --fit-size choose how --reduce embeds the latents; add --reduce"
+        raise ValueError(msg)
     latents, table, attrs = read_latents(args.latents)
     names = ["clusters"]
     if args.labels_column:
@@ -186,10 +200,19 @@ def cluster_command(args):
         latents=args.latents,
         method=args.method,
         k=args.k,
+        reduce=args.reduce or "none",
+        **({"n_components": args.n_components, "metric": args.metric} if args.reduce else {}),
         seed=args.seed,
         checkpoint=attrs.get("checkpoint"),
         store=attrs.get("store"),
     )
+    features = latents
+    if args.reduce:
+        # UMAP with min_dist 0 packs each group tightly, which is what clustering wants.
+        features = Reducer(
+            args.reduce, n_components=args.n_components, metric=args.metric,
+            standardize=False, fit_size=args.fit_size, min_dist=0.0, random_state=args.seed,
+        ).fit_transform(latents)  # fmt: skip
     out = {}
     if args.choose_k:
         lo, _, hi = args.choose_k.partition(":")
@@ -198,7 +221,7 @@ def cluster_command(args):
         except ValueError as err:
             msg = f"--choose-k must be LO:HI (integers); got {args.choose_k!r}"
             raise ValueError(msg) from err
-        ksel = choose_k(latents, ks, random_state=args.seed)
+        ksel = choose_k(features, ks, random_state=args.seed)
         ksel.meta.update(meta)
         out["k_selection"] = _write(args, ksel, "k_selection")
         print(
@@ -208,11 +231,11 @@ def cluster_command(args):
     est = LatentClusterer(
         args.method, n_clusters=args.k, min_cluster_size=args.min_cluster_size,
         random_state=args.seed,
-    ).fit(latents)  # fmt: skip
+    ).fit(features)  # fmt: skip
     columns = {"cluster": est.labels_}
     memberships = est.labels_
     if args.method in ("gmm", "bayes-gmm"):
-        memberships = est.predict_proba(latents)
+        memberships = est.predict_proba(features)
         columns["cluster_probability"] = memberships.max(1)
     print(f"{args.method}: {est.n_clusters_} clusters of {len(latents)} objects")
     if args.labels_column:

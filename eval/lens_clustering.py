@@ -1,20 +1,22 @@
 """Evaluation: separating strong lenses from non-lenses by clustering, without labels.
 
     python eval/lens_clustering.py [--train 6000] [--test 2000] [--steps 1500] [--k 20]
-                                   [--temperature T] [--repeats 5]
+                                   [--temperature T] [--repeats 5] [--device cpu]
+                                   [--save LATENTS.npz]
 
 Simulates a training survey and a held-out survey (half lenses, no anomalies; different
 seeds), trains the default contrastive model (``astrounsup train --model simclr``) on the
-training cutouts without labels, embeds both, clusters the training latents with k-means
-(k = 20) and a Bayesian Gaussian mixture, names each cluster from a random 10% of the
-training labels (a cluster is "lens" when more than half of its labelled members are
-lenses), and scores the held-out survey: binary accuracy, lens completeness (recall) and
-precision, and cluster purity. The same is done with PCA features of the pixels (32
-components) to show what the learned features add. Issue 6 asks for accuracy >= 0.90 and
-completeness >= 0.80; Cheng et al. (2020) report 0.7725 and ~0.63 on the Euclid-like Lens
-Finding Challenge. Because one k-means run and one draw of the labelled 10% move the
-accuracy by about +-0.01, the k-means rows are also repeated with ``--repeats`` seeds (each
-a new k-means start and a new labelled subset) and their mean and range printed.
+training cutouts without labels, embeds both, clusters the training latents with k-means (k
+= 20) and a Bayesian Gaussian mixture, names each cluster from a random 10% of the training
+labels (a cluster is "lens" when more than half of its labelled members are lenses), and
+scores the held-out survey: binary accuracy, lens completeness (recall) and precision, and
+cluster purity. The same is done on a 5-D UMAP embedding of the latents (cosine distance,
+as ``astrounsup cluster --reduce umap --metric cosine``) and with PCA features of the
+pixels (32 components) to show what the learned features add. Issue 6 asks for accuracy >=
+0.90 and completeness >= 0.80; Cheng et al. (2020) report 0.7725 and ~0.63 on the Euclid-
+like Lens Finding Challenge. Because one k-means run and one draw of the labelled 10% move
+the accuracy by about +-0.01, the k-means rows are also repeated with ``--repeats`` seeds
+(each a new k-means start and a new labelled subset) and their mean and range printed.
 """
 
 from __future__ import annotations
@@ -27,7 +29,13 @@ import numpy as np
 from _common import add_device_argument, device_of, embed, flat_pixels, surveys, train_recipe
 from sklearn.decomposition import PCA
 
-from astrounsup.latent import ClusterLabeller, LatentClusterer, binary_metrics, purity
+from astrounsup.latent import (
+    ClusterLabeller,
+    LatentClusterer,
+    Reducer,
+    binary_metrics,
+    purity,
+)
 
 
 def score(
@@ -105,10 +113,17 @@ def main(argv=None):
     pca = PCA(32, random_state=args.seed).fit(flat_pixels(ds_train))
     p_train = pca.transform(flat_pixels(ds_train))
     p_test = pca.transform(flat_pixels(ds_test))
+    # As `astrounsup cluster --reduce umap --metric cosine` embeds latents before clustering.
+    umap = Reducer(
+        "umap", n_components=5, metric="cosine", standardize=False, min_dist=0.0,
+        random_state=args.seed,
+    ).fit(z_train)  # fmt: skip
+    u_train, u_test = umap.embedding_, umap.transform(z_test)
     common = dict(k=args.k, seed=args.seed)
     results = {}
     for name, a, b in (
         ("SimCLR latents", z_train, z_test),
+        ("UMAP(5, cosine) of SimCLR", u_train, u_test),
         ("PCA(32) of pixels", p_train, p_test),
     ):
         for method in ("kmeans", "bayes-gmm"):
@@ -132,12 +147,13 @@ def main(argv=None):
                 f"{acc.mean():.3f} ({acc.min():.3f}-{acc.max():.3f}), completeness "
                 f"{comp.mean():.3f} ({comp.min():.3f}-{comp.max():.3f})"
             )
-    best = results[("SimCLR latents", "kmeans")]
-    met = best["accuracy"] >= 0.90 and best["completeness"] >= 0.80
-    print(
-        f"target (SimCLR + k-means): accuracy >= 0.90 and completeness >= 0.80 -> "
-        f"{'met' if met else 'NOT met'}"
-    )
+    for name in ("SimCLR latents", "UMAP(5, cosine) of SimCLR"):
+        m = results[(name, "kmeans")]
+        met = m["accuracy"] >= 0.90 and m["completeness"] >= 0.80
+        print(
+            f"target ({name} + k-means): accuracy >= 0.90 and completeness >= 0.80 -> "
+            f"{'met' if met else 'NOT met'}"
+        )
     print(f"runtime {time.perf_counter() - t0:.0f} s")
     return 0
 

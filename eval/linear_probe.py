@@ -1,6 +1,6 @@
 """Evaluation: how much lens information do frozen latents hold? A linear probe.
 
-    python eval/linear_probe.py [--train 6000] [--test 2000] [--seed 0]
+    python eval/linear_probe.py [--train 6000] [--test 2000] [--seed 0] [--device cpu]
 
 Trains the default CAE, VAE and SimCLR recipes without labels on one simulated survey
 (half lenses), freezes them, and fits a logistic regression on the latents of a random 10%

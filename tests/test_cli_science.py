@@ -6,7 +6,13 @@ from astropy.table import QTable
 
 from astrounsup.cli import main
 from astrounsup.io import write_fits_cutouts, write_store
-from astrounsup.latent import ClusterLabeller, LatentClusterer, combine_ranks, read_latents
+from astrounsup.latent import (
+    ClusterLabeller,
+    LatentClusterer,
+    Reducer,
+    combine_ranks,
+    read_latents,
+)
 from astrounsup.simulate import simulate_stars
 
 
@@ -67,6 +73,32 @@ def test_cluster_refuses_existing_outputs_and_unknown_columns(run, tmp_path, cap
     bad = ["cluster", str(run["latents"]), "--labelled-fraction", "0.1", "--out", str(out)]
     assert main(bad) == 2
     assert "--labelled-fraction needs --labels-column" in capsys.readouterr().err
+
+
+def test_cluster_a_umap_embedding(run, tmp_path, capsys):
+    out = tmp_path / "u"
+    code = main(
+        ["cluster", str(run["latents"]), "--k", "3", "--reduce", "umap", "--n-components",
+         "3", "--metric", "cosine", "--seed", "2", "--out", str(out)]
+    )  # fmt: skip
+    assert code == 0
+    cat = QTable.read(out / "clusters.ecsv")
+    z, _, _ = read_latents(run["latents"])
+    emb = Reducer(
+        "umap", n_components=3, metric="cosine", standardize=False, min_dist=0.0,
+        random_state=2,
+    ).fit_transform(z)  # fmt: skip
+    labels = LatentClusterer("kmeans", n_clusters=3, random_state=2).fit(emb).labels_
+    np.testing.assert_array_equal(cat["cluster"], labels)
+    assert (cat.meta["reduce"], cat.meta["n_components"], cat.meta["metric"]) == (
+        "umap", 3, "cosine",
+    )  # fmt: skip
+    bad = ["cluster", str(run["latents"]), "--metric", "cosine", "--out", str(tmp_path / "x")]
+    assert main(bad) == 2
+    assert "--metric and --fit-size choose how --reduce embeds" in capsys.readouterr().err
+    bad = ["cluster", str(run["latents"]), "--reduce", "pca", "--metric", "cosine"]
+    assert main([*bad, "--out", str(tmp_path / "y")]) == 2
+    assert "PCA is Euclidean" in capsys.readouterr().err
 
 
 def test_mixture_clusters_with_fits_output(run, tmp_path):

@@ -33,7 +33,7 @@ from astrounsup.latent.main_sequence import (
     main_sequence_catalog,
 )
 from astrounsup.latent.neighbours import SimilaritySearch
-from astrounsup.latent.reduce import REDUCERS, TSNE_MAX_OBJECTS, Reducer
+from astrounsup.latent.reduce import REDUCER_METRICS, REDUCERS, TSNE_MAX_OBJECTS, Reducer
 
 __all__ = [
     "BINARY_OFFSET",
@@ -42,6 +42,7 @@ __all__ = [
     "MEMBERSHIPS",
     "METHODS",
     "REDUCERS",
+    "REDUCER_METRICS",
     "SCORERS",
     "TSNE_MAX_OBJECTS",
     "AnomalyScorer",

@@ -10,10 +10,12 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from astrounsup.latent._common import as_rng_seed, check_choice, check_int, fit_scaler
 
-__all__ = ["REDUCERS", "TSNE_MAX_OBJECTS", "Reducer"]
+__all__ = ["REDUCERS", "REDUCER_METRICS", "TSNE_MAX_OBJECTS", "Reducer"]
 
 #: Methods of :class:`Reducer` (and ``astrounsup reduce --method``).
 REDUCERS = ("pca", "umap", "tsne")
+#: Distances UMAP and t-SNE can use between input vectors (PCA is Euclidean).
+REDUCER_METRICS = ("euclidean", "cosine")
 
 #: t-SNE is quadratic-ish in memory and time and cannot place new objects: refused above.
 TSNE_MAX_OBJECTS = 20_000
@@ -34,6 +36,9 @@ class Reducer(TransformerMixin, BaseEstimator):
         Scale each input dimension to zero mean and unit variance first.
     fit_size : int, optional
         Fit on at most this many randomly chosen objects (default: all).
+    metric : {"euclidean", "cosine"}, optional
+        Distance between input vectors for UMAP and t-SNE (PCA is Euclidean only).
+        ``"cosine"`` suits contrastive latents, which their loss compares by angle.
     n_neighbors : int, optional
         UMAP's neighbourhood size.
     min_dist : float, optional
@@ -71,6 +76,7 @@ class Reducer(TransformerMixin, BaseEstimator):
         n_components=2,
         standardize=True,
         fit_size=None,
+        metric="euclidean",
         n_neighbors=15,
         min_dist=0.1,
         perplexity=30.0,
@@ -80,6 +86,7 @@ class Reducer(TransformerMixin, BaseEstimator):
         self.n_components = n_components
         self.standardize = standardize
         self.fit_size = fit_size
+        self.metric = metric
         self.n_neighbors = n_neighbors
         self.min_dist = min_dist
         self.perplexity = perplexity
@@ -98,6 +105,10 @@ class Reducer(TransformerMixin, BaseEstimator):
         name = type(self).__name__
         check_choice(name, "method", self.method, REDUCERS)
         check_int(name, "n_components", self.n_components, 1)
+        check_choice(name, "metric", self.metric, REDUCER_METRICS)
+        if self.method == "pca" and self.metric != "euclidean":
+            msg = f"{name}: PCA is Euclidean; metric={self.metric!r} needs 'umap' or 'tsne'"
+            raise ValueError(msg)
         if self.fit_size is not None:
             check_int(name, "fit_size", self.fit_size, 2)
         X = validate_data(self, X, dtype=[np.float64, np.float32])
@@ -148,7 +159,9 @@ class Reducer(TransformerMixin, BaseEstimator):
             from sklearn.manifold import TSNE
 
             perplexity = min(float(self.perplexity), max((n - 1) / 3.0, 1.0))
-            return TSNE(self.n_components, perplexity=perplexity, random_state=seed)
+            return TSNE(
+                self.n_components, perplexity=perplexity, metric=self.metric, random_state=seed
+            )
         with warnings.catch_warnings():
             # umap announces at import that its optional TensorFlow part is unavailable.
             warnings.simplefilter("ignore", ImportWarning)
@@ -158,6 +171,7 @@ class Reducer(TransformerMixin, BaseEstimator):
             n_components=self.n_components,
             n_neighbors=min(self.n_neighbors, n - 1),
             min_dist=self.min_dist,
+            metric=self.metric,
             random_state=seed,
             n_jobs=1 if seed is not None else -1,
         )

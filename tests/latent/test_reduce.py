@@ -60,6 +60,31 @@ def test_umap_separates_blobs_and_places_new_objects():
     assert gap > 3 * spread
 
 
+def test_cosine_umap_sees_directions_not_lengths():
+    # Two directions, lengths spread over a factor 50: by angle there are two groups.
+    rng = np.random.default_rng(1)
+    length = rng.uniform(0.2, 10.0, (300, 1))
+    direction = np.where(np.arange(300)[:, None] < 150, [[1.0, 0, 0, 0]], [[0, 1.0, 0, 0]])
+    x = length * (direction + rng.normal(0, 0.05, (300, 4)))
+    red = Reducer("umap", n_components=2, metric="cosine", standardize=False, random_state=0)
+    emb = red.fit_transform(x)
+    assert red.estimator_.metric == "cosine"
+    gap = np.linalg.norm(emb[:150].mean(0) - emb[150:].mean(0))
+    assert gap > 3 * max(emb[:150].std(0).max(), emb[150:].std(0).max())
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"metric": "l1"}, r"metric must be one of \['euclidean', 'cosine'\]"),
+        ({"metric": "cosine"}, "PCA is Euclidean; metric='cosine' needs 'umap' or 'tsne'"),
+    ],
+)
+def test_bad_metric(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        Reducer("pca", **kwargs).fit(correlated())
+
+
 def test_unknown_method():
     with pytest.raises(ValueError, match=r"method must be one of \['pca', 'umap', 'tsne'\]"):
         Reducer("ica").fit(correlated())
