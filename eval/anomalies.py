@@ -1,6 +1,6 @@
 """Evaluation: finding the 1% anomalies of a simulated survey without labels.
 
-    python eval/anomalies.py [--n 10000] [--steps 500] [--simclr-steps 1500] [--seed 0]
+    python eval/anomalies.py [--n 10000] [--steps 2000] [--simclr-steps 1500] [--seed 0]
                              [--device cpu]
 
 Simulates a survey with 1% anomalies (satellite trails, cosmic rays, ghosts, ring galaxies,
@@ -36,7 +36,7 @@ from astrounsup.latent import (
 def main(argv=None):
     parser = argparse.ArgumentParser(description="anomaly search quality")
     parser.add_argument("--n", type=int, default=10_000)
-    parser.add_argument("--steps", type=int, default=500)
+    parser.add_argument("--steps", type=int, default=2000, help="VAE steps of 64")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(

@@ -115,6 +115,11 @@ class ConvEncoder(nn.Module):
 class ConvDecoder(nn.Module):
     """The mirror of :class:`ConvEncoder`: latent ``(B, D)`` to ``(B, bands, size, size)``.
 
+    Each up-sampling halves the channels as the encoder's down-sampling doubles them
+    (``widths[-1]`` -> ... -> ``widths[0]`` -> ``widths[0] // 2``), so the full-resolution
+    layers stay narrow. Keeping ``widths[-1]`` through the first up-sampling instead makes
+    the decoder most of an autoencoder's arithmetic and doubles its training time.
+
     The output layer is linear: fluxes are not confined to [0, 1] and sky-subtracted pixels
     are negative. ``out_bands`` may exceed ``bands`` (e.g. a per-pixel log-variance).
     """
@@ -130,7 +135,7 @@ class ConvDecoder(nn.Module):
         self.start_side, self.start_channels = side, widths[-1]
         self.fc = nn.Linear(latent_dim, widths[-1] * side * side)
         layers, channels = [], widths[-1]
-        for w in reversed(widths):
+        for w in (*reversed(widths[:-1]), max(widths[0] // 2, 1)):
             if kind == "resnet":
                 layers.append(_ResBlock(channels))
             layers += [

@@ -187,8 +187,15 @@ def load_model(checkpoint):
     model : torch.nn.Module
     extra : dict
         ``recipe``, ``bands``, ``pixel_scale``, ``input_size``, ``normalization``, ...
+
+    Raises
+    ------
+    ValueError
+        Not an astrounsup checkpoint, an unknown model class, or weights that do not fit
+        the model its config describes (e.g. written by a version with another decoder);
+        the message names the file.
     """
-    from astrounsup import models
+    from astrounsup import __version__, models
     from astrounsup.training import load_checkpoint
 
     state = load_checkpoint(checkpoint)
@@ -202,5 +209,14 @@ def load_model(checkpoint):
         raise ValueError(msg)
     cfg = dict(state["model_config"])
     model = cls(cfg.pop("bands"), **cfg)
-    model.load_state_dict(state["model"])
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as err:
+        version = state.get("astrounsup_version", "unknown")
+        msg = (
+            f"{checkpoint}: its weights do not fit the {cls.__name__} its config describes "
+            f"(written by astrounsup {version}, read by {__version__}; retrain, or read it "
+            f"with the version that wrote it): {err}"
+        )
+        raise ValueError(msg) from err
     return model.eval(), dict(state["extra"])

@@ -61,6 +61,15 @@ class TestShapes:
         m = ConvAutoencoder(3, size=33, latent_dim=4, widths=(8, 16), kind="resnet")
         assert m(torch.randn(2, 3, 33, 33)).shape == (2, 3, 33, 33)
 
+    def test_decoder_halves_the_channels_as_it_upsamples(self):
+        m = ConvAutoencoder(3, size=64, latent_dim=4, widths=(8, 16, 32))
+        ups = [mod for mod in m.decoder.features if isinstance(mod, torch.nn.ConvTranspose2d)]
+        assert [(u.in_channels, u.out_channels) for u in ups] == [(32, 16), (16, 8), (8, 4)]
+        assert m.decoder.out.in_channels == 4
+        assert ConvAutoencoder(1, size=32, latent_dim=4, widths=(1, 2))(
+            torch.randn(2, 1, 32, 32)
+        ).shape == (2, 1, 32, 32)
+
     def test_output_is_linear(self):
         m = ConvAutoencoder(1, size=32, latent_dim=4, **SMALL)
         assert isinstance(m.decoder.out, torch.nn.Conv2d)  # no sigmoid: fluxes can be < 0

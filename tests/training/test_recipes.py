@@ -94,6 +94,22 @@ def test_checkpoint_rebuilds_the_model(store, config, tmp_path):
     assert extra["normalization"]["kind"] == "asinh"
 
 
+def test_checkpoint_with_other_weights_is_refused_naming_the_file(store, config, tmp_path):
+    import torch
+
+    from astrounsup.training import load_checkpoint, save_checkpoint
+
+    run = tmp_path / "run"
+    _train(store, config, run, "cae", "--steps", "1")
+    state = load_checkpoint(run / "last.pt")
+    # As an older decoder would have left it: one layer of another width.
+    key = "decoder.features.0.weight"
+    state["model"][key] = torch.zeros(state["model"][key].shape[0], 3, 4, 4)
+    save_checkpoint(tmp_path / "old.pt", state)
+    with pytest.raises(ValueError, match=r"old\.pt: its weights do not fit the ConvAutoencoder"):
+        load_model(tmp_path / "old.pt")
+
+
 class TestBadConfiguration:
     def test_unknown_model_name(self, store, tmp_path, capsys):
         with pytest.raises(SystemExit):
