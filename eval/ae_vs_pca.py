@@ -1,6 +1,6 @@
 """Evaluation: does a convolutional autoencoder compress survey cutouts better than PCA?
 
-    python eval/ae_vs_pca.py [--train 2000] [--test 500] [--latent 16] [--steps 600]
+    python eval/ae_vs_pca.py [--train 2000] [--test 500] [--latent 16] [--steps 1500]
 
 Simulates a training and a held-out test survey (different seeds), normalises both with an
 asinh normaliser fitted on the training set, fits PCA with ``latent`` components on the
@@ -31,7 +31,7 @@ def main(argv=None):
     parser.add_argument("--train", type=int, default=2000)
     parser.add_argument("--test", type=int, default=500)
     parser.add_argument("--latent", type=int, default=16)
-    parser.add_argument("--steps", type=int, default=600)
+    parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
