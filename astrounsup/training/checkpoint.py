@@ -47,3 +47,19 @@ def load_checkpoint(path, *, map_location="cpu"):
         msg = f"{path}: not an astrounsup checkpoint"
         raise ValueError(msg)
     return state
+
+
+def _load_weights(model, state, path):
+    """``model.load_state_dict(state["model"])``; weights that do not fit ``model`` (another
+    architecture, e.g. from another version) raise a ValueError naming ``path``."""
+    from astrounsup import __version__
+
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as err:
+        msg = (
+            f"{path}: its weights do not fit the {type(model).__name__} being loaded "
+            f"(written by astrounsup {state.get('astrounsup_version', 'unknown')}, read by "
+            f"{__version__}; retrain, or read it with the version that wrote it): {err}"
+        )
+        raise ValueError(msg) from err

@@ -195,8 +195,9 @@ def load_model(checkpoint):
         the model its config describes (e.g. written by a version with another decoder);
         the message names the file.
     """
-    from astrounsup import __version__, models
+    from astrounsup import models
     from astrounsup.training import load_checkpoint
+    from astrounsup.training.checkpoint import _load_weights
 
     state = load_checkpoint(checkpoint)
     classes = {
@@ -209,14 +210,5 @@ def load_model(checkpoint):
         raise ValueError(msg)
     cfg = dict(state["model_config"])
     model = cls(cfg.pop("bands"), **cfg)
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as err:
-        version = state.get("astrounsup_version", "unknown")
-        msg = (
-            f"{checkpoint}: its weights do not fit the {cls.__name__} its config describes "
-            f"(written by astrounsup {version}, read by {__version__}; retrain, or read it "
-            f"with the version that wrote it): {err}"
-        )
-        raise ValueError(msg) from err
+    _load_weights(model, state, checkpoint)
     return model.eval(), dict(state["extra"])

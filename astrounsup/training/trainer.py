@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from astrounsup.training.checkpoint import load_checkpoint, save_checkpoint
+from astrounsup.training.checkpoint import _load_weights, load_checkpoint, save_checkpoint
 from astrounsup.training.objectives import reconstruction_objective
 
 __all__ = ["Trainer", "TrainingHistory", "select_device", "warmup_cosine"]
@@ -368,7 +368,7 @@ class Trainer:
         if state["model_class"] != type(self.model).__name__:
             msg = f"{path}: holds a {state['model_class']}, not a {type(self.model).__name__}"
             raise ValueError(msg)
-        self.model.load_state_dict(state["model"])
+        _load_weights(self.model, state, path)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])

@@ -78,6 +78,13 @@ class TestFit:
         for key, value in straight.state_dict().items():
             torch.testing.assert_close(resumed_model.state_dict()[key], value, rtol=0, atol=0)
 
+    def test_resume_refuses_weights_of_another_architecture(self, dataset, tmp_path):
+        t = _trainer(ConvAutoencoder(3, **SMALL), tmp_path, max_steps=4)
+        t.fit(dataset)
+        wider = ConvAutoencoder(3, **(SMALL | {"latent_dim": 9}))
+        with pytest.raises(ValueError, match=r"last\.pt: its weights do not fit the Conv"):
+            _trainer(wider, tmp_path).resume(tmp_path / "last.pt")
+
     def test_checkpoint_contents(self, dataset, tmp_path):
         t = _trainer(
             ConvAutoencoder(3, **SMALL),
