@@ -51,8 +51,9 @@ def train_recipe(
     survey_bands = dataset.bands
     size = dataset[0][0].shape[-1]
     model, objective, input_size = build_model(
-        recipe, bands=survey_bands, size=size, pixel_scale=0.263, model_config=model_config
-    )
+        recipe, bands=survey_bands, size=size, pixel_scale=0.263, model_config=model_config,
+        seed=seed,
+    )  # fmt: skip
     torch.manual_seed(seed)
     t0 = time.perf_counter()
     Trainer(

@@ -47,7 +47,7 @@ def load_config(path=None):
     return config
 
 
-def build_model(name, *, bands, size, pixel_scale, model_config=None):
+def build_model(name, *, bands, size, pixel_scale, model_config=None, seed=0):
     """The model and objective of recipe ``name`` for cutouts of ``bands x size x size``.
 
     Parameters
@@ -62,6 +62,10 @@ def build_model(name, *, bands, size, pixel_scale, model_config=None):
         Arcsec per pixel.
     model_config : dict, optional
         Overrides of the model's keyword arguments.
+    seed : int, optional
+        Seeds the initial weights (drawn with torch's CPU generator forked for the purpose,
+        so the global random state is neither read nor changed): the same seed gives the
+        same model whatever ran before. ``train_store`` passes the run's training seed.
 
     Returns
     -------
@@ -75,11 +79,16 @@ def build_model(name, *, bands, size, pixel_scale, model_config=None):
     ValueError
         Unknown name, or a configuration the model refuses (before any training).
     """
+    import torch
+
     from astrounsup import models, training, transforms
     from astrounsup.simulate import BANDS
 
     if name not in MODELS:
         msg = f"model must be one of {sorted(MODELS)}; got {name!r}"
+        raise ValueError(msg)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        msg = f"seed must be an integer; got {seed!r}"
         raise ValueError(msg)
     cfg = MODELS[name] | dict(model_config or {})
     input_size = size
@@ -87,7 +96,9 @@ def build_model(name, *, bands, size, pixel_scale, model_config=None):
         input_size = transforms.contrastive_view_size(size)
     classes = {"vae": models.VAE, "simclr": models.SimCLR, "rotation": models.RotationPretext}
     try:
-        model = classes.get(name, models.ConvAutoencoder)(len(bands), size=input_size, **cfg)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(seed))
+            model = classes.get(name, models.ConvAutoencoder)(len(bands), size=input_size, **cfg)
     except TypeError as err:
         msg = f"model {name!r}: bad [model] setting ({err})"
         raise ValueError(msg) from err
@@ -137,6 +148,7 @@ def train_store(
         size=size,
         pixel_scale=data.pixel_scale,
         model_config=config["model"],
+        seed=config["training"].get("seed", 0),
     )
     rows = np.linspace(0, len(data) - 1, min(512, len(data))).astype(int).tolist()
     norm = AsinhNormalizer(**config["normalization"]).fit(data[rows][0])

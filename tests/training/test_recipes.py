@@ -167,6 +167,45 @@ class TestBadConfiguration:
         assert "differ from the training bands" in capsys.readouterr().err
 
 
+def _weights(model):
+    import torch
+
+    return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+
+def test_build_model_seeds_the_initial_weights_alone():
+    import torch
+
+    kw = {
+        "bands": ("g", "r"),
+        "size": 32,
+        "pixel_scale": 0.263,
+        "model_config": {"widths": (4, 8)},
+    }
+    torch.manual_seed(1)
+    first = _weights(build_model("vae", seed=3, **kw)[0])
+    state = torch.get_rng_state()
+    torch.rand(5)  # other random work in between must not matter
+    again = _weights(build_model("vae", seed=3, **kw)[0])
+    assert torch.equal(first, again)
+    assert not torch.equal(first, _weights(build_model("vae", seed=4, **kw)[0]))
+    torch.manual_seed(1)
+    build_model("vae", seed=3, **kw)
+    assert torch.equal(torch.get_rng_state(), state)  # the global generator is untouched
+    with pytest.raises(ValueError, match=r"seed must be an integer; got 1\.5"):
+        build_model("vae", seed=1.5, **kw)
+
+
+def test_training_twice_in_one_process_gives_the_same_model(store, config, tmp_path):
+    import torch
+
+    for run in ("a", "b"):
+        assert _train(store, config, tmp_path / run, "cae", "--steps", "2") == 0
+    a, _ = load_model(tmp_path / "a" / "last.pt")
+    b, _ = load_model(tmp_path / "b" / "last.pt")
+    assert torch.equal(_weights(a), _weights(b))
+
+
 def test_build_model_and_config_defaults():
     model, _, size = build_model(
         "simclr",
