@@ -43,14 +43,24 @@ def device_of(name):
 
 
 def train_recipe(
-    recipe, dataset, *, steps, batch_size, seed, lr=2e-3, model_config=None, device="cpu"
+    recipe,
+    dataset,
+    *,
+    steps,
+    batch_size,
+    seed,
+    lr=2e-3,
+    model_config=None,
+    objective=None,
+    device="cpu",
 ):
     """Train the default model of ``recipe`` (as ``astrounsup train`` builds it; settings
-    in ``model_config`` override its defaults) on ``device``; returns the model, its input
-    size and the training time (s)."""
+    in ``model_config`` override its defaults, and ``objective`` replaces its training
+    objective) on ``device``; returns the model, its input size and the training time
+    (s)."""
     survey_bands = dataset.bands
     size = dataset[0][0].shape[-1]
-    model, objective, input_size = build_model(
+    model, default_objective, input_size = build_model(
         recipe, bands=survey_bands, size=size, pixel_scale=0.263, model_config=model_config,
         seed=seed,
     )  # fmt: skip
@@ -58,7 +68,7 @@ def train_recipe(
     t0 = time.perf_counter()
     Trainer(
         model,
-        objective=objective,
+        objective=default_objective if objective is None else objective,
         max_steps=steps,
         batch_size=batch_size,
         lr=lr,

@@ -31,13 +31,11 @@ import time
 
 import numpy as np
 import torch
-from _common import add_device_argument, device_of, embed, surveys
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
+from _common import add_device_argument, device_of, embed, surveys, train_recipe
+from linear_probe import probe
 
 from astrounsup.latent import ClusterLabeller, LatentClusterer, binary_metrics
-from astrounsup.training import Trainer, build_model
+from astrounsup.training import contrastive_objective
 from astrounsup.transforms import contrastive_views
 
 
@@ -84,10 +82,6 @@ def main(argv=None):
     y_test = np.asarray(test.table["is_lens"])
     kinds = np.asarray(test.table["kind"])
     size = ds_train[0][0].shape[-1]
-    model, _, input_size = build_model(
-        "simclr", bands=ds_train.bands, size=size, pixel_scale=0.263,
-        model_config=json.loads(args.model_config), seed=args.seed,
-    )  # fmt: skip
     views = contrastive_views(
         size=size,
         pixel_scale=0.263,
@@ -100,19 +94,11 @@ def main(argv=None):
     if args.space == "linear":
         objective = linear_flux_objective(views, ds_train.normalizer.scale_)
     else:
-
-        def objective(model, images, masks, generator):
-            (a, _), (b, _) = views(images, masks, generator=generator)
-            return model.loss(a, b)
-
-    torch.manual_seed(args.seed)
-    t1 = time.perf_counter()
-    Trainer(
-        model, objective=objective, max_steps=args.steps, batch_size=args.batch_size,
-        lr=2e-3, warmup_steps=min(50, args.steps // 5), device=device, seed=args.seed,
-        progress=False,
-    ).fit(ds_train)  # fmt: skip
-    t_train = time.perf_counter() - t1
+        objective = contrastive_objective(views)
+    model, input_size, t_train = train_recipe(
+        "simclr", ds_train, steps=args.steps, batch_size=args.batch_size, seed=args.seed,
+        model_config=json.loads(args.model_config), objective=objective, device=device,
+    )  # fmt: skip
     z_train = embed(model, ds_train, input_size, device)
     z_test = embed(model, ds_test, input_size, device)
     acc, comp = [], []
@@ -131,8 +117,7 @@ def main(argv=None):
                 for kd in np.unique(kinds)
             )
     labelled = np.random.default_rng(args.seed).random(len(y_train)) < 0.1
-    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000))
-    probe = clf.fit(z_train[labelled], y_train[labelled]).score(z_test, y_test)
+    probe_acc = probe(z_train, y_train, labelled, z_test, y_test)["accuracy"]
     print(
         f"model {args.model_config} seeing {args.seeing} depth {args.depth} ebv {args.ebv} "
         f"space {args.space}; {args.steps} steps of {args.batch_size} in {t_train:.0f} s"
@@ -141,7 +126,7 @@ def main(argv=None):
     print(
         f"  k-means (k = {args.k}) over {args.repeats} seeds and label draws: accuracy "
         f"{np.mean(acc):.3f} ({min(acc):.3f}-{max(acc):.3f}), completeness "
-        f"{np.mean(comp):.3f}; linear probe (10% labels) accuracy {probe:.3f}"
+        f"{np.mean(comp):.3f}; linear probe (10% labels) accuracy {probe_acc:.3f}"
     )
     print(f"runtime {time.perf_counter() - t0:.0f} s")
     return 0
