@@ -103,7 +103,7 @@ def contrastive_pipeline(
     worse seeing would blur it. This is kept because it measured better: the same views
     applied to the linear fluxes (undo the stretch, augment, stretch again) gave latents
     whose k-means clusters separate simulated lenses worse (accuracy 0.83 against 0.86;
-    milder ranges in linear flux, seeing 1-1.8 and depth 1-3, 0.77).
+    milder ranges in linear flux, seeing 1-1.8 and depth 1-3, 0.73).
     ``eval/simclr_settings.py --space linear`` repeats the comparison.
     """
     return Compose(
