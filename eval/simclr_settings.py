@@ -12,8 +12,8 @@ be repeated. It simulates the surveys of ``lens_clustering.py`` (6,000 training 
 view augmentations (seeing factor, depth factor and E(B-V) ranges of
 :func:`astrounsup.transforms.contrastive_pipeline`), and prints the k-means (k = 20)
 accuracy and completeness on the held-out survey, averaged over ``--repeats`` k-means seeds
-and 10% label draws, the correct fraction of each kind for the first, and the accuracy of a
-linear probe on 10% labels.
+and 10% label draws (the first run's figures and correct fraction of each kind printed as
+``lens_clustering.py`` prints them), and the accuracy of a linear probe on 10% labels.
 
 ``--space`` chooses what the views act on. The recipe applies them to the cutouts as the
 dataset yields them, asinh-stretched (``stretched``); ``linear`` undoes the stretch first
@@ -32,9 +32,9 @@ import time
 import numpy as np
 import torch
 from _common import add_device_argument, device_of, embed, surveys, train_recipe
+from lens_clustering import score
 from linear_probe import probe
 
-from astrounsup.latent import ClusterLabeller, LatentClusterer, binary_metrics
 from astrounsup.training import contrastive_objective
 from astrounsup.transforms import contrastive_views
 
@@ -101,32 +101,28 @@ def main(argv=None):
     )  # fmt: skip
     z_train = embed(model, ds_train, input_size, device)
     z_test = embed(model, ds_test, input_size, device)
-    acc, comp = [], []
-    for r in range(args.repeats):
-        seed = args.seed + 100 + r
-        labelled = np.random.default_rng(seed).random(len(y_train)) < 0.1
-        est = LatentClusterer("kmeans", n_clusters=args.k, random_state=seed).fit(z_train)
-        lab = ClusterLabeller(positive=True).fit(est.labels_, y_train, labelled=labelled)
-        pred = lab.predict(est.predict(z_test))
-        m = binary_metrics(pred, y_test)
-        acc.append(m["accuracy"])
-        comp.append(m["completeness"])
-        if r == 0:
-            per_kind = ", ".join(
-                f"{kd} {np.mean(pred[kinds == kd] == y_test[kinds == kd]):.2f}"
-                for kd in np.unique(kinds)
-            )
-    labelled = np.random.default_rng(args.seed).random(len(y_train)) < 0.1
-    probe_acc = probe(z_train, y_train, labelled, z_test, y_test)["accuracy"]
     print(
         f"model {args.model_config} seeing {args.seeing} depth {args.depth} ebv {args.ebv} "
         f"space {args.space}; {args.steps} steps of {args.batch_size} in {t_train:.0f} s"
     )
-    print(f"  k-means, first run, correct by kind: {per_kind}")
+    runs = []
+    for r in range(args.repeats):  # the first one prints its figures and kinds
+        seed = args.seed + 100 + r
+        labelled = np.random.default_rng(seed).random(len(y_train)) < 0.1
+        runs.append(
+            score(
+                "SimCLR latents", z_train, z_test, y_train, y_test, labelled, kinds,
+                k=args.k, seed=seed, method="kmeans", quiet=r > 0,
+            )
+        )  # fmt: skip
+    acc = [m["accuracy"] for m in runs]
+    labelled = np.random.default_rng(args.seed).random(len(y_train)) < 0.1
+    probe_acc = probe(z_train, y_train, labelled, z_test, y_test)["accuracy"]
     print(
         f"  k-means (k = {args.k}) over {args.repeats} seeds and label draws: accuracy "
         f"{np.mean(acc):.3f} ({min(acc):.3f}-{max(acc):.3f}), completeness "
-        f"{np.mean(comp):.3f}; linear probe (10% labels) accuracy {probe_acc:.3f}"
+        f"{np.mean([m['completeness'] for m in runs]):.3f}; linear probe (10% labels) "
+        f"accuracy {probe_acc:.3f}"
     )
     print(f"runtime {time.perf_counter() - t0:.0f} s")
     return 0
