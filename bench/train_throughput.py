@@ -80,8 +80,9 @@ def main(argv=None):
         for kind in ("bare", "trainer", "bare2", "trainer2"):
             torch.manual_seed(0)
             model, objective, _ = build_model(
-                name, bands=survey.bands, size=64, pixel_scale=survey.pixel_scale
-            )
+                name, bands=survey.bands, size=64, pixel_scale=survey.pixel_scale,
+                asinh_scale=dataset.normalizer.scale_,
+            )  # fmt: skip
             # Warm-up step outside the timing (allocator, first-call costs).
             bare_loop(model, objective, dataset, 1, args.batch)
             if kind.startswith("bare"):

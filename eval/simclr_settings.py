@@ -1,7 +1,8 @@
 """Evaluation: lens clustering with SimCLR settings other than the recipe's defaults.
 
     python eval/simclr_settings.py [--model-config JSON] [--seeing 1,3] [--depth 1,4]
-                                   [--ebv 0,0.1 | --ebv none] [--space stretched|linear]
+                                   [--ebv 0,0.1 | --ebv none] [--brightness=-1,1 | none]
+                                   [--space stretched|linear]
                                    [--steps 1500] [--batch-size 128] [--seed 0]
                                    [--device cpu]
 
@@ -9,9 +10,10 @@ The search behind the defaults of ``astrounsup train --model simclr``, kept so t
 be repeated. It simulates the surveys of ``lens_clustering.py`` (6,000 training cutouts,
 2,000 held out, half lenses), trains SimCLR without labels with the given model settings
 (``--model-config``, e.g. ``'{"kind": "resnet"}'`` or ``'{"temperature": 0.5}'``) and
-view augmentations (seeing factor, depth factor and E(B-V) ranges of
+view augmentations (seeing factor, depth factor, E(B-V) and brightness (mag) ranges of
 :func:`astrounsup.transforms.contrastive_pipeline`), and prints the k-means (k = 20)
-accuracy and completeness on the held-out survey, averaged over ``--repeats`` k-means seeds
+accuracy and completeness on the held-out survey, on the latents and on their first 12
+principal components (as ``lens_clustering.py``), averaged over ``--repeats`` k-means seeds
 and 10% label draws (the first run's figures and correct fraction of each kind printed as
 ``lens_clustering.py`` prints them), and the accuracy of a linear probe on 10% labels.
 
@@ -35,6 +37,7 @@ from _common import add_device_argument, device_of, embed, surveys, train_recipe
 from lens_clustering import score
 from linear_probe import probe
 
+from astrounsup.latent import Reducer
 from astrounsup.training import contrastive_objective
 from astrounsup.transforms import contrastive_views
 
@@ -67,6 +70,11 @@ def main(argv=None):
     parser.add_argument("--seeing", default="1,3", help="seeing factor range")
     parser.add_argument("--depth", default="1,4", help="noise factor range")
     parser.add_argument("--ebv", default="0,0.1", help="E(B-V) range, or 'none'")
+    parser.add_argument(
+        "--brightness",
+        default="-1,1",
+        help="magnitude change range (--brightness=-1,1), or 'none'",
+    )
     parser.add_argument("--space", choices=("stretched", "linear"), default="stretched")
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--batch-size", type=int, default=128)
@@ -90,6 +98,9 @@ def main(argv=None):
         seeing_factor=_pair(args.seeing, "seeing"),
         depth=_pair(args.depth, "depth"),
         ebv=None if args.ebv == "none" else _pair(args.ebv, "ebv"),
+        brightness=None if args.brightness == "none" else _pair(args.brightness, "brightness"),
+        # Stretched cutouts: the brightness change undoes the stretch; linear: multiplies.
+        asinh_scale=ds_train.normalizer.scale_ if args.space == "stretched" else None,
     )
     if args.space == "linear":
         objective = linear_flux_objective(views, ds_train.normalizer.scale_)
@@ -103,27 +114,36 @@ def main(argv=None):
     z_test = embed(model, ds_test, input_size, device)
     print(
         f"model {args.model_config} seeing {args.seeing} depth {args.depth} ebv {args.ebv} "
-        f"space {args.space}; {args.steps} steps of {args.batch_size} in {t_train:.0f} s"
+        f"brightness {args.brightness} space {args.space}; {args.steps} steps of "
+        f"{args.batch_size} in {t_train:.0f} s"
     )
-    runs = []
-    for r in range(args.repeats):  # the first one prints its figures and kinds
-        seed = args.seed + 100 + r
-        labelled = np.random.default_rng(seed).random(len(y_train)) < 0.1
-        runs.append(
-            score(
-                "SimCLR latents", z_train, z_test, y_train, y_test, labelled, kinds,
-                k=args.k, seed=seed, method="kmeans", quiet=r > 0,
-            )
-        )  # fmt: skip
-    acc = [m["accuracy"] for m in runs]
+    pc = Reducer("pca", n_components=12, standardize=False, random_state=args.seed).fit(z_train)
+    kmeans = {}
+    for name, a, b in (
+        ("SimCLR latents", z_train, z_test),
+        ("PCA(12) of SimCLR", pc.transform(z_train), pc.transform(z_test)),
+    ):
+        runs = []
+        for r in range(args.repeats):  # the first one prints its figures and kinds
+            seed = args.seed + 100 + r
+            labelled = np.random.default_rng(seed).random(len(y_train)) < 0.1
+            runs.append(
+                score(
+                    name, a, b, y_train, y_test, labelled, kinds,
+                    k=args.k, seed=seed, method="kmeans", quiet=r > 0,
+                )
+            )  # fmt: skip
+        kmeans[name] = runs
     labelled = np.random.default_rng(args.seed).random(len(y_train)) < 0.1
     probe_acc = probe(z_train, y_train, labelled, z_test, y_test)["accuracy"]
-    print(
-        f"  k-means (k = {args.k}) over {args.repeats} seeds and label draws: accuracy "
-        f"{np.mean(acc):.3f} ({min(acc):.3f}-{max(acc):.3f}), completeness "
-        f"{np.mean([m['completeness'] for m in runs]):.3f}; linear probe (10% labels) "
-        f"accuracy {probe_acc:.3f}"
-    )
+    for name, runs in kmeans.items():
+        acc = [m["accuracy"] for m in runs]
+        print(
+            f"  {name}: k-means (k = {args.k}) over {args.repeats} seeds and label draws: "
+            f"accuracy {np.mean(acc):.3f} ({min(acc):.3f}-{max(acc):.3f}), completeness "
+            f"{np.mean([m['completeness'] for m in runs]):.3f}"
+        )
+    print(f"  linear probe (10% labels) accuracy {probe_acc:.3f}")
     print(f"runtime {time.perf_counter() - t0:.0f} s")
     return 0
 

@@ -98,9 +98,12 @@ def main(argv=None):
     _step("embed", ["embed", "--checkpoint", str(run / "last.pt"), "--data", str(store),
                     "--out", str(latents)])  # fmt: skip
     cl = cfg["cluster"]
+    reduce = []
+    if cl.get("reduce"):
+        reduce = ["--reduce", cl["reduce"], "--n-components", str(cl["n_components"])]
     _step(
         "cluster",
-        ["cluster", str(latents), "--method", cl["method"], "--k", str(cl["k"]),
+        ["cluster", str(latents), "--method", cl["method"], "--k", str(cl["k"]), *reduce,
          "--labels-column", cl["labels_column"], "--labelled-fraction",
          str(cl["labelled_fraction"]), "--seed", str(cl["seed"]), "--out",
          str(out / "cluster"), "--overwrite"],

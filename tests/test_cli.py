@@ -119,5 +119,8 @@ class TestPipeline:
         clusters = QTable.read(tmp_path / "out" / "cluster" / "clusters.ecsv")
         assert len(clusters) == 40
         assert "lens_score" in clusters.colnames
+        # The config's reduction reaches the cluster step.
+        assert clusters.meta["reduce"] == "pca"
+        assert clusters.meta["n_components"] == 12
         anomalies = QTable.read(tmp_path / "out" / "anomalies" / "anomalies.ecsv")
         assert list(anomalies["anomaly_rank"]) == list(range(1, 41))

@@ -47,7 +47,7 @@ def load_config(path=None):
     return config
 
 
-def build_model(name, *, bands, size, pixel_scale, model_config=None, seed=0):
+def build_model(name, *, bands, size, pixel_scale, model_config=None, seed=0, asinh_scale=None):
     """The model and objective of recipe ``name`` for cutouts of ``bands x size x size``.
 
     Parameters
@@ -66,6 +66,11 @@ def build_model(name, *, bands, size, pixel_scale, model_config=None, seed=0):
         Seeds the initial weights (drawn with torch's CPU generator forked for the purpose,
         so the global random state is neither read nor changed): the same seed gives the
         same model whatever ran before. ``train_store`` passes the run's training seed.
+    asinh_scale : sequence of float, optional
+        The per-band ``scale_`` of the :class:`astrounsup.io.AsinhNormalizer` the cutouts
+        are stretched with. Required by ``"simclr"``, whose views change each object's
+        brightness in flux (:class:`astrounsup.transforms.Brightness`); ``train_store``
+        fits the normaliser first and passes it.
 
     Returns
     -------
@@ -77,7 +82,8 @@ def build_model(name, *, bands, size, pixel_scale, model_config=None, seed=0):
     Raises
     ------
     ValueError
-        Unknown name, or a configuration the model refuses (before any training).
+        Unknown name, ``"simclr"`` without ``asinh_scale``, or a configuration the model
+        refuses (before any training).
     """
     import torch
 
@@ -89,6 +95,13 @@ def build_model(name, *, bands, size, pixel_scale, model_config=None, seed=0):
         raise ValueError(msg)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         msg = f"seed must be an integer; got {seed!r}"
+        raise ValueError(msg)
+    if name == "simclr" and asinh_scale is None:
+        msg = (
+            "build_model('simclr') needs asinh_scale, the per-band scale_ of the "
+            "AsinhNormalizer that stretches the cutouts (its views change brightness in "
+            "flux); got None"
+        )
         raise ValueError(msg)
     cfg = MODELS[name] | dict(model_config or {})
     input_size = size
@@ -112,6 +125,7 @@ def build_model(name, *, bands, size, pixel_scale, model_config=None, seed=0):
             bands=bands,
             fwhm_in=1.0,
             ebv=(0.0, 0.1) if known else None,
+            asinh_scale=asinh_scale,
         )
         objective = training.contrastive_objective(views)
     elif name == "rotation":
@@ -142,6 +156,9 @@ def train_store(
     out = Path(out)
     data = CutoutDataset(store)
     size = data._source.shape[-1]
+    rows = np.linspace(0, len(data) - 1, min(512, len(data))).astype(int).tolist()
+    norm = AsinhNormalizer(**config["normalization"]).fit(data[rows][0])
+    data.normalizer = norm
     net, objective, input_size = build_model(
         model,
         bands=data.bands,
@@ -149,10 +166,8 @@ def train_store(
         pixel_scale=data.pixel_scale,
         model_config=config["model"],
         seed=config["training"].get("seed", 0),
+        asinh_scale=norm.scale_,
     )
-    rows = np.linspace(0, len(data) - 1, min(512, len(data))).astype(int).tolist()
-    norm = AsinhNormalizer(**config["normalization"]).fit(data[rows][0])
-    data.normalizer = norm
     extra = {
         "recipe": model,
         "bands": list(data.bands),

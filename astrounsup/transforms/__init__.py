@@ -24,6 +24,7 @@ from astrounsup.transforms.multiview import (
     denoising_pipeline,
 )
 from astrounsup.transforms.photometric import (
+    Brightness,
     FluxScale,
     MaskPatches,
     PoissonNoise,
@@ -33,6 +34,7 @@ from astrounsup.transforms.photometric import (
 )
 
 __all__ = [
+    "Brightness",
     "CenterCrop",
     "Compose",
     "FluxScale",

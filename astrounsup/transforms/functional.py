@@ -32,6 +32,7 @@ __all__ = [
     "rot90",
     "rotate",
     "scale_flux",
+    "scale_stretched_flux",
     "zoom",
 ]
 
@@ -518,6 +519,29 @@ def scale_flux(images, factors):
     _check_batch(images)
     b, c = images.shape[:2]
     return images * _per_band(factors, b, c, images.device, images.dtype)[..., None, None]
+
+
+def scale_stretched_flux(images, factors, asinh_scale):
+    """Multiply the fluxes under an asinh stretch by ``factors`` (one per sample, (B,)).
+
+    ``images`` are ``asinh(flux / soft) / asinh_scale`` per band, as
+    :class:`astrounsup.io.AsinhNormalizer` writes them (``soft``: its softening times the
+    cutout's noise; ``asinh_scale``: its ``scale_``, (C,)). The result is
+    ``asinh(factor * sinh(asinh_scale * images)) / asinh_scale``: the same stretch of
+    ``factor`` times the flux, noise included.
+    """
+    _check_batch(images)
+    b, c = images.shape[:2]
+    k = torch.as_tensor(asinh_scale, device=images.device, dtype=images.dtype)
+    if k.shape != (c,) or not bool(torch.all(k > 0)):
+        msg = (
+            f"asinh_scale must be {c} positive values, one per band; got "
+            f"{k.detach().cpu().tolist()!r}"
+        )
+        raise ValueError(msg)
+    k = k[None, :, None, None]
+    f = _per_sample(factors, b, images.device, images.dtype)[:, None, None, None]
+    return torch.asinh(f * torch.sinh(k * images)) / k
 
 
 def mask_rectangles(shape, top, left, height, width, *, device=None):

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from astrounsup.transforms.base import Compose
 from astrounsup.transforms.geometric import RandomRotation
-from astrounsup.transforms.photometric import MaskPatches, PSFDegrade, Redden, SkyNoise
+from astrounsup.transforms.photometric import (
+    Brightness,
+    MaskPatches,
+    PSFDegrade,
+    Redden,
+    SkyNoise,
+)
 
 __all__ = [
     "MultiView",
@@ -61,12 +67,15 @@ def contrastive_pipeline(
     seeing_factor=(1.0, 3.0),
     depth=(1.0, 4.0),
     ebv=(0.0, 0.1),
+    brightness=(-1.0, 1.0),
+    asinh_scale=None,
 ):
     """The default augmentations of one contrastive view.
 
-    Arbitrary rotation with a random mirror and a jitter crop (one bilinear resampling,
-    cropped so no corner is empty), worse seeing (Gaussian kernel), shallower depth and
-    dust reddening: the nuisances of a survey, none of which changes what the object is.
+    A brighter or fainter object, arbitrary rotation with a random mirror and a jitter crop
+    (one bilinear resampling, cropped so no corner is empty), worse seeing (Gaussian
+    kernel), shallower depth and dust reddening: the nuisances of a survey, none of which
+    changes what the object is.
 
     Parameters
     ----------
@@ -87,6 +96,18 @@ def contrastive_pipeline(
         shallower): on simulated lens surveys they gave SimCLR latents that separate lenses
         better than mild ranges (linear probe 0.93 against 0.87 with 1.0-1.4 and 1.0-1.6;
         k-means 0.86 against 0.83); weaker (1.15, 1.2) and stronger (4, 8) ranges were worse.
+    brightness : (float, float) or None, optional
+        Range of the magnitude change of :class:`astrounsup.transforms.Brightness` (the
+        whole object, noise included, brighter or fainter); ``None`` leaves it out. With
+        it the SimCLR latents lean less on how bright an object is: k-means accuracy on
+        the simulated lens survey 0.870 (``eval/lens_clustering.py``, mean of five
+        clusterings) against 0.857 without (``eval/simclr_settings.py`` before the
+        brightness change existed, mean of four), Bayesian GMM 0.924 against 0.886;
+        ``eval/simclr_settings.py --brightness none`` trains without it.
+    asinh_scale : sequence of float, optional
+        The per-band ``scale_`` of the :class:`astrounsup.io.AsinhNormalizer` that
+        stretched the cutouts, so the brightness change scales fluxes, not stretched
+        values; ``None``: the cutouts are linear fluxes.
 
     Returns
     -------
@@ -106,8 +127,10 @@ def contrastive_pipeline(
     milder ranges in linear flux, seeing 1-1.8 and depth 1-3, 0.73).
     ``eval/simclr_settings.py --space linear`` repeats the comparison.
     """
+    bright = [] if brightness is None else [Brightness(brightness, asinh_scale=asinh_scale)]
     return Compose(
         [
+            *bright,
             # Rotation, mirror and jitter crop, fused into one resampling.
             RandomRotation(
                 (0.0, 360.0),

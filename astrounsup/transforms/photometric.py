@@ -1,4 +1,5 @@
-"""Photometric and instrumental augmentations: seeing, noise, dust, flux scale, masks."""
+"""Photometric and instrumental augmentations: seeing, noise, dust, flux scale, brightness,
+masks."""
 
 from __future__ import annotations
 
@@ -7,7 +8,15 @@ import torch
 from astrounsup.transforms import functional as tf
 from astrounsup.transforms.base import Transform, _check_range, _uniform
 
-__all__ = ["FluxScale", "MaskPatches", "PSFDegrade", "PoissonNoise", "Redden", "SkyNoise"]
+__all__ = [
+    "Brightness",
+    "FluxScale",
+    "MaskPatches",
+    "PSFDegrade",
+    "PoissonNoise",
+    "Redden",
+    "SkyNoise",
+]
 
 
 def _device_generator(seed, device):
@@ -228,6 +237,55 @@ class FluxScale(Transform):
 
     def transform(self, images, masks, params, meta=None):
         return tf.scale_flux(images, params["factor"].to(images.device)), masks
+
+
+class Brightness(Transform):
+    """The same object brighter or fainter: every band's flux (noise included) times
+    ``10**(-0.4 * dmag)``, ``dmag`` drawn per sample in ``dmag``.
+
+    Parameters
+    ----------
+    dmag : (float, float), optional
+        Range of the magnitude change (positive: fainter), mag; drawn uniformly, so the
+        flux factor is log-uniform.
+    asinh_scale : sequence of float, optional
+        For cutouts stretched by :class:`astrounsup.io.AsinhNormalizer`: its per-band
+        ``scale_``. The stretch is undone, the flux scaled and the stretch applied again
+        (:func:`astrounsup.transforms.functional.scale_stretched_flux`). ``None``: the
+        cutouts are linear fluxes and are multiplied.
+    p : float, optional
+
+    Examples
+    --------
+    >>> import torch
+    >>> x = torch.ones(2, 3, 8, 8)
+    >>> out, _ = Brightness((-1.0, -1.0))(x, generator=torch.Generator().manual_seed(0))
+    >>> round(float(out[0, 0, 0, 0]), 3)
+    2.512
+    """
+
+    def __init__(self, dmag=(-1.0, 1.0), *, asinh_scale=None, p=1.0):
+        self.dmag = _check_range("dmag", dmag)
+        if asinh_scale is not None:
+            k = torch.as_tensor(asinh_scale, dtype=torch.float32)
+            if k.ndim != 1 or not bool(torch.all(k > 0)):
+                msg = f"asinh_scale must be positive values, one per band; got {asinh_scale!r}"
+                raise ValueError(msg)
+            asinh_scale = [float(v) for v in k]
+        self.asinh_scale = asinh_scale
+        super().__init__(p=p)
+
+    def make_params(self, images, *, generator=None, meta=None):
+        n = images.shape[0]
+        apply = self._apply_mask(generator, n)
+        dmag = _uniform(generator, n, *self.dmag)
+        return {"factor": torch.where(apply, 10.0 ** (-0.4 * dmag), torch.ones_like(dmag))}
+
+    def transform(self, images, masks, params, meta=None):
+        factor = params["factor"].to(images.device)
+        if self.asinh_scale is None:
+            return tf.scale_flux(images, factor), masks
+        return tf.scale_stretched_flux(images, factor, self.asinh_scale), masks
 
 
 class MaskPatches(Transform):

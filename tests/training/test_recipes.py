@@ -206,6 +206,13 @@ def test_training_twice_in_one_process_gives_the_same_model(store, config, tmp_p
     assert torch.equal(_weights(a), _weights(b))
 
 
+def test_simclr_needs_the_stretch_of_its_cutouts():
+    with pytest.raises(ValueError, match=r"build_model\('simclr'\) needs asinh_scale"):
+        build_model("simclr", bands=("g", "r", "i"), size=64, pixel_scale=0.263)
+    _, objective, _ = build_model("cae", bands=("g", "r", "i"), size=64, pixel_scale=0.263)
+    assert callable(objective)
+
+
 def test_build_model_and_config_defaults():
     model, _, size = build_model(
         "simclr",
@@ -213,6 +220,7 @@ def test_build_model_and_config_defaults():
         size=64,
         pixel_scale=0.263,
         model_config={"widths": (8, 16)},
+        asinh_scale=[3.0, 3.0, 3.0],
     )
     assert size == 36
     assert type(model).__name__ == "SimCLR"

@@ -166,7 +166,7 @@ def test_every_recipe_trains_on_cuda(recipe):
     data = CutoutDataset(_data(n=24, size=48).numpy())
     model, objective, _ = build_model(
         recipe, bands=("g", "r", "i"), size=48, pixel_scale=0.263,
-        model_config={"widths": (8, 16), "latent_dim": 8},
+        model_config={"widths": (8, 16), "latent_dim": 8}, asinh_scale=[3.0, 3.0, 3.0],
     )  # fmt: skip
     t = _trainer(
         model, objective=objective, max_steps=2, warmup_steps=1, val_fraction=0.0, device="cuda"

@@ -4,6 +4,7 @@ import torch
 
 from astrounsup.io import CutoutDataset
 from astrounsup.transforms import (
+    Brightness,
     CenterCrop,
     Compose,
     FluxScale,
@@ -50,6 +51,8 @@ ALL = [
     PoissonNoise(6000.0),
     Redden(bands=("g", "r", "i")),
     FluxScale(),
+    Brightness(),
+    Brightness(asinh_scale=[4.0, 5.0, 6.0]),
     MaskPatches(),
 ]
 
@@ -278,3 +281,65 @@ def test_pipeline_on_cuda_matches_cpu_draws(survey_batch):
     cpu, _ = pipe(x, generator=_gen(3), meta=meta)
     gpu, _ = pipe(x.cuda(), generator=_gen(3), meta={k: v.cuda() for k, v in meta.items()})
     torch.testing.assert_close(gpu.cpu(), cpu, rtol=1e-4, atol=1e-5)
+
+
+class TestBrightness:
+    def test_linear_fluxes_scale_by_the_magnitude_change(self):
+        x = torch.rand(500, 3, 4, 4, generator=_gen(1)) + 0.1
+        out, _ = Brightness((-1.0, 2.0))(x, generator=_gen(2))
+        factor = out / x
+        # One factor per sample, the same in every band and pixel.
+        torch.testing.assert_close(factor, factor[:, :1, :1, :1].expand_as(factor))
+        dmag = -2.5 * torch.log10(factor[:, 0, 0, 0])
+        assert float(dmag.min()) >= -1.0 - 1e-5
+        assert float(dmag.max()) <= 2.0 + 1e-5
+        # Uniform in magnitudes: mean and spread of U(-1, 2).
+        assert float(dmag.mean()) == pytest.approx(0.5, abs=0.1)
+        assert float(dmag.std()) == pytest.approx(3 / 12**0.5, abs=0.1)
+
+    def test_stretched_cutouts_change_flux_not_stretched_values(self):
+        # Reference: undo the normaliser's stretch in numpy, scale, stretch again.
+        from astrounsup.io import AsinhNormalizer
+
+        rng = np.random.default_rng(4)
+        flux = rng.normal(0.0, 1.0, (6, 3, 20, 20)).astype(np.float32)
+        flux[:, :, 8:12, 8:12] += rng.uniform(5, 500, (6, 3, 1, 1)).astype(np.float32)
+        norm = AsinhNormalizer().fit(flux)
+        y = torch.as_tensor(norm.transform(flux))
+        t = Brightness((-1.5, 0.5), asinh_scale=norm.scale_)
+        params = t.make_params(y, generator=_gen(7))
+        out, _ = t.transform(y, None, params)
+        k = norm.scale_[None, :, None, None]
+        f = params["factor"].numpy()[:, None, None, None]
+        expected = np.arcsinh(f * np.sinh(k * y.numpy())) / k
+        np.testing.assert_allclose(out.numpy(), expected, rtol=1e-4, atol=1e-5)
+        # Faint pixels scale almost linearly; bright ones shift by about ln(f) / scale.
+        bright = y[:, :, 10, 10].numpy()
+        shift = out[:, :, 10, 10].numpy() - bright
+        np.testing.assert_allclose(shift, np.log(f[:, :, 0, 0]) / k[:, :, 0, 0], atol=0.02)
+
+    def test_zero_change_is_identity(self):
+        x = torch.randn(4, 3, 8, 8, generator=_gen(3))
+        for t in (Brightness((0.0, 0.0)), Brightness((0.0, 0.0), asinh_scale=[2.0, 3.0, 4.0])):
+            out, _ = t(x, generator=_gen())
+            torch.testing.assert_close(out, x, rtol=1e-5, atol=1e-5)
+
+    def test_bad_options(self):
+        with pytest.raises(ValueError, match=r"dmag must have low <= high; got \(1.0, -1.0\)"):
+            Brightness((1.0, -1.0))
+        with pytest.raises(ValueError, match=r"asinh_scale must be positive values, one per band"):
+            Brightness(asinh_scale=[1.0, 0.0, 2.0])
+        t = Brightness(asinh_scale=[1.0, 2.0])
+        match = r"asinh_scale must be 3 positive values.*got \[1.0, 2.0\]"
+        with pytest.raises(ValueError, match=match):
+            t(torch.zeros(2, 3, 8, 8), generator=_gen())
+
+    def test_in_the_contrastive_views_unless_left_out(self):
+        kw = dict(size=64, pixel_scale=0.263, bands=("g", "r", "i"))
+        with_it = contrastive_pipeline(asinh_scale=[3.0, 3.0, 3.0], **kw)
+        first = with_it.transforms[0]
+        assert isinstance(first, Brightness)
+        assert first.dmag == (-1.0, 1.0)
+        assert first.asinh_scale == [3.0, 3.0, 3.0]
+        without = contrastive_pipeline(brightness=None, **kw)
+        assert not any(isinstance(t, Brightness) for t in without.transforms)
