@@ -76,6 +76,31 @@ def score(
     return m
 
 
+def repeated_kmeans(
+    name, a, b, y_train, y_test, kinds, *, k, seed, repeats, label_fraction=0.1, show_first=False
+):
+    """``repeats`` k-means scorings, each with a new k-means seed and a new labelled draw
+    (seeds ``seed + 100 + r``); ``show_first`` prints the first run's figures."""
+    runs = []
+    for r in range(repeats):
+        s = seed + 100 + r
+        labelled = np.random.default_rng(s).random(len(y_train)) < label_fraction
+        runs.append(
+            score(
+                name, a, b, y_train, y_test, labelled, kinds, k=k, seed=s, method="kmeans",
+                quiet=not (show_first and r == 0),
+            )
+        )  # fmt: skip
+    return runs
+
+
+def principal_components(z_train, z_test, *, seed, n=12):
+    """The first ``n`` principal components of the latents, as ``astrounsup cluster --reduce
+    pca --n-components n`` computes them (the clusterer then standardises each)."""
+    pc = Reducer("pca", n_components=n, standardize=False, random_state=seed).fit(z_train)
+    return pc, pc.transform(z_train), pc.transform(z_test)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description="lens/non-lens separation by clustering")
     parser.add_argument("--train", type=int, default=6000)
@@ -129,8 +154,7 @@ def main(argv=None):
     p_train = pca.transform(flat_pixels(ds_train))
     p_test = pca.transform(flat_pixels(ds_test))
     # As `astrounsup cluster --reduce pca --n-components 12` (the clusterer standardises).
-    pc = Reducer("pca", n_components=12, standardize=False, random_state=args.seed).fit(z_train)
-    c_train, c_test = pc.transform(z_train), pc.transform(z_test)
+    pc, c_train, c_test = principal_components(z_train, z_test, seed=args.seed)
     print(
         f"PCA of the SimCLR latents: {pc.explained_variance_ratio_[:8].sum():.4f} of the "
         f"variance in 8 components, {pc.explained_variance_ratio_.sum():.4f} in 12"
@@ -153,15 +177,10 @@ def main(argv=None):
             results[(name, method)] = score(
                 name, a, b, y_train, y_test, labelled, kinds, method=method, **common
             )
-        rep = []
-        for r in range(args.repeats):
-            lab = np.random.default_rng(args.seed + 100 + r).random(len(y_train))
-            rep.append(
-                score(
-                    name, a, b, y_train, y_test, lab < args.label_fraction, kinds,
-                    method="kmeans", k=args.k, seed=args.seed + 100 + r, quiet=True,
-                )
-            )  # fmt: skip
+        rep = repeated_kmeans(
+            name, a, b, y_train, y_test, kinds, k=args.k, seed=args.seed,
+            repeats=args.repeats, label_fraction=args.label_fraction,
+        )  # fmt: skip
         if rep:
             acc = np.array([m["accuracy"] for m in rep])
             comp = np.array([m["completeness"] for m in rep])

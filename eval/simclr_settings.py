@@ -34,10 +34,9 @@ import time
 import numpy as np
 import torch
 from _common import add_device_argument, device_of, embed, surveys, train_recipe
-from lens_clustering import score
+from lens_clustering import principal_components, repeated_kmeans
 from linear_probe import probe
 
-from astrounsup.latent import Reducer
 from astrounsup.training import contrastive_objective
 from astrounsup.transforms import contrastive_views
 
@@ -117,23 +116,25 @@ def main(argv=None):
         f"brightness {args.brightness} space {args.space}; {args.steps} steps of "
         f"{args.batch_size} in {t_train:.0f} s"
     )
-    pc = Reducer("pca", n_components=12, standardize=False, random_state=args.seed).fit(z_train)
-    kmeans = {}
-    for name, a, b in (
-        ("SimCLR latents", z_train, z_test),
-        ("PCA(12) of SimCLR", pc.transform(z_train), pc.transform(z_test)),
-    ):
-        runs = []
-        for r in range(args.repeats):  # the first one prints its figures and kinds
-            seed = args.seed + 100 + r
-            labelled = np.random.default_rng(seed).random(len(y_train)) < 0.1
-            runs.append(
-                score(
-                    name, a, b, y_train, y_test, labelled, kinds,
-                    k=args.k, seed=seed, method="kmeans", quiet=r > 0,
-                )
-            )  # fmt: skip
-        kmeans[name] = runs
+    _, c_train, c_test = principal_components(z_train, z_test, seed=args.seed)
+    kmeans = {
+        name: repeated_kmeans(
+            name,
+            a,
+            b,
+            y_train,
+            y_test,
+            kinds,
+            k=args.k,
+            seed=args.seed,
+            repeats=args.repeats,
+            show_first=True,
+        )
+        for name, a, b in (
+            ("SimCLR latents", z_train, z_test),
+            ("PCA(12) of SimCLR", c_train, c_test),
+        )
+    }
     labelled = np.random.default_rng(args.seed).random(len(y_train)) < 0.1
     probe_acc = probe(z_train, y_train, labelled, z_test, y_test)["accuracy"]
     for name, runs in kmeans.items():
