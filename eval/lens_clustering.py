@@ -2,7 +2,7 @@
 
     python eval/lens_clustering.py [--train 6000] [--test 2000] [--steps 1500] [--k 20]
                                    [--temperature T] [--repeats 5] [--device cpu]
-                                   [--save LATENTS.npz]
+                                   [--save LATENTS.npz] [--record RUNS.jsonl]
 
 Simulates a training survey and a held-out survey (half lenses, no anomalies; different
 seeds), trains the default contrastive model (``astrounsup train --model simclr``) on the
@@ -30,13 +30,24 @@ with 12, 0.88-0.92 with 8-16, 0.87-0.88 on the latents themselves; a run at seed
 0.926) before this script had the row. This script at seed 0 gives 0.888: k-means on one
 training run and another differs by about 0.02. The target lines judge the mean of the
 repeated k-means runs; ``simclr_settings.py`` prints both for other settings.
+
+One training run is one draw: its k-means accuracy moves by about +-0.02 with the training
+seed. ``--record RUNS.jsonl`` appends this run's figures (settings, seed, every k-means and
+Bayesian-GMM score) as one JSON line, and ``lens_seeds.py RUNS.jsonl`` prints them side by
+side with their mean over training seeds, e.g.::
+
+    for s in 0 1 2 3; do python lens_clustering.py --seed $s --record runs.jsonl; done
+    python lens_seeds.py runs.jsonl
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 from _common import add_device_argument, device_of, embed, flat_pixels, surveys, train_recipe
@@ -101,6 +112,22 @@ def principal_components(z_train, z_test, *, seed, n=12):
     return pc, pc.transform(z_train), pc.transform(z_test)
 
 
+#: The settings that must agree between runs averaged by ``lens_seeds.py``.
+SETTINGS = ("train", "test", "steps", "batch_size", "k", "label_fraction", "temperature")
+
+
+def record_run(path, entry):
+    """Append ``entry`` to the JSON-lines file ``path`` (the whole file is rewritten beside
+    it and moved into place, so a reader never sees a half-written line)."""
+    path = Path(path)
+    old = path.read_text() if path.exists() else ""
+    if old and not old.endswith("\n"):
+        old += "\n"
+    tmp = path.with_name(f".{path.name}.partial")
+    tmp.write_text(old + json.dumps(entry) + "\n")
+    os.replace(tmp, path)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description="lens/non-lens separation by clustering")
     parser.add_argument("--train", type=int, default=6000)
@@ -116,6 +143,9 @@ def main(argv=None):
         "--temperature", type=float, default=None, help="NT-Xent temperature (default: recipe's)"
     )
     parser.add_argument("--repeats", type=int, default=5, help="k-means seeds and label draws")
+    parser.add_argument(
+        "--record", default=None, help="append this run's figures to this JSON-lines file"
+    )
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error(f"--repeats must be >= 1; got {args.repeats}")
@@ -166,7 +196,7 @@ def main(argv=None):
     ).fit(z_train)  # fmt: skip
     u_train, u_test = umap.embedding_, umap.transform(z_test)
     common = dict(k=args.k, seed=args.seed)
-    results, means = {}, {}
+    results, means, repeated = {}, {}, {}
     for name, a, b in (
         ("SimCLR latents", z_train, z_test),
         ("PCA(12) of SimCLR", c_train, c_test),
@@ -181,6 +211,7 @@ def main(argv=None):
             name, a, b, y_train, y_test, kinds, k=args.k, seed=args.seed,
             repeats=args.repeats, label_fraction=args.label_fraction,
         )  # fmt: skip
+        repeated[name] = rep
         if rep:
             acc = np.array([m["accuracy"] for m in rep])
             comp = np.array([m["completeness"] for m in rep])
@@ -197,7 +228,31 @@ def main(argv=None):
             f"target ({name} + k-means, mean of {args.repeats}): accuracy {acc:.3f} >= 0.90 "
             f"and completeness {comp:.3f} >= 0.80 -> {'met' if met else 'NOT met'}"
         )
-    print(f"runtime {time.perf_counter() - t0:.0f} s")
+    runtime = time.perf_counter() - t0
+    print(f"runtime {runtime:.0f} s")
+    if args.record:
+        settings = {key: getattr(args, key) for key in SETTINGS}
+        settings["temperature"] = model.criterion.temperature
+        record_run(
+            args.record,
+            {
+                "seed": args.seed,
+                "settings": settings,
+                "device": str(device),
+                "runtime_s": round(runtime, 1),
+                "kmeans": {
+                    name: {
+                        key: [float(m[key]) for m in rep] for key in ("accuracy", "completeness")
+                    }
+                    for name, rep in repeated.items()
+                },
+                "bayes_gmm": {
+                    name: {key: float(m[key]) for key in ("accuracy", "completeness")}
+                    for (name, method), m in results.items()
+                    if method == "bayes-gmm"
+                },
+            },
+        )
     return 0
 
 

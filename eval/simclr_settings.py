@@ -9,7 +9,8 @@
 The search behind the defaults of ``astrounsup train --model simclr``, kept so that it can
 be repeated. It simulates the surveys of ``lens_clustering.py`` (6,000 training cutouts,
 2,000 held out, half lenses), trains SimCLR without labels with the given model settings
-(``--model-config``, e.g. ``'{"kind": "resnet"}'`` or ``'{"temperature": 0.5}'``) and
+(``--model-config``, e.g. ``'{"kind": "resnet"}'``, ``'{"temperature": 0.5}'`` or
+``'{"decorrelation_weight": 20}'``) and
 view augmentations (seeing factor, depth factor, E(B-V) and brightness (mag) ranges of
 :func:`astrounsup.transforms.contrastive_pipeline`), and prints the k-means (k = 20)
 accuracy and completeness on the held-out survey, on the latents and on their first 12

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from astrounsup.losses import NTXentLoss
+from astrounsup.losses import NTXentLoss, correlation_penalty
 from astrounsup.models._base import EncoderModel
 from astrounsup.models.encoders import ConvEncoder
 
@@ -27,6 +27,16 @@ class SimCLR(EncoderModel):
         augmentations of before) 0.2 gave latents whose k-means clusters separate lenses
         better than 0.5 or 0.1 (accuracy 0.84 against 0.79 and 0.81, mean of five
         clusterings), though a linear probe on them was no better.
+    decorrelation_weight : float, optional
+        >= 0. Adds this times the mean :func:`astrounsup.losses.correlation_penalty` of the
+        two views' representations (before the head, per rank's batch) to the loss; 0
+        leaves it out. It spreads the latents over more directions. On simulated lens
+        surveys (``eval/simclr_settings.py`` on a GPU, training seeds 0-3, mean of four
+        k-means runs each) a weight of 20 raised the k-means (k = 20) accuracy on the raw
+        latents from 0.879 to 0.901 on average, but clustering the first 12 standardised
+        principal components of the latents trained without it did better (0.911), and
+        the weight lowered that to 0.886; so the recipe leaves it at 0. Worth setting when
+        the raw latents themselves are clustered.
     gather_distributed : bool, optional
         Negatives from every rank in multi-process training.
     """
@@ -41,6 +51,7 @@ class SimCLR(EncoderModel):
         kind="plain",
         projection_dim=64,
         temperature=0.2,
+        decorrelation_weight=0.0,
         gather_distributed=True,
     ):
         super().__init__()
@@ -48,6 +59,14 @@ class SimCLR(EncoderModel):
         if not (isinstance(projection_dim, int) and projection_dim > 0):
             msg = f"projection_dim must be a positive integer; got {projection_dim!r}"
             raise ValueError(msg)
+        if not (
+            isinstance(decorrelation_weight, (int, float))
+            and not isinstance(decorrelation_weight, bool)
+            and decorrelation_weight >= 0
+        ):
+            msg = f"decorrelation_weight must be a number >= 0; got {decorrelation_weight!r}"
+            raise ValueError(msg)
+        self.decorrelation_weight = float(decorrelation_weight)
         self.encoder = ConvEncoder(
             bands, size=size, latent_dim=latent_dim, widths=widths, kind=kind
         )
@@ -60,5 +79,16 @@ class SimCLR(EncoderModel):
         return self.head(self.encoder(x))
 
     def loss(self, view_a, view_b):
-        """NT-Xent of two views ``(B, bands, size, size)`` of the same B objects."""
-        return {"loss": self.criterion(self(view_a), self(view_b))}
+        """NT-Xent of two views ``(B, bands, size, size)`` of the same B objects, plus the
+        weighted correlation penalty of their representations when
+        ``decorrelation_weight`` > 0 (both terms are returned too)."""
+        h_a, h_b = self.encoder(view_a), self.encoder(view_b)
+        ntxent = self.criterion(self.head(h_a), self.head(h_b))
+        if self.decorrelation_weight == 0:
+            return {"loss": ntxent}
+        penalty = 0.5 * (correlation_penalty(h_a) + correlation_penalty(h_b))
+        return {
+            "loss": ntxent + self.decorrelation_weight * penalty,
+            "ntxent": ntxent.detach(),
+            "correlation": penalty.detach(),
+        }

@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from astrounsup.losses import GaussianNLLLoss, MaskedMSELoss, NTXentLoss, gaussian_kl
+from astrounsup.losses import (
+    GaussianNLLLoss,
+    MaskedMSELoss,
+    NTXentLoss,
+    correlation_penalty,
+    gaussian_kl,
+)
 
 G = torch.Generator().manual_seed(0)
 
@@ -113,6 +119,65 @@ class TestNTXent:
             NTXentLoss(temperature=0.0)
         with pytest.raises(ValueError, match=r"z_a and z_b must both be \(B, D\)"):
             NTXentLoss()(torch.zeros(4, 3), torch.zeros(5, 3))
+
+
+def _correlation_penalty_numpy(z):
+    c = np.corrcoef(z, rowvar=False)
+    d = c.shape[0]
+    return float((np.sum(c**2) - np.sum(np.diag(c) ** 2)) / (d * (d - 1)))
+
+
+class TestCorrelationPenalty:
+    def test_against_numpy_corrcoef(self):
+        z = torch.randn(50, 6, generator=G, dtype=torch.float64)
+        z[:, 1] += 0.8 * z[:, 0]  # one correlated pair
+        z[:, 4] -= 2.0 * z[:, 2]
+        want = _correlation_penalty_numpy(z.numpy())
+        assert float(correlation_penalty(z, eps=0.0)) == pytest.approx(want, rel=1e-5)
+        assert want > 0.05
+
+    def test_limits(self):
+        x = torch.randn(64, 1, generator=G)
+        assert float(correlation_penalty(torch.cat([x, -3 * x, 0.5 * x], dim=1))) == (
+            pytest.approx(1.0, abs=1e-3)
+        )
+        # Exactly uncorrelated columns (orthogonal, zero-mean): 0.
+        q, _ = torch.linalg.qr(torch.randn(64, 4, generator=G, dtype=torch.float64))
+        q = q - q.mean(dim=0)
+        q, _ = torch.linalg.qr(q)
+        assert float(correlation_penalty(q - q.mean(dim=0), eps=0.0)) < 1e-3
+
+    def test_scale_free_and_constant_columns(self):
+        z = torch.randn(32, 5, generator=G)
+        scaled = z * torch.tensor([1.0, 10.0, 0.1, 3.0, 1e3]) + 7.0
+        assert float(correlation_penalty(scaled, eps=0.0)) == pytest.approx(
+            float(correlation_penalty(z, eps=0.0)), rel=1e-4
+        )
+        z[:, 2] = 4.0  # a constant feature: zero correlations, not NaN
+        assert torch.isfinite(correlation_penalty(z))
+
+    def test_half_precision_input_computed_in_float32(self):
+        z = torch.randn(32, 8, generator=G)
+        got = correlation_penalty(z.to(torch.bfloat16))
+        assert got.dtype == torch.float32
+        assert float(got) == pytest.approx(float(correlation_penalty(z)), abs=0.02)
+
+    def test_lowers_the_correlation_when_minimised(self):
+        w = torch.eye(4) + 0.9  # mixes the features: strongly correlated output
+        w.requires_grad_(True)
+        x = torch.randn(256, 4, generator=G)
+        opt = torch.optim.SGD([w], lr=0.5)
+        first = float(correlation_penalty(x @ w).detach())
+        for _ in range(50):
+            opt.zero_grad()
+            correlation_penalty(x @ w).backward()
+            opt.step()
+        assert float(correlation_penalty(x @ w).detach()) < 0.2 * first
+
+    @pytest.mark.parametrize("shape", [(1, 4), (8, 1), (8,), (2, 3, 4)])
+    def test_bad_shapes(self, shape):
+        with pytest.raises(ValueError, match=r"z must be \(B, D\) with B >= 2 and D >= 2"):
+            correlation_penalty(torch.zeros(shape))
 
 
 def test_losses_are_differentiable():

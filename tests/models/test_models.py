@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import torch
 
+from astrounsup.losses import correlation_penalty
 from astrounsup.models import (
     VAE,
     ConvAutoencoder,
@@ -134,6 +135,25 @@ class TestTraining:
         h = _train(m, lambda: m.loss(a, b))
         assert h[-1] < 0.7 * h[0]
 
+    def test_simclr_decorrelation_term(self):
+        x = _data()
+        a, b = x, torch.flip(x, dims=(-1,))
+        kw = dict(size=32, latent_dim=8, projection_dim=8, gather_distributed=False, **SMALL)
+        torch.manual_seed(0)
+        plain = SimCLR(3, **kw)
+        torch.manual_seed(0)
+        weighted = SimCLR(3, decorrelation_weight=3.0, **kw)
+        with torch.no_grad():
+            p, w = plain.loss(a, b), weighted.loss(a, b)
+            h_a, h_b = weighted.encode(a), weighted.encode(b)
+        assert set(p) == {"loss"}
+        # Same weights: the NT-Xent term is the plain loss, the total adds 3 x the mean
+        # penalty of the two views' representations (before the head).
+        assert float(w["ntxent"]) == pytest.approx(float(p["loss"]), rel=1e-6)
+        want = 0.5 * (correlation_penalty(h_a) + correlation_penalty(h_b))
+        assert float(w["correlation"]) == pytest.approx(float(want), rel=1e-5)
+        assert float(w["loss"]) == pytest.approx(float(p["loss"]) + 3.0 * float(want), rel=1e-5)
+
     def test_rotation_pretext_learns(self):
         x = _data(n=64)
         m = RotationPretext(3, size=32, latent_dim=16, **SMALL)
@@ -195,6 +215,9 @@ class TestBadConfig:
             VAE(3, size=32, beta=-1.0)
         with pytest.raises(ValueError, match="projection_dim must be a positive integer"):
             SimCLR(3, size=32, projection_dim=0)
+        for bad in (-1.0, True, "1"):
+            with pytest.raises(ValueError, match="decorrelation_weight must be a number >= 0"):
+                SimCLR(3, size=32, decorrelation_weight=bad)
         with pytest.raises(ValueError, match=r"encoder expects \(B, 3, 32, 32\)"):
             ConvEncoder(3, size=32, latent_dim=4, widths=(8,))(torch.zeros(1, 3, 30, 30))
 

@@ -177,6 +177,23 @@ def test_every_recipe_trains_on_cuda(recipe):
     assert next(model.parameters()).device.type == "cuda"
 
 
+@pytest.mark.needs_cuda
+def test_simclr_decorrelation_under_cuda_mixed_precision():
+    # The correlation penalty is computed in float32 from bf16/fp16 representations.
+    data = CutoutDataset(_data(n=24, size=48).numpy())
+    model, objective, _ = build_model(
+        "simclr", bands=("g", "r", "i"), size=48, pixel_scale=0.263, asinh_scale=[3.0] * 3,
+        model_config={"widths": (8, 16), "latent_dim": 8, "decorrelation_weight": 5.0},
+    )  # fmt: skip
+    t = _trainer(
+        model, objective=objective, max_steps=2, warmup_steps=1, val_fraction=0.0,
+        device="cuda", amp="auto",
+    )  # fmt: skip
+    h = t.fit(data)
+    assert t.amp_dtype in (torch.bfloat16, torch.float16)
+    assert all(map(torch.isfinite, map(torch.tensor, h.loss)))
+
+
 @pytest.mark.slow
 # torch's own compilation path still calls its deprecated torch.jit.script_method.
 @pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
