@@ -1,7 +1,7 @@
 """Evaluation: finding the 1% anomalies of a simulated survey without labels.
 
     python eval/anomalies.py [--n 10000] [--steps 2000] [--simclr-steps 1500] [--seed 0]
-                             [--device cpu]
+                             [--device cpu] [--save SCORES.npz]
 
 Simulates a survey with 1% anomalies (satellite trails, cosmic rays, ghosts, ring galaxies,
 bleed trails among lenses, galaxies and stars), trains the default VAE (``astrounsup train
@@ -13,13 +13,18 @@ and largest pixel), the VAE's negative ELBO, and combinations of their percentil
 cutouts and adds LOF and k-NN distance on its latents, alone and in maximum-rank
 combinations with the VAE's scorers. Prints AUROC and the precision among the top 1% of
 each; issue 6 asks for AUROC >= 0.95 and top-1% precision >= 0.80 for the best scorer.
+``--save`` keeps every scorer's scores (``names``, ``scores`` of shape (scorers, n)), the
+truth (``is_anomaly``, ``kind``) and the latents (``z_vae``, ``z_simclr``), so that other
+scorers and combinations can be tried without training again.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 from _common import add_device_argument, device_of, embed, surveys, train_recipe
@@ -46,6 +51,7 @@ def main(argv=None):
         help="also score SimCLR latents (steps of 128; 0: VAE scorers only)",
     )
     add_device_argument(parser)
+    parser.add_argument("--save", default=None, help="save scores, truth and latents (.npz)")
     args = parser.parse_args(argv)
     device = device_of(args.device)
     t0 = time.perf_counter()
@@ -105,6 +111,19 @@ def main(argv=None):
         f"AUROC >= 0.95 and precision >= 0.80 -> {'met' if met else 'NOT met'}"
     )
     print(f"runtime {time.perf_counter() - t0:.0f} s")
+    if args.save:
+        path = Path(args.save)
+        tmp = path.with_name(f".{path.stem}.partial.npz")
+        np.savez(
+            tmp,
+            names=np.array(list(scores)),
+            scores=np.stack([np.asarray(v, dtype=np.float64) for v in scores.values()]),
+            is_anomaly=truth,
+            kind=kinds.astype(str),
+            z_vae=z,
+            z_simclr=zs if args.simclr_steps else np.empty((len(truth), 0)),
+        )
+        os.replace(tmp, path)
     return 0
 
 
