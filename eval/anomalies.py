@@ -21,15 +21,14 @@ scorers and combinations can be tried without training again.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 from _common import add_device_argument, device_of, embed, surveys, train_recipe
 from sklearn.metrics import roc_auc_score
 
+from astrounsup._atomic import atomic_path
 from astrounsup.latent import (
     AnomalyScorer,
     combine_ranks,
@@ -112,18 +111,16 @@ def main(argv=None):
     )
     print(f"runtime {time.perf_counter() - t0:.0f} s")
     if args.save:
-        path = Path(args.save)
-        tmp = path.with_name(f".{path.stem}.partial.npz")
-        np.savez(
-            tmp,
-            names=np.array(list(scores)),
-            scores=np.stack([np.asarray(v, dtype=np.float64) for v in scores.values()]),
-            is_anomaly=truth,
-            kind=kinds.astype(str),
-            z_vae=z,
-            z_simclr=zs if args.simclr_steps else np.empty((len(truth), 0)),
-        )
-        os.replace(tmp, path)
+        with atomic_path(args.save) as tmp, open(tmp, "wb") as f:
+            np.savez(
+                f,
+                names=np.array(list(scores)),
+                scores=np.stack([np.asarray(v, dtype=np.float64) for v in scores.values()]),
+                is_anomaly=truth,
+                kind=kinds.astype(str),
+                z_vae=z,
+                z_simclr=zs if args.simclr_steps else np.empty((len(truth), 0)),
+            )
     return 0
 
 

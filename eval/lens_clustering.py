@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -53,6 +52,7 @@ import numpy as np
 from _common import add_device_argument, device_of, embed, flat_pixels, surveys, train_recipe
 from sklearn.decomposition import PCA
 
+from astrounsup._atomic import atomic_path
 from astrounsup.latent import (
     ClusterLabeller,
     LatentClusterer,
@@ -123,9 +123,8 @@ def record_run(path, entry):
     old = path.read_text() if path.exists() else ""
     if old and not old.endswith("\n"):
         old += "\n"
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(old + json.dumps(entry) + "\n")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(old + json.dumps(entry) + "\n")
 
 
 def main(argv=None):
