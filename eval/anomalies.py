@@ -6,9 +6,10 @@
 Simulates a survey with 1% anomalies (satellite trails, cosmic rays, ghosts, ring galaxies,
 bleed trails among lenses, galaxies and stars), trains the default VAE (``astrounsup train
 --model vae``) on it without labels, and scores every cutout with each scorer: isolation
-forest, local outlier factor and k-NN distance on the latents, reconstruction error (mean
-and largest pixel), the VAE's negative ELBO, and combinations of their percentile ranks
-(mean and maximum of all, maximum of reconstruction, largest pixel and LOF). With
+forest, local outlier factor and k-NN distance on the latents, reconstruction error (mean,
+largest pixel and the window-averaged residual of ``reduction="extended"``), the VAE's
+negative ELBO, and combinations of their percentile ranks (mean and maximum of all; maximum
+of reconstruction, largest pixel and LOF, with and without the extended residual). With
 ``--simclr-steps`` (default 1500) it also trains the default SimCLR recipe on the same
 cutouts and adds LOF and k-NN distance on its latents, alone and in maximum-rank
 combinations with the VAE's scorers. Prints AUROC and the precision among the top 1% of
@@ -69,6 +70,9 @@ def main(argv=None):
     scores["reconstruction (max pixel)"] = reconstruction_error(
         model, data, device=device, reduction="max"
     )
+    scores["reconstruction (extended)"] = reconstruction_error(
+        model, data, device=device, reduction="extended"
+    )
     scores["neg_elbo"] = negative_elbo(model, data, device=device)
     single = dict(scores)
     scores["combined (mean rank)"] = combine_ranks(single)
@@ -76,6 +80,10 @@ def main(argv=None):
     trio = ("reconstruction", "reconstruction (max pixel)", "lof")
     scores["max rank: recon, max pixel, lof"] = combine_ranks(
         {k: single[k] for k in trio}, how="max"
+    )
+    quartet = (*trio, "reconstruction (extended)")
+    scores["max rank: recon, max px, ext, lof"] = combine_ranks(
+        {k: single[k] for k in quartet}, how="max"
     )
     if args.simclr_steps:
         # Contrastive latents, as `astrounsup anomalies` scores an embedded SimCLR run.

@@ -120,7 +120,7 @@ def test_anomalies_with_reconstruction(run, tmp_path):
     cat = QTable.read(out / "anomalies.ecsv")
     assert list(cat["anomaly_rank"]) == list(range(1, len(cat) + 1))
     assert np.all(np.diff(cat["anomaly_score"]) <= 0)
-    names = ("iforest", "lof", "knn", "recon", "recon_max", "elbo")
+    names = ("iforest", "lof", "knn", "recon", "recon_max", "recon_extended", "elbo")
     for name in names:
         assert f"score_{name}" in cat.colnames
     # Default combination: the largest of the scorers' percentiles.

@@ -23,6 +23,9 @@ __all__ = [
 #: Latent-space scorers of :class:`AnomalyScorer`.
 SCORERS = ("iforest", "lof", "knn")
 
+#: Reductions of :func:`reconstruction_error`.
+_REDUCTIONS = ("mean", "max", "extended")
+
 
 class AnomalyScorer(BaseEstimator):
     """Anomaly score of latent vectors; higher means more unusual.
@@ -193,7 +196,9 @@ def combine_ranks(scores, *, how="mean"):
 
 
 @torch.no_grad()
-def reconstruction_error(model, dataset, *, batch_size=256, device=None, reduction="mean"):
+def reconstruction_error(
+    model, dataset, *, batch_size=256, device=None, reduction="mean", smoothing=5
+):
     """Squared reconstruction error per object over its unmasked pixels.
 
     Parameters
@@ -205,23 +210,70 @@ def reconstruction_error(model, dataset, *, batch_size=256, device=None, reducti
         Normalised as the model's training data.
     batch_size : int, optional
     device : str or torch.device, optional
-    reduction : {"mean", "max"}, optional
+    reduction : {"mean", "max", "extended"}, optional
         ``mean``: the mean over pixels and bands (extended anomalies: trails, ghosts);
         ``max``: the largest of any one pixel, which compact artefacts such as cosmic rays
-        raise while the mean dilutes them.
+        raise while the mean dilutes them; ``extended``: the residual averaged over the
+        bands and over ``smoothing`` x ``smoothing`` pixel windows, then squared and
+        averaged over the windows. Faint extended light (reflection ghosts, scattered
+        light, faint trails) lies below the noise in every pixel, so ``mean`` barely sees
+        it; averaging ``smoothing**2`` pixels and the bands shrinks the noise by
+        ``smoothing * sqrt(bands)`` and keeps the light.
+    smoothing : int, optional
+        Side of the averaging window of ``reduction="extended"``, pixels; odd, >= 1 and
+        at most the cutout side. Windows are cut by the cutout's edge, and masked pixels
+        are left out of their window's average.
 
     Returns
     -------
     numpy.ndarray of shape (n,), float64
         In normalised units squared; NaN for an object with every pixel masked.
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from astrounsup.io import CutoutDataset
+    >>> from astrounsup.models import ConvAutoencoder
+    >>> images = np.random.default_rng(0).normal(size=(4, 2, 16, 16)).astype("float32")
+    >>> model = ConvAutoencoder(2, size=16, latent_dim=4, widths=(4, 8))
+    >>> err = reconstruction_error(model, CutoutDataset(images), reduction="extended")
+    >>> err.shape
+    (4,)
     """
-    check_choice("reconstruction_error", "reduction", reduction, ("mean", "max"))
-    return _reconstruction_errors(model, dataset, (reduction,), batch_size, device)[reduction]
+    owner = "reconstruction_error"
+    check_choice(owner, "reduction", reduction, _REDUCTIONS)
+    _check_smoothing(owner, smoothing, dataset)
+    return _reconstruction_errors(model, dataset, (reduction,), batch_size, device, smoothing)[
+        reduction
+    ]
+
+
+def _check_smoothing(owner, smoothing, dataset):
+    check_int(owner, "smoothing", smoothing, 1)
+    side = int(dataset[0][0].shape[-1]) if len(dataset) else smoothing
+    if smoothing % 2 == 0 or smoothing > side:
+        msg = f"{owner}: smoothing must be an odd integer in [1, {side}] (px); got {smoothing!r}"
+        raise ValueError(msg)
+
+
+def _window_mean(r, keep, smoothing):
+    """Band- and window-averaged residual of unmasked pixels, (B, 1, H, W), and whether
+    each window holds any unmasked pixel, (B, 1, H, W)."""
+    pad = smoothing // 2
+    band_keep = keep.sum(1, keepdim=True)
+    num = torch.nn.functional.avg_pool2d(
+        r.sum(1, keepdim=True), smoothing, stride=1, padding=pad, count_include_pad=False
+    )
+    den = torch.nn.functional.avg_pool2d(
+        band_keep, smoothing, stride=1, padding=pad, count_include_pad=False
+    )
+    ok = den > 0
+    return torch.where(ok, num / den.clamp(min=1e-12), 0.0), ok
 
 
 @torch.no_grad()
-def _reconstruction_errors(model, dataset, reductions, batch_size, device):
-    """Every requested reduction of the squared residuals from one pass over ``dataset``."""
+def _reconstruction_errors(model, dataset, reductions, batch_size, device, smoothing=5):
+    """Every requested reduction of the residuals from one pass over ``dataset``."""
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model = model.to(device).eval()
     out = {r: [] for r in reductions}
@@ -229,11 +281,18 @@ def _reconstruction_errors(model, dataset, reductions, batch_size, device):
     for images, masks, _ in dataset.loader(batch_size):
         x = images.to(device)
         recon = model.decode(model.posterior(x)[0])[0] if is_vae else model(x)
-        keep = (~masks.to(device)).to(x.dtype)
-        sq = ((recon.float() - x) ** 2 * keep).flatten(1)
+        keep = (~masks.to(device)).to(torch.float32)
+        resid = (x.float() - recon.float()) * keep
+        sq = (resid**2).flatten(1)
         n = keep.flatten(1).sum(1)
         for r in reductions:
-            err = sq.sum(1) / n.clamp(min=1) if r == "mean" else sq.max(1).values
+            if r == "mean":
+                err = sq.sum(1) / n.clamp(min=1)
+            elif r == "max":
+                err = sq.max(1).values
+            else:
+                smooth, ok = _window_mean(resid, keep, smoothing)
+                err = (smooth**2).flatten(1).sum(1) / ok.flatten(1).sum(1).clamp(min=1)
             out[r].append(torch.where(n > 0, err, torch.nan).double().cpu().numpy())
     return {r: np.concatenate(v) if v else np.empty(0) for r, v in out.items()}
 
@@ -269,7 +328,7 @@ def negative_elbo(model, dataset, *, batch_size=256, device=None, seed=0):
     return np.concatenate(out) if out else np.empty(0)
 
 
-def model_scores(checkpoint, store, *, batch_size=256, device=None):
+def model_scores(checkpoint, store, *, batch_size=256, device=None, smoothing=5):
     """Model-based anomaly scores of every cutout of ``store``.
 
     Parameters
@@ -280,12 +339,15 @@ def model_scores(checkpoint, store, *, batch_size=256, device=None):
         The HDF5 store (normalised as the training data).
     batch_size : int, optional
     device : str or torch.device, optional
+    smoothing : int, optional
+        Window side of ``"recon_extended"``, px (see :func:`reconstruction_error`).
 
     Returns
     -------
     dict of str to numpy.ndarray of shape (n,)
         ``"recon"`` (:func:`reconstruction_error`, mean), ``"recon_max"`` (its largest
-        pixel) and, for a VAE, ``"elbo"`` (:func:`negative_elbo`).
+        pixel), ``"recon_extended"`` (its window-averaged residual) and, for a VAE,
+        ``"elbo"`` (:func:`negative_elbo`).
 
     Raises
     ------
@@ -301,8 +363,13 @@ def model_scores(checkpoint, store, *, batch_size=256, device=None):
             "error; use an autoencoder or VAE checkpoint"
         )
         raise ValueError(msg)
-    errors = _reconstruction_errors(model, data, ("mean", "max"), batch_size, device)
-    out = {"recon": errors["mean"], "recon_max": errors["max"]}
+    _check_smoothing("model_scores", smoothing, data)
+    errors = _reconstruction_errors(model, data, _REDUCTIONS, batch_size, device, smoothing)
+    out = {
+        "recon": errors["mean"],
+        "recon_max": errors["max"],
+        "recon_extended": errors["extended"],
+    }
     if hasattr(model, "elbo"):
         out["elbo"] = negative_elbo(model, data, batch_size=batch_size, device=device)
     return out
