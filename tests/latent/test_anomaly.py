@@ -156,7 +156,7 @@ def test_extended_reduction_matches_explicit_windows(dataset, k):
 
 def test_extended_reduction_finds_light_below_the_pixel_noise():
     # A faint annulus (0.4 sigma per pixel over a sixth of the cutout, like a reflection
-    # ghost) on one of 30 noise cutouts: a 3% rise of the per-pixel mean, a many-fold rise
+    # ghost) on one of 30 noise cutouts: a 2% rise of the per-pixel mean, a 4.6-fold rise
     # of the window-averaged residual.
     rng = np.random.default_rng(3)
     images = rng.normal(0.0, 1.0, (30, 3, 64, 64)).astype(np.float32)
