@@ -272,8 +272,9 @@ def _window_mean(r, keep, smoothing):
 
 
 @torch.no_grad()
-def _reconstruction_errors(model, dataset, reductions, batch_size, device, smoothing=5):
-    """Every requested reduction of the residuals from one pass over ``dataset``."""
+def _reconstruction_errors(model, dataset, reductions, batch_size, device, smoothing):
+    """Every requested reduction of the residuals from one pass over ``dataset``
+    (``smoothing``: the window side of ``"extended"``, checked by the caller)."""
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model = model.to(device).eval()
     out = {r: [] for r in reductions}
