@@ -92,6 +92,25 @@ def add_parsers(sub):
     an.add_argument("--checkpoint", type=Path, default=None, help="default: the latents'")
     an.add_argument("--data", type=Path, default=None, help="store; default: the latents'")
     an.add_argument(
+        "--context",
+        type=Path,
+        default=None,
+        help="LATENTS.h5 of the same objects (e.g. a SimCLR embedding): with --recon, also "
+        "give each model score relative to those of the objects most alike there "
+        "(columns *_context) and LOF in the joint space of those latents and the log "
+        "reconstruction errors (context_lof), and combine those instead of the raw ones",
+    )
+    an.add_argument(
+        "--context-neighbors", type=int, default=50, help="neighbours per object for --context"
+    )
+    an.add_argument(
+        "--context-components",
+        type=int,
+        default=16,
+        help="principal components of the --context latents searched for neighbours "
+        "(0: all dimensions)",
+    )
+    an.add_argument(
         "--combine",
         choices=("mean", "max"),
         default="max",
@@ -405,6 +424,7 @@ def anomalies_command(args):
         SCORERS,
         AnomalyScorer,
         combine_ranks,
+        contextual_scores,
         model_scores,
         rank_scores,
         read_latents,
@@ -417,7 +437,11 @@ def anomalies_command(args):
     if unknown:
         msg = f"--methods: unknown scorers {unknown}; choose among {list(SCORERS)}"
         raise ValueError(msg)
-    scores = {}
+    if args.context is not None and not args.recon:
+        msg = "--context needs --recon (it compares each model score with the neighbours')"
+        raise ValueError(msg)
+    context = None if args.context is None else _context_latents(args, table)
+    scores, shown = {}, {}
     for m in methods:
         est = AnomalyScorer(m, n_neighbors=args.n_neighbors, random_state=args.seed)
         scores[m] = est.fit_score(latents)
@@ -431,13 +455,22 @@ def anomalies_command(args):
         if len(extra["recon"]) != len(latents):
             msg = f"{store} has {len(extra['recon'])} cutouts; {args.latents} {len(latents)}"
             raise ValueError(msg)
-        scores.update(extra)
+        if context is None:
+            scores.update(extra)
+        else:
+            shown = extra  # in the catalog, not in the combination
+            # Squared errors are compared as ratios (log), the ELBO (a log) as a difference.
+            for name, s in extra.items():
+                scores[f"{name}_context"] = contextual_scores(
+                    s, context, n_neighbors=args.context_neighbors, log=name != "elbo"
+                )
+            scores["context_lof"] = _joint_lof(args, context, extra)
     if not scores:
         msg = "no scorer: give --methods and/or --recon"
         raise ValueError(msg)
     combined = combine_ranks(scores, how=args.combine)
     columns = {}
-    for name, s in scores.items():
+    for name, s in (shown | scores).items():
         columns[f"score_{name}"] = s
         columns[f"percentile_{name}"] = rank_scores(s)
     columns["anomaly_score"] = combined
@@ -449,6 +482,8 @@ def anomalies_command(args):
         "astrounsup anomalies", latents=args.latents, scorers=",".join(scores),
         combine=args.combine, n_neighbors=args.n_neighbors, seed=args.seed,
         checkpoint=checkpoint if args.recon else None, store=store,
+        context=args.context, context_neighbors=args.context_neighbors if args.context else None,
+        context_components=args.context_components if args.context else None,
     )  # fmt: skip
     result = result_catalog(table, columns, meta=meta)[order]
     path = _write(args, result, "anomalies")
@@ -457,6 +492,66 @@ def anomalies_command(args):
     if args.gallery and store and Path(store).exists():
         print(f"  figure  {_gallery(store, table, order[: args.gallery], args.out)}")
     return 0
+
+
+def _context_latents(args, table):
+    """The --context latents (checked against the scored objects), in the space where
+    neighbours are searched."""
+    from astrounsup.latent import Reducer, read_latents
+
+    if args.context_components < 0:
+        msg = f"--context-components must be >= 0; got {args.context_components}"
+        raise ValueError(msg)
+    if args.context_neighbors < 1:
+        msg = f"--context-neighbors must be >= 1; got {args.context_neighbors}"
+        raise ValueError(msg)
+    context, ctable, _ = read_latents(args.context)
+    if len(context) != len(table):
+        msg = f"--context {args.context} has {len(context)} objects; {args.latents} {len(table)}"
+        raise ValueError(msg)
+    if "object_id" in table.colnames and "object_id" in ctable.colnames:
+        ids, cids = np.asarray(table["object_id"]), np.asarray(ctable["object_id"])
+        if not np.array_equal(ids, cids):
+            first = int(np.argmax(ids != cids))
+            msg = (
+                f"--context {args.context} lists other objects than {args.latents} (row "
+                f"{first}: object_id {cids[first]!r}, not {ids[first]!r}); embed the same store"
+            )
+            raise ValueError(msg)
+    if 0 < args.context_components < context.shape[1]:
+        near = Reducer(
+            "pca", n_components=args.context_components, standardize=False,
+            random_state=args.seed,
+        )  # fmt: skip
+        context = near.fit_transform(context)
+    if len(context) <= args.context_neighbors:
+        msg = (
+            f"--context-neighbors {args.context_neighbors} needs more objects than that; "
+            f"{args.context} has {len(context)}"
+        )
+        raise ValueError(msg)
+    return context
+
+
+def _joint_lof(args, context, extra):
+    """LOF in the joint space of the --context components and the log reconstruction
+    errors (each dimension standardised): odd in look and residual together. NaN for a
+    cutout without reconstruction errors (every pixel masked)."""
+    from astrounsup.latent import AnomalyScorer
+
+    errors = np.stack([extra[k] for k in ("recon", "recon_max", "recon_extended")], 1)
+    ok = np.isfinite(errors).all(1)
+    out = np.full(len(errors), np.nan)
+    if ok.sum() <= args.context_neighbors:
+        msg = (
+            f"--context-neighbors {args.context_neighbors} needs more objects with "
+            f"reconstruction errors than that; got {int(ok.sum())}"
+        )
+        raise ValueError(msg)
+    joint = np.hstack([context[ok], np.log(errors[ok])])
+    lof = AnomalyScorer("lof", n_neighbors=args.context_neighbors, random_state=args.seed)
+    out[ok] = lof.fit_score(joint)
+    return out
 
 
 def _gallery(store, table, rows, out_dir):

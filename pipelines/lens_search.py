@@ -9,7 +9,12 @@
 4. clusters the latents and names the clusters from a small labelled share of ``is_lens``
    (``astrounsup cluster``): lens candidates ranked, with accuracy and completeness on the
    labels not used;
-5. ranks every object by anomaly scores (``astrounsup anomalies``).
+5. ranks every object by anomaly scores (``astrounsup anomalies``). With
+   ``[anomalies] recon_recipe`` (``"vae"`` by default) it first trains that autoencoder on
+   the same cutouts (``recon_run/``) and embeds them (``recon_latents.h5``); the list then
+   ranks LOF on those latents together with the reconstruction errors, each relative to
+   the objects most alike in the main latents (``--recon --context``): the best scorer of
+   ``eval/anomalies.py``.
 
 Everything lands in the configured directory (``catalogs/lens_search`` by default): the run
 (``run/``), ``latents.h5``, ``cluster/`` and ``anomalies/`` catalogs and figures.
@@ -56,11 +61,37 @@ def _step(name, argv):
         raise SystemExit(msg)
 
 
+def _train_and_embed(prefix, store, out, recipe, steps, config):
+    """Train ``recipe`` on the store (``{prefix}run/``), embed every cutout
+    (``{prefix}latents.h5``) and return the latents path."""
+    sections = {k: dict(v) for k, v in config.items()}
+    training = sections.setdefault("training", {})
+    # A short run (--steps) keeps its warm-up within the run.
+    training["warmup_steps"] = min(training.get("warmup_steps", 0), steps // 5)
+    train_config = out / f"{prefix}train.toml"
+    lines = []
+    for section, values in sections.items():
+        lines += _toml_lines(section, values)
+    train_config.write_text("\n".join(lines) + "\n")
+    run = out / f"{prefix}run"
+    _step(
+        f"{prefix}train",
+        ["train", "--data", str(store), "--model", recipe, "--config", str(train_config),
+         "--out", str(run), "--steps", str(steps), "--quiet"],
+    )  # fmt: skip
+    latents = out / f"{prefix}latents.h5"
+    _step(f"{prefix}embed", ["embed", "--checkpoint", str(run / "last.pt"), "--data",
+                             str(store), "--out", str(latents)])  # fmt: skip
+    return latents
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     parser.add_argument("--out", type=Path, default=None, help="override output.directory")
-    parser.add_argument("--steps", type=int, default=None, help="override model.steps")
+    parser.add_argument(
+        "--steps", type=int, default=None, help="override model.steps (and anomalies.recon_steps)"
+    )
     args = parser.parse_args(argv)
     with open(args.config, "rb") as f:
         cfg = tomllib.load(f)
@@ -78,25 +109,9 @@ def main(argv=None):
         print(f"using the existing survey {store}")
 
     model = cfg["model"]
-    steps = args.steps or model["steps"]
-    sections = {k: dict(v) for k, v in model.get("config", {}).items()}
-    training = sections.setdefault("training", {})
-    # A short run (--steps) keeps its warm-up within the run.
-    training["warmup_steps"] = min(training.get("warmup_steps", 0), steps // 5)
-    train_config = out / "train.toml"
-    lines = []
-    for section, values in sections.items():
-        lines += _toml_lines(section, values)
-    train_config.write_text("\n".join(lines) + "\n")
-    run = out / "run"
-    _step(
-        "train",
-        ["train", "--data", str(store), "--model", model["recipe"], "--config",
-         str(train_config), "--out", str(run), "--steps", str(steps), "--quiet"],
-    )  # fmt: skip
-    latents = out / "latents.h5"
-    _step("embed", ["embed", "--checkpoint", str(run / "last.pt"), "--data", str(store),
-                    "--out", str(latents)])  # fmt: skip
+    latents = _train_and_embed(
+        "", store, out, model["recipe"], args.steps or model["steps"], model.get("config", {})
+    )
     cl = cfg["cluster"]
     reduce = []
     if cl.get("reduce"):
@@ -109,9 +124,16 @@ def main(argv=None):
          str(out / "cluster"), "--overwrite"],
     )  # fmt: skip
     an = cfg["anomalies"]
+    scored, recon = latents, []
+    if an.get("recon_recipe"):
+        steps = args.steps or an["recon_steps"]
+        config = an.get("recon_config", {})
+        scored = _train_and_embed("recon_", store, out, an["recon_recipe"], steps, config)
+        recon = ["--recon", "--context", str(latents), "--context-neighbors",
+                 str(an["context_neighbors"])]  # fmt: skip
     _step(
         "anomalies",
-        ["anomalies", str(latents), "--methods", ",".join(an["methods"]), "--seed",
+        ["anomalies", str(scored), "--methods", ",".join(an["methods"]), *recon, "--seed",
          str(an["seed"]), "--out", str(out / "anomalies"), "--overwrite"],
     )  # fmt: skip
     print(f"\ndone in {time.perf_counter() - t0:.0f} s; outputs in {out}")

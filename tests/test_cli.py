@@ -99,6 +99,8 @@ class TestPipeline:
         text = (ROOT / "pipelines" / "configs" / "lens_search.toml").read_text()
         text = text.replace('"pipelines/configs/synthetic_survey.toml"', f"'{survey_cfg}'")
         text = text.replace("k = 20", "k = 4").replace("batch_size = 128", "batch_size = 8")
+        text = text.replace("batch_size = 64", "batch_size = 8")
+        text = text.replace("context_neighbors = 50", "context_neighbors = 5")
         (tmp_path / "search.toml").write_text(text)
         result = subprocess.run(
             [
@@ -124,3 +126,10 @@ class TestPipeline:
         assert clusters.meta["n_components"] == 12
         anomalies = QTable.read(tmp_path / "out" / "anomalies" / "anomalies.ecsv")
         assert list(anomalies["anomaly_rank"]) == list(range(1, 41))
+        # LOF on the VAE's latents and its reconstruction errors against the SimCLR
+        # neighbours' (the config's recon_recipe), as eval/anomalies.py scores best.
+        assert anomalies.meta["scorers"] == (
+            "lof,recon_context,recon_max_context,recon_extended_context,elbo_context,context_lof"
+        )
+        assert anomalies.meta["context"].endswith("latents.h5")
+        assert (tmp_path / "out" / "recon_run" / "last.pt").exists()

@@ -7,11 +7,14 @@ from astropy.table import QTable
 from astrounsup.cli import main
 from astrounsup.io import write_fits_cutouts, write_store
 from astrounsup.latent import (
+    AnomalyScorer,
     ClusterLabeller,
     LatentClusterer,
     Reducer,
     combine_ranks,
+    contextual_scores,
     read_latents,
+    write_latents,
 )
 from astrounsup.simulate import simulate_stars
 
@@ -128,6 +131,95 @@ def test_anomalies_with_reconstruction(run, tmp_path):
     np.testing.assert_allclose(cat["anomaly_score"], expected)
     assert cat.meta["combine"] == "max"
     assert (out / "anomalies.png").exists()
+
+
+@pytest.fixture(scope="module")
+def context(run):
+    """A 20-d second embedding of the same objects (a stand-in for SimCLR latents)."""
+    z, table, _ = read_latents(run["latents"])
+    ctx = np.random.default_rng(4).normal(size=(len(z), 20))
+    ctx[:, :6] += 3 * z  # shares the VAE's structure, plus dimensions of its own
+    path = run["dir"] / "context.h5"
+    write_latents(path, ctx, table)
+    return path, ctx
+
+
+def test_anomalies_relative_to_a_context_embedding(run, context, tmp_path):
+    out = tmp_path / "a"
+    args = ["anomalies", str(run["latents"]), "--recon", "--methods", "lof", "--n-neighbors", "5"]
+    code = main(
+        [*args, "--context", str(context[0]), "--context-neighbors", "7",
+         "--context-components", "4", "--seed", "3", "--out", str(out)]
+    )  # fmt: skip
+    assert code == 0
+    cat = QTable.read(out / "anomalies.ecsv")
+    _, table, _ = read_latents(run["latents"])
+    row = {i: k for k, i in enumerate(table["object_id"])}
+    cat = cat[np.argsort([row[i] for i in cat["object_id"]])]  # back to the store's order
+    near = Reducer("pca", n_components=4, standardize=False, random_state=3)
+    ctx = near.fit_transform(context[1])
+    names = ("recon", "recon_max", "recon_extended", "elbo")
+    for name in names:
+        raw = np.asarray(cat[f"score_{name}"])
+        expected = contextual_scores(raw, ctx, n_neighbors=7, log=name != "elbo")
+        np.testing.assert_allclose(cat[f"score_{name}_context"], expected, rtol=1e-6)
+    # LOF in the joint space of the context components and the log reconstruction errors.
+    errors = np.log([np.asarray(cat[f"score_{n}"]) for n in names[:3]]).T
+    joint = AnomalyScorer("lof", n_neighbors=7).fit_score(np.hstack([ctx, errors]))
+    np.testing.assert_allclose(cat["score_context_lof"], joint, rtol=1e-6)
+    # The context versions, not the raw scores, are combined with the latent scorers.
+    picked = {n: cat[f"score_{n}_context"] for n in names} | {"lof": cat["score_lof"]}
+    picked["context_lof"] = cat["score_context_lof"]
+    np.testing.assert_allclose(cat["anomaly_score"], combine_ranks(picked, how="max"))
+    assert (
+        cat.meta["scorers"]
+        == "lof,recon_context,recon_max_context,recon_extended_context,elbo_context,"
+        "context_lof"
+    )
+    assert (cat.meta["context_neighbors"], cat.meta["context_components"]) == (7, 4)
+
+
+def test_joint_lof_leaves_cutouts_without_reconstruction_errors_out():
+    from types import SimpleNamespace
+
+    from astrounsup._cli_science import _joint_lof
+
+    rng = np.random.default_rng(0)
+    context = rng.normal(size=(30, 4))
+    extra = {k: rng.lognormal(size=30) for k in ("recon", "recon_max", "recon_extended")}
+    extra["recon"][[3, 17]] = np.nan  # every pixel masked: no error
+    out = _joint_lof(SimpleNamespace(context_neighbors=5, seed=0), context, extra)
+    ok = np.ones(30, dtype=bool)
+    ok[[3, 17]] = False
+    assert np.isnan(out[~ok]).all()
+    errors = np.log(np.stack([extra[k] for k in ("recon", "recon_max", "recon_extended")], 1))
+    joint = AnomalyScorer("lof", n_neighbors=5).fit_score(np.hstack([context, errors])[ok])
+    np.testing.assert_allclose(out[ok], joint)
+    with pytest.raises(ValueError, match="needs more objects with reconstruction errors"):
+        _joint_lof(SimpleNamespace(context_neighbors=28, seed=0), context, extra)
+
+
+def test_anomalies_refuse_a_context_of_other_objects(run, context, tmp_path, capsys):
+    args = ["anomalies", str(run["latents"]), "--recon", "--out", str(tmp_path / "x")]
+    _, table, _ = read_latents(run["latents"])
+    fewer = tmp_path / "fewer.h5"
+    write_latents(fewer, context[1][:-1], table[:-1])
+    assert main([*args, "--context", str(fewer)]) == 2
+    assert f"--context {fewer} has {len(table) - 1} objects" in capsys.readouterr().err
+    shuffled = tmp_path / "shuffled.h5"
+    write_latents(shuffled, context[1][::-1], table[::-1])
+    assert main([*args, "--context", str(shuffled)]) == 2
+    assert "lists other objects than" in capsys.readouterr().err
+    plain = ["anomalies", str(run["latents"]), "--context", str(context[0])]
+    assert main([*plain, "--out", str(tmp_path / "y")]) == 2
+    assert "--context needs --recon" in capsys.readouterr().err
+    assert main([*args, "--context", str(context[0]), "--context-components", "-1"]) == 2
+    assert "--context-components must be >= 0; got -1" in capsys.readouterr().err
+    assert main([*args, "--context", str(context[0]), "--context-neighbors", "0"]) == 2
+    assert "--context-neighbors must be >= 1; got 0" in capsys.readouterr().err
+    assert main([*args, "--context", str(context[0]), "--context-neighbors", "100"]) == 2
+    err = capsys.readouterr().err
+    assert f"--context-neighbors 100 needs more objects than that; {context[0]} has" in err
 
 
 def test_anomalies_refuse_unknown_scorers(run, tmp_path, capsys):

@@ -14,6 +14,7 @@ __all__ = [
     "SCORERS",
     "AnomalyScorer",
     "combine_ranks",
+    "contextual_scores",
     "model_scores",
     "negative_elbo",
     "rank_scores",
@@ -193,6 +194,103 @@ def combine_ranks(scores, *, how="mean"):
         out[ok] = (np.nanmean if how == "mean" else np.nanmax)(ranks[:, ok], axis=0)
         return out
     return (np.nanmean if how == "mean" else np.nanmax)(ranks, axis=0)
+
+
+def contextual_scores(scores, latents, *, n_neighbors=50, standardize=True, log=True):
+    """Each object's score relative to the scores of the objects that look like it.
+
+    A reconstruction error depends on what the object is: galaxy pairs, bright galaxies
+    and lenses are all reconstructed worse than a lone faint galaxy, so their raw errors
+    crowd the top of an anomaly list. Subtracting the median score of each object's
+    nearest neighbours in a latent space (ideally one that groups objects by morphology
+    and ignores noise, such as a SimCLR embedding of the same cutouts) leaves what is
+    unusual *for that kind of object*: a trail across a pair still stands out, the pair
+    itself no longer does.
+
+    Parameters
+    ----------
+    scores : array_like of shape (n,) or (n, m)
+        One or ``m`` scores per object (higher: more anomalous); NaN for an object
+        without a score (e.g. a cutout with every pixel masked).
+    latents : array_like of shape (n, d)
+        The space in which neighbours are found; row ``i`` is the object of ``scores[i]``.
+    n_neighbors : int, optional
+        Neighbours per object (the object itself is not one of them); fewer than ``n``.
+    standardize : bool, optional
+        Scale each latent dimension to unit variance before the neighbour search.
+    log : bool, optional
+        Compare ``log(score)`` (scores must then be > 0): the result is the log of the
+        ratio of the score to the neighbours' median, so errors that scale with
+        brightness are compared on one footing.
+
+    Returns
+    -------
+    numpy.ndarray of the shape of ``scores``
+        ``f(score) - median(f(score of the neighbours))`` with ``f`` the log (or the
+        identity); NaN neighbours are left out of the median, and the result is NaN where
+        the object's own score is NaN or every neighbour's is.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> z = np.concatenate([rng.normal(0, 1, (100, 2)), rng.normal(10, 1, (100, 2))])
+    >>> s = np.where(np.arange(200) < 100, 1.0, 10.0)  # the second group is always worse
+    >>> s[150] = 30.0  # odd for its group, though not the largest score overall
+    >>> s[[20, 150, 199]].round(2).tolist()
+    [1.0, 30.0, 10.0]
+    >>> contextual_scores(s, z, n_neighbors=10)[[20, 150, 199]].round(2).tolist()
+    [0.0, 1.1, 0.0]
+    """
+    from sklearn.neighbors import NearestNeighbors
+
+    name = "contextual_scores"
+    check_int(name, "n_neighbors", n_neighbors, 1)
+    s = np.asarray(scores, dtype=np.float64)
+    z = np.asarray(latents, dtype=np.float64)
+    if s.ndim not in (1, 2):
+        msg = f"{name}: scores must have shape (n,) or (n, m); got shape {s.shape}"
+        raise ValueError(msg)
+    if z.ndim != 2 or len(z) != len(s):
+        msg = (
+            f"{name}: latents must have shape (n, d) with n = len(scores) = {len(s)}; "
+            f"got shape {z.shape}"
+        )
+        raise ValueError(msg)
+    if not np.isfinite(z).all():
+        bad = int((~np.isfinite(z)).any(1).sum())
+        msg = f"{name}: latents must be finite; got {bad} row(s) with NaN or inf"
+        raise ValueError(msg)
+    if len(z) <= n_neighbors:
+        msg = (
+            f"{name}: n_neighbors={n_neighbors} needs more than n_neighbors objects; got {len(z)}"
+        )
+        raise ValueError(msg)
+    if np.isinf(s).any():
+        msg = f"{name}: scores must be finite or NaN; got {int(np.isinf(s).sum())} inf"
+        raise ValueError(msg)
+    if log:
+        low = s[np.isfinite(s)]
+        if low.size and low.min() <= 0:
+            msg = f"{name}: scores must be > 0 with log=True; got a minimum of {float(low.min())}"
+            raise ValueError(msg)
+        s = np.log(s)
+    _, z = fit_scaler(z, standardize)
+    idx = NearestNeighbors(n_neighbors=n_neighbors + 1).fit(z).kneighbors(z)[1]
+    # Each object's own row is dropped by index, not by position: with duplicate latents
+    # the object need not come first among its distance-0 neighbours.
+    own = idx == np.arange(len(z))[:, None]
+    drop = np.where(own.any(1), own.argmax(1), n_neighbors)
+    keep = np.ones(idx.shape, dtype=bool)
+    keep[np.arange(len(z)), drop] = False
+    idx = idx[keep].reshape(len(z), n_neighbors)
+    flat = s.reshape(len(s), -1)
+    out = np.full(flat.shape, np.nan)
+    for j in range(flat.shape[1]):
+        nb = flat[:, j][idx]
+        ok = np.isfinite(nb).any(1) & np.isfinite(flat[:, j])
+        out[ok, j] = flat[ok, j] - np.nanmedian(nb[ok], axis=1)
+    return out.reshape(s.shape)
 
 
 @torch.no_grad()

@@ -8,6 +8,7 @@ from astrounsup.latent import (
     SCORERS,
     AnomalyScorer,
     combine_ranks,
+    contextual_scores,
     negative_elbo,
     rank_scores,
     reconstruction_error,
@@ -86,6 +87,102 @@ class TestRanks:
             combine_ranks(scores, how="median")
         with pytest.raises(ValueError, match="scores is empty"):
             combine_ranks({})
+
+
+def contextual_reference(scores, latents, k, log=True):
+    """Explicit loop: standardise, find the k nearest other objects, subtract the median."""
+    z = (latents - latents.mean(0)) / latents.std(0)
+    f = np.log(scores) if log else scores
+    out = np.full(f.shape, np.nan)
+    for i in range(len(z)):
+        d = np.sqrt(((z - z[i]) ** 2).sum(1))
+        d[i] = np.inf
+        nb = np.argsort(d, kind="stable")[:k]
+        finite = f[nb][np.isfinite(f[nb])]
+        if np.isfinite(f[i]) and finite.size:
+            out[i] = f[i] - np.median(finite)
+    return out
+
+
+class TestContextualScores:
+    def data(self, n=120, seed=0):
+        rng = np.random.default_rng(seed)
+        z = rng.normal(0.0, 1.0, (n, 3)) * [1.0, 5.0, 0.2]
+        return rng.lognormal(0.0, 1.0, n), z
+
+    @pytest.mark.parametrize(("k", "log"), [(1, True), (7, True), (20, False)])
+    def test_matches_an_explicit_neighbour_loop(self, k, log):
+        s, z = self.data()
+        s[[4, 50]] = np.nan
+        np.testing.assert_allclose(
+            contextual_scores(s, z, n_neighbors=k, log=log), contextual_reference(s, z, k, log)
+        )
+
+    def test_columns_are_scored_alike_and_unstandardised_latents_differ(self):
+        s, z = self.data()
+        both = np.stack([s, s**2], 1)
+        out = contextual_scores(both, z, n_neighbors=9)
+        assert out.shape == (120, 2)
+        np.testing.assert_allclose(out[:, 0], contextual_scores(s, z, n_neighbors=9))
+        np.testing.assert_allclose(out[:, 1], 2 * out[:, 0])  # log(s**2) = 2 log(s)
+        raw = contextual_scores(s, z, n_neighbors=9, standardize=False)
+        assert not np.allclose(raw, out[:, 0])  # dimension 1 dominates raw distances
+
+    def test_an_object_odd_for_its_group_ranks_first(self):
+        rng = np.random.default_rng(1)
+        z = np.concatenate([rng.normal(0, 1, (200, 2)), rng.normal(8, 1, (200, 2))])
+        # The second group is always reconstructed ~10x worse; object 300 is 3x worse
+        # than its group, and object 5 twice as bad as its own.
+        s = np.where(np.arange(400) < 200, 1.0, 10.0) * rng.lognormal(0, 0.1, 400)
+        s[300] *= 3.0
+        s[5] *= 2.0
+        assert set(np.argsort(-s)[:2]) != {300, 5}
+        out = contextual_scores(s, z, n_neighbors=20)
+        assert np.argsort(-out)[:2].tolist() == [300, 5]
+
+    def test_nan_scores(self):
+        s, z = self.data(n=30)
+        s[3] = np.nan
+        out = contextual_scores(s, z, n_neighbors=5)
+        assert np.isnan(out[3])
+        assert np.isfinite(np.delete(out, 3)).all()
+        # Every neighbour unscored: NaN, not a median of nothing.
+        s = np.full(30, np.nan)
+        s[0] = 1.0
+        assert np.isnan(contextual_scores(s, z, n_neighbors=5)).all()
+
+    def test_an_object_is_never_its_own_neighbour_even_among_duplicates(self):
+        z = np.zeros((6, 2))
+        s = np.array([1.0, 2.0, 4.0, 8.0, 16.0, 32.0])
+        out = contextual_scores(s, z, n_neighbors=5, standardize=False)
+        expected = [np.log(v) - np.median(np.log(np.delete(s, i))) for i, v in enumerate(s)]
+        np.testing.assert_allclose(out, expected)
+
+    @pytest.mark.parametrize(
+        ("change", "match"),
+        [
+            ({"n_neighbors": 0}, "n_neighbors must be an integer >= 1; got 0"),
+            ({"n_neighbors": True}, "n_neighbors must be an integer >= 1; got True"),
+            ({"n_neighbors": 30}, "n_neighbors=30 needs more than n_neighbors objects; got 30"),
+            ({"scores": np.ones((30, 2, 2))}, r"scores must have shape \(n,\) or \(n, m\)"),
+            ({"latents": np.ones((29, 3))}, r"latents must have shape \(n, d\) with n = "),
+            ({"latents": np.ones(30)}, r"latents must have shape \(n, d\)"),
+            ({"latents": np.full((30, 3), np.nan)}, "latents must be finite; got 30 row"),
+            ({"scores": np.r_[np.inf, np.ones(29)]}, "scores must be finite or NaN; got 1 inf"),
+            ({"scores": np.r_[0.0, np.ones(29)]}, "scores must be > 0 with log=True"),
+        ],
+    )
+    def test_bad_input(self, change, match):
+        s, z = self.data(n=30)
+        kwargs = {"scores": s, "latents": z, "n_neighbors": 5} | change
+        with pytest.raises(ValueError, match=match):
+            contextual_scores(kwargs.pop("scores"), kwargs.pop("latents"), **kwargs)
+
+    def test_zero_and_negative_scores_are_fine_without_the_log(self):
+        s, z = self.data(n=30)
+        s[0] = -1.0
+        out = contextual_scores(s, z, n_neighbors=5, log=False)
+        np.testing.assert_allclose(out, contextual_reference(s, z, 5, log=False))
 
 
 @pytest.fixture(scope="module")
