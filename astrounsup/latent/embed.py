@@ -83,6 +83,9 @@ def read_latents(path):
     """``(latents, table, attrs)`` of a file written by :func:`write_latents`."""
     from astropy.io.misc.hdf5 import read_table_hdf5
 
+    if not Path(path).is_file():
+        msg = f"{path}: no such latents file"
+        raise FileNotFoundError(msg)
     with h5py.File(path, "r") as f:
         if f.attrs.get("format") != LATENTS_FORMAT:
             msg = f"{path}: not an astrounsup latents file"

@@ -1,9 +1,11 @@
+import h5py
 import numpy as np
 import pytest
 import torch
+from astropy.table import QTable
 
 from astrounsup.io import CutoutDataset
-from astrounsup.latent import embed_dataset
+from astrounsup.latent import embed_dataset, read_latents, write_latents
 from astrounsup.models import ConvAutoencoder, SimCLR
 
 
@@ -43,3 +45,16 @@ def test_cuda_embedding_matches_cpu(dataset):
     gpu = embed_dataset(model, dataset, device="cuda")
     assert next(model.parameters()).device.type == "cuda"
     np.testing.assert_allclose(gpu, cpu, rtol=1e-3, atol=1e-4)
+
+
+def test_read_latents_names_a_missing_or_foreign_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"nothing\.h5: no such latents file"):
+        read_latents(tmp_path / "nothing.h5")
+    with h5py.File(tmp_path / "other.h5", "w") as f:
+        f["x"] = np.zeros(3)
+    with pytest.raises(ValueError, match=r"other\.h5: not an astrounsup latents file"):
+        read_latents(tmp_path / "other.h5")
+    write_latents(tmp_path / "z.h5", np.ones((2, 3)), QTable({"object_id": ["a", "b"]}))
+    z, table, _ = read_latents(tmp_path / "z.h5")
+    assert z.shape == (2, 3)
+    assert list(table["object_id"]) == ["a", "b"]
