@@ -13,8 +13,8 @@
    ``[anomalies] recon_recipe`` (``"vae"`` by default) it first trains that autoencoder on
    the same cutouts (``recon_run/``) and embeds them (``recon_latents.h5``); the list then
    ranks LOF on those latents together with the reconstruction errors, each relative to
-   the objects most alike in the main latents (``--recon --context``): the best scorer of
-   ``eval/anomalies.py``.
+   the objects most alike in the main latents, and LOF of those latents and errors
+   together (``--recon --context``): the best scorer of ``eval/anomalies.py``.
 
 Everything lands in the configured directory (``catalogs/lens_search`` by default): the run
 (``run/``), ``latents.h5``, ``cluster/`` and ``anomalies/`` catalogs and figures.
@@ -129,8 +129,9 @@ def main(argv=None):
         steps = args.steps or an["recon_steps"]
         config = an.get("recon_config", {})
         scored = _train_and_embed("recon_", store, out, an["recon_recipe"], steps, config)
-        recon = ["--recon", "--context", str(latents), "--context-neighbors",
-                 str(an["context_neighbors"])]  # fmt: skip
+        recon = ["--recon", "--context", str(latents)]
+        if "context_neighbors" in an:
+            recon += ["--context-neighbors", str(an["context_neighbors"])]
     _step(
         "anomalies",
         ["anomalies", str(scored), "--methods", ",".join(an["methods"]), *recon, "--seed",
