@@ -424,7 +424,7 @@ def anomalies_command(args):
         SCORERS,
         AnomalyScorer,
         combine_ranks,
-        contextual_scores,
+        context_model_scores,
         model_scores,
         rank_scores,
         read_latents,
@@ -459,12 +459,10 @@ def anomalies_command(args):
             scores.update(extra)
         else:
             shown = extra  # in the catalog, not in the combination
-            # Squared errors are compared as ratios (log), the ELBO (a log) as a difference.
-            for name, s in extra.items():
-                scores[f"{name}_context"] = contextual_scores(
-                    s, context, n_neighbors=args.context_neighbors, log=name != "elbo"
-                )
-            scores["context_lof"] = _joint_lof(args, context, extra)
+            scores |= context_model_scores(
+                extra, context, n_neighbors=args.context_neighbors,
+                n_components=args.context_components, seed=args.seed,
+            )  # fmt: skip
     if not scores:
         msg = "no scorer: give --methods and/or --recon"
         raise ValueError(msg)
@@ -495,9 +493,8 @@ def anomalies_command(args):
 
 
 def _context_latents(args, table):
-    """The --context latents (checked against the scored objects), in the space where
-    neighbours are searched."""
-    from astrounsup.latent import Reducer, read_latents
+    """The --context latents, checked against the scored objects before any scoring."""
+    from astrounsup.latent import read_latents
 
     if args.context_components < 0:
         msg = f"--context-components must be >= 0; got {args.context_components}"
@@ -518,12 +515,6 @@ def _context_latents(args, table):
                 f"{first}: object_id {cids[first]!r}, not {ids[first]!r}); embed the same store"
             )
             raise ValueError(msg)
-    if 0 < args.context_components < context.shape[1]:
-        near = Reducer(
-            "pca", n_components=args.context_components, standardize=False,
-            random_state=args.seed,
-        )  # fmt: skip
-        context = near.fit_transform(context)
     if len(context) <= args.context_neighbors:
         msg = (
             f"--context-neighbors {args.context_neighbors} needs more objects than that; "
@@ -531,27 +522,6 @@ def _context_latents(args, table):
         )
         raise ValueError(msg)
     return context
-
-
-def _joint_lof(args, context, extra):
-    """LOF in the joint space of the --context components and the log reconstruction
-    errors (each dimension standardised): odd in look and residual together. NaN for a
-    cutout without reconstruction errors (every pixel masked)."""
-    from astrounsup.latent import AnomalyScorer
-
-    errors = np.stack([extra[k] for k in ("recon", "recon_max", "recon_extended")], 1)
-    ok = np.isfinite(errors).all(1)
-    out = np.full(len(errors), np.nan)
-    if ok.sum() <= args.context_neighbors:
-        msg = (
-            f"--context-neighbors {args.context_neighbors} needs more objects with "
-            f"reconstruction errors than that; got {int(ok.sum())}"
-        )
-        raise ValueError(msg)
-    joint = np.hstack([context[ok], np.log(errors[ok])])
-    lof = AnomalyScorer("lof", n_neighbors=args.context_neighbors, random_state=args.seed)
-    out[ok] = lof.fit_score(joint)
-    return out
 
 
 def _gallery(store, table, rows, out_dir):

@@ -15,11 +15,11 @@ of reconstruction, largest pixel and LOF, with and without the extended residual
 cutouts and adds LOF and k-NN distance on its latents, alone and in maximum-rank
 combinations with the VAE's scorers; the three reconstruction errors relative to those of
 each object's 50 nearest neighbours among the first 16 principal components of the SimCLR
-latents (``contextual_scores``, as ``astrounsup anomalies --recon --context``), alone and
-in the maximum-rank combination with LOF; and LOF in the joint space of those components
-and the log reconstruction errors, alone and added to that combination. Prints AUROC and
-the precision among the top 1% of each; issue 6 asks for AUROC >= 0.95 and top-1%
-precision >= 0.80 for the best scorer.
+latents, alone and in the maximum-rank combination with LOF; and LOF in the joint space of
+those components and the log reconstruction errors, alone and added to that combination
+(``context_model_scores``: what ``astrounsup anomalies --recon --context`` combines).
+Prints AUROC and the precision among the top 1% of each; issue 6 asks for AUROC >= 0.95
+and top-1% precision >= 0.80 for the best scorer.
 ``--save`` keeps every scorer's scores (``names``, ``scores`` of shape (scorers, n)), the
 truth (``is_anomaly``, ``kind``), the latents (``z_vae``, ``z_simclr``) and the seed;
 ``--rescore SCORES.npz [--seed S]`` recomputes every combination and scorer of the SimCLR
@@ -39,9 +39,8 @@ from sklearn.metrics import roc_auc_score
 from astrounsup._atomic import atomic_path
 from astrounsup.latent import (
     AnomalyScorer,
-    Reducer,
     combine_ranks,
-    contextual_scores,
+    context_model_scores,
     negative_elbo,
     reconstruction_error,
 )
@@ -170,28 +169,28 @@ def _derived(base, zs, seed):
     scores["max rank: recon, max pixel, knn-S"] = combine_ranks(pick, how="max")
     pick["lof"] = single["lof"]
     scores["max rank: recon, max px, lof, knn-S"] = combine_ranks(pick, how="max")
-    # Each reconstruction error relative to that of the 50 objects most alike in the
-    # SimCLR latents (reduced to 16 principal components): pairs and bright galaxies,
-    # reconstructed worse than lone galaxies, are compared with their own kind.
-    near = Reducer("pca", n_components=16, standardize=False, random_state=seed)
-    context = near.fit_transform(zs)
-    recon = [k for k in quartet if k != "lof"]
-    rel = contextual_scores(np.stack([single[k] for k in recon], 1), context, n_neighbors=50)
-    ctx = dict(zip(("recon", "max pixel", "extended"), rel.T, strict=True))
-    for k, v in ctx.items():
+    # The reconstruction errors judged against the 50 objects most alike among the first
+    # 16 principal components of the SimCLR latents, and LOF of those components and the
+    # log errors together: `astrounsup anomalies --recon --context`'s scores.
+    errors = {
+        "recon": single["reconstruction"],
+        "recon_max": single["reconstruction (max pixel)"],
+        "recon_extended": single["reconstruction (extended)"],
+    }
+    ctx = context_model_scores(errors, zs, n_neighbors=50, n_components=16, seed=seed)
+    rel = {
+        "recon": ctx["recon_context"],
+        "max pixel": ctx["recon_max_context"],
+        "extended": ctx["recon_extended_context"],
+    }
+    for k, v in rel.items():
         scores[f"{k} vs SimCLR neighbours"] = v
     scores["max rank: ctx recon, px, ext; lof"] = combine_ranks(
-        ctx | {"lof": single["lof"]}, how="max"
+        rel | {"lof": single["lof"]}, how="max"
     )
-    # LOF in the joint space of those SimCLR components and the log reconstruction
-    # errors: an object unusual in look and in residual together (ring galaxies).
-    joint = np.hstack([context, np.log(np.stack([single[k] for k in recon], 1))])
-    scores["lof (SimCLR components, log recon)"] = AnomalyScorer("lof", n_neighbors=50).fit_score(
-        joint
-    )
+    scores["lof (SimCLR components, log recon)"] = ctx["context_lof"]
     scores["max rank: ctx recon, px, ext; lof; lof-joint"] = combine_ranks(
-        ctx | {"lof": single["lof"], "joint": scores["lof (SimCLR components, log recon)"]},
-        how="max",
+        rel | {"lof": single["lof"], "joint": ctx["context_lof"]}, how="max"
     )
     return scores
 

@@ -179,26 +179,6 @@ def test_anomalies_relative_to_a_context_embedding(run, context, tmp_path):
     assert (cat.meta["context_neighbors"], cat.meta["context_components"]) == (7, 4)
 
 
-def test_joint_lof_leaves_cutouts_without_reconstruction_errors_out():
-    from types import SimpleNamespace
-
-    from astrounsup._cli_science import _joint_lof
-
-    rng = np.random.default_rng(0)
-    context = rng.normal(size=(30, 4))
-    extra = {k: rng.lognormal(size=30) for k in ("recon", "recon_max", "recon_extended")}
-    extra["recon"][[3, 17]] = np.nan  # every pixel masked: no error
-    out = _joint_lof(SimpleNamespace(context_neighbors=5, seed=0), context, extra)
-    ok = np.ones(30, dtype=bool)
-    ok[[3, 17]] = False
-    assert np.isnan(out[~ok]).all()
-    errors = np.log(np.stack([extra[k] for k in ("recon", "recon_max", "recon_extended")], 1))
-    joint = AnomalyScorer("lof", n_neighbors=5).fit_score(np.hstack([context, errors])[ok])
-    np.testing.assert_allclose(out[ok], joint)
-    with pytest.raises(ValueError, match="needs more objects with reconstruction errors"):
-        _joint_lof(SimpleNamespace(context_neighbors=28, seed=0), context, extra)
-
-
 def test_anomalies_refuse_a_context_of_other_objects(run, context, tmp_path, capsys):
     args = ["anomalies", str(run["latents"]), "--recon", "--out", str(tmp_path / "x")]
     _, table, _ = read_latents(run["latents"])

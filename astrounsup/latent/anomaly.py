@@ -14,6 +14,7 @@ __all__ = [
     "SCORERS",
     "AnomalyScorer",
     "combine_ranks",
+    "context_model_scores",
     "contextual_scores",
     "model_scores",
     "negative_elbo",
@@ -291,6 +292,91 @@ def contextual_scores(scores, latents, *, n_neighbors=50, standardize=True, log=
         ok = np.isfinite(nb).any(1) & np.isfinite(flat[:, j])
         out[ok, j] = flat[ok, j] - np.nanmedian(nb[ok], axis=1)
     return out.reshape(s.shape)
+
+
+def context_model_scores(scores, context, *, n_neighbors=50, n_components=16, seed=0):
+    """Model scores judged against look-alike objects: what ``astrounsup anomalies --recon
+    --context`` combines.
+
+    The context latents (e.g. a SimCLR embedding of the same cutouts) are reduced to their
+    first ``n_components`` principal components. In that space each model score is given
+    relative to its ``n_neighbors`` nearest objects' (:func:`contextual_scores`; the squared
+    errors as log ratios, the ELBO, already a log-likelihood, as a difference), and a local
+    outlier factor is computed in the joint space of the components and the three log
+    reconstruction errors: an object odd in look and in residual together, such as a ring
+    galaxy, which neither alone singles out.
+
+    Parameters
+    ----------
+    scores : dict of str to array_like of shape (n,)
+        :func:`model_scores` output: ``"recon"``, ``"recon_max"``, ``"recon_extended"`` and
+        optionally ``"elbo"``; NaN for a cutout with every pixel masked.
+    context : array_like of shape (n, d)
+        Row ``i`` is the object of ``scores[...][i]``.
+    n_neighbors : int, optional
+        Neighbours per object, for the relative scores and the LOF alike.
+    n_components : int, optional
+        Principal components kept (0, or at least ``d``: all dimensions as they are).
+    seed : int, optional
+        Seeds the PCA's randomised solver.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray of shape (n,)
+        ``"<name>_context"`` for each score, and ``"context_lof"`` (NaN where a
+        reconstruction error is NaN).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> z = np.concatenate([rng.normal(0, 1, (100, 4)), rng.normal(6, 1, (100, 4))])
+    >>> errors = {k: np.where(np.arange(200) < 100, 1.0, 3.0) * rng.lognormal(0, 0.1, 200)
+    ...           for k in ("recon", "recon_max", "recon_extended")}
+    >>> errors["recon"][150] *= 4.0  # four times worse than the objects like it
+    >>> out = context_model_scores(errors, z, n_neighbors=10, n_components=2)
+    >>> sorted(out), int(np.argmax(out["recon_context"]))
+    (['context_lof', 'recon_context', 'recon_extended_context', 'recon_max_context'], 150)
+    """
+    from astrounsup.latent.reduce import Reducer
+
+    name = "context_model_scores"
+    check_int(name, "n_components", n_components, 0)
+    errors = ("recon", "recon_max", "recon_extended")
+    missing = [k for k in errors if k not in scores]
+    unknown = sorted(set(scores) - {*errors, "elbo"})
+    if missing or unknown:
+        msg = (
+            f"{name}: scores must hold {list(errors)} and optionally 'elbo'; missing "
+            f"{missing}, unknown {unknown}"
+        )
+        raise ValueError(msg)
+    z = np.asarray(context, dtype=np.float64)
+    if z.ndim == 2 and not np.isfinite(z).all():
+        bad = int((~np.isfinite(z)).any(1).sum())
+        msg = f"{name}: context must be finite; got {bad} row(s) with NaN or inf"
+        raise ValueError(msg)
+    if z.ndim == 2 and 0 < n_components < z.shape[1]:
+        pca = Reducer("pca", n_components=n_components, standardize=False, random_state=seed)
+        z = pca.fit_transform(z)
+    err = np.stack([np.asarray(scores[k], dtype=np.float64) for k in errors], 1)
+    rel = contextual_scores(err, z, n_neighbors=n_neighbors)  # validates shapes and values
+    out = {f"{k}_context": rel[:, j] for j, k in enumerate(errors)}
+    if "elbo" in scores:
+        out["elbo_context"] = contextual_scores(
+            scores["elbo"], z, n_neighbors=n_neighbors, log=False
+        )
+    ok = np.isfinite(err).all(1)
+    if ok.sum() <= n_neighbors:
+        msg = (
+            f"{name}: n_neighbors={n_neighbors} needs more objects with reconstruction "
+            f"errors than that; got {int(ok.sum())}"
+        )
+        raise ValueError(msg)
+    out["context_lof"] = np.full(len(err), np.nan)
+    lof = AnomalyScorer("lof", n_neighbors=n_neighbors)
+    out["context_lof"][ok] = lof.fit_score(np.hstack([z[ok], np.log(err[ok])]))
+    return out
 
 
 @torch.no_grad()

@@ -7,7 +7,9 @@ from astrounsup.io import CutoutDataset
 from astrounsup.latent import (
     SCORERS,
     AnomalyScorer,
+    Reducer,
     combine_ranks,
+    context_model_scores,
     contextual_scores,
     negative_elbo,
     rank_scores,
@@ -183,6 +185,77 @@ class TestContextualScores:
         s[0] = -1.0
         out = contextual_scores(s, z, n_neighbors=5, log=False)
         np.testing.assert_allclose(out, contextual_reference(s, z, 5, log=False))
+
+
+class TestContextModelScores:
+    ERRORS = ("recon", "recon_max", "recon_extended")
+
+    def data(self, n=60, seed=0):
+        rng = np.random.default_rng(seed)
+        context = rng.normal(size=(n, 6)) * [4.0, 2.0, 1.0, 1.0, 0.5, 0.1]
+        scores = {k: rng.lognormal(size=n) for k in self.ERRORS}
+        scores["elbo"] = rng.normal(size=n)  # a log-likelihood: negative values are fine
+        return scores, context
+
+    def test_matches_pca_then_contextual_scores_and_a_joint_lof(self):
+        scores, context = self.data()
+        out = context_model_scores(scores, context, n_neighbors=5, n_components=3, seed=2)
+        z = Reducer("pca", n_components=3, standardize=False, random_state=2)
+        z = z.fit_transform(context)
+        for k in self.ERRORS:
+            ref = contextual_scores(scores[k], z, n_neighbors=5)
+            np.testing.assert_allclose(out[f"{k}_context"], ref)
+        ref = contextual_scores(scores["elbo"], z, n_neighbors=5, log=False)
+        np.testing.assert_allclose(out["elbo_context"], ref)
+        errors = np.log(np.stack([scores[k] for k in self.ERRORS], 1))
+        joint = AnomalyScorer("lof", n_neighbors=5).fit_score(np.hstack([z, errors]))
+        np.testing.assert_allclose(out["context_lof"], joint)
+
+    @pytest.mark.parametrize("n_components", [0, 6, 9])
+    def test_all_dimensions_without_reduction(self, n_components):
+        scores, context = self.data()
+        del scores["elbo"]
+        out = context_model_scores(scores, context, n_neighbors=5, n_components=n_components)
+        assert sorted(out) == ["context_lof", *sorted(f"{k}_context" for k in self.ERRORS)]
+        np.testing.assert_allclose(
+            out["recon_context"], contextual_scores(scores["recon"], context, n_neighbors=5)
+        )
+
+    def test_cutouts_without_reconstruction_errors_are_left_out_of_the_lof(self):
+        scores, context = self.data()
+        scores["recon"][[3, 17]] = np.nan  # every pixel masked: no error
+        out = context_model_scores(scores, context, n_neighbors=5, n_components=0)
+        ok = np.ones(60, dtype=bool)
+        ok[[3, 17]] = False
+        assert np.isnan(out["context_lof"][~ok]).all()
+        assert np.isnan(out["recon_context"][~ok]).all()
+        errors = np.log(np.stack([scores[k] for k in self.ERRORS], 1))
+        joint = AnomalyScorer("lof", n_neighbors=5).fit_score(np.hstack([context, errors])[ok])
+        np.testing.assert_allclose(out["context_lof"][ok], joint)
+
+    @pytest.mark.parametrize(
+        ("change", "match"),
+        [
+            ({"n_components": -1}, "n_components must be an integer >= 0; got -1"),
+            ({"drop": "recon_max"}, r"missing \['recon_max'\], unknown \[\]"),
+            ({"add": "recon_min"}, r"missing \[\], unknown \['recon_min'\]"),
+            ({"context": np.full((60, 6), np.nan)}, "context must be finite; got 60 row"),
+            ({"context": np.ones((59, 6))}, r"latents must have shape \(n, d\) with n = "),
+            ({"n_neighbors": 60}, "n_neighbors=60 needs more than n_neighbors objects"),
+            ({"nan_rows": 57}, "needs more objects with reconstruction errors than that; got 3"),
+        ],
+    )
+    def test_bad_input(self, change, match):
+        scores, context = self.data()
+        if "drop" in change:
+            del scores[change.pop("drop")]
+        if "add" in change:
+            scores[change.pop("add")] = scores["recon"]
+        if "nan_rows" in change:
+            scores["recon"][: change.pop("nan_rows")] = np.nan
+        context = change.pop("context", context)
+        with pytest.raises(ValueError, match=match):
+            context_model_scores(scores, context, **({"n_neighbors": 5} | change))
 
 
 @pytest.fixture(scope="module")
