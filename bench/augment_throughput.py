@@ -25,7 +25,8 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from astrounsup.simulate import BANDS, simulate_lens_survey
+from astrounsup.instrument import BANDS
+from astrounsup.simulate import simulate_lens_survey
 from astrounsup.transforms import contrastive_pipeline, contrastive_view_size, gather_metadata
 
 

@@ -1,18 +1,9 @@
-"""Seeded simulators of survey data: lens surveys of cutouts and Gaia-like stellar tables."""
+"""Seeded simulators of survey data: lens surveys of cutouts and Gaia-like stellar tables.
 
-from astrounsup.simulate.instrument import (
-    BANDS,
-    Band,
-    calibrate,
-    convolve_psf,
-    expose,
-    flux_to_mag,
-    kernel_half_width,
-    mag_to_flux,
-    moffat_alpha,
-    moffat_kernel,
-    render_moffat,
-)
+The bands and PSFs they observe through are those of :mod:`astrounsup.instrument`.
+"""
+
+from astrounsup.simulate.camera import calibrate, expose, render_moffat
 from astrounsup.simulate.lensing import (
     SIELens,
     lens_magnification,
@@ -43,24 +34,16 @@ from astrounsup.simulate.survey import (
 
 __all__ = [
     "ANOMALY_KINDS",
-    "BANDS",
     "NON_LENS_KINDS",
     "STAGES",
     "STAGE_PLACE",
-    "Band",
     "PixelGrid",
     "SIELens",
     "SimulatedSurvey",
     "calibrate",
-    "convolve_psf",
     "expose",
-    "flux_to_mag",
     "gaia_absolute_magnitudes",
-    "kernel_half_width",
     "lens_magnification",
-    "mag_to_flux",
-    "moffat_alpha",
-    "moffat_kernel",
     "ray_trace",
     "render_moffat",
     "render_sersic",

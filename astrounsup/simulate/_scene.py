@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from astrounsup.simulate.instrument import mag_to_flux
+from astrounsup.instrument import mag_to_flux
 
 SERSIC, LENSED, RING, POINT = 0, 1, 2, 3
 

@@ -11,6 +11,13 @@ import numpy as np
 import torch
 from astropy.table import QTable
 
+from astrounsup.instrument import (
+    BANDS,
+    fft_convolve,
+    flux_to_mag,
+    kernel_half_width,
+    moffat_kernel,
+)
 from astrounsup.simulate import _scene as sc
 from astrounsup.simulate._random import seed_sequence
 from astrounsup.simulate.artefacts import (
@@ -21,16 +28,7 @@ from astrounsup.simulate.artefacts import (
     nan_blob,
     satellite_trail,
 )
-from astrounsup.simulate.instrument import (
-    BANDS,
-    calibrate,
-    convolve_psf,
-    expose,
-    flux_to_mag,
-    kernel_half_width,
-    moffat_kernel,
-    render_moffat,
-)
+from astrounsup.simulate.camera import calibrate, expose, render_moffat
 from astrounsup.simulate.lensing import ray_trace
 from astrounsup.simulate.profiles import PixelGrid, render_sersic
 
@@ -471,7 +469,7 @@ def _render_batch(lo, hi, comps, lens, fwhm, size, pixel_scale, device):
     kernels = moffat_kernel(
         fwhm[lo:hi], pixel_scale=grid.pixel_scale, beta=_PSF_BETA, device=dev, dtype=dt
     )
-    model = convolve_psf(extended, kernels)
+    model = fft_convolve(extended, kernels)
     sel = np.nonzero(c["kind"] == sc.POINT)[0]
     if sel.size:
         sel_t = torch.as_tensor(sel, device=dev)
@@ -517,7 +515,7 @@ def simulate_lens_survey(
     n : int
         Number of cutouts, > 0.
     bands : sequence of str, optional
-        Bands from ``astrounsup.simulate.BANDS`` (``g, r, i, z, Y``).
+        Bands from ``astrounsup.instrument.BANDS`` (``g, r, i, z, Y``).
     size : int, optional
         Cutout side in pixels; must span 6 median-seeing FWHMs (26 px at 0.263 arcsec/px).
     pixel_scale : float, optional

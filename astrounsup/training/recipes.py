@@ -88,7 +88,7 @@ def build_model(name, *, bands, size, pixel_scale, model_config=None, seed=0, as
     import torch
 
     from astrounsup import models, training, transforms
-    from astrounsup.simulate import BANDS
+    from astrounsup.instrument import BANDS
 
     if name not in MODELS:
         msg = f"model must be one of {sorted(MODELS)}; got {name!r}"

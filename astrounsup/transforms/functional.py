@@ -15,7 +15,13 @@ import math
 import torch
 import torch.nn.functional as F  # noqa: N812 - the PyTorch convention
 
-from astrounsup.simulate.instrument import moffat_kernel
+from astrounsup.instrument import (
+    fft_convolve,
+    fft_size,
+    gaussian_kernel_1d,
+    kernel_half_width,
+    moffat_kernel,
+)
 
 __all__ = [
     "add_poisson_noise",
@@ -24,7 +30,6 @@ __all__ = [
     "check_psf_options",
     "crop",
     "flip",
-    "gaussian_kernel",
     "mask_rectangles",
     "psf_degrade",
     "psf_kernel_fwhm",
@@ -337,33 +342,6 @@ def psf_kernel_fwhm(fwhm_in, fwhm_out):
     return torch.sqrt(torch.clamp(fwhm_out**2 - fwhm_in**2, min=0.0))
 
 
-def gaussian_kernel(fwhm, *, pixel_scale, half_width=None):
-    """Gaussian kernels sampled at pixel centres and normalised to sum 1.
-
-    Parameters
-    ----------
-    fwhm : torch.Tensor of shape (...)
-        Arcsec; 0 gives a delta function.
-    pixel_scale : float
-        Arcsec per pixel.
-    half_width : int, optional
-        Default ``ceil(4 sigma)`` of the widest kernel (at least 1).
-
-    Returns
-    -------
-    torch.Tensor of shape (..., 2 * half_width + 1, 2 * half_width + 1)
-    """
-    fwhm = torch.as_tensor(fwhm, dtype=torch.float32)
-    sigma = fwhm / (2.0 * math.sqrt(2.0 * math.log(2.0))) / pixel_scale
-    if half_width is None:
-        half_width = max(1, math.ceil(4.0 * float(sigma.max()))) if sigma.numel() else 1
-    r = torch.arange(-half_width, half_width + 1, dtype=fwhm.dtype, device=fwhm.device)
-    s2 = (2.0 * sigma**2).clamp_min(1e-12)[..., None]
-    g = torch.exp(-(r**2) / s2)
-    g = g / g.sum(dim=-1, keepdim=True)
-    return g[..., :, None] * g[..., None, :]
-
-
 def check_psf_options(*, pixel_scale, kernel):
     """Validate the pixel scale (arcsec, > 0) and the kernel name of a PSF degradation."""
     if not (isinstance(pixel_scale, (int, float)) and pixel_scale > 0):
@@ -402,13 +380,7 @@ def psf_degrade(images, fwhm_in, fwhm_out, *, pixel_scale, kernel="gaussian", be
     f_in = _per_band(fwhm_in, b, c, images.device)
     f_out = _per_band(fwhm_out, b, c, images.device)
     k = psf_kernel_fwhm(f_in, f_out).to(images.dtype)
-    sigma_px = k / (2.0 * math.sqrt(2.0 * math.log(2.0))) / pixel_scale
-    reach = (
-        4.0 * float(sigma_px.max())
-        if kernel == "gaussian"
-        else 3.0 * float(k.max()) / (pixel_scale)
-    )
-    half = max(1, math.ceil(reach))
+    half = kernel_half_width(k.max(), pixel_scale, profile=kernel)
     if half > min(ny, nx) - 1:
         msg = (
             f"the PSF kernel reaches {half} px, more than the {ny}x{nx} cutouts can "
@@ -417,9 +389,7 @@ def psf_degrade(images, fwhm_in, fwhm_out, *, pixel_scale, kernel="gaussian", be
         raise ValueError(msg)
     padded = F.pad(images, (half, half, half, half), mode="reflect")
     if kernel == "gaussian":
-        r = torch.arange(-half, half + 1, device=images.device, dtype=images.dtype)
-        g = torch.exp(-(r**2) / (2.0 * sigma_px.reshape(-1, 1) ** 2).clamp_min(1e-12))
-        g = g / g.sum(dim=-1, keepdim=True)
+        g = gaussian_kernel_1d(k.reshape(-1), pixel_scale=pixel_scale, half_width=half)
         planes = padded.reshape(1, b * c, *padded.shape[-2:])
         planes = F.conv2d(planes, g.view(b * c, 1, 1, -1), groups=b * c)
         planes = F.conv2d(planes, g.view(b * c, 1, -1, 1), groups=b * c)
@@ -437,29 +407,9 @@ def psf_degrade(images, fwhm_in, fwhm_out, *, pixel_scale, kernel="gaussian", be
     delta[..., half, half] = 1.0
     kernels = torch.where((k > 0)[..., None, None], kernels, delta)
     # Circular wrap-around stays within `half` of the padded edges: the reflected margin.
-    size_y, size_x = _fft_size(padded.shape[-2]), _fft_size(padded.shape[-1])
-    full = torch.zeros(b, c, size_y, size_x, device=images.device, dtype=images.dtype)
-    full[..., : 2 * half + 1, : 2 * half + 1] = kernels
-    full = torch.roll(full, shifts=(-half, -half), dims=(-2, -1))
-    spec = torch.fft.rfft2(padded, s=(size_y, size_x)) * torch.fft.rfft2(full)
-    out = torch.fft.irfft2(spec, s=(size_y, size_x))
+    size = (fft_size(padded.shape[-2]), fft_size(padded.shape[-1]))
+    out = fft_convolve(padded, kernels, size=size)
     return out[..., half : half + ny, half : half + nx].contiguous()
-
-
-def _fft_size(n):
-    """The smallest 2**a 3**b 5**c >= n: sizes the FFT handles fastest."""
-    best = 1 << (n - 1).bit_length()
-    p5 = 1
-    while p5 < best:
-        p35 = p5
-        while p35 < best:
-            p235 = p35
-            while p235 < n:
-                p235 *= 2
-            best = min(best, p235)
-            p35 *= 3
-        p5 *= 5
-    return best
 
 
 # --- photometry and noise --------------------------------------------------------------

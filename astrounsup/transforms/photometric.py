@@ -173,7 +173,7 @@ class Redden(Transform):
     ebv : (float, float), optional
         Range of E(B-V), mag, >= 0.
     bands : sequence of str, optional
-        Band names, for the DECam-like coefficients of :data:`astrounsup.simulate.BANDS`.
+        Band names, for the DECam-like coefficients of :data:`astrounsup.instrument.BANDS`.
     coefficients : sequence of float, optional
         ``R_j = A_j / E(B-V)`` per band (instead of ``bands``).
     ebv_column : str, optional
@@ -186,7 +186,7 @@ class Redden(Transform):
             if bands is None:
                 msg = "Redden needs bands (names) or coefficients (A_band / E(B-V) per band)"
                 raise ValueError(msg)
-            from astrounsup.simulate import BANDS
+            from astrounsup.instrument import BANDS
 
             unknown = [b for b in bands if b not in BANDS]
             if unknown:

@@ -3,9 +3,9 @@ import pytest
 import torch
 from scipy.special import gammainc
 
+from astrounsup.instrument import mag_to_flux
 from astrounsup.simulate import (
     PixelGrid,
-    mag_to_flux,
     render_sersic,
     sersic_b,
     sersic_enclosed_fraction,

@@ -3,16 +3,16 @@ import numpy as np
 import pytest
 import torch
 
+from astrounsup.instrument import flux_to_mag
 from astrounsup.simulate import (
     ANOMALY_KINDS,
     NON_LENS_KINDS,
     SimulatedSurvey,
-    flux_to_mag,
     simulate_lens_survey,
 )
 from astrounsup.simulate.survey import _render_batch
 
-from .test_instrument import fitted_moffat_fwhm
+from ..test_instrument import fitted_moffat_fwhm
 
 
 class TestSimulateLensSurvey:

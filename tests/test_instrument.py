@@ -2,17 +2,17 @@ import numpy as np
 import pytest
 import torch
 
-from astrounsup.simulate import (
+from astrounsup.instrument import (
     BANDS,
-    PixelGrid,
-    calibrate,
-    convolve_psf,
-    expose,
+    fft_convolve,
+    fft_size,
     flux_to_mag,
+    gaussian_kernel,
+    gaussian_kernel_1d,
+    kernel_half_width,
     mag_to_flux,
     moffat_alpha,
     moffat_kernel,
-    render_moffat,
 )
 
 
@@ -110,12 +110,12 @@ class TestMoffatKernel:
             moffat_kernel(fwhm, pixel_scale=0.263, **kwargs)
 
 
-class TestConvolvePSF:
+class TestFFTConvolve:
     def test_point_source_becomes_kernel(self):
         kernel = moffat_kernel([1.2], pixel_scale=0.263)
         image = torch.zeros(1, 61, 61)
         image[0, 30, 30] = 5.0
-        out = convolve_psf(image, kernel)
+        out = fft_convolve(image, kernel)
         h = kernel.shape[-1] // 2
         torch.testing.assert_close(
             out[0, 30 - h : 31 + h, 30 - h : 31 + h], 5 * kernel[0], atol=1e-6, rtol=1e-5
@@ -127,71 +127,43 @@ class TestConvolvePSF:
         k = moffat_kernel([1.0], pixel_scale=ps, oversample=3)
         image = torch.zeros(1, 101, 101, dtype=k.dtype)
         image[0, 50, 50] = 1.0
-        out = convolve_psf(image, k)[0].double().numpy()
+        out = fft_convolve(image, k)[0].double().numpy()
         assert measured_fwhm(out, ps) == pytest.approx(1.0, rel=0.05)
 
     def test_rejects_even_or_large_kernels(self):
         with pytest.raises(ValueError, match="odd side"):
-            convolve_psf(torch.zeros(1, 8, 8), torch.zeros(1, 4, 4))
-        with pytest.raises(ValueError, match="exceeds the image size"):
-            convolve_psf(torch.zeros(1, 8, 8), torch.zeros(1, 9, 9))
+            fft_convolve(torch.zeros(1, 8, 8), torch.zeros(1, 4, 4))
+        with pytest.raises(ValueError, match="exceeds the FFT grid"):
+            fft_convolve(torch.zeros(1, 8, 8), torch.zeros(1, 9, 9))
+
+    def test_a_larger_grid_keeps_the_image_size(self):
+        kernel = gaussian_kernel(torch.tensor([1.0]), pixel_scale=0.263)
+        image = torch.zeros(1, 31, 31)
+        image[0, 15, 15] = 1.0
+        out = fft_convolve(image, kernel, size=(fft_size(31), fft_size(31)))
+        torch.testing.assert_close(out, fft_convolve(image, kernel), atol=1e-6, rtol=1e-5)
+        with pytest.raises(ValueError, match="at least the image size"):
+            fft_convolve(image, kernel, size=(16, 40))
 
 
-class TestRenderMoffat:
-    def test_flux_and_centre(self):
-        grid = PixelGrid(65, pixel_scale=0.263, oversample=2)
-        img = render_moffat(
-            grid,
-            x0=torch.tensor([0.263]),
-            y0=torch.tensor([0.0]),
-            fwhm=torch.tensor([[1.0, 1.3]]),
-            flux=torch.tensor([[2.0, 3.0]]),
-        )
-        assert img.shape == (1, 2, 65, 65)
-        np.testing.assert_allclose(img.sum(dim=(-1, -2))[0].numpy(), [2.0, 3.0], rtol=0.01)
-        assert np.unravel_index(int(img[0, 0].argmax()), (65, 65)) == (32, 33)
+class TestKernelHalfWidth:
+    def test_reach_of_each_profile(self):
+        # A Moffat is kept to 3 FWHM, a Gaussian to 4 sigma (1.7 FWHM), each at least 1 px.
+        assert kernel_half_width(1.0, 0.25) == 12
+        assert kernel_half_width(1.0, 0.25, profile="gaussian") == 7
+        assert kernel_half_width(0.0, 0.25, profile="gaussian") == 1
+        with pytest.raises(ValueError, match="profile must be one of"):
+            kernel_half_width(1.0, 0.25, profile="airy")
 
-
-class TestNoise:
-    @pytest.mark.parametrize("band", ["g", "r", "i", "z"])
-    def test_blank_sky_variance(self, band):
-        """Variance of blank sky-subtracted pixels = (sky + read^2) / calibration^2."""
-        b = BANDS[band]
-        n = 40
-        sky = np.full((n, 1), b.sky_electrons(0.263))
-        e = expose(
-            np.zeros((n, 1, 64, 64)),
-            sky_electrons=sky,
-            electrons_per_nmgy=np.array([b.electrons_per_nmgy()]),
-            read_noise=np.array([b.read_noise]),
-            poisson_rng=np.random.default_rng(1),
-            read_rng=np.random.default_rng(2),
-        )
-        img = calibrate(
-            e, sky_electrons=sky, electrons_per_nmgy=np.array([b.electrons_per_nmgy()])
-        )
-        assert img.dtype == np.float32
-        assert float(img.var()) == pytest.approx(b.noise_sigma(0.263) ** 2, rel=0.05)
-        assert abs(float(img.mean())) < 5 * b.noise_sigma(0.263) / np.sqrt(img.size)
-
-    def test_poisson_signal_variance(self):
-        """A bright flat source adds its own shot noise: var = (S + sky + r^2) / c^2."""
-        b = BANDS["r"]
-        c = b.electrons_per_nmgy()
-        sky = np.full((20, 1), b.sky_electrons(0.263))
-        model = np.full((20, 1, 64, 64), 2.0)
-        e = expose(
-            model,
-            sky_electrons=sky,
-            electrons_per_nmgy=np.array([c]),
-            read_noise=np.array([b.read_noise]),
-            poisson_rng=np.random.default_rng(3),
-            read_rng=np.random.default_rng(4),
-        )
-        img = calibrate(e, sky_electrons=sky, electrons_per_nmgy=np.array([c]))
-        expected = (2.0 * c + sky[0, 0] + b.read_noise**2) / c**2
-        assert float(img.var()) == pytest.approx(expected, rel=0.05)
-        assert float(img.mean()) == pytest.approx(2.0, rel=1e-3)
+    @pytest.mark.parametrize("fwhm", [0.3, 1.0, 2.5])
+    def test_gaussian_kernel_is_separable(self, fwhm):
+        g = gaussian_kernel_1d(torch.tensor([fwhm]), pixel_scale=0.263, half_width=9)
+        k = gaussian_kernel(torch.tensor([fwhm]), pixel_scale=0.263, half_width=9)
+        torch.testing.assert_close(k, g[..., :, None] * g[..., None, :])
+        sigma = fwhm / 2.3548200450309493 / 0.263
+        r = np.arange(-9, 10)
+        ref = np.exp(-(r**2) / (2 * sigma**2))
+        np.testing.assert_allclose(g[0].numpy(), ref / ref.sum(), rtol=1e-5, atol=1e-7)
 
 
 class TestMagnitudes:
