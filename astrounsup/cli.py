@@ -152,7 +152,7 @@ def _info(args):
             + (", with masks" if info["has_masks"] else ""),
         ),
         ("catalog", ", ".join(info["columns"])),
-        ("written", f"{info['created']} by astrounsup {info['astrounsup_version']}"),
+        ("written", f"{info.get('date', 'unknown')} by astrounsup {info['astrounsup_version']}"),
     ]
     rej = rejects_path(args.store)
     if rej.exists():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 import json
 import warnings
 from pathlib import Path
@@ -12,6 +11,7 @@ from astropy.io.fits.verify import VerifyWarning
 from astropy.table import QTable
 
 from astrounsup._atomic import atomic_path
+from astrounsup._provenance import provenance
 
 __all__ = ["CATALOG_FORMATS", "provenance", "result_catalog", "write_catalog"]
 
@@ -27,48 +27,6 @@ CATALOG_FORMATS = {
 }
 
 
-def provenance(step, **inputs):
-    """Metadata saying what made a table: the step, its inputs and settings, software.
-
-    Parameters
-    ----------
-    step : str
-        E.g. ``"astrounsup cluster"``.
-    **inputs
-        Input files and settings (converted to str, int, float or bool).
-
-    Returns
-    -------
-    dict
-
-    Examples
-    --------
-    >>> meta = provenance("astrounsup cluster", method="kmeans", k=20)
-    >>> meta["step"], meta["method"], meta["k"]
-    ('astrounsup cluster', 'kmeans', 20)
-    """
-    import astropy
-    import sklearn
-    import torch
-
-    from astrounsup import __version__
-
-    meta = {
-        "step": step,
-        "astrounsup_version": __version__,
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "versions": (
-            f"numpy {np.__version__}; astropy {astropy.__version__}; scikit-learn "
-            f"{sklearn.__version__}; torch {torch.__version__}"
-        ),
-    }
-    for key, value in inputs.items():
-        if value is None:
-            continue
-        meta[key] = value if isinstance(value, (bool, int, float, str)) else str(value)
-    return meta
-
-
 def result_catalog(source, columns, *, meta=None):
     """The rows of ``source`` (ids, RA/Dec and whatever else it holds) with new columns.
 
@@ -79,7 +37,7 @@ def result_catalog(source, columns, *, meta=None):
     columns : dict of str to array_like
         New columns, each of length ``len(source)`` (replacing same-named ones).
     meta : dict, optional
-        Added to the table's ``meta`` (see :func:`provenance`).
+        Added to the table's ``meta`` (see :func:`astrounsup.catalog.provenance`).
 
     Returns
     -------

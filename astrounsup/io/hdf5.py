@@ -17,13 +17,13 @@ Layout (format ``astrounsup.cutouts``, version 1):
     one row per cutout, with at least ``object_id``, ``ra`` and ``dec``.
 file attributes
     ``format``, ``format_version``, ``bands``, ``pixel_scale`` (arcsec), ``flux_unit``,
-    ``n_cutouts``, ``astrounsup_version``, ``created`` and ``complete``, which is set last:
+    ``n_cutouts``, the provenance (``step``, ``astrounsup_version``, ``date``, ``versions``) and
+    ``complete``, which is set last:
     a store whose writer was interrupted never reads as complete.
 """
 
 from __future__ import annotations
 
-import datetime
 import math
 from pathlib import Path
 
@@ -33,6 +33,7 @@ from astropy.io.misc.hdf5 import read_table_hdf5, write_table_hdf5
 from astropy.table import QTable
 
 from astrounsup._atomic import atomic_path
+from astrounsup._provenance import provenance
 
 __all__ = [
     "STORE_FORMAT",
@@ -126,17 +127,16 @@ def count_bad_pixels(images, masks=None):
     return bad.reshape(len(images), -1).sum(axis=1).astype(np.int32)
 
 
-def finish_store(f, table):
-    """Write the catalog and mark an open store complete (the last write)."""
-    from astrounsup import __version__
-
+def finish_store(f, table, *, step="astrounsup.io.write_store"):
+    """Write the catalog, stamp the provenance of ``step`` and mark an open store complete
+    (the last write)."""
     _check_table(table, f["images"].shape[0])
     if "catalog" in f:
         del f["catalog"]
     write_table_hdf5(QTable(table), f, path="catalog", serialize_meta=True)
     f.attrs["n_cutouts"] = f["images"].shape[0]
-    f.attrs["astrounsup_version"] = __version__
-    f.attrs["created"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    for key, value in provenance(step).items():
+        f.attrs[key] = value
     f.flush()
     f.attrs["complete"] = True
 

@@ -190,7 +190,7 @@ def ingest(
             out_table = _store_table(f, table)
             n_written = len(out_table)
             del f["ingest"]
-            finish_store(f, out_table)
+            finish_store(f, out_table, step="astrounsup.io.ingest")
     if nothing:
         # An empty store helps no one: keep only the rejects, which say why.
         dest.unlink()

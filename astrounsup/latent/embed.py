@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 from pathlib import Path
 
 import h5py
@@ -12,6 +11,7 @@ from astropy.io.misc.hdf5 import write_table_hdf5
 from astropy.table import QTable
 
 from astrounsup._atomic import atomic_path
+from astrounsup._provenance import provenance
 
 __all__ = [
     "embed_dataset",
@@ -56,8 +56,12 @@ def embed_dataset(model, dataset, *, batch_size=256, device=None, input_size=Non
     return np.concatenate(out) if out else np.empty((0, 0), np.float32)
 
 
-def write_latents(path, latents, table, *, meta=None):
-    """Write latents ``(n, D)`` and their metadata table to an HDF5 file, atomically."""
+def write_latents(path, latents, table, *, meta=None, step="astrounsup.latent.write_latents"):
+    """Write latents ``(n, D)`` and their metadata table to an HDF5 file, atomically.
+
+    The file's attributes hold the provenance of ``step`` and then ``meta`` (plain str,
+    int, float or bool values).
+    """
     latents = np.asarray(latents, dtype=np.float32)
     if latents.ndim != 2 or len(latents) != len(table):
         msg = (
@@ -65,17 +69,13 @@ def write_latents(path, latents, table, *, meta=None):
             f"shape {latents.shape}"
         )
         raise ValueError(msg)
-    from astrounsup import __version__
-
     path = Path(path)
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         f.attrs["format"] = LATENTS_FORMAT
         f.create_dataset("latents", data=latents)
         write_table_hdf5(QTable(table), f, path="catalog", serialize_meta=True)
-        for key, value in (meta or {}).items():
+        for key, value in (provenance(step) | (meta or {})).items():
             f.attrs[key] = value
-        f.attrs["astrounsup_version"] = __version__
-        f.attrs["created"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     return path
 
 

@@ -16,12 +16,11 @@ lower main sequence is compressed in ``BP - RP``; its order in temperature is ke
 
 from __future__ import annotations
 
-import datetime
-
 import astropy.units as u
 import numpy as np
 from astropy.table import QTable
 
+from astrounsup._provenance import provenance
 from astrounsup.simulate._random import seed_sequence
 
 __all__ = ["STAGES", "gaia_absolute_magnitudes", "simulate_stars"]
@@ -283,18 +282,14 @@ def simulate_stars(n, *, g_limit=20.0, max_distance=2000.0, spectra=False, seed=
         wave = np.linspace(330.0, 1050.0, 61)
         table["spectrum"] = _spectra(rng, wave, teff, radius, lum_seen / lum, dist, a_v, obs["G"])
         table.meta["spectrum_wavelength_nm"] = wave.tolist()
-    from astrounsup import __version__
-
     table.meta.update(
-        {
-            "generator": "astrounsup.simulate.simulate_stars",
-            "astrounsup_version": __version__,
-            "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-            "seed": str(ss.entropy),
-            "n": n,
-            "g_limit": g_limit,
-            "max_distance_pc": max_distance,
-        }
+        provenance(
+            "astrounsup.simulate.simulate_stars",
+            seed=str(ss.entropy),
+            n=n,
+            g_limit=g_limit,
+            max_distance_pc=max_distance,
+        )
     )
     return table
 

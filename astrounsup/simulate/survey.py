@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 import math
 from dataclasses import dataclass
 
@@ -11,6 +10,7 @@ import numpy as np
 import torch
 from astropy.table import QTable
 
+from astrounsup._provenance import provenance
 from astrounsup.instrument import (
     BANDS,
     fft_convolve,
@@ -687,14 +687,9 @@ def _truth_table(kinds, bands, comps, lens, observed, images, ss, call_args):
     table["mag"] = flux_to_mag(total) * u.mag
     table["psf_fwhm"] = fwhm * u.arcsec
     table["noise_sigma"] = noise_sigma * u.nmgy
-    from astrounsup import __version__
-
+    table.meta.update(provenance("astrounsup.simulate.simulate_lens_survey", seed=str(entropy)))
     table.meta.update(
         {
-            "generator": "astrounsup.simulate.simulate_lens_survey",
-            "astrounsup_version": __version__,
-            "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-            "seed": str(entropy),
             "bands": list(bands),
             "pixel_scale_arcsec": call_args["pixel_scale"],
             "flux_unit": "nmgy",

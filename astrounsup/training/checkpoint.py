@@ -57,9 +57,10 @@ def _load_weights(model, state, path):
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as err:
+        written_by = state.get("provenance", {}).get("astrounsup_version", "unknown")
         msg = (
             f"{path}: its weights do not fit the {type(model).__name__} being loaded "
-            f"(written by astrounsup {state.get('astrounsup_version', 'unknown')}, read by "
+            f"(written by astrounsup {written_by}, read by "
             f"{__version__}; retrain, or read it with the version that wrote it): {err}"
         )
         raise ValueError(msg) from err

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from astrounsup._provenance import provenance
 from astrounsup.training.checkpoint import _load_weights, load_checkpoint, save_checkpoint
 from astrounsup.training.objectives import reconstruction_objective
 
@@ -338,11 +339,9 @@ class Trainer:
 
     def state_dict(self):
         """Everything a resumed run needs, in types ``torch.load(weights_only=True)`` reads."""
-        from astrounsup import __version__
-
         return {
             "format": "astrounsup.checkpoint",
-            "astrounsup_version": __version__,
+            "provenance": provenance("astrounsup.training.Trainer"),
             "model": self.model.state_dict(),
             "model_class": type(self.model).__name__,
             "model_config": dict(getattr(self.model, "config", {})),

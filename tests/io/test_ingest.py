@@ -21,7 +21,7 @@ def _assert_same_store(a, b):
     assert ta.colnames == tb.colnames
     for col in ta.colnames:
         np.testing.assert_array_equal(np.asarray(ta[col]), np.asarray(tb[col]))
-    skip = {"created"}
+    skip = {"date"}
     assert {k: str(v) for k, v in aa.items() if k not in skip} == {
         k: str(v) for k, v in ab.items() if k not in skip
     }

@@ -88,7 +88,8 @@ class TestSimulateLensSurvey:
 
     def test_provenance(self, small_survey):
         meta = small_survey.table.meta
-        assert meta["generator"] == "astrounsup.simulate.simulate_lens_survey"
+        assert meta["step"] == "astrounsup.simulate.simulate_lens_survey"
+        assert {"astrounsup_version", "date", "versions"} <= set(meta)
         assert meta["seed"] == "11"
         assert meta["bands"] == ["g", "r", "i"]
         assert meta["flux_unit"] == "nmgy"
