@@ -94,24 +94,11 @@ def _simulate_stars(args):
 def _ingest(args):
     from astrounsup.io import ingest
 
-    catalog = None
-    if args.catalog is not None:
-        from astropy.table import Table
-
-        catalog = Table.read(args.catalog)
-        if args.file_column not in catalog.colnames:
-            msg = f"{args.catalog}: no file column {args.file_column!r} ({catalog.colnames})"
-            raise ValueError(msg)
-        base = Path(args.src)
-        catalog[args.file_column] = [
-            str(p) if Path(str(p)).is_absolute() else str(base / str(p))
-            for p in catalog[args.file_column]
-        ]
     t0 = time.perf_counter()
     report = ingest(
         args.src,
         args.dest,
-        catalog=catalog,
+        catalog=args.catalog,
         bands=tuple(args.bands.split(",")) if args.bands else None,
         file_column=args.file_column,
         id_column=args.id_column,

@@ -1,15 +1,18 @@
 """Reading and writing cutouts: FITS files, the HDF5 cutout store, datasets, normalisation."""
 
-from astrounsup.io._fitsread import (
+from astrounsup.io.dataset import CutoutDataset
+from astrounsup.io.discover import discover_cutouts, find_fits, source_kind
+from astrounsup.io.fits import (
     BAND_FILE_PATTERN,
     Cutout,
     CutoutReadError,
+    cutout_header,
     group_band_files,
     read_cutout,
     read_cutout_group,
+    write_fits_cutout,
+    write_fits_cutouts,
 )
-from astrounsup.io.dataset import CutoutDataset, find_fits
-from astrounsup.io.fits import cutout_header, write_fits_cutout, write_fits_cutouts
 from astrounsup.io.hdf5 import (
     STORE_FORMAT,
     STORE_VERSION,
@@ -35,6 +38,7 @@ __all__ = [
     "StoreError",
     "border_pixels",
     "cutout_header",
+    "discover_cutouts",
     "estimate_sky",
     "find_fits",
     "group_band_files",
@@ -44,6 +48,7 @@ __all__ = [
     "read_cutout_group",
     "read_store",
     "rejects_path",
+    "source_kind",
     "store_info",
     "write_fits_cutout",
     "write_fits_cutouts",

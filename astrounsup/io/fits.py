@@ -1,16 +1,350 @@
-"""FITS cutouts: one file per object holding a ``(bands, ny, nx)`` cube with a TAN WCS."""
+"""FITS cutouts: reading them in the layouts astronomers keep them in, and writing one
+file per object holding a ``(bands, ny, nx)`` cube with a TAN WCS."""
 
 from __future__ import annotations
 
+import contextlib
 import re
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
+from astropy.wcs import WCS, WCSSUB_CELESTIAL, FITSFixedWarning
+from astropy.wcs.utils import proj_plane_pixel_scales
 
 from astrounsup._atomic import atomic_directory, atomic_path
 
-__all__ = ["cutout_header", "write_fits_cutout", "write_fits_cutouts"]
+__all__ = [
+    "BAND_FILE_PATTERN",
+    "Cutout",
+    "CutoutReadError",
+    "cutout_header",
+    "group_band_files",
+    "read_cutout",
+    "read_cutout_group",
+    "write_fits_cutout",
+    "write_fits_cutouts",
+]
+
+# --- reading ----------------------------------------------------------------------------
+
+
+class CutoutReadError(ValueError):
+    """A cutout that cannot be read; the message names the file (and the object)."""
+
+
+@dataclass(frozen=True)
+class Cutout:
+    """One object's multi-band cutout as read from disk.
+
+    Attributes
+    ----------
+    image : numpy.ndarray of shape (bands, ny, nx), float32
+        Pixel values in native byte order, BSCALE/BZERO applied; NaN where the file has NaN.
+    bands : tuple of str
+        Band of each plane.
+    ra, dec : float
+        Centre of the cutout, degrees (NaN if the file has no celestial WCS).
+    pixel_scale : float
+        Arcsec per pixel (NaN if unknown).
+    object_id : str or None
+        From the ``OBJECT`` keyword, if any.
+    paths : tuple of str
+        The file(s) the cutout came from.
+    """
+
+    image: np.ndarray
+    bands: tuple[str, ...]
+    ra: float = np.nan
+    dec: float = np.nan
+    pixel_scale: float = np.nan
+    object_id: str | None = None
+    paths: tuple[str, ...] = field(default_factory=tuple)
+
+
+_BAND_KEYS = ("FILTER", "BAND", "FILTNAM1", "FILTER1")
+
+
+def _image_hdus(hdul):
+    return [h for h in hdul if h.is_image and h.header.get("NAXIS", 0) > 0 and h.data is not None]
+
+
+def _cube_bands(header, n):
+    if "BANDS" in header:
+        names = [b.strip() for b in str(header["BANDS"]).split(",")]
+        if len(names) == n:
+            return names
+    names = [header.get(f"BAND{j}") for j in range(1, n + 1)]
+    if all(names):
+        return [str(b) for b in names]
+    return [f"band{j}" for j in range(n)]
+
+
+def _plane_band(hdu, primary, k):
+    for key in _BAND_KEYS:
+        for h in (hdu.header, primary):
+            if h is not None and h.get(key):
+                return str(h[key]).strip()
+    if hdu.header.get("EXTNAME"):
+        ver = hdu.header.get("EXTVER")
+        return str(hdu.header["EXTNAME"]) + (f",{ver}" if ver is not None else "")
+    return f"hdu{k}"
+
+
+def _sky_geometry(header, shape):
+    """(ra, dec, pixel_scale) of the cutout centre from its WCS, or NaNs."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FITSFixedWarning)
+        try:
+            # Only the celestial axes, parsed once (a cube's band axis is not needed).
+            wcs = WCS(header, naxis=[WCSSUB_CELESTIAL])
+        except Exception:  # a broken WCS is a missing WCS, not a broken cutout
+            wcs = None
+    ra = dec = np.nan
+    scale = float(header.get("PIXSCALE", np.nan))
+    if wcs is not None and wcs.has_celestial and wcs.naxis == 2:
+        ny, nx = shape[-2:]
+        if wcs.wcs.radesys.strip().upper() in ("ICRS", "") and wcs.wcs.lngtyp == "RA":
+            # Already ICRS RA/Dec: plain numbers, no SkyCoord (a third of the read time).
+            (lon,), (lat,) = wcs.all_pix2world([(nx - 1) / 2], [(ny - 1) / 2], 0)
+            ra, dec = float(lon) % 360.0, float(lat)
+        else:
+            icrs = wcs.pixel_to_world((nx - 1) / 2, (ny - 1) / 2).icrs
+            ra, dec = float(icrs.ra.deg), float(icrs.dec.deg)
+        if not np.isfinite(scale):
+            scale = float(np.mean(proj_plane_pixel_scales(wcs)) * 3600.0)
+    return ra, dec, scale
+
+
+@contextlib.contextmanager
+def _open(path):
+    """Open a FITS file with every HDU loaded, turning failures into CutoutReadError."""
+    path = Path(path)
+    if not path.exists():
+        msg = f"{path}: no such file"
+        raise CutoutReadError(msg)
+    if path.stat().st_size == 0:
+        msg = f"{path}: empty file"
+        raise CutoutReadError(msg)
+    # Our own file handle, so that it is closed even when astropy fails half-way.
+    with open(path, "rb") as fh, warnings.catch_warnings():
+        warnings.simplefilter("error", category=Warning)
+        warnings.filterwarnings("ignore", category=FITSFixedWarning)
+        try:
+            hdul = fits.open(fh, memmap=False, lazy_load_hdus=False)
+            for h in hdul:  # load every HDU's data now, while truncation is an error
+                _ = h.data
+        except Exception as err:
+            msg = f"{path}: cannot read FITS ({type(err).__name__}: {err})"
+            raise CutoutReadError(msg) from err
+        try:
+            yield hdul
+        finally:
+            hdul.close()
+
+
+def _band_indices(path, names, bands):
+    """Where each requested band is among ``names``: exact match first, else the one name
+    equal to it ignoring case (EXTNAMEs are often upper-case)."""
+    lower = [n.lower() for n in names]
+    out, missing = [], []
+    for b in bands:
+        if b in names:
+            out.append(names.index(b))
+        elif lower.count(b.lower()) == 1:
+            out.append(lower.index(b.lower()))
+        else:
+            missing.append(b)
+    if missing:
+        msg = f"{path}: no band(s) {missing}; the file has {list(names)}"
+        raise CutoutReadError(msg)
+    return out
+
+
+def read_cutout(path, *, bands=None, hdu=None):
+    """Read one object's cutout from a FITS file.
+
+    Accepted layouts: a cube ``(bands, ny, nx)`` in one HDU (band names from ``BANDS`` or
+    ``BAND1..n``); multi-extension files with one 2-D band per image HDU (band from
+    ``FILTER``/``BAND``, else ``EXTNAME``); a single 2-D image. Tile-compressed (``.fz``:
+    RICE, GZIP, HCOMPRESS) and gzip-compressed (``.gz``) files, integer images with
+    BSCALE/BZERO and big-endian data are read transparently, and converted once to native
+    float32.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+    bands : sequence of str, optional
+        Bands to return, in this order (matched ignoring case when that is unambiguous);
+        default all, in file order.
+    hdu : int or str, optional
+        Read only this HDU (index or EXTNAME), a cube or a single band.
+
+    Returns
+    -------
+    Cutout
+
+    Raises
+    ------
+    CutoutReadError
+        The file is missing, empty, truncated or corrupt, holds no 2-D/3-D image, holds
+        1-D data, lacks a requested band, has bands that disagree in shape, or has no finite
+        pixel; the message names the file.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from astropy.io import fits
+    >>> path = getfixture("tmp_path") / "cube.fits"
+    >>> hdr = fits.Header({"BANDS": "g,r"})
+    >>> fits.PrimaryHDU(np.zeros((2, 8, 8), ">i2"), header=hdr).writeto(path)
+    >>> c = read_cutout(path, bands=["r"])
+    >>> c.bands, c.image.shape, c.image.dtype
+    (('r',), (1, 8, 8), dtype('float32'))
+    """
+    path = Path(path)
+    with _open(path) as hdul:
+        primary = hdul[0].header
+        if hdu is not None:
+            try:
+                chosen = [hdul[hdu]]
+            except (KeyError, IndexError) as err:
+                msg = f"{path}: no HDU {hdu!r}"
+                raise CutoutReadError(msg) from err
+        else:
+            chosen = _image_hdus(hdul)
+        if not chosen or chosen[0].data is None:
+            msg = f"{path}: no image data (found HDUs {[type(h).__name__ for h in hdul]})"
+            raise CutoutReadError(msg)
+        ndims = {h.data.ndim for h in chosen}
+        if ndims == {3} and len(chosen) == 1:
+            h = chosen[0]
+            data = np.asarray(h.data, dtype=np.float32)
+            names = _cube_bands(h.header, data.shape[0])
+            header = h.header
+        elif ndims == {2}:
+            shapes = {h.data.shape for h in chosen}
+            if len(shapes) != 1:
+                msg = f"{path}: image HDUs differ in shape {sorted(shapes)}; cannot stack bands"
+                raise CutoutReadError(msg)
+            data = np.stack([np.asarray(h.data, dtype=np.float32) for h in chosen])
+            names = [_plane_band(h, primary, k) for k, h in enumerate(chosen)]
+            header = chosen[0].header
+        else:
+            dims = sorted(ndims)
+            msg = (
+                f"{path}: expected one 3-D cube (bands, y, x) or 2-D images; "
+                f"got data of {dims} dimensions"
+            )
+            raise CutoutReadError(msg)
+        if len(set(names)) != len(names):
+            names = [f"{b}#{k}" for k, b in enumerate(names)]
+        ra, dec, scale = _sky_geometry(header, data.shape)
+        object_id = primary.get("OBJECT") or header.get("OBJECT")
+    if not np.isfinite(data).any():
+        msg = f"{path}: every pixel is NaN or infinite"
+        raise CutoutReadError(msg)
+    if bands is not None:
+        data = data[_band_indices(path, names, bands)]
+        names = list(bands)
+    return Cutout(
+        image=np.ascontiguousarray(data),
+        bands=tuple(names),
+        ra=ra,
+        dec=dec,
+        pixel_scale=scale,
+        object_id=None if object_id is None else str(object_id),
+        paths=(str(path),),
+    )
+
+
+def read_cutout_group(paths, *, bands):
+    """Stack one single-band file per band into one object's cutout.
+
+    Parameters
+    ----------
+    paths : sequence of path
+        One file per band, in the order of ``bands``.
+    bands : sequence of str
+        The band of each file.
+
+    Returns
+    -------
+    Cutout
+
+    Raises
+    ------
+    CutoutReadError
+        Any file unreadable, not single-band, or of another shape than the first.
+    """
+    if len(paths) != len(bands):
+        msg = f"{len(paths)} files for {len(bands)} bands {list(bands)}: {list(map(str, paths))}"
+        raise CutoutReadError(msg)
+    planes = [read_cutout(p) for p in paths]
+    for p, c in zip(paths, planes, strict=True):
+        if c.image.shape[0] != 1:
+            msg = f"{p}: expected a single-band image, found {c.image.shape[0]} bands"
+            raise CutoutReadError(msg)
+        if c.image.shape != planes[0].image.shape:
+            msg = (
+                f"{p}: shape {c.image.shape[1:]} differs from {planes[0].image.shape[1:]} of "
+                f"{paths[0]}"
+            )
+            raise CutoutReadError(msg)
+    first = planes[0]
+    return Cutout(
+        image=np.concatenate([c.image for c in planes]),
+        bands=tuple(bands),
+        ra=first.ra,
+        dec=first.dec,
+        pixel_scale=first.pixel_scale,
+        object_id=first.object_id,
+        paths=tuple(str(p) for p in paths),
+    )
+
+
+#: Default file-name pattern of per-band files: ``<object_id>_<band>.fits[.gz|.fz]``.
+BAND_FILE_PATTERN = r"(?P<object_id>.+)[_-](?P<band>[A-Za-z0-9]+)\.fits(?:\.gz|\.fz)?"
+
+
+def group_band_files(paths, *, pattern=BAND_FILE_PATTERN):
+    """Group per-band files by object with a regular expression on their file names.
+
+    Parameters
+    ----------
+    paths : iterable of path
+    pattern : str, optional
+        Regular expression with named groups ``object_id`` and ``band``, matched against
+        each file name.
+
+    Returns
+    -------
+    dict of str to dict of str to pathlib.Path
+        ``{object_id: {band: path}}`` in sorted object order.
+
+    Raises
+    ------
+    CutoutReadError
+        A file name does not match, or two files claim the same object and band.
+    """
+    regex = re.compile(pattern)
+    groups = {}
+    for p in sorted(map(Path, paths)):
+        m = regex.fullmatch(p.name)
+        if m is None:
+            msg = f"{p}: file name does not match the per-band pattern {pattern!r}"
+            raise CutoutReadError(msg)
+        oid, band = m.group("object_id"), m.group("band")
+        if band in groups.setdefault(oid, {}):
+            msg = f"{p}: object {oid!r} band {band!r} already comes from {groups[oid][band]}"
+            raise CutoutReadError(msg)
+        groups[oid][band] = p
+    return dict(sorted(groups.items()))
+
+
+# --- writing ----------------------------------------------------------------------------
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9._+-]+")
 

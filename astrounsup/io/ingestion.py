@@ -13,8 +13,8 @@ import numpy as np
 from astropy.table import QTable
 
 from astrounsup._atomic import atomic_path
-from astrounsup.io._fitsread import CutoutReadError
-from astrounsup.io.dataset import discover_cutouts, read_entry
+from astrounsup.io.discover import discover_cutouts, read_entry
+from astrounsup.io.fits import CutoutReadError
 from astrounsup.io.hdf5 import count_bad_pixels, finish_store, init_store
 
 __all__ = ["IngestReport", "ingest", "rejects_path"]
@@ -81,13 +81,17 @@ def ingest(
 
     Parameters
     ----------
-    source : path, glob or sequence of paths
-        FITS files (or, with ``catalog``, ignored).
+    source : path, glob, sequence of paths, catalog path, or None
+        FITS files (a folder, glob, file or list), or a catalog (CSV, ECSV or FITS table)
+        with a ``file_column``. With ``catalog``, the folder that the catalog's relative
+        paths start from, or ``None``.
     dest : str or pathlib.Path
         The store to write (``.h5``).
     catalog : path or astropy.table.Table, optional
-        A table with a ``file_column`` (paths relative to the catalog file) whose other
-        columns are carried into the store's catalog.
+        A table with a ``file_column`` whose other columns are carried into the store's
+        catalog. A relative path in it starts from ``source`` when that is a folder, else
+        from the catalog file's folder (the current directory for an in-memory table);
+        ``astrounsup ingest SRC DEST --catalog CAT`` follows the same rule.
     bands : sequence of str, optional
         Bands to keep, in order (default: those of the first cutout).
     file_column, id_column : str, optional
@@ -113,8 +117,18 @@ def ingest(
         Nothing could be ingested.
     """
     dest = Path(dest)
+    base = None
+    if catalog is not None and source is not None:
+        if not Path(source).is_dir():
+            msg = (
+                f"source must be the folder that the catalog's relative paths start from, "
+                f"or None, when a catalog is given; got {source!r}"
+            )
+            raise ValueError(msg)
+        base = source
     entries, table, bands = discover_cutouts(
         catalog if catalog is not None else source,
+        base=base,
         bands=bands,
         file_column=file_column,
         id_column=id_column,

@@ -1,12 +1,248 @@
+import gzip
+from pathlib import Path
+
 import astropy.units as u
 import numpy as np
 import pytest
 from astropy.coordinates import SkyCoord
 from astropy.io import fits
+from astropy.utils.data import get_pkg_data_filename
 from astropy.wcs import WCS
 from astropy.wcs.utils import proj_plane_pixel_scales
 
-from astrounsup.io import cutout_header, write_fits_cutouts
+from astrounsup.io import (
+    CutoutReadError,
+    cutout_header,
+    group_band_files,
+    read_cutout,
+    read_cutout_group,
+    write_fits_cutouts,
+)
+
+from .conftest import image_stack, mef
+
+RNG = np.random.default_rng(3)
+
+
+def _astropy_data(name):
+    return get_pkg_data_filename(f"data/{name}", package="astropy.io.fits.tests")
+
+
+class TestCube:
+    def test_simulated_cube_with_wcs(self, small_survey, cube_files):
+        c = read_cutout(cube_files[2])
+        np.testing.assert_array_equal(c.image, small_survey.images[2])
+        assert c.bands == ("g", "r", "i")
+        assert c.ra == pytest.approx(small_survey.table["ra"][2].value, abs=1e-9)
+        assert c.dec == pytest.approx(small_survey.table["dec"][2].value, abs=1e-9)
+        assert c.pixel_scale == pytest.approx(0.263)
+        assert c.object_id == small_survey.table["object_id"][2]
+
+    def test_band_selection_and_order(self, small_survey, cube_files):
+        c = read_cutout(cube_files[0], bands=["i", "g"])
+        np.testing.assert_array_equal(c.image, small_survey.images[0][[2, 0]])
+
+    def test_missing_band(self, cube_files):
+        with pytest.raises(CutoutReadError, match=r"cubes/.*\.fits: no band\(s\) \['z'\]"):
+            read_cutout(cube_files[0], bands=["z"])
+
+    def test_astropy_integer_big_endian_cube(self):
+        path = _astropy_data("arange.fits")
+        c = read_cutout(path)
+        with fits.open(path) as hdul:
+            expected = hdul[0].data.astype(np.float64)
+        assert c.image.dtype == np.float32
+        assert c.image.dtype.isnative
+        np.testing.assert_array_equal(c.image, expected)
+        assert c.image.shape == (7, 10, 11)
+
+    def test_bscale_bzero_integers(self, tmp_path):
+        raw = RNG.integers(-3000, 3000, (2, 8, 8)).astype(">i2")
+        hdu = fits.PrimaryHDU(raw)
+        hdu.header["BSCALE"] = 0.01
+        hdu.header["BZERO"] = 5.0
+        hdu.writeto(tmp_path / "scaled.fits")
+        c = read_cutout(tmp_path / "scaled.fits")
+        np.testing.assert_allclose(c.image, raw * 0.01 + 5.0, rtol=1e-6, atol=1e-5)
+
+
+class TestMultiExtension:
+    def test_bands_from_extname(self, tmp_path):
+        planes = image_stack(RNG)
+        c = read_cutout(mef(tmp_path / "m.fits", planes, names=["g", "r", "i"]))
+        assert c.bands == ("g", "r", "i")
+        np.testing.assert_array_equal(c.image, planes)
+
+    def test_bands_from_filter_keyword(self, tmp_path):
+        planes = image_stack(RNG, n=2)
+        c = read_cutout(
+            mef(tmp_path / "m.fits", planes, names=["z", "Y"], key="FILTER"), bands=["Y"]
+        )
+        np.testing.assert_array_equal(c.image, planes[1:])
+
+    def test_astropy_hst_mef(self):
+        # Four SCI extensions of int16 with BZERO from the primary: four planes.
+        c = read_cutout(_astropy_data("test0.fits"))
+        assert c.image.shape == (4, 40, 40)
+        assert len(set(c.bands)) == 4
+
+    def test_one_hdu_by_name(self, tmp_path):
+        planes = image_stack(RNG)
+        path = mef(tmp_path / "m.fits", planes, names=["g", "r", "i"])
+        c = read_cutout(path, hdu="r")
+        np.testing.assert_array_equal(c.image, planes[1:2])
+        with pytest.raises(CutoutReadError, match=r"m\.fits: no HDU 'q'"):
+            read_cutout(path, hdu="q")
+
+    def test_planes_of_different_shape(self, tmp_path):
+        hdus = fits.HDUList(
+            [fits.PrimaryHDU(), fits.ImageHDU(np.zeros((8, 8))), fits.ImageHDU(np.zeros((9, 8)))]
+        )
+        hdus.writeto(tmp_path / "bad.fits")
+        with pytest.raises(CutoutReadError, match=r"bad\.fits: image HDUs differ in shape"):
+            read_cutout(tmp_path / "bad.fits")
+
+
+class TestCompressed:
+    @pytest.mark.parametrize("kind", ["RICE_1", "GZIP_1", "GZIP_2", "HCOMPRESS_1"])
+    def test_tile_compressed(self, tmp_path, kind):
+        plane = RNG.integers(0, 2000, (32, 32)).astype(np.int32)
+        path = tmp_path / "c.fits.fz"
+        fits.HDUList([fits.PrimaryHDU(), fits.CompImageHDU(plane, compression_type=kind)]).writeto(
+            path
+        )
+        c = read_cutout(path)
+        np.testing.assert_array_equal(c.image[0], plane)
+
+    def test_gzip_file(self, small_survey, cube_files, tmp_path):
+        gz = tmp_path / "cube.fits.gz"
+        gz.write_bytes(gzip.compress(Path(cube_files[1]).read_bytes()))
+        np.testing.assert_array_equal(read_cutout(gz).image, small_survey.images[1])
+
+    def test_astropy_compressed_files(self):
+        c = read_cutout(_astropy_data("comp.fits"))
+        assert c.image.shape == (1, 300, 440)
+        with fits.open(_astropy_data("comp.fits")) as hdul:
+            np.testing.assert_array_equal(c.image[0], hdul[1].data)
+
+
+class TestBadFiles:
+    def test_truncated(self, cube_files, tmp_path):
+        data = Path(cube_files[0]).read_bytes()
+        bad = tmp_path / "trunc.fits"
+        bad.write_bytes(data[: len(data) // 2])
+        with pytest.raises(CutoutReadError, match=r"trunc\.fits: cannot read FITS .*truncated"):
+            read_cutout(bad)
+
+    def test_empty(self, tmp_path):
+        (tmp_path / "empty.fits").write_bytes(b"")
+        with pytest.raises(CutoutReadError, match=r"empty\.fits: empty file"):
+            read_cutout(tmp_path / "empty.fits")
+
+    def test_not_fits(self, tmp_path):
+        (tmp_path / "junk.fits").write_bytes(b"hello world" * 300)
+        with pytest.raises(CutoutReadError, match=r"junk\.fits: cannot read FITS"):
+            read_cutout(tmp_path / "junk.fits")
+
+    def test_missing(self, tmp_path):
+        with pytest.raises(CutoutReadError, match=r"nope\.fits: no such file"):
+            read_cutout(tmp_path / "nope.fits")
+
+    def test_one_dimensional(self, tmp_path):
+        fits.PrimaryHDU(np.arange(10.0)).writeto(tmp_path / "spectrum.fits")
+        with pytest.raises(
+            CutoutReadError, match=r"spectrum\.fits: expected .* got data of \[1\]"
+        ):
+            read_cutout(tmp_path / "spectrum.fits")
+
+    def test_table_only(self):
+        with pytest.raises(CutoutReadError, match=r"table\.fits: no image data"):
+            read_cutout(_astropy_data("table.fits"))
+
+    def test_all_nan(self, tmp_path):
+        fits.PrimaryHDU(np.full((2, 8, 8), np.nan, np.float32)).writeto(tmp_path / "nan.fits")
+        with pytest.raises(CutoutReadError, match=r"nan\.fits: every pixel is NaN"):
+            read_cutout(tmp_path / "nan.fits")
+
+
+class TestBandGroups:
+    def test_group_by_file_name(self, small_survey, band_dir):
+        groups = group_band_files(sorted(band_dir.iterdir()))
+        oid = small_survey.table["object_id"][1]
+        assert set(groups[oid]) == {"g", "r", "i"}
+        c = read_cutout_group([groups[oid][b] for b in "gri"], bands=("g", "r", "i"))
+        np.testing.assert_array_equal(c.image, small_survey.images[1])
+        assert c.ra == pytest.approx(small_survey.table["ra"][1].value)
+
+    def test_mismatched_band_count(self, band_dir, small_survey):
+        oid = small_survey.table["object_id"][0]
+        with pytest.raises(CutoutReadError, match="2 files for 3 bands"):
+            read_cutout_group(
+                [band_dir / f"{oid}_g.fits", band_dir / f"{oid}_r.fits"], bands=("g", "r", "i")
+            )
+
+    def test_mismatched_shapes(self, tmp_path):
+        fits.PrimaryHDU(np.zeros((8, 8))).writeto(tmp_path / "a_g.fits")
+        fits.PrimaryHDU(np.ones((9, 9))).writeto(tmp_path / "a_r.fits")
+        with pytest.raises(CutoutReadError, match=r"a_r\.fits: shape \(9, 9\) differs"):
+            read_cutout_group([tmp_path / "a_g.fits", tmp_path / "a_r.fits"], bands=("g", "r"))
+
+    def test_pattern_mismatch_and_duplicates(self, tmp_path):
+        with pytest.raises(CutoutReadError, match=r"weird\.fits: file name does not match"):
+            group_band_files([tmp_path / "weird.fits"])
+        with pytest.raises(CutoutReadError, match="already comes from"):
+            group_band_files([tmp_path / "a_g.fits", tmp_path / "a_g.fits.gz"])
+
+
+class TestSkyPosition:
+    def _header(self, **cards):
+        h = fits.Header()
+        h.update(
+            {
+                "CRPIX1": 8.5,
+                "CRPIX2": 8.5,
+                "CDELT1": -1e-4,
+                "CDELT2": 1e-4,
+                "CUNIT1": "deg",
+                "CUNIT2": "deg",
+                **cards,
+            }
+        )
+        return h
+
+    def test_galactic_wcs_is_converted_to_icrs(self, tmp_path):
+        from astropy.coordinates import SkyCoord
+
+        h = self._header(CTYPE1="GLON-TAN", CTYPE2="GLAT-TAN", CRVAL1=120.0, CRVAL2=-30.0)
+        fits.PrimaryHDU(np.ones((16, 16), np.float32), header=h).writeto(tmp_path / "g.fits")
+        c = read_cutout(tmp_path / "g.fits")
+        truth = SkyCoord(l=120.0, b=-30.0, unit="deg", frame="galactic").icrs
+        assert c.ra == pytest.approx(truth.ra.deg, abs=1e-8)
+        assert c.dec == pytest.approx(truth.dec.deg, abs=1e-8)
+        assert c.pixel_scale == pytest.approx(0.36)
+
+    def test_fk5_wcs_is_converted_to_icrs(self, tmp_path):
+        from astropy.coordinates import SkyCoord
+
+        h = self._header(
+            CTYPE1="RA---TAN",
+            CTYPE2="DEC--TAN",
+            CRVAL1=10.0,
+            CRVAL2=20.0,
+            RADESYS="FK5",
+            EQUINOX=2000.0,
+        )
+        fits.PrimaryHDU(np.ones((16, 16), np.float32), header=h).writeto(tmp_path / "f.fits")
+        c = read_cutout(tmp_path / "f.fits")
+        truth = SkyCoord(10.0, 20.0, unit="deg", frame="fk5").icrs
+        assert c.ra == pytest.approx(truth.ra.deg, abs=1e-9)
+        assert c.ra != 10.0
+
+    def test_no_wcs(self, tmp_path):
+        fits.PrimaryHDU(np.ones((16, 16), np.float32)).writeto(tmp_path / "n.fits")
+        c = read_cutout(tmp_path / "n.fits")
+        assert np.isnan(c.ra)
+        assert np.isnan(c.pixel_scale)
 
 
 class TestWriteFitsCutouts:

@@ -188,6 +188,46 @@ class TestIngest:
         assert report.n_written == 3
 
 
+class TestCatalogPaths:
+    """One rule, in ingest() and astrounsup ingest: a relative path in the file column
+    starts from SRC when SRC is a folder, else from the catalog file's folder."""
+
+    def test_relative_to_the_source_folder(self, cube_files, tmp_path):
+        (tmp_path / "tables").mkdir()
+        cat = Table({"file": [p.name for p in cube_files[:3]], "z": [0.1, 0.2, 0.3]})
+        cat.write(tmp_path / "tables" / "cat.csv")
+        report = ingest(
+            cube_files[0].parent, tmp_path / "a.h5", catalog=tmp_path / "tables" / "cat.csv"
+        )
+        assert report.n_written == 3
+        assert main(
+            ["ingest", str(cube_files[0].parent), str(tmp_path / "b.h5"), "--catalog",
+             str(tmp_path / "tables" / "cat.csv"), "--quiet"]
+        ) == 0  # fmt: skip
+        _assert_same_store(tmp_path / "a.h5", tmp_path / "b.h5")
+
+    def test_relative_to_the_catalog_folder(self, small_survey, cube_files, tmp_path):
+        cat = Table({"file": [p.name for p in cube_files[:4]]})
+        cat.write(cube_files[0].parent / "cat.ecsv")
+        for dest, source, kwargs in (
+            ("a.h5", None, {"catalog": cube_files[0].parent / "cat.ecsv"}),
+            ("b.h5", cube_files[0].parent / "cat.ecsv", {}),
+        ):
+            assert ingest(source, tmp_path / dest, **kwargs).n_written == 4
+        assert main(
+            ["ingest", str(cube_files[0].parent / "cat.ecsv"), str(tmp_path / "c.h5"), "--quiet"]
+        ) == 0  # fmt: skip
+        for name in ("b.h5", "c.h5"):
+            _assert_same_store(tmp_path / "a.h5", tmp_path / name)
+        np.testing.assert_array_equal(read_store(tmp_path / "a.h5")[0], small_survey.images[:4])
+
+    def test_source_with_a_catalog_must_be_a_folder(self, cube_files, tmp_path):
+        cat = Table({"file": [str(p) for p in cube_files[:2]]})
+        with pytest.raises(ValueError, match="source must be the folder that the catalog"):
+            ingest(cube_files[0], tmp_path / "s.h5", catalog=cat)
+        assert not (tmp_path / "s.h5").exists()
+
+
 class TestIngestCLI:
     def test_band_files_and_info(self, small_survey, tmp_path, capsys):
         write_band_files(tmp_path / "b", small_survey, range(5))

@@ -1,0 +1,161 @@
+"""The sources a :class:`astrounsup.io.CutoutDataset` reads from: a store, an array, FITS files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import astropy.units as u
+import numpy as np
+from astropy.table import QTable
+
+from astrounsup.io._rawchunks import _RawChunkReader
+from astrounsup.io.discover import read_entry
+from astrounsup.io.fits import CutoutReadError
+from astrounsup.io.hdf5 import open_store, read_table
+
+
+class _StoreSource:
+    """Lazy reader of an HDF5 store: one open file per process, row runs read as slices."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        with open_store(self.path) as f:
+            self.table = read_table(f)
+            self.bands = tuple(str(b) for b in f.attrs["bands"])
+            self.pixel_scale = float(f.attrs["pixel_scale"])
+            self.shape = f["images"].shape
+            self.has_masks = "masks" in f
+            # Counted once when the store was written: clean cutouts need no pixel check.
+            # (A store without the counts is checked pixel by pixel.)
+            self.bad_pixels = f["bad_pixels"][...] if "bad_pixels" in f else None
+            self._raw = (
+                _RawChunkReader(f["images"]) if _RawChunkReader.usable(f["images"]) else None
+            )
+        self._file = None
+        self._fd = None
+        self._pid = None
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        # Open files do not cross processes; each process opens its own.
+        state.update(_file=None, _fd=None, _pid=None)
+        return state
+
+    def _handle(self):
+        if self._file is None or self._pid != os.getpid():
+            self._file = open_store(self.path)
+            self._fd = os.open(self.path, os.O_RDONLY) if self._raw is not None else None
+            self._pid = os.getpid()
+        return self._file
+
+    def __del__(self):
+        if getattr(self, "_fd", None) is not None and self._pid == os.getpid():
+            os.close(self._fd)
+
+    def __len__(self):
+        return self.shape[0]
+
+    def read(self, indices, out=None):
+        """Images (and flags) of ``indices`` in that order; ``out`` receives the images.
+
+        Indices are visited in file order and grouped into runs of consecutive rows, each
+        read with one call straight into its place in the output (a sequential batch is a
+        single run; a shuffled one, single rows).
+        """
+        f = self._handle()
+        indices = np.asarray(indices)
+        shape = (indices.size, *self.shape[1:])
+        images = out if out is not None else np.empty(shape, dtype=np.float32)
+        flags = np.zeros(shape, dtype=bool) if self.has_masks else None
+        order = np.argsort(indices, kind="stable")
+        rows = indices[order]
+        # A run continues while both the file row and the output position step by one.
+        step = (np.diff(rows) == 1) & (np.diff(order) == 1)
+        starts = np.concatenate([[0], np.nonzero(~step)[0] + 1]).tolist()
+        stops = [*starts[1:], rows.size]
+        for a, b in zip(starts, stops, strict=True):
+            lo, hi, pos = int(rows[a]), int(rows[b - 1]) + 1, int(order[a])
+            if self._raw is not None:
+                self._raw.read(self._fd, lo, hi, images[pos : pos + b - a])
+            else:
+                f["images"].read_direct(images, np.s_[lo:hi], np.s_[pos : pos + b - a])
+            if flags is not None:
+                f["masks"].read_direct(flags, np.s_[lo:hi], np.s_[pos : pos + b - a])
+        maybe_bad = None if self.bad_pixels is None else self.bad_pixels[indices] > 0
+        return images, flags, maybe_bad
+
+
+class _ArraySource:
+    def __init__(self, images, table, bands, pixel_scale):
+        images = np.asarray(images)
+        if images.ndim != 4:
+            msg = f"images must have shape (n, bands, ny, nx); got shape {images.shape}"
+            raise ValueError(msg)
+        self.images = images
+        self.shape = images.shape
+        n = images.shape[0]
+        self.bands = (
+            tuple(bands)
+            if bands is not None
+            else tuple(f"band{j}" for j in range(images.shape[1]))
+        )
+        if len(self.bands) != images.shape[1]:
+            msg = f"bands names {len(self.bands)} bands but images have {images.shape[1]}"
+            raise ValueError(msg)
+        self.table = _default_table(n) if table is None else QTable(table)
+        if len(self.table) != n:
+            msg = f"table has {len(self.table)} rows but there are {n} images"
+            raise ValueError(msg)
+        self.pixel_scale = np.nan if pixel_scale is None else float(pixel_scale)
+
+    def __len__(self):
+        return self.shape[0]
+
+    def read(self, indices, out=None):
+        images = np.asarray(self.images[np.asarray(indices)], dtype=np.float32)
+        if out is not None:
+            out[...] = images
+            images = out
+        return images, None, None
+
+
+class _FitsSource:
+    """FITS files read on access: one per object, or per-band files grouped by object."""
+
+    def __init__(self, entries, table, bands):
+        self.entries = entries  # list of tuple of paths (one per band, or one cube)
+        self.table = table
+        self.bands = bands
+        first = self._read_one(0)
+        self.bands = first.bands
+        self.shape = (len(entries), *first.image.shape)
+        self.pixel_scale = first.pixel_scale
+
+    def _read_one(self, i):
+        return read_entry(self.entries[i], self.bands, str(self.table["object_id"][i]))
+
+    def __len__(self):
+        return len(self.entries)
+
+    def read(self, indices, out=None):
+        shape = (len(indices), *self.shape[1:])
+        images = out if out is not None else np.empty(shape, dtype=np.float32)
+        for k, i in enumerate(indices):
+            c = self._read_one(int(i))
+            if c.image.shape != self.shape[1:]:
+                msg = (
+                    f"{', '.join(c.paths)}: object {self.table['object_id'][i]!s} has shape "
+                    f"{c.image.shape}, the dataset {self.shape[1:]}"
+                )
+                raise CutoutReadError(msg)
+            images[k] = c.image
+        return images, None, None
+
+
+def _default_table(n):
+    t = QTable()
+    t["object_id"] = [str(i) for i in range(n)]
+    t["ra"] = np.full(n, np.nan) * u.deg
+    t["dec"] = np.full(n, np.nan) * u.deg
+    return t
