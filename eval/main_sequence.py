@@ -4,7 +4,7 @@
 
 Simulates ``n`` stars (``astrounsup.simulate.simulate_stars``: main sequence, equal-mass
 binaries, subgiants, red giants and clump, white dwarfs; Gaia-like parallax, photometric
-and extinction-estimate errors), runs ``astrounsup.latent.main_sequence_catalog`` (parallax
+and extinction-estimate errors), runs ``astrounsup.stars.main_sequence_catalog`` (parallax
 over error >= 10, dereddened with the table's extinction estimates) and compares with the
 truth: the Spearman correlation of the coordinate along the sequence with the true Teff of
 main-sequence stars (target |rho| >= 0.95) and the share of correct membership flags
@@ -20,7 +20,7 @@ import time
 import numpy as np
 from scipy.stats import spearmanr
 
-from astrounsup.latent import main_sequence_catalog
+from astrounsup.stars import main_sequence_catalog
 from astrounsup.simulate import STAGE_PLACE, simulate_stars
 
 

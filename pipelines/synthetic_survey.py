@@ -4,8 +4,8 @@
                                          [--n N] [--out DIR]
 
 Writes ``cutouts.h5``, ``fits/``, ``truth.ecsv`` and ``montage.png`` into the configured
-directory (``catalogs/synthetic_survey`` by default). Later stages of the lens search read
-this store.
+directory (``catalogs/synthetic_survey`` by default; relative paths start from the
+repository root). The lens search reads this store.
 """
 
 from __future__ import annotations
@@ -16,34 +16,33 @@ import time
 import tomllib
 from pathlib import Path
 
-from astrounsup.cli import simulate_lenses_to_directory
+from astrounsup.pipeline import make_survey
 
+ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "synthetic_survey.toml"
+
+
+def survey_config(path):
+    """The ``[survey]`` table of a survey TOML with ``[output] fits``, and the output folder
+    (relative to the repository root)."""
+    with open(path, "rb") as f:
+        config = tomllib.load(f)
+    survey = dict(config["survey"])
+    survey["fits"] = config["output"].get("fits", True)
+    return survey, ROOT / config["output"]["directory"]
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="survey TOML")
     parser.add_argument("--n", type=int, default=None, help="override survey.n")
     parser.add_argument("--out", type=Path, default=None, help="override output.directory")
     args = parser.parse_args(argv)
-    with open(args.config, "rb") as f:
-        config = tomllib.load(f)
-    survey_cfg = dict(config["survey"])
+    config, out = survey_config(args.config)
     if args.n is not None:
-        survey_cfg["n"] = args.n
-    out = args.out or Path(config["output"]["directory"])
-    n, seed = survey_cfg.pop("n"), survey_cfg.pop("seed")
-    survey_cfg["bands"] = tuple(survey_cfg["bands"])
+        config["n"] = args.n
     t0 = time.perf_counter()
-    survey, paths = simulate_lenses_to_directory(
-        out,
-        n=n,
-        seed=seed,
-        fits=config["output"].get("fits", True),
-        progress=True,
-        **survey_cfg,
-    )
+    survey, paths = make_survey(config, args.out or out)
     print(survey.summary())
     for name, path in paths.items():
         print(f"  {name:8s} {path}")

@@ -43,7 +43,8 @@ def _isort_key(name):
 def _public_modules():
     for info in pkgutil.walk_packages(astrounsup.__path__, "astrounsup."):
         name = info.name
-        if any(part.startswith("_") for part in name.split(".")[1:]) or name.endswith("cli"):
+        parts = name.split(".")[1:]
+        if any(part.startswith("_") for part in parts) or parts[0] == "cli":
             continue
         yield name
 

@@ -1,5 +1,10 @@
 """Result catalogs for follow-up: tables with provenance, written atomically."""
 
-from astrounsup.catalog.table import CATALOG_FORMATS, provenance, result_catalog, write_catalog
+from astrounsup._lazy import attach
 
-__all__ = ["CATALOG_FORMATS", "provenance", "result_catalog", "write_catalog"]
+__getattr__, __dir__, __all__ = attach(
+    __name__,
+    {
+        "table": ["CATALOG_FORMATS", "provenance", "result_catalog", "write_catalog"],
+    },
+)

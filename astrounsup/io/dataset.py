@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import math
+import os
 
 import numpy as np
 import torch
@@ -11,7 +13,7 @@ from astrounsup.io._sources import _ArraySource, _FitsSource, _StoreSource
 from astrounsup.io.discover import discover_cutouts, source_kind
 from astrounsup.io.normalize import AsinhNormalizer, border_pixels, estimate_sky
 
-__all__ = ["CutoutDataset"]
+__all__ = ["CutoutDataset", "as_dataset"]
 
 
 class CutoutDataset(torch.utils.data.Dataset):
@@ -104,6 +106,29 @@ class CutoutDataset(torch.utils.data.Dataset):
 
     def __len__(self):
         return len(self._source)
+
+    @property
+    def shape(self):
+        """``(n, bands, ny, nx)``: the number of cutouts and the shape of each."""
+        return tuple(int(v) for v in self._source.shape)
+
+    def with_normalizer(self, normalizer):
+        """A dataset of the same cutouts with another normaliser (``None``: raw fluxes).
+
+        The source and the per-cutout repairs and sky estimates are shared, not copied;
+        this dataset is left as it is.
+
+        Parameters
+        ----------
+        normalizer : astrounsup.io.AsinhNormalizer or None
+
+        Returns
+        -------
+        CutoutDataset
+        """
+        other = copy.copy(self)
+        other.normalizer = normalizer
+        return other
 
     def __getitem__(self, index):
         """One item ``(image, mask, index)``, or, for a sequence of indices, the batch
@@ -273,3 +298,63 @@ def _new_tensor(shape, dtype):
         return torch.empty(0, dtype=dtype).new(storage).view(shape)
     except AttributeError:  # torch without these internals: one extra copy
         return torch.empty(shape, dtype=dtype).share_memory_()
+
+
+def as_dataset(data, *, bands=None, pixel_scale=None, table=None):
+    """``data`` as a :class:`CutoutDataset`: a store path, FITS files, a catalog, an array,
+    or a dataset (returned as it is).
+
+    Parameters
+    ----------
+    data : path, sequence of paths, glob, astropy Table, numpy.ndarray or CutoutDataset
+        What :class:`CutoutDataset` reads; an array has shape ``(n, bands, ny, nx)``.
+    bands : sequence of str, optional
+        The band of each plane of an array (default ``band0``, ``band1``, ...), or the
+        bands to read from FITS files.
+    pixel_scale : float, optional
+        Arcsec per pixel of an array (default unknown, NaN).
+    table : astropy.table.Table, optional
+        One metadata row per cutout of an array (default: ids ``"0"``, ``"1"``, ...).
+
+    Returns
+    -------
+    CutoutDataset
+
+    Raises
+    ------
+    ValueError
+        ``pixel_scale`` or ``table`` given for data that is not an array, or ``bands``
+        for a store or a dataset, which know their own (the message names the option).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> ds = as_dataset(np.zeros((5, 2, 16, 16), "f4"), bands=("g", "r"), pixel_scale=0.2)
+    >>> ds.shape, ds.bands, ds.pixel_scale
+    ((5, 2, 16, 16), ('g', 'r'), 0.2)
+    """
+    if isinstance(data, CutoutDataset):
+        kind = "dataset"
+    elif isinstance(data, (np.ndarray, torch.Tensor)):
+        kind = "array"
+    else:
+        kind = source_kind(data)
+    given = {"bands": bands, "pixel_scale": pixel_scale, "table": table}
+    allowed = {"array": given, "fits": {"bands"}, "catalog": {"bands"}, "table": {"bands"}}
+    refused = [k for k, v in given.items() if v is not None and k not in allowed.get(kind, ())]
+    if refused:
+        what = {"dataset": "a CutoutDataset", "store": "a store"}.get(kind, f"{kind} data")
+        msg = f"{', '.join(refused)} describe(s) cutouts given as an array; {what} knows its own"
+        raise ValueError(msg)
+    if kind == "dataset":
+        return data
+    if isinstance(data, torch.Tensor):
+        data = data.detach().cpu().numpy()
+    if kind == "array":
+        return CutoutDataset(
+            np.asarray(data, dtype=np.float32), bands=bands, pixel_scale=pixel_scale, table=table
+        )
+    if isinstance(data, (str, os.PathLike)) and kind == "store" and not os.path.exists(data):
+        msg = f"{data}: no such cutout store"
+        raise FileNotFoundError(msg)
+    return CutoutDataset(data, bands=bands)

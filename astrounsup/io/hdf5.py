@@ -36,6 +36,7 @@ from astrounsup._atomic import atomic_path
 from astrounsup._provenance import provenance
 
 __all__ = [
+    "COMPRESSIONS",
     "STORE_FORMAT",
     "STORE_VERSION",
     "StoreError",
@@ -48,7 +49,8 @@ __all__ = [
 STORE_FORMAT = "astrounsup.cutouts"
 STORE_VERSION = 1
 _CHUNK_BYTES = 4 << 20  # ~4 MiB chunks of whole cutouts: fast sequential reads
-_COMPRESSIONS = (None, "gzip", "lzf")
+#: Compressions of `/images` (see the module documentation for their cost).
+COMPRESSIONS = (None, "gzip", "lzf")
 
 
 class StoreError(ValueError):
@@ -78,8 +80,8 @@ def init_store(
     ``/images`` (and ``/masks`` if asked) start with ``n`` rows and can grow along the first
     axis; :func:`finish_store` completes the store.
     """
-    if compression not in _COMPRESSIONS:
-        msg = f"compression must be one of {_COMPRESSIONS}; got {compression!r}"
+    if compression not in COMPRESSIONS:
+        msg = f"compression must be one of {COMPRESSIONS}; got {compression!r}"
         raise ValueError(msg)
     bands = [str(b) for b in bands]
     if cutout_shape[0] != len(bands):

@@ -13,6 +13,7 @@ import numpy as np
 from astropy.table import QTable
 
 from astrounsup._atomic import atomic_path
+from astrounsup._progress import progress_bar
 from astrounsup.io.discover import discover_cutouts, read_entry
 from astrounsup.io.fits import CutoutReadError
 from astrounsup.io.hdf5 import count_bad_pixels, finish_store, init_store
@@ -69,7 +70,7 @@ def ingest(
     band_pattern=None,
     compression=None,
     overwrite=False,
-    progress=False,
+    progress=True,
 ):
     """Convert FITS cutouts into one HDF5 cutout store, resumably.
 
@@ -102,7 +103,7 @@ def ingest(
     overwrite : bool, optional
         Start again even if ``dest`` is complete or belongs to another ingest.
     progress : bool, optional
-        Show a progress bar.
+        Show a progress bar (``tqdm.auto``).
 
     Returns
     -------
@@ -184,17 +185,17 @@ def ingest(
             str(s.decode() if isinstance(s, bytes) else s): int(e)
             for s, e in zip(f["ingest/object_id"][...], f["ingest/entry"][...], strict=True)
         }
-        todo = range(done, len(entries))
-        if progress:
-            from tqdm.auto import tqdm
-
-            todo = tqdm(todo, desc="ingesting", unit="cutout", initial=done, total=len(entries))
+        bar = progress_bar(
+            total=len(entries), initial=done, desc="ingesting", unit="cutout", enabled=progress
+        )
         batch = []
-        for i in todo:
-            batch.append(_check_entry(i, entries[i], table, state, f, ids_seen))
-            if len(batch) == _BATCH or i == len(entries) - 1:
-                _commit(f, batch, state["bands"], compression)
-                batch = []
+        with bar:
+            for i in range(done, len(entries)):
+                batch.append(_check_entry(i, entries[i], table, state, f, ids_seen))
+                if len(batch) == _BATCH or i == len(entries) - 1:
+                    _commit(f, batch, state["bands"], compression)
+                    bar.update(len(batch))
+                    batch = []
         rej = _rejects_table(f, entries, table)
         with atomic_path(rejects_path(dest)) as tmp:
             rej.write(tmp, format="ascii.ecsv", overwrite=True)

@@ -1,32 +1,18 @@
-"""Anomaly scores: isolation forest, local outlier factor, k-NN distance, reconstruction
-error and the VAE's negative ELBO; ranks and their combination."""
+"""Anomaly scores in a latent space: isolation forest, local outlier factor, k-NN distance;
+scores relative to look-alike objects; model scores judged in context."""
 
 from __future__ import annotations
 
 import numpy as np
-import torch
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from astrounsup.latent._common import as_rng_seed, check_choice, check_int, fit_scaler
+from astrounsup._estimators import as_rng_seed, check_choice, check_int, fit_scaler
 
-__all__ = [
-    "SCORERS",
-    "AnomalyScorer",
-    "combine_ranks",
-    "context_model_scores",
-    "contextual_scores",
-    "model_scores",
-    "negative_elbo",
-    "rank_scores",
-    "reconstruction_error",
-]
+__all__ = ["SCORERS", "AnomalyScorer", "context_model_scores", "contextual_scores"]
 
 #: Latent-space scorers of :class:`AnomalyScorer`.
 SCORERS = ("iforest", "lof", "knn")
-
-#: Reductions of :func:`reconstruction_error`.
-_REDUCTIONS = ("mean", "max", "extended")
 
 
 class AnomalyScorer(BaseEstimator):
@@ -48,25 +34,31 @@ class AnomalyScorer(BaseEstimator):
 
     Attributes
     ----------
+    anomaly_scores_ : numpy.ndarray of shape (n,)
+        Anomaly score of each fitted object (higher: more unusual), each object left out
+        of its own neighbourhood (``lof``, ``knn``).
     estimator_ : sklearn estimator
     scaler_ : sklearn.preprocessing.StandardScaler or None
     n_features_in_ : int
 
     Notes
     -----
-    Scores of the fitted objects themselves come from :meth:`fit_score`, which leaves
-    each object out of its own neighbourhood (``lof``, ``knn``); :meth:`anomaly_score` is
-    for new objects. scikit-learn's ``score_samples`` is the opposite convention (higher is
-    more normal); here higher is always more anomalous.
+    :meth:`anomaly_score` scores new objects, higher meaning more unusual;
+    :meth:`score_samples` is its negative, scikit-learn's convention for outlier detectors
+    (the lower, the more abnormal). Neither is for the fitted objects themselves, which
+    ``lof`` and ``knn`` would count as their own neighbours: use :attr:`anomaly_scores_`.
 
     Examples
     --------
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
     >>> x = np.concatenate([rng.normal(0, 1, (200, 3)), [[8.0, 8.0, 8.0]]])
-    >>> s = AnomalyScorer("knn", random_state=0).fit_score(x)
-    >>> int(np.argmax(s))
+    >>> scorer = AnomalyScorer("knn", random_state=0).fit(x)
+    >>> int(np.argmax(scorer.anomaly_scores_))
     200
+    >>> new = scorer.anomaly_score([[0.0, 0.0, 0.0], [6.0, 6.0, 6.0]])
+    >>> bool(new[1] > new[0]), bool((scorer.score_samples([[6.0, 6.0, 6.0]]) < 0).all())
+    (True, True)
     """
 
     def __init__(
@@ -100,26 +92,27 @@ class AnomalyScorer(BaseEstimator):
             est = IsolationForest(
                 n_estimators=self.n_estimators, random_state=as_rng_seed(self.random_state)
             ).fit(Z)
-            self._train_scores = -est.score_samples(Z)
+            self.anomaly_scores_ = -est.score_samples(Z)
         elif self.method == "lof":
             est = LocalOutlierFactor(n_neighbors=self.n_neighbors, novelty=True).fit(Z)
-            self._train_scores = -est.negative_outlier_factor_
+            self.anomaly_scores_ = -est.negative_outlier_factor_
         else:
             est = NearestNeighbors(n_neighbors=self.n_neighbors + 1).fit(Z)
             dist, _ = est.kneighbors(Z)
-            self._train_scores = dist[:, 1:].mean(1)
+            self.anomaly_scores_ = dist[:, 1:].mean(1)
         self.estimator_ = est
         return self
 
     def fit_score(self, X, y=None):
-        """Fit on ``X`` and return the anomaly score of each of its objects, shape (n,)."""
-        return self.fit(X)._train_scores.copy()
+        """Fit on ``X`` and return :attr:`anomaly_scores_`, shape (n,)."""
+        return self.fit(X).anomaly_scores_.copy()
 
     def anomaly_score(self, X):
-        """Anomaly score of new objects ``X`` (n, n_features), shape (n,).
+        """Anomaly score of new objects ``X`` (n, n_features), shape (n,); higher is more
+        unusual.
 
         Not to be applied to the fitted objects themselves: ``lof`` and ``knn`` would
-        count each object as its own neighbour; use :meth:`fit_score`.
+        count each object as its own neighbour; use :attr:`anomaly_scores_`.
         """
         check_is_fitted(self)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
@@ -131,70 +124,10 @@ class AnomalyScorer(BaseEstimator):
         dist, _ = self.estimator_.kneighbors(Z, n_neighbors=self.n_neighbors)
         return dist.mean(1)
 
-
-def rank_scores(scores):
-    """Percentile rank of each score in [0, 1] (1: the most anomalous); ties share the
-    mean rank, NaN stays NaN.
-
-    Parameters
-    ----------
-    scores : array_like of shape (n,)
-
-    Returns
-    -------
-    numpy.ndarray of shape (n,)
-
-    Examples
-    --------
-    >>> rank_scores([0.1, 5.0, 2.0, float("nan")]).tolist()
-    [0.0, 1.0, 0.5, nan]
-    """
-    from scipy.stats import rankdata
-
-    s = np.asarray(scores, dtype=np.float64)
-    if s.ndim != 1:
-        msg = f"scores must be 1-D; got shape {s.shape}"
-        raise ValueError(msg)
-    out = np.full(s.shape, np.nan)
-    ok = np.isfinite(s)
-    if ok.sum() == 1:
-        out[ok] = 1.0
-    elif ok.any():
-        out[ok] = (rankdata(s[ok]) - 1.0) / (ok.sum() - 1.0)
-    return out
-
-
-def combine_ranks(scores, *, how="mean"):
-    """Combine several scorers through their percentile ranks.
-
-    Parameters
-    ----------
-    scores : dict of str to array_like of shape (n,)
-    how : {"mean", "max"}
-        ``mean``: an object must look odd to most scorers; ``max``: to any one of them.
-
-    Returns
-    -------
-    numpy.ndarray of shape (n,)
-        Combined score in [0, 1]; NaN ranks are left out of the mean or max (NaN only if
-        every scorer is NaN).
-
-    Examples
-    --------
-    >>> combine_ranks({"a": [1.0, 2.0, 3.0], "b": [3.0, 2.0, 1.0]}, how="max").tolist()
-    [1.0, 0.5, 1.0]
-    """
-    check_choice("combine_ranks", "how", how, ("mean", "max"))
-    if not scores:
-        msg = "combine_ranks: scores is empty; give at least one scorer"
-        raise ValueError(msg)
-    ranks = np.stack([rank_scores(v) for v in scores.values()])
-    if np.isnan(ranks).all(0).any():
-        out = np.full(ranks.shape[1], np.nan)
-        ok = ~np.isnan(ranks).all(0)
-        out[ok] = (np.nanmean if how == "mean" else np.nanmax)(ranks[:, ok], axis=0)
-        return out
-    return (np.nanmean if how == "mean" else np.nanmax)(ranks, axis=0)
+    def score_samples(self, X):
+        """scikit-learn's score of new objects ``X`` (n, n_features): the negative of
+        :meth:`anomaly_score`, so the lower, the more abnormal. Shape (n,)."""
+        return -self.anomaly_score(X)
 
 
 def contextual_scores(scores, latents, *, n_neighbors=50, standardize=True, log=True):
@@ -376,185 +309,4 @@ def context_model_scores(scores, context, *, n_neighbors=50, n_components=16, se
     out["context_lof"] = np.full(len(err), np.nan)
     lof = AnomalyScorer("lof", n_neighbors=n_neighbors)
     out["context_lof"][ok] = lof.fit_score(np.hstack([z[ok], np.log(err[ok])]))
-    return out
-
-
-@torch.no_grad()
-def reconstruction_error(
-    model, dataset, *, batch_size=256, device=None, reduction="mean", smoothing=5
-):
-    """Squared reconstruction error per object over its unmasked pixels.
-
-    Parameters
-    ----------
-    model : torch.nn.Module
-        An autoencoder (``model(x)`` is the reconstruction) or a VAE (the decoded
-        posterior mean is used, so the error is deterministic).
-    dataset : astrounsup.io.CutoutDataset
-        Normalised as the model's training data.
-    batch_size : int, optional
-    device : str or torch.device, optional
-    reduction : {"mean", "max", "extended"}, optional
-        ``mean``: the mean over pixels and bands (extended anomalies: trails, ghosts);
-        ``max``: the largest of any one pixel, which compact artefacts such as cosmic rays
-        raise while the mean dilutes them; ``extended``: the residual averaged over the
-        bands and over ``smoothing`` x ``smoothing`` pixel windows, then squared and
-        averaged over the windows. Faint extended light (reflection ghosts, scattered
-        light, faint trails) lies below the noise in every pixel, so ``mean`` barely sees
-        it; averaging ``smoothing**2`` pixels and the bands shrinks the noise by
-        ``smoothing * sqrt(bands)`` and keeps the light.
-    smoothing : int, optional
-        Side of the averaging window of ``reduction="extended"``, pixels; odd, >= 1 and
-        at most the cutout side. Windows are cut by the cutout's edge, and masked pixels
-        are left out of their window's average.
-
-    Returns
-    -------
-    numpy.ndarray of shape (n,), float64
-        In normalised units squared; NaN for an object with every pixel masked.
-
-    Examples
-    --------
-    >>> import numpy as np, torch
-    >>> from astrounsup.io import CutoutDataset
-    >>> from astrounsup.models import ConvAutoencoder
-    >>> images = np.random.default_rng(0).normal(size=(4, 2, 16, 16)).astype("float32")
-    >>> model = ConvAutoencoder(2, size=16, latent_dim=4, widths=(4, 8))
-    >>> err = reconstruction_error(model, CutoutDataset(images), reduction="extended")
-    >>> err.shape
-    (4,)
-    """
-    owner = "reconstruction_error"
-    check_choice(owner, "reduction", reduction, _REDUCTIONS)
-    _check_smoothing(owner, smoothing, dataset)
-    return _reconstruction_errors(model, dataset, (reduction,), batch_size, device, smoothing)[
-        reduction
-    ]
-
-
-def _check_smoothing(owner, smoothing, dataset):
-    check_int(owner, "smoothing", smoothing, 1)
-    side = int(dataset[0][0].shape[-1]) if len(dataset) else smoothing
-    if smoothing % 2 == 0 or smoothing > side:
-        msg = f"{owner}: smoothing must be an odd integer in [1, {side}] (px); got {smoothing!r}"
-        raise ValueError(msg)
-
-
-def _window_mean(r, keep, smoothing):
-    """Band- and window-averaged residual of unmasked pixels, (B, 1, H, W), and whether
-    each window holds any unmasked pixel, (B, 1, H, W)."""
-    pad = smoothing // 2
-    band_keep = keep.sum(1, keepdim=True)
-    num = torch.nn.functional.avg_pool2d(
-        r.sum(1, keepdim=True), smoothing, stride=1, padding=pad, count_include_pad=False
-    )
-    den = torch.nn.functional.avg_pool2d(
-        band_keep, smoothing, stride=1, padding=pad, count_include_pad=False
-    )
-    ok = den > 0
-    return torch.where(ok, num / den.clamp(min=1e-12), 0.0), ok
-
-
-@torch.no_grad()
-def _reconstruction_errors(model, dataset, reductions, batch_size, device, smoothing):
-    """Every requested reduction of the residuals from one pass over ``dataset``
-    (``smoothing``: the window side of ``"extended"``, checked by the caller)."""
-    device = torch.device(device) if device is not None else next(model.parameters()).device
-    model = model.to(device).eval()
-    out = {r: [] for r in reductions}
-    is_vae = hasattr(model, "posterior")
-    for images, masks, _ in dataset.loader(batch_size):
-        x = images.to(device)
-        recon = model.decode(model.posterior(x)[0])[0] if is_vae else model(x)
-        keep = (~masks.to(device)).to(torch.float32)
-        resid = (x.float() - recon.float()) * keep
-        sq = (resid**2).flatten(1)
-        n = keep.flatten(1).sum(1)
-        for r in reductions:
-            if r == "mean":
-                err = sq.sum(1) / n.clamp(min=1)
-            elif r == "max":
-                err = sq.max(1).values
-            else:
-                smooth, ok = _window_mean(resid, keep, smoothing)
-                err = (smooth**2).flatten(1).sum(1) / ok.flatten(1).sum(1).clamp(min=1)
-            out[r].append(torch.where(n > 0, err, torch.nan).double().cpu().numpy())
-    return {r: np.concatenate(v) if v else np.empty(0) for r, v in out.items()}
-
-
-@torch.no_grad()
-def negative_elbo(model, dataset, *, batch_size=256, device=None, seed=0):
-    """The VAE's negative evidence lower bound per object (nats; higher = less likely).
-
-    Parameters
-    ----------
-    model : astrounsup.models.VAE
-    dataset : astrounsup.io.CutoutDataset
-    batch_size : int, optional
-    device : str or torch.device, optional
-    seed : int, optional
-        Seeds the one posterior draw per object, so repeated calls agree.
-
-    Returns
-    -------
-    numpy.ndarray of shape (n,), float64
-        ``nll + kl`` per pixel, as :meth:`astrounsup.models.VAE.elbo` defines them.
-    """
-    if not hasattr(model, "elbo"):
-        msg = f"negative_elbo needs a VAE (a model with elbo()); got {type(model).__name__}"
-        raise TypeError(msg)
-    device = torch.device(device) if device is not None else next(model.parameters()).device
-    model = model.to(device).eval()
-    gen = torch.Generator(device=device).manual_seed(seed)
-    out = []
-    for images, masks, _ in dataset.loader(batch_size):
-        terms = model.elbo(images.to(device), mask=masks.to(device), generator=gen)
-        out.append(-terms["elbo"].double().cpu().numpy())
-    return np.concatenate(out) if out else np.empty(0)
-
-
-def model_scores(checkpoint, store, *, batch_size=256, device=None, smoothing=5):
-    """Model-based anomaly scores of every cutout of ``store``.
-
-    Parameters
-    ----------
-    checkpoint : str or pathlib.Path
-        An autoencoder or VAE checkpoint (contrastive models cannot reconstruct).
-    store : str or pathlib.Path
-        The HDF5 store (normalised as the training data).
-    batch_size : int, optional
-    device : str or torch.device, optional
-    smoothing : int, optional
-        Window side of ``"recon_extended"``, px (see :func:`reconstruction_error`).
-
-    Returns
-    -------
-    dict of str to numpy.ndarray of shape (n,)
-        ``"recon"`` (:func:`reconstruction_error`, mean), ``"recon_max"`` (its largest
-        pixel), ``"recon_extended"`` (its window-averaged residual) and, for a VAE,
-        ``"elbo"`` (:func:`negative_elbo`).
-
-    Raises
-    ------
-    ValueError
-        For a model without a decoder, naming it and the checkpoint.
-    """
-    from astrounsup.latent.embed import model_and_dataset
-
-    model, _extra, data = model_and_dataset(checkpoint, store)
-    if not hasattr(model, "decoder"):
-        msg = (
-            f"{checkpoint}: a {type(model).__name__} has no decoder, so no reconstruction "
-            "error; use an autoencoder or VAE checkpoint"
-        )
-        raise ValueError(msg)
-    _check_smoothing("model_scores", smoothing, data)
-    errors = _reconstruction_errors(model, data, _REDUCTIONS, batch_size, device, smoothing)
-    out = {
-        "recon": errors["mean"],
-        "recon_max": errors["max"],
-        "recon_extended": errors["extended"],
-    }
-    if hasattr(model, "elbo"):
-        out["elbo"] = negative_elbo(model, data, batch_size=batch_size, device=device)
     return out

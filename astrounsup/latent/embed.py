@@ -1,4 +1,9 @@
-"""Latent vectors of a store's cutouts from a trained model."""
+"""Latents files: the latent vectors of a set of cutouts with their catalog and provenance.
+
+Layout (HDF5): ``/latents`` float32 ``(n, D)``; ``/catalog`` one row per object (astropy's
+HDF5 table format, units and ``meta`` kept); file attributes ``format``
+(``astrounsup.latents``), the provenance and the settings of the step that wrote it.
+"""
 
 from __future__ import annotations
 
@@ -6,61 +11,47 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-import torch
 from astropy.io.misc.hdf5 import write_table_hdf5
 from astropy.table import QTable
 
 from astrounsup._atomic import atomic_path
 from astrounsup._provenance import provenance
 
-__all__ = [
-    "embed_dataset",
-    "embed_images",
-    "embed_store",
-    "model_and_dataset",
-    "read_latents",
-    "write_latents",
-]
+__all__ = ["LATENTS_FORMAT", "is_latents_file", "read_latents", "write_latents"]
 
+#: The ``format`` attribute of a latents file.
 LATENTS_FORMAT = "astrounsup.latents"
-
-
-@torch.no_grad()
-def embed_dataset(model, dataset, *, batch_size=256, device=None, input_size=None):
-    """``model.encode`` of every cutout of ``dataset``, in order.
-
-    Parameters
-    ----------
-    model : torch.nn.Module
-        Any astrounsup model (all have ``encode``).
-    dataset : astrounsup.io.CutoutDataset
-    batch_size : int, optional
-    device : str or torch.device, optional
-        Default: the model's device.
-    input_size : int, optional
-        Centre-crop the cutouts to this side first (a SimCLR encoder trained on crops).
-
-    Returns
-    -------
-    numpy.ndarray of shape (n, latent_dim), float32
-    """
-    from astrounsup.transforms.functional import center_crop
-
-    device = torch.device(device) if device is not None else next(model.parameters()).device
-    model = model.to(device).eval()
-    out = []
-    for images, _masks, _index in dataset.loader(batch_size):
-        if input_size is not None and images.shape[-1] != input_size:
-            images, _ = center_crop(images, input_size)
-        out.append(model.encode(images.to(device)).float().cpu().numpy())
-    return np.concatenate(out) if out else np.empty((0, 0), np.float32)
 
 
 def write_latents(path, latents, table, *, meta=None, step="astrounsup.latent.write_latents"):
     """Write latents ``(n, D)`` and their metadata table to an HDF5 file, atomically.
 
-    The file's attributes hold the provenance of ``step`` and then ``meta`` (plain str,
-    int, float or bool values).
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The ``.h5`` file to write; replaced only once complete.
+    latents : array_like of shape (n, D)
+    table : astropy.table.Table
+        One row per latent vector (ids, RA/Dec, carried columns).
+    meta : dict, optional
+        Settings and inputs recorded as file attributes after the provenance of ``step``
+        (``None`` values left out, paths as text; see :func:`astrounsup.catalog.provenance`).
+    step : str, optional
+        What made the latents.
+
+    Returns
+    -------
+    pathlib.Path
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, pathlib
+    >>> from astropy.table import QTable
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "latents.h5"
+    >>> _ = write_latents(path, np.eye(3), QTable({"object_id": ["a", "b", "c"]}), meta={"k": 3})
+    >>> z, table, attrs = read_latents(path)
+    >>> z.shape, table["object_id"].tolist(), int(attrs["k"]), attrs["format"]
+    ((3, 3), ['a', 'b', 'c'], 3, 'astrounsup.latents')
     """
     latents = np.asarray(latents, dtype=np.float32)
     if latents.ndim != 2 or len(latents) != len(table):
@@ -74,13 +65,29 @@ def write_latents(path, latents, table, *, meta=None, step="astrounsup.latent.wr
         f.attrs["format"] = LATENTS_FORMAT
         f.create_dataset("latents", data=latents)
         write_table_hdf5(QTable(table), f, path="catalog", serialize_meta=True)
-        for key, value in (provenance(step) | (meta or {})).items():
+        for key, value in provenance(step, **(meta or {})).items():
             f.attrs[key] = value
     return path
 
 
 def read_latents(path):
-    """``(latents, table, attrs)`` of a file written by :func:`write_latents`."""
+    """``(latents, table, attrs)`` of a file written by :func:`write_latents`.
+
+    Returns
+    -------
+    latents : numpy.ndarray of shape (n, D), float32
+    table : astropy.table.QTable
+        One row per object, strings as ``str``.
+    attrs : dict
+        The file attributes: provenance and settings.
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    ValueError
+        Not an astrounsup latents file.
+    """
     from astropy.io.misc.hdf5 import read_table_hdf5
 
     if not Path(path).is_file():
@@ -95,71 +102,12 @@ def read_latents(path):
         return f["latents"][...], table, dict(f.attrs.items())
 
 
-def model_and_dataset(checkpoint, data):
-    """The model of ``checkpoint``, its saved settings, and ``data`` as a
-    :class:`astrounsup.io.CutoutDataset` normalised as the training data was.
-
-    Parameters
-    ----------
-    checkpoint : str or pathlib.Path
-    data : str, pathlib.Path or numpy.ndarray
-        An HDF5 store, or cutouts of shape (n, bands, ny, nx) in the training bands.
-
-    Raises
-    ------
-    ValueError
-        When the store's bands differ from the training bands (naming both files).
-    """
-    from astrounsup.io import AsinhNormalizer, CutoutDataset
-    from astrounsup.training import load_model
-
-    model, extra = load_model(checkpoint)
-    if isinstance(data, np.ndarray):
-        if data.ndim != 4 or data.shape[1] != len(extra["bands"]):
-            msg = (
-                f"cutouts must have shape (n, {len(extra['bands'])}, ny, nx) for the bands "
-                f"{extra['bands']} of {checkpoint}; got {data.shape}"
-            )
-            raise ValueError(msg)
-        dataset = CutoutDataset(data.astype(np.float32, copy=False), bands=extra["bands"])
-    else:
-        dataset = CutoutDataset(data)
-        if list(dataset.bands) != list(extra["bands"]):
-            msg = (
-                f"{data}: bands {list(dataset.bands)} differ from the training bands "
-                f"{extra['bands']} of {checkpoint}"
-            )
-            raise ValueError(msg)
-    dataset.normalizer = AsinhNormalizer.from_dict(extra["normalization"])
-    return model, extra, dataset
-
-
-def embed_images(checkpoint, images, *, device=None):
-    """Latent vectors of new cutouts ``(n, bands, ny, nx)`` (e.g. to query a
-    :class:`astrounsup.latent.SimilaritySearch`), normalised as the training data.
-
-    Returns
-    -------
-    numpy.ndarray of shape (n, latent_dim)
-    """
-    model, extra, data = model_and_dataset(checkpoint, np.asarray(images))
-    return embed_dataset(model, data, device=device, input_size=extra.get("input_size"))
-
-
-def embed_store(checkpoint, store, out, *, batch_size=256, device=None):
-    """Embed every cutout of ``store`` with the model of ``checkpoint``; write ``out``.
-
-    The store is normalised as the model's training data was (parameters from the
-    checkpoint); bands must match the training bands.
-    """
-    model, extra, data = model_and_dataset(checkpoint, store)
-    latents = embed_dataset(
-        model, data, batch_size=batch_size, device=device, input_size=extra.get("input_size")
-    )
-    meta = {
-        "checkpoint": str(checkpoint),
-        "recipe": extra.get("recipe", ""),
-        "store": str(store),
-        "model_class": type(model).__name__,
-    }
-    return write_latents(out, latents, data.table, meta=meta)
+def is_latents_file(path):
+    """Whether ``path`` is a latents file of :func:`write_latents` (by its format mark)."""
+    if Path(path).suffix.lower() not in (".h5", ".hdf5") or not Path(path).is_file():
+        return False
+    try:
+        with h5py.File(path, "r") as f:
+            return f.attrs.get("format") == LATENTS_FORMAT
+    except OSError:
+        return False

@@ -7,9 +7,17 @@ from astropy.table import QTable
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from astrounsup.latent._common import check_number
+from astrounsup._estimators import check_number
 
-__all__ = ["ClusterLabeller", "binary_metrics", "purity"]
+__all__ = [
+    "ClusterLabeller",
+    "binary_metrics",
+    "draw_labelled",
+    "known_labels",
+    "label_clusters",
+    "parse_positive",
+    "purity",
+]
 
 
 def _memberships(clusters, owner):
@@ -37,10 +45,10 @@ class ClusterLabeller(BaseEstimator):
     """Name clusters by the labels of their labelled members (e.g. a small vetted subset).
 
     Each cluster gets the fraction of each label among its labelled members; a cluster
-    whose fraction of ``positive`` exceeds ``threshold`` is called positive ("lens").
-    Every object then gets a candidate score: its cluster's positive fraction, or for
-    mixtures the responsibility-weighted mean of the fractions, so candidates can be
-    ranked across clusters.
+    whose fraction of ``positive`` exceeds ``threshold`` is called positive (e.g. "lens").
+    Every object then gets a candidate score (:meth:`positive_score`): its cluster's
+    positive fraction, or for mixtures the responsibility-weighted mean of the fractions,
+    so candidates can be ranked across clusters.
 
     Parameters
     ----------
@@ -142,10 +150,20 @@ class ClusterLabeller(BaseEstimator):
         self.table_ = table
         return self
 
-    def lens_score(self, clusters):
+    def positive_score(self, clusters):
         """Candidate score of each object: the positive fraction of its cluster
         (responsibility-weighted for ``(n, K)`` input), in [0, 1]; NaN when its cluster
-        has no labelled members."""
+        has no labelled members.
+
+        Parameters
+        ----------
+        clusters : array_like of shape (n,) int, or (n, K) float
+            Cluster ids, or membership probabilities.
+
+        Returns
+        -------
+        numpy.ndarray of shape (n,)
+        """
         check_is_fitted(self)
         arr = np.asarray(clusters)
         if arr.ndim == 1:
@@ -164,7 +182,7 @@ class ClusterLabeller(BaseEstimator):
 
     def predict(self, clusters):
         """True for objects whose score exceeds ``threshold`` (never for NaN scores)."""
-        return np.nan_to_num(self.lens_score(clusters), nan=0.0) > self.threshold
+        return np.nan_to_num(self.positive_score(clusters), nan=0.0) > self.threshold
 
 
 def binary_metrics(predicted, truth):
@@ -232,3 +250,206 @@ def purity(clusters, labels):
     table = np.zeros((ci.max() + 1, yi.max() + 1), dtype=np.int64)
     np.add.at(table, (ci, yi), 1)
     return float(table.max(1).sum() / len(c))
+
+
+def known_labels(labels):
+    """Which objects have a label: not masked, and not NaN in a float column.
+
+    Parameters
+    ----------
+    labels : array_like or astropy column of shape (n,)
+
+    Returns
+    -------
+    numpy.ndarray of shape (n,), bool
+
+    Examples
+    --------
+    >>> known_labels([1.0, float("nan"), 0.0]).tolist()
+    [True, False, True]
+    """
+    mask = getattr(labels, "mask", None)
+    values = np.asarray(labels)
+    known = np.ones(len(values), bool) if mask is None else ~np.asarray(mask, bool)
+    if np.issubdtype(values.dtype, np.floating):
+        known &= np.isfinite(values)
+    return np.broadcast_to(known, values.shape[:1]).copy()
+
+
+_TRUE = ("true", "1", "yes", "y", "t")
+_FALSE = ("false", "0", "no", "n", "f")
+
+
+def parse_positive(value, labels):
+    """The label of interest as a value of ``labels``' type.
+
+    Label columns come as booleans, 0/1 integers or strings (``"True"``, ``"lens"``, ...);
+    ``value`` may be given as any of them, e.g. typed on a command line.
+
+    Parameters
+    ----------
+    value : object or None
+        The positive label; ``None`` means ``True`` (1 for a numeric column).
+    labels : array_like of shape (n,)
+        The label column.
+
+    Returns
+    -------
+    bool, int, float or str
+        A value that compares equal to the positive entries of ``labels``.
+
+    Raises
+    ------
+    ValueError
+        When ``value`` cannot be read as the column's type (naming both).
+
+    Examples
+    --------
+    >>> parse_positive(None, [0, 1]), parse_positive("True", [0, 1]), parse_positive("1", [True])
+    (1, 1, True)
+    >>> parse_positive("Lens", ["lens", "galaxy"]), parse_positive(None, ["True", "False"])
+    ('lens', 'True')
+    """
+    values = np.asarray(labels)
+    kind = values.dtype.kind
+    text = "True" if value is None else str(value)
+    if kind == "b":
+        if isinstance(value, (bool, np.bool_)):
+            return bool(value)
+        if text.strip().lower() in _TRUE:
+            return True
+        if text.strip().lower() in _FALSE:
+            return False
+        msg = f"the positive label of a boolean column must be True or False; got {value!r}"
+        raise ValueError(msg)
+    if kind in "iuf":
+        cast = float if kind == "f" else int
+        if isinstance(value, (bool, np.bool_)) or text.strip().lower() in _TRUE + _FALSE:
+            truth = bool(value) if isinstance(value, (bool, np.bool_)) else text.strip().lower()
+            return cast(truth in (True, *_TRUE))
+        try:
+            return cast(float(text)) if kind == "f" else int(text)
+        except ValueError:
+            msg = f"the positive label of a numeric column must be a number; got {value!r}"
+            raise ValueError(msg) from None
+    present = {str(v) for v in np.unique(values[known_labels(labels)])} if len(values) else set()
+    if text in present:
+        return text
+    folded = [v for v in present if v.lower() == text.lower()]
+    return folded[0] if len(folded) == 1 else text
+
+
+def draw_labelled(known, fraction, *, seed=None):
+    """A random share of the known labels: the "vetted" objects whose labels are used.
+
+    Parameters
+    ----------
+    known : array_like of shape (n,), bool
+        Which objects have a label (:func:`known_labels`).
+    fraction : float or None
+        Share in (0, 1] drawn independently per object; ``None`` keeps every known label.
+    seed : int, numpy.random.Generator or None, optional
+
+    Returns
+    -------
+    numpy.ndarray of shape (n,), bool
+
+    Examples
+    --------
+    >>> int(draw_labelled(np.ones(1000, bool), 0.1, seed=0).sum())
+    89
+    """
+    known = np.asarray(known, bool)
+    if fraction is None:
+        return known.copy()
+    check_number("draw_labelled", "fraction", fraction, 0.0, 1.0)
+    if fraction == 0:
+        msg = "draw_labelled: fraction must be in (0, 1]; got 0"
+        raise ValueError(msg)
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    return known & (rng.random(len(known)) < fraction)
+
+
+def label_clusters(
+    clusters, labels, *, positive=None, labelled=None, threshold=0.5, name="positive"
+):
+    """Name clusters from known labels, score every object, and measure the result.
+
+    Parameters
+    ----------
+    clusters : array_like of shape (n,) int, or (n, K) float
+        Cluster ids, or mixture responsibilities.
+    labels : array_like or astropy column of shape (n,)
+        Labels of any type (bool, 0/1, strings); masked or NaN entries are unknown.
+    positive : object, optional
+        The label of interest (:func:`parse_positive`; default ``True``, or 1).
+    labelled : array_like of shape (n,), bool, optional
+        Which known labels name the clusters (default: all; :func:`draw_labelled` draws a
+        share). The known labels left out measure the result.
+    threshold : float, optional
+        Positive fraction above which a cluster is called positive.
+    name : str, optional
+        Stem of the column names, e.g. ``"lens"``.
+
+    Returns
+    -------
+    columns : dict of str to numpy.ndarray of shape (n,)
+        ``<name>_score`` (the cluster's positive fraction), ``<name>_candidate`` (above
+        ``threshold``), ``<name>_rank`` (1 = best score; :func:`descending_rank`) and
+        ``labelled``.
+    summary : astropy.table.QTable
+        One row per cluster (:attr:`ClusterLabeller.table_`).
+    metrics : dict
+        ``evaluated_on`` ("held-out known labels", or "the labelled rows" when every known
+        label named the clusters), ``n_labelled``, ``purity`` and
+        :func:`binary_metrics`.
+
+    Raises
+    ------
+    ValueError
+        No labelled object, or ``positive`` not among the labels (naming them).
+
+    Examples
+    --------
+    >>> clusters = np.array([0, 0, 0, 1, 1, 1])
+    >>> is_lens = np.array([True, True, False, False, False, True])
+    >>> labelled = np.array([True, True, True, True, True, False])
+    >>> columns, summary, metrics = label_clusters(clusters, is_lens, labelled=labelled,
+    ...                                           name="lens")
+    >>> columns["lens_rank"].tolist(), metrics["evaluated_on"], metrics["accuracy"]
+    ([1, 2, 3, 4, 5, 6], 'held-out known labels', 0.0)
+    """
+    from astrounsup.latent.rank import descending_rank
+
+    y = np.asarray(labels)
+    known = known_labels(labels)
+    labelled = known if labelled is None else np.asarray(labelled, bool) & known
+    positive = parse_positive(positive, labels)
+    present = np.unique(y[known]).tolist() if known.any() else []
+    if positive not in present:
+        msg = (
+            f"the positive label {positive!r} is not among the labels {present}; name the "
+            "label of interest"
+        )
+        raise ValueError(msg)
+    names = {True: name, False: f"not_{name}"} if y.dtype == bool else None
+    lab = ClusterLabeller(positive=positive, threshold=threshold, class_names=names)
+    lab.fit(clusters, y, labelled=labelled)
+    score = lab.positive_score(clusters)
+    predicted = lab.predict(clusters)
+    columns = {
+        f"{name}_score": score,
+        f"{name}_candidate": predicted,
+        f"{name}_rank": descending_rank(score),
+        "labelled": labelled,
+    }
+    held_out = known & ~labelled
+    scored = held_out if held_out.any() else labelled
+    hard = np.asarray(clusters)
+    hard = hard.argmax(1) if hard.ndim == 2 else hard
+    metrics = {
+        "evaluated_on": "held-out known labels" if held_out.any() else "the labelled rows",
+        "n_labelled": int(labelled.sum()),
+        "purity": purity(hard[scored], y[scored]),
+    } | binary_metrics(predicted[scored], y[scored] == positive)
+    return columns, lab.table_, metrics

@@ -8,7 +8,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from astrounsup.latent._common import as_rng_seed, check_choice, check_int, fit_scaler
+from astrounsup._estimators import as_rng_seed, check_choice, check_int, fit_scaler
 
 __all__ = ["REDUCERS", "REDUCER_METRICS", "TSNE_MAX_OBJECTS", "Reducer"]
 

@@ -1,8 +1,11 @@
-"""What every model shares: an encoder, ``encode(x)``, and its recorded configuration."""
+"""What every model shares: an encoder, ``encode(x)``, and its recorded configuration;
+what the models that rebuild their input share: ``reconstruct(x)``."""
 
 from __future__ import annotations
 
 from torch import nn
+
+__all__ = ["EncoderModel", "ReconstructionModel"]
 
 
 class EncoderModel(nn.Module):
@@ -20,3 +23,13 @@ class EncoderModel(nn.Module):
             for k, v in arguments.items()
             if k not in ("self", "__class__")
         }
+
+
+class ReconstructionModel(EncoderModel):
+    """Base of the models with a decoder (autoencoders, VAEs): ``self.decoder`` maps latent
+    vectors back to cutouts, and :meth:`reconstruct` is the deterministic reconstruction
+    that reconstruction-error anomaly scores compare with the input."""
+
+    def reconstruct(self, x):
+        """The reconstruction ``(B, bands, size, size)`` of cutouts ``x`` of that shape."""
+        raise NotImplementedError

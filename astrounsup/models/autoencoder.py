@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from astrounsup.losses import MaskedMSELoss
-from astrounsup.models._base import EncoderModel
+from astrounsup.models._base import ReconstructionModel
 from astrounsup.models.encoders import ConvDecoder, ConvEncoder
 
 __all__ = ["ConvAutoencoder", "jacobian_frobenius_sq"]
@@ -40,7 +40,7 @@ def jacobian_frobenius_sq(encoder, x):
     return jac.pow(2).flatten(1).sum(dim=1)
 
 
-class ConvAutoencoder(EncoderModel):
+class ConvAutoencoder(ReconstructionModel):
     """Convolutional autoencoder with a linear output layer.
 
     The variants are options: a *denoising* autoencoder is this model trained with
@@ -113,6 +113,10 @@ class ConvAutoencoder(EncoderModel):
     def forward(self, x):
         """Reconstructions ``(B, bands, size, size)``."""
         return self.decoder(self.encoder(x))
+
+    def reconstruct(self, x):
+        """Reconstructions ``(B, bands, size, size)``: the decoded code of ``x``."""
+        return self(x)
 
     def loss(self, x, mask=None, *, target=None):
         """Training loss and its terms.

@@ -7,13 +7,13 @@ import math
 import torch
 
 from astrounsup.losses import GaussianNLLLoss, gaussian_kl
-from astrounsup.models._base import EncoderModel
+from astrounsup.models._base import ReconstructionModel
 from astrounsup.models.encoders import ConvDecoder, ConvEncoder
 
 __all__ = ["VAE"]
 
 
-class VAE(EncoderModel):
+class VAE(ReconstructionModel):
     """Gaussian-posterior VAE (reparameterisation trick) with a beta-weighted KL.
 
     The likelihood is Gaussian per pixel, with a variance that is either given (e.g. the
@@ -87,6 +87,11 @@ class VAE(EncoderModel):
             return out, None
         mean, log_var = out.split(self.bands, dim=1)
         return mean, log_var.clamp(-20.0, 10.0).exp()
+
+    def reconstruct(self, x):
+        """The likelihood mean decoded from the posterior mean, ``(B, bands, size, size)``:
+        deterministic, unlike :meth:`forward`'s single posterior draw."""
+        return self.decode(self.posterior(x)[0])[0]
 
     def forward(self, x, *, generator=None):
         """Reconstruction mean from one posterior draw."""

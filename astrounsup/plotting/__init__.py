@@ -1,20 +1,16 @@
 """Figures for a human eye: cutout montages and galleries, catalogue diagrams, latent maps."""
 
-from astrounsup.plotting.diagrams import (
-    colour_magnitude_figure,
-    latent_map_figure,
-    loss_curve_figure,
-    main_sequence_figure,
-)
-from astrounsup.plotting.montage import composite_rgb, gallery, kind_montage, save_figure
+from astrounsup._lazy import attach
 
-__all__ = [
-    "colour_magnitude_figure",
-    "composite_rgb",
-    "gallery",
-    "kind_montage",
-    "latent_map_figure",
-    "loss_curve_figure",
-    "main_sequence_figure",
-    "save_figure",
-]
+__getattr__, __dir__, __all__ = attach(
+    __name__,
+    {
+        "diagrams": [
+            "color_magnitude_figure",
+            "latent_map_figure",
+            "loss_curve_figure",
+            "main_sequence_figure",
+        ],
+        "montage": ["composite_rgb", "gallery", "kind_montage", "save_figure"],
+    },
+)

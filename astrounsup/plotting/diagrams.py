@@ -6,17 +6,17 @@ import numpy as np
 from matplotlib.figure import Figure
 
 __all__ = [
-    "colour_magnitude_figure",
+    "color_magnitude_figure",
     "latent_map_figure",
     "loss_curve_figure",
     "main_sequence_figure",
 ]
 
 
-def colour_magnitude_figure(
+def color_magnitude_figure(
     table,
     *,
-    colour="bp_rp",
+    color="bp_rp",
     magnitude="phot_g_mean_mag",
     parallax="parallax",
     min_parallax_over_error=5.0,
@@ -33,7 +33,7 @@ def colour_magnitude_figure(
     table : astropy.table.Table
         Gaia-named columns (``bp_rp``, ``phot_g_mean_mag``, ``parallax`` in mas,
         ``parallax_error``).
-    colour, magnitude, parallax : str, optional
+    color, magnitude, parallax : str, optional
         Column names.
     min_parallax_over_error : float, optional
         Parallax signal-to-noise cut.
@@ -49,7 +49,7 @@ def colour_magnitude_figure(
     plx = u.Quantity(table[parallax], u.mas).value
     err = u.Quantity(table[f"{parallax}_error"], u.mas).value
     good = plx / err >= min_parallax_over_error
-    col = u.Quantity(table[colour]).value[good]
+    col = u.Quantity(table[color]).value[good]
     mag = u.Quantity(table[magnitude]).value[good] + 5.0 * np.log10(plx[good] / 100.0)
     fig = Figure(figsize=(5.5, 6.5), layout="constrained")
     ax = fig.subplots()
@@ -88,7 +88,7 @@ def loss_curve_figure(history):
 
 def main_sequence_figure(catalog):
     """Dereddened colour-absolute-magnitude diagram of a main-sequence catalog, coloured by
-    ``ms_membership`` (from :func:`astrounsup.latent.main_sequence_catalog`).
+    ``ms_membership`` (from :func:`astrounsup.stars.main_sequence_catalog`).
 
     Returns
     -------

@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from astropy.table import QTable
 
+from astrounsup._devices import parse_device
+from astrounsup._progress import progress_bar
 from astrounsup._provenance import provenance
 from astrounsup.instrument import (
     BANDS,
@@ -496,7 +498,7 @@ def simulate_lens_survey(
     nan_fraction=0.02,
     seed=None,
     device=None,
-    progress=False,
+    progress=True,
 ):
     """Simulate a multi-band survey of cutouts of lenses, non-lenses and anomalies.
 
@@ -532,7 +534,7 @@ def simulate_lens_survey(
         Where the images are rendered (default CPU; ``"cuda"`` renders on a GPU). The noise
         is drawn on the CPU either way.
     progress : bool, optional
-        Show a progress bar.
+        Show a progress bar (``tqdm.auto``).
 
     Returns
     -------
@@ -581,17 +583,14 @@ def simulate_lens_survey(
     comps, lens, source_flux, artefacts = _draw_scene(rng_scene, kinds, bands, size, pixel_scale)
     nan_masks = _draw_nan(rng_nan, n, nb, size, nan_fraction)
 
-    device = torch.device(device) if device is not None else None
+    device = parse_device(device) if device is not None else None
     images = np.empty((n, nb, size, size), dtype=np.float32)
     magnification = np.full(n, np.nan)
-    batches = range(0, n, _BATCH)
-    if progress:
-        from tqdm.auto import tqdm
-
-        batches = tqdm(batches, desc="simulating", unit="batch")
-    with torch.inference_mode():
-        for lo in batches:
+    bar = progress_bar(total=n, desc="simulating", unit="cutout", enabled=progress)
+    with torch.inference_mode(), bar:
+        for lo in range(0, n, _BATCH):
             hi = min(lo + _BATCH, n)
+            bar.update(hi - lo)
             model, mu = _render_batch(lo, hi, comps, lens, fwhm, size, pixel_scale, device)
             magnification[lo:hi] = mu
             model = model.double().cpu().numpy()

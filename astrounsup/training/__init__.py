@@ -1,29 +1,29 @@
-"""Training: a plain PyTorch loop with checkpoints that resume exactly."""
+"""Training: named recipes with defaults for every setting, a plain PyTorch loop with
+checkpoints that resume exactly, and the trained model that embeds new cutouts."""
 
-from astrounsup.training.checkpoint import load_checkpoint, save_checkpoint
-from astrounsup.training.objectives import (
-    contrastive_objective,
-    denoising_objective,
-    reconstruction_objective,
-    rotation_objective,
+from astrounsup._lazy import attach
+
+__getattr__, __dir__, __all__ = attach(
+    __name__,
+    {
+        "checkpoint": ["load_checkpoint", "save_checkpoint"],
+        "distributed": ["init_from_environment", "is_main_process", "shutdown"],
+        "fitted": ["TrainedModel", "embed_dataset"],
+        "objectives": [
+            "contrastive_objective",
+            "denoising_objective",
+            "reconstruction_objective",
+            "rotation_objective",
+        ],
+        "recipes": [
+            "DEFAULT_MAX_STEPS",
+            "MODELS",
+            "build_model",
+            "default_config",
+            "load_config",
+            "resolve_config",
+            "train",
+        ],
+        "trainer": ["Trainer", "TrainingHistory", "select_device", "warmup_cosine"],
+    },
 )
-from astrounsup.training.recipes import MODELS, build_model, load_config, load_model, train_store
-from astrounsup.training.trainer import Trainer, TrainingHistory, select_device, warmup_cosine
-
-__all__ = [
-    "MODELS",
-    "Trainer",
-    "TrainingHistory",
-    "build_model",
-    "contrastive_objective",
-    "denoising_objective",
-    "load_checkpoint",
-    "load_config",
-    "load_model",
-    "reconstruction_objective",
-    "rotation_objective",
-    "save_checkpoint",
-    "select_device",
-    "train_store",
-    "warmup_cosine",
-]

@@ -16,8 +16,10 @@ def _unwrap(model):
 
 def reconstruction_objective(model, images, masks, generator):
     """``model.loss(images, masks)``: autoencoders (sparse, contractive) and VAEs."""
+    from astrounsup.models import VAE
+
     model = _unwrap(model)
-    if hasattr(model, "elbo"):
+    if isinstance(model, VAE):  # its loss draws from the posterior
         return model.loss(images, masks, generator=generator)
     return model.loss(images, masks)
 

@@ -1,16 +1,39 @@
-"""Named training recipes: a model, its objective and its defaults, from a config."""
+"""Named training recipes: a model, its objective and every setting's default, from a config.
+
+A training config has three sections, each optional and each merged over its defaults:
+
+``model``
+    Keyword arguments of the recipe's model class (``latent_dim``, ``widths``, ...).
+``training``
+    Keyword arguments of :class:`astrounsup.training.Trainer` (``max_steps``, ``lr``, ...).
+``normalization``
+    Keyword arguments of :class:`astrounsup.io.AsinhNormalizer`.
+
+:func:`default_config` gives every key with its default; :func:`resolve_config` merges a
+partial config over it and refuses unknown keys by name.
+"""
 
 from __future__ import annotations
 
-import json
+import copy
+import inspect
+import os
 import tomllib
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["MODELS", "build_model", "load_config", "load_model", "train_store"]
+__all__ = [
+    "DEFAULT_MAX_STEPS",
+    "MODELS",
+    "build_model",
+    "default_config",
+    "load_config",
+    "resolve_config",
+    "train",
+]
 
-#: Model names of ``astrounsup train --model`` and the defaults each adds.
+#: Model names of ``astrounsup train --model`` and the defaults each sets on its class.
 MODELS = {
     "cae": {},
     "dae": {},
@@ -21,30 +44,151 @@ MODELS = {
     "rotation": {"latent_dim": 64},
 }
 
+#: Training steps when the config does not say.
+DEFAULT_MAX_STEPS = 1000
+
 _SECTIONS = ("model", "training", "normalization")
+# Set by train() itself, not by a config.
+_MODEL_ARGS_SET = ("bands", "size")
+_TRAINER_ARGS_SET = ("model", "objective", "out_dir", "device", "progress", "extra_state")
 
 
-def load_config(path=None):
-    """A training config ``{"model": {...}, "training": {...}, "normalization": {...}}``
-    from a TOML file (every section optional); ``None`` gives empty sections.
+def _model_class(name):
+    from astrounsup import models
+
+    _check_recipe(name)
+    classes = {"vae": models.VAE, "simclr": models.SimCLR, "rotation": models.RotationPretext}
+    return classes.get(name, models.ConvAutoencoder)
+
+
+def _check_recipe(name):
+    """Raise a ValueError unless ``name`` is one of :data:`MODELS`."""
+    if name not in MODELS:
+        msg = f"model must be one of {sorted(MODELS)}; got {name!r}"
+        raise ValueError(msg)
+
+
+def _keyword_defaults(callable_, skip):
+    out = {}
+    for p in inspect.signature(callable_).parameters.values():
+        if p.name in skip or p.kind not in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD):
+            continue
+        default = None if p.default is inspect.Parameter.empty else p.default
+        out[p.name] = list(default) if isinstance(default, tuple) else default
+    return out
+
+
+def default_config(model="cae"):
+    """Every setting of recipe ``model`` with its default value.
+
+    Parameters
+    ----------
+    model : str, optional
+        One of :data:`MODELS`.
+
+    Returns
+    -------
+    dict
+        ``{"model": {...}, "training": {...}, "normalization": {...}}``, a new copy.
+
+    Examples
+    --------
+    >>> cfg = default_config("simclr")
+    >>> cfg["model"]["latent_dim"], cfg["training"]["max_steps"], cfg["normalization"]["softening"]
+    (64, 1000, 2.0)
+    """
+    from astrounsup.io import AsinhNormalizer
+    from astrounsup.training.trainer import Trainer
+
+    model_defaults = _keyword_defaults(_model_class(model), _MODEL_ARGS_SET)
+    model_defaults.update(copy.deepcopy(MODELS[model]))
+    training = _keyword_defaults(Trainer, _TRAINER_ARGS_SET)
+    training["max_steps"] = DEFAULT_MAX_STEPS
+    return {
+        "model": model_defaults,
+        "training": training,
+        "normalization": _keyword_defaults(AsinhNormalizer, ()),
+    }
+
+
+def load_config(path):
+    """A (partial) training config from a TOML file with ``[model]``, ``[training]`` and
+    ``[normalization]`` tables, each optional; ``None`` gives an empty config.
 
     Raises
     ------
     ValueError
-        For an unknown section (naming the file and the allowed sections).
+        For an unknown section or a file that is not TOML (naming the file).
     """
-    config = {s: {} for s in _SECTIONS}
     if path is None:
-        return config
-    with open(path, "rb") as f:
-        loaded = tomllib.load(f)
+        return {}
+    try:
+        with open(path, "rb") as f:
+            loaded = tomllib.load(f)
+    except tomllib.TOMLDecodeError as err:
+        msg = f"{path}: not a TOML file ({err})"
+        raise ValueError(msg) from err
     unknown = sorted(set(loaded) - set(_SECTIONS))
     if unknown:
         msg = f"{path}: unknown config sections {unknown}; allowed: {list(_SECTIONS)}"
         raise ValueError(msg)
-    for s in _SECTIONS:
-        config[s].update(loaded.get(s, {}))
-    return config
+    return loaded
+
+
+def resolve_config(config=None, *, model="cae"):
+    """A partial training config merged over :func:`default_config`.
+
+    Parameters
+    ----------
+    config : dict, str, pathlib.Path or None, optional
+        ``{"training": {"max_steps": 200}}`` and the like, or a TOML file of such sections.
+    model : str, optional
+        The recipe whose defaults are filled in.
+
+    Returns
+    -------
+    dict
+        Every section and key, the given values replacing the defaults.
+
+    Raises
+    ------
+    ValueError
+        For an unknown section or key (naming it and the allowed ones), or a section that
+        is not a table.
+
+    Examples
+    --------
+    >>> cfg = resolve_config({"training": {"max_steps": 50}}, model="vae")
+    >>> cfg["training"]["max_steps"], cfg["training"]["lr"], cfg["model"]["beta"]
+    (50, 0.001, 1.0)
+    >>> resolve_config({"training": {"steps": 50}})
+    Traceback (most recent call last):
+    ...
+    ValueError: config['training']: unknown key 'steps'; allowed: ['amp', 'batch_size', ...]
+    """
+    if isinstance(config, (str, os.PathLike)):
+        config = load_config(config)
+    config = {} if config is None else config
+    if not isinstance(config, dict):
+        msg = f"config must be a dict of sections {list(_SECTIONS)} or a TOML path; got {config!r}"
+        raise ValueError(msg)
+    out = default_config(model)
+    unknown = sorted(set(config) - set(_SECTIONS))
+    if unknown:
+        msg = f"config: unknown sections {unknown}; allowed: {list(_SECTIONS)}"
+        raise ValueError(msg)
+    for section, values in config.items():
+        if not isinstance(values, dict):
+            msg = f"config[{section!r}] must be a table of settings; got {values!r}"
+            raise ValueError(msg)
+        allowed = sorted(out[section])
+        for key, value in values.items():
+            if key not in out[section]:
+                owner = f" for model {model!r}" if section == "model" else ""
+                msg = f"config[{section!r}]: unknown key {key!r}{owner}; allowed: {allowed}"
+                raise ValueError(msg)
+            out[section][key] = copy.deepcopy(value)
+    return out
 
 
 def build_model(name, *, bands, size, pixel_scale, model_config=None, seed=0, asinh_scale=None):
@@ -65,12 +209,12 @@ def build_model(name, *, bands, size, pixel_scale, model_config=None, seed=0, as
     seed : int, optional
         Seeds the initial weights (drawn with torch's CPU generator forked for the purpose,
         so the global random state is neither read nor changed): the same seed gives the
-        same model whatever ran before. ``train_store`` passes the run's training seed.
+        same model whatever ran before. :func:`train` passes the run's training seed.
     asinh_scale : sequence of float, optional
         The per-band ``scale_`` of the :class:`astrounsup.io.AsinhNormalizer` the cutouts
         are stretched with. Required by ``"simclr"``, whose views change each object's
-        brightness in flux (:class:`astrounsup.transforms.Brightness`); ``train_store``
-        fits the normaliser first and passes it.
+        brightness in flux (:class:`astrounsup.transforms.Brightness`); :func:`train` fits
+        the normaliser first and passes it.
 
     Returns
     -------
@@ -87,12 +231,10 @@ def build_model(name, *, bands, size, pixel_scale, model_config=None, seed=0, as
     """
     import torch
 
-    from astrounsup import models, training, transforms
+    from astrounsup import training, transforms
     from astrounsup.instrument import BANDS
 
-    if name not in MODELS:
-        msg = f"model must be one of {sorted(MODELS)}; got {name!r}"
-        raise ValueError(msg)
+    cls = _model_class(name)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         msg = f"seed must be an integer; got {seed!r}"
         raise ValueError(msg)
@@ -107,17 +249,22 @@ def build_model(name, *, bands, size, pixel_scale, model_config=None, seed=0, as
     input_size = size
     if name == "simclr":
         input_size = transforms.contrastive_view_size(size)
-    classes = {"vae": models.VAE, "simclr": models.SimCLR, "rotation": models.RotationPretext}
     try:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(seed))
-            model = classes.get(name, models.ConvAutoencoder)(len(bands), size=input_size, **cfg)
+            model = cls(len(bands), size=input_size, **cfg)
     except TypeError as err:
         msg = f"model {name!r}: bad [model] setting ({err})"
         raise ValueError(msg) from err
     if name == "dae":
         objective = training.denoising_objective(transforms.denoising_pipeline())
     elif name == "simclr":
+        if not np.isfinite(pixel_scale):
+            msg = (
+                "pixel_scale: SimCLR's views blur to a seeing in arcsec, so they need the "
+                "cutouts' arcsec per pixel (give pixel_scale= with an array); got NaN"
+            )
+            raise ValueError(msg)
         known = all(b in BANDS for b in bands)
         views = transforms.contrastive_views(
             size=size,
@@ -135,107 +282,132 @@ def build_model(name, *, bands, size, pixel_scale, model_config=None, seed=0, as
     return model, objective, input_size
 
 
-def train_store(
-    store, out, *, model="cae", config=None, resume=False, device=None, progress=False
+def train(
+    data,
+    *,
+    model="cae",
+    config=None,
+    bands=None,
+    pixel_scale=None,
+    table=None,
+    out_dir=None,
+    resume=False,
+    device=None,
+    progress=True,
 ):
-    """Train recipe ``model`` on an HDF5 store; write ``last.pt``, ``history.json`` and
-    ``loss_curve.png`` into ``out``.
+    """Train recipe ``model`` on cutouts and return the trained model.
 
     The cutouts are normalised with an :class:`astrounsup.io.AsinhNormalizer` fitted on up
-    to 512 of them; its parameters, the band names, the pixel scale and the recipe go into
-    the checkpoint, so ``embed`` treats any other store the same way.
+    to 512 of them (evenly spread); the returned :class:`TrainedModel` keeps it with the
+    bands, pixel scale and recipe, so it embeds any other cutouts the same way.
+
+    Parameters
+    ----------
+    data : path, numpy.ndarray or astrounsup.io.CutoutDataset
+        An HDF5 store, FITS cutouts or a catalog of them, a dataset (its own normaliser is
+        not used), or an array ``(n, bands, ny, nx)`` of fluxes.
+    model : str, optional
+        One of :data:`MODELS`.
+    config : dict or path, optional
+        A partial config (see :func:`resolve_config`), merged over the recipe's defaults.
+    bands, pixel_scale, table : optional
+        What an array's planes are, its arcsec per pixel, and a metadata row per cutout
+        (see :func:`astrounsup.io.as_dataset`); SimCLR needs ``pixel_scale``.
+    out_dir : str or pathlib.Path, optional
+        Where training writes its checkpoints (``last.pt``, resumable) and
+        ``history.json``; nothing is written without it.
+    resume : bool, optional
+        Continue from ``out_dir/last.pt`` when it exists.
+    device : str, optional
+        ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``; default CUDA, then MPS, then CPU.
+    progress : bool, optional
+        Show a progress bar.
 
     Returns
     -------
-    astrounsup.training.Trainer
-    """
-    from astrounsup.io import AsinhNormalizer, CutoutDataset
-    from astrounsup.training import Trainer
+    TrainedModel
 
-    config = config or load_config()
-    out = Path(out)
-    data = CutoutDataset(store)
-    size = data._source.shape[-1]
-    rows = np.linspace(0, len(data) - 1, min(512, len(data))).astype(int).tolist()
-    norm = AsinhNormalizer(**config["normalization"]).fit(data[rows][0])
-    data.normalizer = norm
+    Raises
+    ------
+    ValueError
+        A bad config key or value, bands or shapes the recipe cannot take, or a bad
+        device, before any training.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> images = np.random.default_rng(0).normal(size=(40, 2, 32, 32)).astype("f4")
+    >>> fitted = train(images, model="cae", bands=("g", "r"), progress=False,
+    ...                config={"model": {"latent_dim": 4, "widths": [4, 8]},
+    ...                        "training": {"max_steps": 2, "batch_size": 8}})
+    >>> fitted.embed(images, progress=False).shape
+    (40, 4)
+    """
+    from astrounsup._atomic import atomic_path
+    from astrounsup.io import AsinhNormalizer, as_dataset
+    from astrounsup.training.fitted import TrainedModel
+    from astrounsup.training.trainer import Trainer
+
+    cfg = resolve_config(config, model=model)
+    raw = as_dataset(data, bands=bands, pixel_scale=pixel_scale, table=table)
+    raw = raw.with_normalizer(None)
+    n, _, _, size = raw.shape
+    if n == 0:
+        msg = "data holds no cutouts"
+        raise ValueError(msg)
+    rows = np.linspace(0, n - 1, min(512, n)).astype(int).tolist()
+    norm = AsinhNormalizer(**cfg["normalization"]).fit(raw[rows][0])
+    dataset = raw.with_normalizer(norm)
     net, objective, input_size = build_model(
         model,
-        bands=data.bands,
+        bands=dataset.bands,
         size=size,
-        pixel_scale=data.pixel_scale,
-        model_config=config["model"],
-        seed=config["training"].get("seed", 0),
+        pixel_scale=dataset.pixel_scale,
+        model_config=cfg["model"],
+        seed=cfg["training"]["seed"],
         asinh_scale=norm.scale_,
     )
+    source = str(data) if isinstance(data, (str, os.PathLike)) else None
     extra = {
         "recipe": model,
-        "bands": list(data.bands),
-        "pixel_scale": float(data.pixel_scale),
+        "bands": list(dataset.bands),
+        "pixel_scale": float(dataset.pixel_scale),
         "input_size": int(input_size),
         "normalization": norm.to_dict(),
-        "store": str(store),
+        "store": source,
+        "config": cfg,
     }
     try:
         trainer = Trainer(
             net,
             objective=objective,
-            out_dir=out,
+            out_dir=out_dir,
             device=device,
             progress=progress,
             extra_state=extra,
-            **config["training"],
+            **cfg["training"],
         )
     except TypeError as err:
         msg = f"bad [training] setting ({err})"
         raise ValueError(msg) from err
-    if resume and (out / "last.pt").exists():
+    out = None if out_dir is None else Path(out_dir)
+    if resume and out is not None and (out / "last.pt").exists():
         trainer.resume(out / "last.pt")
-    trainer.fit(data)
-    if trainer.rank == 0:
-        _write_history(out, trainer.history)
-    return trainer
+    trainer.fit(dataset)
+    if out is not None and trainer.rank == 0:
+        import json
 
-
-def _write_history(out, history):
-    from astrounsup._atomic import atomic_path
-    from astrounsup.plotting import loss_curve_figure, save_figure
-
-    with atomic_path(out / "history.json") as tmp:
-        tmp.write_text(json.dumps(history.as_dict()))
-    save_figure(loss_curve_figure(history.as_dict()), out / "loss_curve.png", dpi=100)
-
-
-def load_model(checkpoint):
-    """Rebuild a trained model (in eval mode) and its checkpoint's extra state.
-
-    Returns
-    -------
-    model : torch.nn.Module
-    extra : dict
-        ``recipe``, ``bands``, ``pixel_scale``, ``input_size``, ``normalization``, ...
-
-    Raises
-    ------
-    ValueError
-        Not an astrounsup checkpoint, an unknown model class, or weights that do not fit
-        the model its config describes (e.g. written by a version with another decoder);
-        the message names the file.
-    """
-    from astrounsup import models
-    from astrounsup.training import load_checkpoint
-    from astrounsup.training.checkpoint import _load_weights
-
-    state = load_checkpoint(checkpoint)
-    classes = {
-        c.__name__: c
-        for c in (models.ConvAutoencoder, models.VAE, models.SimCLR, models.RotationPretext)
-    }
-    cls = classes.get(state["model_class"])
-    if cls is None:
-        msg = f"{checkpoint}: unknown model class {state['model_class']!r}"
-        raise ValueError(msg)
-    cfg = dict(state["model_config"])
-    model = cls(cfg.pop("bands"), **cfg)
-    _load_weights(model, state, checkpoint)
-    return model.eval(), dict(state["extra"])
+        with atomic_path(out / "history.json") as tmp:
+            tmp.write_text(json.dumps(trainer.history.as_dict()))
+    return TrainedModel(
+        trainer.model.eval(),
+        recipe=model,
+        bands=dataset.bands,
+        pixel_scale=dataset.pixel_scale,
+        input_size=input_size,
+        normalizer=norm,
+        history=trainer.history,
+        config=cfg,
+        source=source,
+        checkpoint=None if out is None else out / "last.pt",
+    )

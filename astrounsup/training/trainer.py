@@ -9,6 +9,8 @@ from pathlib import Path
 
 import torch
 
+from astrounsup._devices import select_device
+from astrounsup._progress import progress_bar
 from astrounsup._provenance import provenance
 from astrounsup.training.checkpoint import _load_weights, load_checkpoint, save_checkpoint
 from astrounsup.training.objectives import reconstruction_objective
@@ -18,28 +20,6 @@ __all__ = ["Trainer", "TrainingHistory", "select_device", "warmup_cosine"]
 
 # Independent random streams of a run, each seeded by (seed, stream, index).
 _STREAMS = {"split": 1, "epoch": 2, "step": 3, "val": 4}
-
-
-def select_device(preference=None):
-    """The device to train on: ``preference`` if given, else CUDA, then Apple MPS, then CPU.
-
-    Raises
-    ------
-    ValueError
-        If the preferred device is not available here.
-    """
-    if preference is not None:
-        device = torch.device(preference)
-        if device.type == "cuda" and not torch.cuda.is_available():
-            msg = f"device {preference!r} was asked for but CUDA is not available"
-            raise ValueError(msg)
-        return device
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
 
 
 def warmup_cosine(optimizer, *, warmup_steps, total_steps, min_ratio=0.0):
@@ -118,7 +98,7 @@ class Trainer:
         Mixed precision on CUDA (``"auto"``: bf16 where supported); off on the CPU.
     seed : int, optional
     progress : bool, optional
-        A tqdm bar with loss and throughput.
+        A progress bar with loss and throughput (``tqdm.auto``).
     extra_state : dict, optional
         Saved in every checkpoint (e.g. normalisation parameters and band names).
     compile : bool, optional
@@ -144,7 +124,7 @@ class Trainer:
         device=None,
         amp="auto",
         seed=0,
-        progress=False,
+        progress=True,
         extra_state=None,
         compile=False,
     ):
@@ -180,7 +160,7 @@ class Trainer:
         self.eval_every, self.patience = eval_every, patience
         self.checkpoint_every = checkpoint_every
         self.out_dir = None if out_dir is None else Path(out_dir)
-        self.seed, self.progress = int(seed), progress
+        self.seed, self.progress = int(seed), bool(progress)
         self.extra_state = dict(extra_state or {})
         self.compile = bool(compile)
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
@@ -254,11 +234,10 @@ class Trainer:
             )
             raise ValueError(msg)
         steps = range(self.step, self.max_steps)
-        bar = None
-        if self.progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=self.max_steps, initial=self.step, desc="training", unit="step")
+        bar = progress_bar(
+            total=self.max_steps, initial=self.step, desc="training", unit="step",
+            enabled=self.progress,
+        )  # fmt: skip
         self.model.train()
         for step in steps:
             idx = self._batch_indices(train_idx, step)[self.rank :: self.world]
@@ -282,8 +261,8 @@ class Trainer:
             self.step = step + 1
             self.history.step.append(self.step)
             self.history.loss.append(float(loss.detach()))
-            if bar is not None:
-                bar.update(1)
+            bar.update(1)
+            if self.progress:
                 rate = bar.format_dict.get("rate") or 0.0
                 bar.set_postfix(
                     loss=f"{self.history.loss[-1]:.4g}", cutouts_s=f"{rate * self.batch_size:.0f}"
@@ -296,8 +275,7 @@ class Trainer:
                 break
             if self.checkpoint_every and self.step % self.checkpoint_every == 0:
                 self._save_on_rank0(self.out_dir / "last.pt")
-        if bar is not None:
-            bar.close()
+        bar.close()
         if self.out_dir is not None:
             self._save_on_rank0(self.out_dir / "last.pt")
         return self.history
@@ -364,6 +342,12 @@ class Trainer:
     def resume(self, path):
         """Continue from a checkpoint written by :meth:`save`."""
         state = load_checkpoint(path, map_location=self.device)
+        if "optimizer" not in state:
+            msg = (
+                f"{path}: holds a trained model without its optimiser state (written by "
+                "TrainedModel.save), so training cannot resume from it"
+            )
+            raise ValueError(msg)
         if state["model_class"] != type(self.model).__name__:
             msg = f"{path}: holds a {state['model_class']}, not a {type(self.model).__name__}"
             raise ValueError(msg)

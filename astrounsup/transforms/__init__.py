@@ -5,56 +5,36 @@ the random draw (``make_params``, from a ``torch.Generator``) from its determini
 application (``transform``).
 """
 
-from astrounsup.transforms import functional
-from astrounsup.transforms.base import Compose, Transform, gather_metadata
-from astrounsup.transforms.geometric import (
-    CenterCrop,
-    JitterCrop,
-    RandomCrop,
-    RandomRot90Flip,
-    RandomRotation,
-    RandomZoom,
-    max_rotation_size,
-)
-from astrounsup.transforms.multiview import (
-    MultiView,
-    contrastive_pipeline,
-    contrastive_view_size,
-    contrastive_views,
-    denoising_pipeline,
-)
-from astrounsup.transforms.photometric import (
-    Brightness,
-    FluxScale,
-    MaskPatches,
-    PoissonNoise,
-    PSFDegrade,
-    Redden,
-    SkyNoise,
-)
+from astrounsup._lazy import attach
 
-__all__ = [
-    "Brightness",
-    "CenterCrop",
-    "Compose",
-    "FluxScale",
-    "JitterCrop",
-    "MaskPatches",
-    "MultiView",
-    "PSFDegrade",
-    "PoissonNoise",
-    "RandomCrop",
-    "RandomRot90Flip",
-    "RandomRotation",
-    "RandomZoom",
-    "Redden",
-    "SkyNoise",
-    "Transform",
-    "contrastive_pipeline",
-    "contrastive_view_size",
-    "contrastive_views",
-    "denoising_pipeline",
-    "functional",
-    "gather_metadata",
-    "max_rotation_size",
-]
+__getattr__, __dir__, __all__ = attach(
+    __name__,
+    {
+        "base": ["Compose", "Transform", "gather_metadata"],
+        "geometric": [
+            "CenterCrop",
+            "JitterCrop",
+            "RandomCrop",
+            "RandomRot90Flip",
+            "RandomRotation",
+            "RandomZoom",
+            "max_rotation_size",
+        ],
+        "multiview": [
+            "MultiView",
+            "contrastive_pipeline",
+            "contrastive_view_size",
+            "contrastive_views",
+            "denoising_pipeline",
+        ],
+        "photometric": [
+            "Brightness",
+            "FluxScale",
+            "MaskPatches",
+            "PoissonNoise",
+            "PSFDegrade",
+            "Redden",
+            "SkyNoise",
+        ],
+    },
+)

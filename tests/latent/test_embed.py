@@ -1,50 +1,9 @@
 import h5py
 import numpy as np
 import pytest
-import torch
 from astropy.table import QTable
 
-from astrounsup.io import CutoutDataset
-from astrounsup.latent import embed_dataset, read_latents, write_latents
-from astrounsup.models import ConvAutoencoder, SimCLR
-
-
-@pytest.fixture
-def dataset():
-    rng = np.random.default_rng(2)
-    return CutoutDataset(rng.normal(0, 1, (9, 2, 20, 20)).astype(np.float32), bands=("g", "r"))
-
-
-def test_embedding_is_the_encoder_output_in_order(dataset):
-    torch.manual_seed(0)
-    model = ConvAutoencoder(2, size=20, latent_dim=5, widths=(4, 8)).eval()
-    z = embed_dataset(model, dataset, batch_size=4)
-    x, _, _ = dataset[list(range(9))]
-    with torch.no_grad():
-        ref = model.encode(x).numpy()
-    assert z.shape == (9, 5)
-    assert z.dtype == np.float32
-    np.testing.assert_allclose(z, ref, rtol=1e-5, atol=1e-6)
-
-
-def test_input_size_centre_crops_first(dataset):
-    torch.manual_seed(0)
-    model = SimCLR(2, size=16, latent_dim=6, widths=(4, 8)).eval()
-    z = embed_dataset(model, dataset, input_size=16)
-    x, _, _ = dataset[list(range(9))]
-    with torch.no_grad():
-        ref = model.encode(x[..., 2:18, 2:18]).numpy()
-    np.testing.assert_allclose(z, ref, rtol=1e-5, atol=1e-6)
-
-
-@pytest.mark.needs_cuda
-def test_cuda_embedding_matches_cpu(dataset):
-    torch.manual_seed(0)
-    model = ConvAutoencoder(2, size=20, latent_dim=5, widths=(4, 8)).eval()
-    cpu = embed_dataset(model, dataset, device="cpu")
-    gpu = embed_dataset(model, dataset, device="cuda")
-    assert next(model.parameters()).device.type == "cuda"
-    np.testing.assert_allclose(gpu, cpu, rtol=1e-3, atol=1e-4)
+from astrounsup.latent import is_latents_file, read_latents, write_latents
 
 
 def test_read_latents_names_a_missing_or_foreign_file(tmp_path):
@@ -58,3 +17,26 @@ def test_read_latents_names_a_missing_or_foreign_file(tmp_path):
     z, table, _ = read_latents(tmp_path / "z.h5")
     assert z.shape == (2, 3)
     assert list(table["object_id"]) == ["a", "b"]
+
+
+def test_latents_files_carry_provenance_and_settings(tmp_path):
+    path = write_latents(
+        tmp_path / "z.h5", np.zeros((3, 2)), QTable({"object_id": ["a", "b", "c"]}),
+        meta={"recipe": "cae", "store": None, "checkpoint": tmp_path / "run" / "last.pt"},
+        step="astrounsup embed",
+    )  # fmt: skip
+    _, _, attrs = read_latents(path)
+    assert attrs["step"] == "astrounsup embed"
+    assert {"astrounsup_version", "date", "versions"} <= set(attrs)
+    assert attrs["checkpoint"] == str(tmp_path / "run" / "last.pt")
+    assert "store" not in attrs  # None is left out, not written as "None"
+    assert is_latents_file(path)
+    assert not is_latents_file(tmp_path / "missing.h5")
+    (tmp_path / "x.h5").write_bytes(b"not hdf5")
+    assert not is_latents_file(tmp_path / "x.h5")
+
+
+def test_write_latents_refuses_a_table_of_other_length(tmp_path):
+    with pytest.raises(ValueError, match=r"one row per table row \(2\); got shape \(3, 4\)"):
+        write_latents(tmp_path / "z.h5", np.zeros((3, 4)), QTable({"object_id": ["a", "b"]}))
+    assert not (tmp_path / "z.h5").exists()

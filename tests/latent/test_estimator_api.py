@@ -2,13 +2,8 @@
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from astrounsup.latent import (
-    AnomalyScorer,
-    LatentClusterer,
-    MainSequence,
-    Reducer,
-    SimilaritySearch,
-)
+from astrounsup.latent import AnomalyScorer, LatentClusterer, Reducer, SimilaritySearch
+from astrounsup.stars import MainSequence
 
 ESTIMATORS = [
     LatentClusterer("kmeans", n_clusters=3, n_init=1, random_state=0),
@@ -16,6 +11,7 @@ ESTIMATORS = [
     LatentClusterer("gmm", n_clusters=3, n_init=1, random_state=0),
     LatentClusterer("bayes-gmm", n_clusters=3, n_init=1, random_state=0),
     LatentClusterer("hdbscan", min_cluster_size=5),
+    LatentClusterer("kmeans", n_clusters=3, n_init=1, reduce="pca", n_components=2),
     Reducer("pca", n_components=1, random_state=0),
     AnomalyScorer("iforest", n_estimators=20, random_state=0),
     AnomalyScorer("lof", n_neighbors=5),

@@ -47,7 +47,7 @@ class TestClusterLabeller:
         y = np.array([1, 1, 1, 0, 0, 0, 1, 0, 0]).astype(bool)
         labelled = np.array([1, 1, 1, 1, 1, 1, 1, 0, 0]).astype(bool)
         lab = ClusterLabeller(threshold=0.5).fit(clusters, y, labelled=labelled)
-        score = lab.lens_score(np.array([0, 1, 2, 7]))
+        score = lab.positive_score(np.array([0, 1, 2, 7]))
         np.testing.assert_allclose(score[:2], [0.75, 1 / 3])
         assert np.isnan(score[2])  # no labelled member
         assert np.isnan(score[3])  # a cluster never seen
@@ -61,10 +61,10 @@ class TestClusterLabeller:
         hard = ClusterLabeller().fit(clusters, y)
         soft = ClusterLabeller().fit(onehot, y)
         np.testing.assert_allclose(soft.fraction_, hard.fraction_)
-        np.testing.assert_allclose(soft.lens_score(onehot), hard.lens_score(clusters))
+        np.testing.assert_allclose(soft.positive_score(onehot), hard.positive_score(clusters))
         # A 50/50 member scores the mean of its two clusters' fractions.
         mixed = np.array([[0.5, 0.5, 0.0, 0.0]])
-        np.testing.assert_allclose(soft.lens_score(mixed), hard.fraction_[:2].mean())
+        np.testing.assert_allclose(soft.positive_score(mixed), hard.fraction_[:2].mean())
 
     @pytest.mark.parametrize(
         ("kwargs", "fit", "match"),

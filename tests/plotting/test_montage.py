@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from astrounsup.plotting import colour_magnitude_figure, composite_rgb, kind_montage, save_figure
+from astrounsup.plotting import color_magnitude_figure, composite_rgb, kind_montage, save_figure
 
 
 class TestCompositeRGB:
@@ -44,5 +44,5 @@ class TestColourMagnitude:
     def test_figure(self):
         from astrounsup.simulate.stars import simulate_stars
 
-        fig = colour_magnitude_figure(simulate_stars(300, seed=1))
+        fig = color_magnitude_figure(simulate_stars(300, seed=1))
         assert "stars with parallax S/N" in fig.axes[0].get_title()

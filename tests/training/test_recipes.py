@@ -5,9 +5,16 @@ import numpy as np
 import pytest
 
 from astrounsup.cli import main
-from astrounsup.io import write_store
+from astrounsup.io import read_store, write_store
 from astrounsup.latent import read_latents
-from astrounsup.training import MODELS, build_model, load_config, load_model
+from astrounsup.training import (
+    MODELS,
+    TrainedModel,
+    build_model,
+    default_config,
+    load_config,
+    resolve_config,
+)
 
 
 @pytest.fixture(scope="module")
@@ -73,8 +80,12 @@ def test_train_then_embed_every_model(model, store, config, tmp_path, capsys):
     dim = 6
     assert latents.shape == (60, dim)
     assert np.isfinite(latents).all()
-    assert list(table["object_id"][:3]) == list(table["object_id"][:3])
+    # One row per cutout, in the store's order, with the store's catalog.
+    _, store_table, _ = read_store(store)
+    assert list(table["object_id"]) == list(store_table["object_id"])
+    np.testing.assert_allclose(table["ra"].value, store_table["ra"].value)
     assert attrs["recipe"] == model
+    assert attrs["checkpoint"] == str(run / "last.pt")
 
 
 def test_resume_continues_the_run(store, config, tmp_path):
@@ -88,10 +99,11 @@ def test_resume_continues_the_run(store, config, tmp_path):
 def test_checkpoint_rebuilds_the_model(store, config, tmp_path):
     run = tmp_path / "run"
     _train(store, config, run, "vae", "--steps", "2")
-    model, extra = load_model(run / "last.pt")
-    assert type(model).__name__ == "VAE"
-    assert extra["bands"] == ["g", "r", "i"]
-    assert extra["normalization"]["kind"] == "asinh"
+    trained = TrainedModel.load(run / "last.pt")
+    assert type(trained.model).__name__ == "VAE"
+    assert trained.bands == ("g", "r", "i")
+    assert trained.normalizer.to_dict()["kind"] == "asinh"
+    assert trained.history.step == [1, 2]
 
 
 def test_checkpoint_with_other_weights_is_refused_naming_the_file(store, config, tmp_path):
@@ -109,7 +121,7 @@ def test_checkpoint_with_other_weights_is_refused_naming_the_file(store, config,
     with pytest.raises(
         ValueError, match=r"old\.pt: its weights do not fit the ConvAutoencoder being loaded"
     ):
-        load_model(tmp_path / "old.pt")
+        TrainedModel.load(tmp_path / "old.pt")
 
 
 class TestBadConfiguration:
@@ -126,7 +138,7 @@ class TestBadConfiguration:
                 "[model]\nwidths = [8, 16, 32, 64, 128, 256]\n",
                 r"size must be an integer in \[128, 256\] px for 6 downsampling stages; got 64",
             ),
-            ("[model]\ncolour = 'blue'\n", r"model 'cae': bad \[model\] setting"),
+            ("[model]\ncolour = 'blue'\n", r"unknown key 'colour' for model 'cae'; allowed: \["),
             ("[training]\nbatch_size = 0\n", "batch_size must be a positive integer"),
             ("[optimiser]\nlr = 1\n", r"unknown config sections \['optimiser'\]"),
         ],
@@ -201,8 +213,8 @@ def test_training_twice_in_one_process_gives_the_same_model(store, config, tmp_p
 
     for run in ("a", "b"):
         assert _train(store, config, tmp_path / run, "cae", "--steps", "2") == 0
-    a, _ = load_model(tmp_path / "a" / "last.pt")
-    b, _ = load_model(tmp_path / "b" / "last.pt")
+    a = TrainedModel.load(tmp_path / "a" / "last.pt").model
+    b = TrainedModel.load(tmp_path / "b" / "last.pt").model
     assert torch.equal(_weights(a), _weights(b))
 
 
@@ -224,4 +236,70 @@ def test_build_model_and_config_defaults():
     )
     assert size == 36
     assert type(model).__name__ == "SimCLR"
-    assert load_config() == {"model": {}, "training": {}, "normalization": {}}
+    assert load_config(None) == {}
+
+
+class TestConfig:
+    @pytest.mark.parametrize("model", sorted(MODELS))
+    def test_defaults_name_every_setting_of_the_model_and_trainer(self, model):
+        import inspect
+
+        from astrounsup.io import AsinhNormalizer
+        from astrounsup.training import Trainer
+
+        cfg = default_config(model)
+        net = build_model(
+            model, bands=("g", "r", "i"), size=64, pixel_scale=0.263, asinh_scale=[1.0] * 3
+        )[0]
+        # Every constructor argument but those train() sets itself has a default here ...
+        taken = set(inspect.signature(type(net)).parameters) - {"bands", "size"}
+        assert set(cfg["model"]) == taken
+        trainer = set(inspect.signature(Trainer).parameters)
+        assert set(cfg["training"]) == trainer - {
+            "model",
+            "objective",
+            "out_dir",
+            "device",
+            "progress",
+            "extra_state",
+        }
+        assert set(cfg["normalization"]) == set(inspect.signature(AsinhNormalizer).parameters)
+        # ... and the recipe's own settings are the ones the model is built with.
+        for key, value in MODELS[model].items():
+            assert cfg["model"][key] == value
+            assert net.config[key] == value
+
+    def test_partial_configs_merge_over_the_defaults(self, tmp_path):
+        path = tmp_path / "c.toml"
+        path.write_text("[training]\nlr = 0.01\ncompile = false\n")
+        cfg = resolve_config(path, model="simclr")
+        assert cfg["training"]["lr"] == 0.01
+        assert cfg["training"]["compile"] is False
+        assert cfg["training"]["max_steps"] == 1000
+        assert cfg["model"]["temperature"] == 0.2
+        assert (
+            resolve_config({"model": {"temperature": 0.5}}, model="simclr")["model"]["temperature"]
+            == 0.5
+        )
+        # The defaults themselves are not changed by a merge.
+        assert default_config("simclr")["model"]["temperature"] == 0.2
+
+    @pytest.mark.parametrize(
+        ("config", "match"),
+        [
+            ({"training": {"lr_rate": 1}}, r"config\['training'\]: unknown key 'lr_rate'"),
+            ({"model": {"beta": 2}}, r"unknown key 'beta' for model 'cae'"),
+            ({"normalisation": {}}, r"unknown sections \['normalisation'\]"),
+            ([1, 2], "config must be a dict of sections"),
+        ],
+    )
+    def test_unknown_settings_are_refused_by_name(self, config, match):
+        with pytest.raises(ValueError, match=match):
+            resolve_config(config)
+
+    def test_an_unknown_recipe_and_a_broken_file(self, tmp_path):
+        with pytest.raises(ValueError, match=r"model must be one of \[.*'vae'\]; got 'gan'"):
+            default_config("gan")
+        (tmp_path / "bad.toml").write_text("[training\n")
+        with pytest.raises(ValueError, match=r"bad\.toml: not a TOML file"):
+            load_config(tmp_path / "bad.toml")

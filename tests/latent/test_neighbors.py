@@ -24,19 +24,19 @@ def test_query_by_id_leaves_the_object_out(latents):
     t = search.query_ids(["obj010", "obj150"])
     assert len(t) == 8
     assert list(t["rank"]) == [1, 2, 3, 4, 1, 2, 3, 4]
-    assert "obj010" not in list(t["neighbour_id"][:4])
+    assert "obj010" not in list(t["neighbor_id"][:4])
     ref = np.linalg.norm(latents - latents[10], axis=1)
     ref[10] = np.inf
-    np.testing.assert_array_equal(t["neighbour_row"][:4], np.argsort(ref)[:4])
-    np.testing.assert_array_equal(t["neighbour_id"][:4], ids[np.argsort(ref)[:4]])
+    np.testing.assert_array_equal(t["neighbor_row"][:4], np.argsort(ref)[:4])
+    np.testing.assert_array_equal(t["neighbor_id"][:4], ids[np.argsort(ref)[:4]])
 
 
 def test_exact_duplicates_still_leave_the_object_out(latents):
     x = np.vstack([latents, latents[:1]])
     search = SimilaritySearch(n_neighbors=2).fit(x)
     t = search.query_ids([0])
-    assert 0 not in list(t["neighbour_row"])
-    assert t["neighbour_row"][0] == 200
+    assert 0 not in list(t["neighbor_row"])
+    assert t["neighbor_row"][0] == 200
     assert t["distance"][0] == 0.0
 
 

@@ -4,8 +4,8 @@ from astropy import units as u
 from astropy.table import QTable
 from scipy.stats import spearmanr
 
-from astrounsup.latent import MEMBERSHIPS, MainSequence, gaia_cmd, main_sequence_catalog
 from astrounsup.simulate import STAGE_PLACE, simulate_stars
+from astrounsup.stars import MEMBERSHIPS, MainSequence, gaia_cmd, main_sequence_catalog
 
 
 @pytest.fixture(scope="module")

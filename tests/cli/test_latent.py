@@ -55,7 +55,7 @@ def test_cluster_with_labels_matches_the_library(run, tmp_path, capsys):
     labelled = np.asarray(cat["labelled"])
     assert 0 < labelled.sum() < len(cat)
     lab = ClusterLabeller().fit(labels, np.asarray(table["is_lens"]), labelled=labelled)
-    np.testing.assert_allclose(cat["lens_score"], lab.lens_score(labels))
+    np.testing.assert_allclose(cat["lens_score"], lab.positive_score(labels))
     np.testing.assert_array_equal(sorted(cat["lens_rank"]), np.arange(1, len(cat) + 1))
     assert {"frac_lens", "frac_not_lens", "positive_share"} <= set(summary.colnames)
     assert summary.meta["evaluated_on"] == "held-out known labels"
@@ -65,11 +65,57 @@ def test_cluster_with_labels_matches_the_library(run, tmp_path, capsys):
     assert "accuracy" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize(
+    ("labels", "positive"),
+    [
+        ("bool", None),
+        ("int", None),  # 0/1, the most common label format in a CSV catalog
+        ("int", "1"),
+        ("int", "True"),
+        ("float", None),
+        ("text", "True"),  # "True"/"False" text, as a CSV reader may leave them
+        ("kind", "lens"),
+    ],
+)
+def test_cluster_takes_labels_of_any_type(run, tmp_path, capsys, labels, positive):
+    z, table, attrs = read_latents(run["latents"])
+    is_lens = np.asarray(table["is_lens"])
+    table["label"] = {
+        "bool": is_lens,
+        "int": is_lens.astype(int),
+        "float": is_lens.astype(float),
+        "text": np.where(is_lens, "True", "False"),
+        "kind": np.where(is_lens, "lens", np.asarray(table["kind"])),
+    }[labels]
+    path = write_latents(tmp_path / "z.h5", z, table)
+    args = ["cluster", str(path), "--k", "4", "--labels-column", "label", "--seed", "1"]
+    args += ["--positive", positive] if positive else []
+    assert main([*args, "--out", str(tmp_path / "c")]) == 0, capsys.readouterr().err
+    cat = QTable.read(tmp_path / "c" / "clusters.ecsv")
+    reference = QTable.read(_bool_clusters(run, tmp_path) / "clusters.ecsv")
+    np.testing.assert_allclose(cat["label_score"], reference["lens_score"])
+
+
+def _bool_clusters(run, tmp_path):
+    out = tmp_path / "ref"
+    args = ["cluster", str(run["latents"]), "--k", "4", "--labels-column", "is_lens"]
+    assert main([*args, "--seed", "1", "--out", str(out)]) == 0
+    return out
+
+
+def test_cluster_names_the_labels_when_the_positive_one_is_absent(run, tmp_path, capsys):
+    args = ["cluster", str(run["latents"]), "--k", "4", "--labels-column", "kind"]
+    assert main([*args, "--out", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err
+    assert "the positive label 'True' is not among the labels [" in err
+    assert "'lens'" in err
+
+
 def test_cluster_refuses_existing_outputs_and_unknown_columns(run, tmp_path, capsys):
     out = tmp_path / "c"
     assert main(["cluster", str(run["latents"]), "--k", "3", "--out", str(out)]) == 0
     assert main(["cluster", str(run["latents"]), "--k", "3", "--out", str(out)]) == 2
-    assert "clusters.ecsv exists; pass --overwrite" in capsys.readouterr().err
+    assert "clusters.ecsv exists; pass overwrite=True (--overwrite)" in capsys.readouterr().err
     bad = ["cluster", str(run["latents"]), "--labels-column", "is_quasar", "--out", str(out)]
     assert main([*bad, "--overwrite"]) == 2
     assert "no column 'is_quasar'" in capsys.readouterr().err
@@ -185,7 +231,7 @@ def test_anomalies_refuse_a_context_of_other_objects(run, context, tmp_path, cap
     fewer = tmp_path / "fewer.h5"
     write_latents(fewer, context[1][:-1], table[:-1])
     assert main([*args, "--context", str(fewer)]) == 2
-    assert f"--context {fewer} has {len(table) - 1} objects" in capsys.readouterr().err
+    assert f"context {fewer} has {len(table) - 1} objects" in capsys.readouterr().err
     shuffled = tmp_path / "shuffled.h5"
     write_latents(shuffled, context[1][::-1], table[::-1])
     assert main([*args, "--context", str(shuffled)]) == 2
@@ -194,12 +240,12 @@ def test_anomalies_refuse_a_context_of_other_objects(run, context, tmp_path, cap
     assert main([*plain, "--out", str(tmp_path / "y")]) == 2
     assert "--context needs --recon" in capsys.readouterr().err
     assert main([*args, "--context", str(context[0]), "--context-components", "-1"]) == 2
-    assert "--context-components must be >= 0; got -1" in capsys.readouterr().err
+    assert "context_components must be >= 0; got -1" in capsys.readouterr().err
     assert main([*args, "--context", str(context[0]), "--context-neighbors", "0"]) == 2
-    assert "--context-neighbors must be >= 1; got 0" in capsys.readouterr().err
+    assert "context_neighbors must be >= 1; got 0" in capsys.readouterr().err
     assert main([*args, "--context", str(context[0]), "--context-neighbors", "100"]) == 2
     err = capsys.readouterr().err
-    assert f"--context-neighbors 100 needs more objects than that; {context[0]} has" in err
+    assert f"context_neighbors 100 needs more objects than that; {context[0]} has" in err
 
 
 def test_anomalies_refuse_unknown_scorers(run, tmp_path, capsys):
@@ -251,9 +297,9 @@ def test_similar_by_id_and_by_cutout(run, small_survey, tmp_path):
         )
         == 0
     )
-    t = QTable.read(tmp_path / "i" / "neighbours.ecsv")
+    t = QTable.read(tmp_path / "i" / "neighbors.ecsv")
     assert len(t) == 3
-    assert first not in list(t["neighbour_id"])
+    assert first not in list(t["neighbor_id"])
     fits_dir = tmp_path / "fits"
     write_fits_cutouts(
         fits_dir, small_survey.images[:1], small_survey.table[:1],
@@ -276,9 +322,9 @@ def test_similar_by_id_and_by_cutout(run, small_survey, tmp_path):
         )
         == 0
     )
-    t = QTable.read(out / "neighbours.ecsv")
+    t = QTable.read(out / "neighbors.ecsv")
     # The object itself is in the index, at distance ~0 (same pixels, same normalisation).
-    assert t["neighbour_id"][0] == first
+    assert t["neighbor_id"][0] == first
     assert t["distance"][0] < 1e-3
 
 

@@ -1,4 +1,5 @@
-"""Helpers shared by the latent-analysis estimators."""
+"""Helpers shared by the scikit-learn estimators of `latent` and `stars`: seeds, scaling,
+validation messages naming the owner, the parameter, what is allowed and what was given."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ from astropy.table import QTable
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from astrounsup.latent._common import check_choice, check_int, check_number
+from astrounsup._estimators import check_choice, check_int, check_number
 from astrounsup.latent.reduce import Reducer
 
 __all__ = [

@@ -7,7 +7,7 @@ from astropy.table import QTable
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from astrounsup.latent._common import check_choice, check_int, fit_scaler
+from astrounsup._estimators import check_choice, check_int, fit_scaler
 
 __all__ = ["SimilaritySearch"]
 
@@ -43,7 +43,7 @@ class SimilaritySearch(BaseEstimator):
     >>> z = rng.normal(size=(100, 8))
     >>> search = SimilaritySearch(n_neighbors=3).fit(z, ids=[f"obj{i}" for i in range(100)])
     >>> t = search.query_ids(["obj7"])
-    >>> len(t), "obj7" in t["neighbour_id"]
+    >>> len(t), "obj7" in t["neighbor_id"]
     (3, False)
     """
 
@@ -117,7 +117,7 @@ class SimilaritySearch(BaseEstimator):
         -------
         astropy.table.QTable
             ``query`` (row of ``X``, or ``query_ids``), ``rank`` (1 = nearest),
-            ``neighbour_id``, ``neighbour_row`` and ``distance`` (in the index's units).
+            ``neighbor_id``, ``neighbor_row`` and ``distance`` (in the index's units).
         """
         dist, idx = self.kneighbors(X, n_neighbors=n_neighbors)
         return self._table(dist, idx, query_ids)
@@ -157,8 +157,8 @@ class SimilaritySearch(BaseEstimator):
             {
                 "query": np.repeat(q, k),
                 "rank": np.tile(np.arange(1, k + 1), m),
-                "neighbour_id": self.ids_[idx.ravel()],
-                "neighbour_row": idx.ravel(),
+                "neighbor_id": self.ids_[idx.ravel()],
+                "neighbor_row": idx.ravel(),
                 "distance": dist.ravel(),
             }
         )

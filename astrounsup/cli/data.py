@@ -1,0 +1,115 @@
+"""``astrounsup ingest`` and ``astrounsup info``: FITS cutouts into a store, and what a store
+holds."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from astrounsup.cli._common import comma_list
+
+
+def add_arguments(name, parser):
+    if name == "ingest":
+        _ingest_arguments(parser)
+    else:
+        parser.add_argument("store", type=Path, help="an HDF5 cutout store")
+        parser.set_defaults(func=_info)
+
+
+def _ingest_arguments(parser):
+    from astrounsup.io import BAND_FILE_PATTERN, COMPRESSIONS
+
+    parser.add_argument(
+        "src",
+        help="a folder, glob or file of FITS cutouts, or a catalog (CSV, ECSV or FITS table) "
+        "with a file column; with --catalog, the folder its relative paths start from",
+    )
+    parser.add_argument("dest", type=Path, help="the store to write (.h5)")
+    parser.add_argument(
+        "--catalog",
+        type=Path,
+        help="CSV/ECSV/FITS table with a file column whose other columns go into the "
+        "store's catalog; its relative paths start from SRC",
+    )
+    parser.add_argument("--file-column", default="file", help="catalog column of file paths")
+    parser.add_argument("--id-column", default="object_id", help="catalog column of object ids")
+    parser.add_argument(
+        "--band-pattern",
+        default=None,
+        help="regex with groups object_id and band grouping per-band files (e.g. "
+        f"{BAND_FILE_PATTERN}); None: one file per object",
+    )
+    parser.add_argument(
+        "--bands", default=None, help="comma-separated bands to keep, in order (None: all)"
+    )
+    parser.add_argument(
+        "--compression",
+        choices=[c or "none" for c in COMPRESSIONS],
+        default="none",
+        help="compression of the images (none reads fastest)",
+    )
+    parser.add_argument("--overwrite", action="store_true", help="start again from scratch")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(func=_ingest)
+
+
+def _ingest(args):
+    from astrounsup.io import ingest
+
+    t0 = time.perf_counter()
+    report = ingest(
+        args.src,
+        args.dest,
+        catalog=args.catalog,
+        bands=tuple(comma_list(args.bands)) if args.bands else None,
+        file_column=args.file_column,
+        id_column=args.id_column,
+        band_pattern=args.band_pattern,
+        compression=None if args.compression == "none" else args.compression,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+    )
+    resumed = f" (resumed after {report.resumed_from} entries)" if report.resumed_from else ""
+    print(
+        f"{report.store}: {report.n_written} cutouts written, {report.n_rejected} rejected"
+        f"{resumed} in {time.perf_counter() - t0:.1f} s"
+    )
+    if report.n_rejected:
+        print(f"rejects, with file, object and reason: {report.rejects}")
+    return 0
+
+
+def _info(args):
+    from astropy.table import Table
+
+    from astrounsup.io import rejects_path, store_info
+
+    info = store_info(args.store)
+    rows = [
+        ("store", info["path"]),
+        ("format", f"{info['format']} v{info['format_version']}, complete: {info['complete']}"),
+        (
+            "cutouts",
+            f"{info['shape'][0]} of {info['shape'][1]} bands x "
+            f"{info['shape'][2]} x {info['shape'][3]} px",
+        ),
+        ("bands", ", ".join(info["bands"])),
+        ("pixel scale", f"{info['pixel_scale']:.4g} arcsec/px"),
+        ("flux unit", info["flux_unit"]),
+        (
+            "storage",
+            f"chunks of {info['chunks'][0]} cutouts, compression "
+            f"{info['compression'] or 'none'}, {info['size_bytes'] / 2**20:.1f} MiB"
+            + (", with masks" if info["has_masks"] else ""),
+        ),
+        ("catalog", ", ".join(info["columns"])),
+        ("written", f"{info.get('date', 'unknown')} by astrounsup {info['astrounsup_version']}"),
+    ]
+    rej = rejects_path(args.store)
+    if rej.exists():
+        rows.append(("rejects", f"{len(Table.read(rej))} in {rej}"))
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"{key:>{width}}: {value}")
+    return 0

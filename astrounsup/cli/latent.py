@@ -1,0 +1,365 @@
+"""``astrounsup cluster``, ``reduce``, ``anomalies`` and ``similar``: the latent-space steps
+of :mod:`astrounsup.pipeline` on latents files, with their outputs written to a folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from astrounsup.cli._common import add_output_options, comma_list, print_paths
+
+_LATENTS = "LATENTS.h5 from astrounsup embed"
+
+
+def add_arguments(name, parser):
+    {
+        "cluster": _cluster_arguments,
+        "reduce": _reduce_arguments,
+        "anomalies": _anomaly_arguments,
+        "similar": _similar_arguments,
+    }[name](parser)
+
+
+# --- cluster ----------------------------------------------------------------------------
+
+
+def _cluster_arguments(p):
+    from astrounsup.latent import METHODS, REDUCE_COMPONENTS, REDUCER_METRICS
+    from astrounsup.pipeline import CLUSTER_DEFAULTS as D
+
+    p.add_argument("latents", type=Path, help=_LATENTS)
+    p.add_argument("--method", choices=METHODS, default=D["method"], help="clustering method")
+    p.add_argument("--k", type=int, default=D["k"], help="clusters / mixture components")
+    p.add_argument(
+        "--choose-k", default=D["choose_k"], metavar="LO:HI",
+        help="also tabulate inertia and silhouette for k in LO..HI (k_selection table)",
+    )  # fmt: skip
+    p.add_argument(
+        "--min-cluster-size", type=int, default=D["min_cluster_size"],
+        help="smallest cluster of HDBSCAN",
+    )  # fmt: skip
+    p.add_argument(
+        "--reduce", choices=tuple(REDUCE_COMPONENTS), default=D["reduce"],
+        help="cluster a PCA or UMAP embedding of the latents instead (pca: the recipe for "
+        "SimCLR latents)",
+    )  # fmt: skip
+    p.add_argument(
+        "--n-components", type=int, default=D["n_components"],
+        help="dimensions of the --reduce embedding (None: "
+        + ", ".join(f"{k} for {m}" for m, k in REDUCE_COMPONENTS.items()) + ")",
+    )  # fmt: skip
+    p.add_argument(
+        "--metric", choices=REDUCER_METRICS, default=D["metric"],
+        help="distance between latents for --reduce umap",
+    )  # fmt: skip
+    p.add_argument(
+        "--fit-size", type=int, default=D["fit_size"],
+        help="with --reduce: fit on this many random objects (None: all)",
+    )  # fmt: skip
+    p.add_argument(
+        "--labels-column", default=D["labels_column"],
+        help="catalog column of known labels (bool, 0/1 or text; None: no naming)",
+    )  # fmt: skip
+    p.add_argument(
+        "--positive", default=D["positive"],
+        help="the label of interest (None: True, or 1 in a 0/1 column)",
+    )  # fmt: skip
+    p.add_argument(
+        "--labelled-fraction", type=float, default=D["labelled_fraction"],
+        help="use only this random share of the known labels; the rest score the result "
+        "(None: all)",
+    )  # fmt: skip
+    p.add_argument(
+        "--threshold", type=float, default=D["threshold"],
+        help="positive fraction above which a cluster is called positive",
+    )  # fmt: skip
+    add_output_options(p)
+    p.set_defaults(func=_cluster)
+
+
+def _cluster(args):
+    from astrounsup.latent import read_latents
+    from astrounsup.pipeline import check_outputs, cluster_latents, cluster_outputs
+
+    if args.reduce is None and (args.metric != "euclidean" or args.fit_size is not None):
+        msg = "--metric and --fit-size choose how --reduce embeds the latents; add --reduce"
+        raise ValueError(msg)
+    if args.labelled_fraction is not None and not args.labels_column:
+        msg = "--labelled-fraction needs --labels-column (which column holds the labels)"
+        raise ValueError(msg)
+    config = {
+        key: getattr(args, key)
+        for key in ("method", "k", "min_cluster_size", "reduce", "n_components", "metric",
+                    "fit_size", "choose_k", "labels_column", "positive", "labelled_fraction",
+                    "threshold", "seed")
+    }  # fmt: skip
+    latents, table, attrs = read_latents(args.latents)
+    check_outputs(args.out, cluster_outputs(config), fmt=args.format, overwrite=args.overwrite)
+    inputs = {
+        "latents": args.latents, "checkpoint": attrs.get("checkpoint"), "store": attrs.get("store")
+    }  # fmt: skip
+    result = cluster_latents(latents, table, config, inputs=inputs)
+    s = result.summary
+    if "k_silhouette" in s:
+        print(f"k by silhouette: {s['k_silhouette']}; by the inertia elbow: {s['k_elbow']}")
+    print(f"{args.method}: {s['n_clusters']} clusters of {len(latents)} objects")
+    if "metrics" in s:
+        m = s["metrics"]
+        print(
+            f"{args.labels_column}: {m['n_labelled']} labelled; on {m['evaluated_on']} "
+            f"({m['n']}): accuracy {m['accuracy']:.3f}, precision {m['precision']:.3f}, "
+            f"completeness {m['completeness']:.3f}, purity {m['purity']:.3f}"
+        )
+    print_paths(result.write(args.out, fmt=args.format, overwrite=args.overwrite))
+    return 0
+
+
+# --- reduce -----------------------------------------------------------------------------
+
+
+def _reduce_arguments(p):
+    from astrounsup.latent import REDUCERS
+    from astrounsup.pipeline import MAIN_SEQUENCE_DEFAULTS as M
+    from astrounsup.pipeline import REDUCE_DEFAULTS as D
+
+    p.add_argument("input", type=Path, help="LATENTS.h5, or a table (ECSV, FITS, VOTable or CSV)")
+    p.add_argument("--method", choices=REDUCERS, default=D["method"], help="reduction")
+    p.add_argument("--n-components", type=int, default=D["n_components"], help="dimensions kept")
+    p.add_argument(
+        "--columns", default=None, help="comma-separated feature columns of a table input"
+    )
+    p.add_argument(
+        "--fit-size", type=int, default=D["fit_size"],
+        help="fit on this many random objects and place the rest (None: all)",
+    )  # fmt: skip
+    p.add_argument(
+        "--main-sequence", action="store_true",
+        help="INPUT is a Gaia-like star table: find the main sequence (--method pca or umap)",
+    )  # fmt: skip
+    p.add_argument(
+        "--min-parallax-over-error", type=float, default=M["min_parallax_over_error"],
+        help="with --main-sequence: stars with a parallax measured this well",
+    )  # fmt: skip
+    p.add_argument(
+        "--no-deredden", action="store_true",
+        help="with --main-sequence: ignore ag_gspphot and ebpminrp_gspphot",
+    )  # fmt: skip
+    add_output_options(p)
+    p.set_defaults(func=_reduce)
+
+
+def _read_table(path):
+    from astropy.table import QTable, Table
+
+    path = Path(path)
+    if not path.exists():
+        msg = f"{path}: no such file"
+        raise FileNotFoundError(msg)
+    fmt = "ascii.csv" if path.suffix.lower() == ".csv" else None
+    try:
+        table = Table.read(path, format=fmt) if fmt else Table.read(path)
+    except Exception as err:  # astropy raises many types for unreadable tables
+        msg = f"{path}: cannot read as a table ({err})"
+        raise ValueError(msg) from err
+    return QTable(table)
+
+
+def _reduce(args):
+    from astrounsup.latent import is_latents_file, read_latents
+    from astrounsup.pipeline import (
+        check_outputs,
+        find_main_sequence,
+        reduce_features,
+        table_features,
+    )
+
+    if args.main_sequence:
+        check_outputs(args.out, ["main_sequence"], fmt=args.format, overwrite=args.overwrite)
+        config = {
+            "method": args.method, "min_parallax_over_error": args.min_parallax_over_error,
+            "deredden": False if args.no_deredden else None, "seed": args.seed,
+        }  # fmt: skip
+        result = find_main_sequence(_read_table(args.input), config, inputs={"input": args.input})
+        cat = result.tables["main_sequence"]
+        paths = result.write(args.out, fmt=args.format, overwrite=args.overwrite)
+        print(f"main sequence of {len(cat)} stars: {result.summary['counts']}")
+        print(f"  catalog {paths['main_sequence']}\n  figure  {paths['main_sequence_figure']}")
+        return 0
+    check_outputs(args.out, ["reduced"], fmt=args.format, overwrite=args.overwrite)
+    if is_latents_file(args.input):
+        features, table, _ = read_latents(args.input)
+    else:
+        table = _read_table(args.input)
+        features = table_features(table, comma_list(args.columns or ""), where=args.input)
+    config = {
+        "method": args.method, "n_components": args.n_components, "fit_size": args.fit_size,
+        "seed": args.seed,
+    }  # fmt: skip
+    result = reduce_features(
+        features, table, config, inputs={"input": args.input}, title=args.input.name
+    )
+    meta = result.tables["reduced"].meta
+    if "explained_variance_ratio" in meta:
+        print(f"explained variance ratio: {meta['explained_variance_ratio']}")
+    paths = result.write(args.out, fmt=args.format, overwrite=args.overwrite)
+    print(f"  catalog {paths['reduced']}")
+    if "reduced_figure" in paths:
+        print(f"  figure  {paths['reduced_figure']}")
+    return 0
+
+
+# --- anomalies --------------------------------------------------------------------------
+
+
+def _anomaly_arguments(p):
+    from astrounsup.latent import SCORERS
+    from astrounsup.pipeline import ANOMALY_DEFAULTS as D
+
+    p.add_argument("latents", type=Path, help=_LATENTS)
+    p.add_argument(
+        "--methods", default=",".join(D["methods"]),
+        help=f"comma-separated latent-space scorers among {','.join(SCORERS)} (or none)",
+    )  # fmt: skip
+    p.add_argument(
+        "--recon", action="store_true",
+        help="add reconstruction errors (and a VAE's negative ELBO) from the checkpoint",
+    )  # fmt: skip
+    p.add_argument(
+        "--checkpoint", type=Path, default=None, help="the model (None: the latents' own)"
+    )
+    p.add_argument(
+        "--data", type=Path, default=None, help="the cutout store (None: the latents' own)"
+    )
+    p.add_argument(
+        "--context", type=Path, default=None,
+        help="LATENTS.h5 of the same objects (e.g. a SimCLR embedding): with --recon, also "
+        "give each model score relative to those of the objects most alike there "
+        "(columns *_context) and LOF in the joint space of those latents and the log "
+        "reconstruction errors (context_lof), and combine those instead of the raw ones",
+    )  # fmt: skip
+    p.add_argument(
+        "--context-neighbors", type=int, default=D["context_neighbors"],
+        help="neighbours per object for --context",
+    )  # fmt: skip
+    p.add_argument(
+        "--context-components", type=int, default=D["context_components"],
+        help="principal components of the --context latents searched for neighbours "
+        "(0: all dimensions)",
+    )  # fmt: skip
+    p.add_argument(
+        "--combine", choices=("mean", "max"), default=D["combine"],
+        help="how the scorers' percentiles are combined: max (an object odd to any one "
+        "scorer ranks high, as artefacts are found by different scorers) or mean",
+    )  # fmt: skip
+    p.add_argument(
+        "--n-neighbors", type=int, default=D["n_neighbors"], help="neighbours of LOF and k-NN"
+    )
+    p.add_argument(
+        "--gallery", type=int, default=D["gallery"], help="cutouts in the figure (0: none)"
+    )
+    p.add_argument(
+        "--device", default=D["device"], help="where the model runs (None: CUDA when present)"
+    )
+    add_output_options(p)
+    p.set_defaults(func=_anomalies)
+
+
+def _anomalies(args):
+    from astrounsup.latent import read_latents
+    from astrounsup.pipeline import check_outputs, score_anomalies
+
+    check_outputs(args.out, ["anomalies"], fmt=args.format, overwrite=args.overwrite)
+    latents, table, attrs = read_latents(args.latents)
+    if args.context is not None and not args.recon:
+        msg = "--context needs --recon (it compares each model score with the neighbours')"
+        raise ValueError(msg)
+    checkpoint = args.checkpoint or attrs.get("checkpoint")
+    store = args.data or attrs.get("store")
+    if args.recon and (not checkpoint or not store):
+        msg = "--recon needs --checkpoint and --data (the latents file names neither)"
+        raise ValueError(msg)
+    context = None
+    if args.context is not None:
+        vectors, ctable, _ = read_latents(args.context)
+        context = (vectors, ctable)
+    config = {
+        "methods": comma_list(args.methods), "recon": args.recon,
+        "context_neighbors": args.context_neighbors,
+        "context_components": args.context_components, "combine": args.combine,
+        "n_neighbors": args.n_neighbors, "gallery": args.gallery, "seed": args.seed,
+        "device": args.device,
+    }  # fmt: skip
+    inputs = {
+        "latents": args.latents, "checkpoint": checkpoint, "store": store,
+        "context": args.context,
+    }  # fmt: skip
+    shown = store if store and Path(store).exists() else None
+    result = score_anomalies(
+        latents, table, config, model=checkpoint if args.recon else None, data=shown,
+        context=context, inputs=inputs,
+    )  # fmt: skip
+    paths = result.write(args.out, fmt=args.format, overwrite=args.overwrite)
+    scorers = ", ".join(result.summary["scorers"])
+    print(f"{len(latents)} objects ranked by {scorers} ({args.combine} of ranks)")
+    print(f"  catalog {paths['anomalies']}")
+    if "anomalies_figure" in paths:
+        print(f"  figure  {paths['anomalies_figure']}")
+    return 0
+
+
+# --- similar ----------------------------------------------------------------------------
+
+
+def _similar_arguments(p):
+    from astrounsup.pipeline import SIMILAR_DEFAULTS as D
+
+    p.add_argument("latents", type=Path, help=_LATENTS)
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--id", action="append", help="object id to query (repeatable)")
+    what.add_argument("--cutout", type=Path, help="a FITS cutout to embed and query")
+    p.add_argument(
+        "--checkpoint", type=Path, default=None,
+        help="the model that embeds --cutout (None: the latents' own)",
+    )  # fmt: skip
+    p.add_argument("--k", type=int, default=D["k"], help="neighbours per query")
+    p.add_argument(
+        "--metric", choices=("euclidean", "cosine"), default=D["metric"],
+        help="distance between latents",
+    )  # fmt: skip
+    p.add_argument("--id-column", default=D["id_column"], help="catalog column of object ids")
+    add_output_options(p, seed=False)
+    p.set_defaults(func=_similar)
+
+
+def _similar(args):
+    from astrounsup.latent import read_latents
+    from astrounsup.pipeline import check_outputs, find_similar
+
+    check_outputs(args.out, ["neighbors"], fmt=args.format, overwrite=args.overwrite)
+    latents, table, attrs = read_latents(args.latents)
+    config = {"k": args.k, "metric": args.metric, "id_column": args.id_column}
+    inputs = {"latents": args.latents}
+    if args.id:
+        result = find_similar(latents, table, config, ids=args.id, inputs=inputs)
+    else:
+        from astrounsup.io import read_cutout
+        from astrounsup.training import TrainedModel
+
+        checkpoint = args.checkpoint or attrs.get("checkpoint")
+        if not checkpoint:
+            msg = "--cutout needs --checkpoint (the latents file names none)"
+            raise ValueError(msg)
+        trained = TrainedModel.load(checkpoint)
+        cutout = read_cutout(args.cutout, bands=trained.bands)
+        vector = trained.embed(cutout.image[None], progress=False)
+        result = find_similar(
+            latents, table, config, vectors=vector, names=[str(args.cutout)], inputs=inputs
+        )
+    neighbors = result.tables["neighbors"]
+    paths = result.write(args.out, fmt=args.format, overwrite=args.overwrite)
+    for row in neighbors[: min(len(neighbors), 3 * args.k)]:
+        print(
+            f"{row['query']!s:>20s} {row['rank']:3d} {row['neighbor_id']!s:>20s} "
+            f"{row['distance']:.4f}"
+        )
+    print(f"  catalog {paths['neighbors']}")
+    return 0

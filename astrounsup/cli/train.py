@@ -1,0 +1,83 @@
+"""``astrounsup train`` and ``astrounsup embed``: a model from cutouts, latents from a model."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+_DEVICE_HELP = "'cpu', 'cuda', 'cuda:N' or 'mps' (None: CUDA, then MPS, then CPU)"
+
+
+def add_arguments(name, parser):
+    if name == "train":
+        _train_arguments(parser)
+    else:
+        _embed_arguments(parser)
+
+
+def _train_arguments(parser):
+    from astrounsup.training.recipes import DEFAULT_MAX_STEPS, MODELS
+
+    parser.add_argument("--data", type=Path, required=True, help="the HDF5 cutout store")
+    parser.add_argument("--model", choices=sorted(MODELS), required=True, help="the recipe")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="TOML with [model], [training] and [normalization] tables, each merged over "
+        "the recipe's defaults (None: the defaults)",
+    )
+    parser.add_argument("--out", type=Path, required=True, help="run folder")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help=f"training steps, replacing training.max_steps (None: the config's, or "
+        f"{DEFAULT_MAX_STEPS})",
+    )
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    parser.add_argument("--device", default=None, help=_DEVICE_HELP)
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(func=_train)
+
+
+def _embed_arguments(parser):
+    parser.add_argument("--checkpoint", type=Path, required=True, help="a trained model")
+    parser.add_argument("--data", type=Path, required=True, help="the HDF5 cutout store")
+    parser.add_argument("--out", type=Path, required=True, help="the latents file (.h5)")
+    parser.add_argument("--batch-size", type=int, default=256, help="cutouts per batch")
+    parser.add_argument("--device", default=None, help=_DEVICE_HELP)
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(func=_embed)
+
+
+def _train(args):
+    from astrounsup.pipeline import train_model
+    from astrounsup.training import is_main_process, load_config
+
+    config = {"recipe": args.model, "steps": args.steps, "config": load_config(args.config)}
+    t0 = time.perf_counter()
+    trained = train_model(
+        args.data, config, out=args.out, resume=args.resume, device=args.device,
+        progress=not args.quiet,
+    )  # fmt: skip
+    if is_main_process():
+        h = trained.history
+        val = f", validation {h.val_loss[-1]:.4g}" if h.val_loss else ""
+        print(
+            f"{args.model}: {h.step[-1]} steps, loss {h.loss[-1]:.4g}{val}, "
+            f"{time.perf_counter() - t0:.0f} s; wrote {args.out}/last.pt, history.json, "
+            "loss_curve.png"
+        )
+    return 0
+
+
+def _embed(args):
+    from astrounsup.pipeline import embed_latents
+
+    embed_latents(
+        args.checkpoint, args.data, out=args.out, batch_size=args.batch_size,
+        device=args.device, progress=not args.quiet,
+    )  # fmt: skip
+    print(f"wrote {args.out}")
+    return 0

@@ -1,0 +1,226 @@
+"""Anomaly scores from a trained model: reconstruction errors and the VAE's negative ELBO.
+
+What the model cannot rebuild is what it has not seen: trails, cosmic rays, ghosts. These
+run the model (:mod:`astrounsup.training`); :mod:`astrounsup.latent.anomaly` ranks and
+combines their output with the scorers of the latent space.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from astrounsup._estimators import check_choice, check_int
+from astrounsup._progress import progress_bar
+
+__all__ = ["RECONSTRUCTION_REDUCTIONS", "model_scores", "negative_elbo", "reconstruction_error"]
+
+#: Reductions of :func:`reconstruction_error`.
+RECONSTRUCTION_REDUCTIONS = ("mean", "max", "extended")
+
+
+@torch.no_grad()
+def reconstruction_error(
+    model, dataset, *, batch_size=256, device=None, reduction="mean", smoothing=5
+):
+    """Squared reconstruction error per object over its unmasked pixels.
+
+    Parameters
+    ----------
+    model : astrounsup.models.ReconstructionModel
+        An autoencoder or a VAE; its deterministic ``reconstruct`` (a VAE's decoded
+        posterior mean) is compared with the input.
+    dataset : astrounsup.io.CutoutDataset
+        Normalised as the model's training data.
+    batch_size : int, optional
+    device : str or torch.device, optional
+    reduction : {"mean", "max", "extended"}, optional
+        ``mean``: the mean over pixels and bands (extended anomalies: trails, ghosts);
+        ``max``: the largest of any one pixel, which compact artefacts such as cosmic rays
+        raise while the mean dilutes them; ``extended``: the residual averaged over the
+        bands and over ``smoothing`` x ``smoothing`` pixel windows, then squared and
+        averaged over the windows. Faint extended light (reflection ghosts, scattered
+        light, faint trails) lies below the noise in every pixel, so ``mean`` barely sees
+        it; averaging ``smoothing**2`` pixels and the bands shrinks the noise by
+        ``smoothing * sqrt(bands)`` and keeps the light.
+    smoothing : int, optional
+        Side of the averaging window of ``reduction="extended"``, pixels; odd, >= 1 and
+        at most the cutout side. Windows are cut by the cutout's edge, and masked pixels
+        are left out of their window's average.
+
+    Returns
+    -------
+    numpy.ndarray of shape (n,), float64
+        In normalised units squared; NaN for an object with every pixel masked.
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from astrounsup.io import CutoutDataset
+    >>> from astrounsup.models import ConvAutoencoder
+    >>> images = np.random.default_rng(0).normal(size=(4, 2, 16, 16)).astype("float32")
+    >>> model = ConvAutoencoder(2, size=16, latent_dim=4, widths=(4, 8))
+    >>> err = reconstruction_error(model, CutoutDataset(images), reduction="extended")
+    >>> err.shape
+    (4,)
+    """
+    owner = "reconstruction_error"
+    check_choice(owner, "reduction", reduction, RECONSTRUCTION_REDUCTIONS)
+    _check_reconstructs(owner, model)
+    _check_smoothing(owner, smoothing, dataset)
+    return _reconstruction_errors(model, dataset, (reduction,), batch_size, device, smoothing)[
+        reduction
+    ]
+
+
+def _check_reconstructs(owner, model, where=None):
+    from astrounsup.models import ReconstructionModel
+
+    if not isinstance(model, ReconstructionModel):
+        msg = (
+            f"{owner}: a {type(model).__name__} has no decoder, so no reconstruction error"
+            f"{f' ({where})' if where else ''}; use an autoencoder or VAE"
+        )
+        raise ValueError(msg)
+
+
+def _check_smoothing(owner, smoothing, dataset):
+    check_int(owner, "smoothing", smoothing, 1)
+    side = int(dataset[0][0].shape[-1]) if len(dataset) else smoothing
+    if smoothing % 2 == 0 or smoothing > side:
+        msg = f"{owner}: smoothing must be an odd integer in [1, {side}] (px); got {smoothing!r}"
+        raise ValueError(msg)
+
+
+def _window_mean(r, keep, smoothing):
+    """Band- and window-averaged residual of unmasked pixels, (B, 1, H, W), and whether
+    each window holds any unmasked pixel, (B, 1, H, W)."""
+    pad = smoothing // 2
+    band_keep = keep.sum(1, keepdim=True)
+    num = torch.nn.functional.avg_pool2d(
+        r.sum(1, keepdim=True), smoothing, stride=1, padding=pad, count_include_pad=False
+    )
+    den = torch.nn.functional.avg_pool2d(
+        band_keep, smoothing, stride=1, padding=pad, count_include_pad=False
+    )
+    ok = den > 0
+    return torch.where(ok, num / den.clamp(min=1e-12), 0.0), ok
+
+
+@torch.no_grad()
+def _reconstruction_errors(
+    model, dataset, reductions, batch_size, device, smoothing, progress=False
+):
+    """Every requested reduction of the residuals from one pass over ``dataset``
+    (``smoothing``: the window side of ``"extended"``, checked by the caller)."""
+    device = _device(model, device)
+    model = model.to(device).eval()
+    out = {r: [] for r in reductions}
+    bar = progress_bar(total=len(dataset), desc="reconstructing", unit="cutout", enabled=progress)
+    for images, masks, _ in dataset.loader(batch_size):
+        bar.update(len(images))
+        x = images.to(device)
+        recon = model.reconstruct(x)
+        keep = (~masks.to(device)).to(torch.float32)
+        resid = (x.float() - recon.float()) * keep
+        sq = (resid**2).flatten(1)
+        n = keep.flatten(1).sum(1)
+        for r in reductions:
+            if r == "mean":
+                err = sq.sum(1) / n.clamp(min=1)
+            elif r == "max":
+                err = sq.max(1).values
+            else:
+                smooth, ok = _window_mean(resid, keep, smoothing)
+                err = (smooth**2).flatten(1).sum(1) / ok.flatten(1).sum(1).clamp(min=1)
+            out[r].append(torch.where(n > 0, err, torch.nan).double().cpu().numpy())
+    bar.close()
+    return {r: np.concatenate(v) if v else np.empty(0) for r, v in out.items()}
+
+
+@torch.no_grad()
+def negative_elbo(model, dataset, *, batch_size=256, device=None, seed=0):
+    """The VAE's negative evidence lower bound per object (nats; higher = less likely).
+
+    Parameters
+    ----------
+    model : astrounsup.models.VAE
+    dataset : astrounsup.io.CutoutDataset
+    batch_size : int, optional
+    device : str or torch.device, optional
+    seed : int, optional
+        Seeds the one posterior draw per object, so repeated calls agree.
+
+    Returns
+    -------
+    numpy.ndarray of shape (n,), float64
+        ``nll + kl`` per pixel, as :meth:`astrounsup.models.VAE.elbo` defines them.
+    """
+    from astrounsup.models import VAE
+
+    if not isinstance(model, VAE):
+        msg = f"negative_elbo needs a VAE; got a {type(model).__name__}"
+        raise TypeError(msg)
+    device = _device(model, device)
+    model = model.to(device).eval()
+    gen = torch.Generator(device=device).manual_seed(seed)
+    out = []
+    for images, masks, _ in dataset.loader(batch_size):
+        terms = model.elbo(images.to(device), mask=masks.to(device), generator=gen)
+        out.append(-terms["elbo"].double().cpu().numpy())
+    return np.concatenate(out) if out else np.empty(0)
+
+
+def model_scores(model, data, *, batch_size=256, device=None, smoothing=5, progress=True):
+    """Model-based anomaly scores of every cutout of ``data``.
+
+    Parameters
+    ----------
+    model : astrounsup.training.TrainedModel, str or pathlib.Path
+        A trained autoencoder or VAE, or its checkpoint (contrastive models cannot
+        reconstruct).
+    data : path, numpy.ndarray or astrounsup.io.CutoutDataset
+        The cutouts (normalised here as the model's training data).
+    batch_size : int, optional
+    device : str or torch.device, optional
+    smoothing : int, optional
+        Window side of ``"recon_extended"``, px (see :func:`reconstruction_error`).
+    progress : bool, optional
+        Show a progress bar.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray of shape (n,)
+        ``"recon"`` (:func:`reconstruction_error`, mean), ``"recon_max"`` (its largest
+        pixel), ``"recon_extended"`` (its window-averaged residual) and, for a VAE,
+        ``"elbo"`` (:func:`negative_elbo`).
+
+    Raises
+    ------
+    ValueError
+        For a model without a decoder, naming it and the checkpoint.
+    """
+    from astrounsup.models import VAE
+    from astrounsup.training import TrainedModel
+
+    trained = model if isinstance(model, TrainedModel) else TrainedModel.load(model)
+    _check_reconstructs("model_scores", trained.model, trained.checkpoint)
+    dataset = trained.dataset(data)
+    _check_smoothing("model_scores", smoothing, dataset)
+    errors = _reconstruction_errors(
+        trained.model, dataset, RECONSTRUCTION_REDUCTIONS, batch_size, device, smoothing, progress
+    )
+    out = {
+        "recon": errors["mean"],
+        "recon_max": errors["max"],
+        "recon_extended": errors["extended"],
+    }
+    if isinstance(trained.model, VAE):
+        out["elbo"] = negative_elbo(trained.model, dataset, batch_size=batch_size, device=device)
+    return out
+
+
+def _device(model, device):
+    from astrounsup._devices import parse_device
+
+    return parse_device(device) if device is not None else next(model.parameters()).device

@@ -1,0 +1,32 @@
+"""The steps of a survey search as library functions, composed by the command line and the
+pipelines: each takes data and a config dict and returns its results, which are written
+by an explicit call.
+
+Steps: :func:`open_or_ingest`, :func:`make_survey` / :func:`make_stars`,
+:func:`train_model`, :func:`embed_latents`, :func:`cluster_latents`,
+:func:`score_anomalies`, :func:`reduce_features`, :func:`find_main_sequence`,
+:func:`find_similar`; :func:`run_lens_search` composes the lens search.
+"""
+
+from astrounsup._lazy import attach
+
+__getattr__, __dir__, __all__ = attach(
+    __name__,
+    {
+        "_results": ["FORMATS", "StepResult", "check_outputs", "output_path"],
+        "anomalies": ["ANOMALY_DEFAULTS", "score_anomalies"],
+        "cluster": ["CLUSTER_DEFAULTS", "cluster_latents", "cluster_outputs"],
+        "data": ["open_or_ingest"],
+        "lens_search": ["LENS_SEARCH_ANOMALY_DEFAULTS", "run_lens_search"],
+        "reduce": [
+            "MAIN_SEQUENCE_DEFAULTS",
+            "REDUCE_DEFAULTS",
+            "find_main_sequence",
+            "reduce_features",
+            "table_features",
+        ],
+        "similar": ["SIMILAR_DEFAULTS", "find_similar"],
+        "survey": ["make_stars", "make_survey", "star_defaults", "survey_defaults"],
+        "train": ["TRAIN_DEFAULTS", "embed_latents", "train_model"],
+    },
+)

@@ -1,0 +1,189 @@
+"""The anomaly step: score every object with latent-space scorers and, from a trained
+autoencoder or VAE, reconstruction errors (relative to look-alikes, with a context
+embedding); combine them by rank."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from astrounsup.pipeline._config import merge_config
+from astrounsup.pipeline._results import StepResult
+
+__all__ = ["ANOMALY_DEFAULTS", "score_anomalies"]
+
+#: Settings of :func:`score_anomalies` (and the defaults of ``astrounsup anomalies``).
+ANOMALY_DEFAULTS = {
+    "methods": ["iforest", "lof", "knn"],
+    "recon": False,
+    "context_neighbors": 50,
+    "context_components": 16,
+    "combine": "max",
+    "n_neighbors": 20,
+    "gallery": 32,
+    "seed": 0,
+    "device": None,
+}
+
+
+def _context(context, table, cfg, inputs):
+    """The context latents, checked against the scored objects before any scoring."""
+    name = inputs.get("context", "the context latents")
+    where = inputs.get("latents", "the latents")
+    if cfg["context_components"] < 0:
+        msg = f"context_components must be >= 0; got {cfg['context_components']}"
+        raise ValueError(msg)
+    if cfg["context_neighbors"] < 1:
+        msg = f"context_neighbors must be >= 1; got {cfg['context_neighbors']}"
+        raise ValueError(msg)
+    vectors, ctable = context if isinstance(context, tuple) else (context, None)
+    vectors = np.asarray(vectors)
+    if len(vectors) != len(table):
+        msg = f"context {name} has {len(vectors)} objects; {where} {len(table)}"
+        raise ValueError(msg)
+    if ctable is not None and "object_id" in table.colnames and "object_id" in ctable.colnames:
+        ids, cids = np.asarray(table["object_id"]), np.asarray(ctable["object_id"])
+        if not np.array_equal(ids, cids):
+            first = int(np.argmax(ids != cids))
+            msg = (
+                f"context {name} lists other objects than {where} (row {first}: object_id "
+                f"{cids[first]!r}, not {ids[first]!r}); embed the same store"
+            )
+            raise ValueError(msg)
+    if len(vectors) <= cfg["context_neighbors"]:
+        msg = (
+            f"context_neighbors {cfg['context_neighbors']} needs more objects than that; "
+            f"{name} has {len(vectors)}"
+        )
+        raise ValueError(msg)
+    return vectors
+
+
+def score_anomalies(
+    latents, table, config=None, *, model=None, data=None, context=None, inputs=None
+):
+    """Rank every object by anomaly scores.
+
+    Parameters
+    ----------
+    latents : array_like of shape (n, d)
+    table : astropy.table.Table
+        One row per object; carried into the catalog.
+    config : dict, optional
+        Over :data:`ANOMALY_DEFAULTS`: ``methods`` (latent-space scorers among
+        :data:`astrounsup.latent.SCORERS`, or empty), ``recon`` (add the reconstruction
+        errors of ``model`` and, for a VAE, its negative ELBO), ``context_neighbors``,
+        ``context_components`` (see :func:`astrounsup.latent.context_model_scores`),
+        ``combine`` (``"max"``: an object odd to any one scorer ranks high, as artefacts
+        are found by different scorers; or ``"mean"``), ``n_neighbors`` (LOF, k-NN),
+        ``gallery`` (cutouts in the figure, 0 for none), ``seed`` and ``device``.
+    model : astrounsup.training.TrainedModel or path, optional
+        The autoencoder or VAE whose reconstruction errors ``recon`` adds.
+    data : path, numpy.ndarray or astrounsup.io.CutoutDataset, optional
+        The cutouts, in the order of ``latents``: reconstructed with ``recon``, shown in
+        the gallery.
+    context : array_like of shape (n, d) or (array, table), optional
+        Latents of the same objects in another embedding (e.g. SimCLR): with ``recon``,
+        each model score is also given relative to those of the objects most alike there
+        (``*_context``), with LOF in the joint space of those latents and the log errors
+        (``context_lof``), and those are combined instead of the raw model scores. A
+        table given with it must list the same ``object_id`` in the same order.
+    inputs : dict, optional
+        Input files and settings for the provenance and the messages (``latents``,
+        ``checkpoint``, ``store``, ``context``).
+
+    Returns
+    -------
+    StepResult
+        Table ``anomalies``: every object, most anomalous first, with ``score_<scorer>``,
+        ``percentile_<scorer>``, ``anomaly_score`` (the combination) and
+        ``anomaly_rank``; figure ``anomalies`` (the top of the list) when ``data`` is
+        given; summary ``scorers``, ``order`` (rows of ``table``, most anomalous first).
+
+    Raises
+    ------
+    ValueError
+        An unknown scorer or setting, no scorer at all, ``recon`` without a model and
+        cutouts, or context latents of other objects (naming the files).
+    """
+    from astrounsup._provenance import provenance
+    from astrounsup.catalog import result_catalog
+    from astrounsup.latent import (
+        SCORERS,
+        AnomalyScorer,
+        combine_ranks,
+        context_model_scores,
+        descending_rank,
+        model_scores,
+        rank_scores,
+    )
+
+    cfg = merge_config(ANOMALY_DEFAULTS, config, owner="anomalies")
+    inputs = dict(inputs or {})
+    methods = [m for m in cfg["methods"] if m != "none"]
+    unknown = [m for m in methods if m not in SCORERS]
+    if unknown:
+        msg = f"methods: unknown scorers {unknown}; choose among {list(SCORERS)}"
+        raise ValueError(msg)
+    if context is not None and not cfg["recon"]:
+        msg = "context needs recon (it compares each model score with the neighbours')"
+        raise ValueError(msg)
+    context = None if context is None else _context(context, table, cfg, inputs)
+    if cfg["recon"] and (model is None or data is None):
+        msg = "recon needs a model checkpoint and the cutouts (the latents file names neither)"
+        raise ValueError(msg)
+    scores, shown = {}, {}
+    for m in methods:
+        est = AnomalyScorer(m, n_neighbors=cfg["n_neighbors"], random_state=cfg["seed"])
+        scores[m] = est.fit_score(latents)
+    if cfg["recon"]:
+        extra = model_scores(model, data, device=cfg["device"])
+        if len(extra["recon"]) != len(latents):
+            msg = (
+                f"{inputs.get('store', 'the cutouts')} has {len(extra['recon'])} cutouts; "
+                f"{inputs.get('latents', 'the latents')} {len(latents)}"
+            )
+            raise ValueError(msg)
+        if context is None:
+            scores.update(extra)
+        else:
+            shown = extra  # in the catalog, not in the combination
+            scores |= context_model_scores(
+                extra, context, n_neighbors=cfg["context_neighbors"],
+                n_components=cfg["context_components"], seed=cfg["seed"],
+            )  # fmt: skip
+    if not scores:
+        msg = "no scorer: give methods and/or recon"
+        raise ValueError(msg)
+    combined = combine_ranks(scores, how=cfg["combine"])
+    columns = {}
+    for name, s in (shown | scores).items():
+        columns[f"score_{name}"] = s
+        columns[f"percentile_{name}"] = rank_scores(s)
+    columns["anomaly_score"] = combined
+    columns["anomaly_rank"] = rank = descending_rank(combined)
+    order = np.argsort(rank)
+    with_context = context is not None
+    meta = provenance(
+        "astrounsup anomalies", latents=inputs.get("latents"), scorers=",".join(scores),
+        combine=cfg["combine"], n_neighbors=cfg["n_neighbors"], seed=cfg["seed"],
+        checkpoint=inputs.get("checkpoint") if cfg["recon"] else None,
+        store=inputs.get("store"), context=inputs.get("context") if with_context else None,
+        context_neighbors=cfg["context_neighbors"] if with_context else None,
+        context_components=cfg["context_components"] if with_context else None,
+    )  # fmt: skip
+    result = StepResult(summary={"scorers": list(scores), "order": order})
+    result.tables["anomalies"] = result_catalog(table, columns, meta=meta)[order]
+    if cfg["gallery"] and data is not None:
+        result.figures["anomalies"] = _gallery(data, table, order[: cfg["gallery"]])
+    return result
+
+
+def _gallery(data, table, rows):
+    from astrounsup.io import as_dataset
+    from astrounsup.plotting import gallery
+
+    dataset = as_dataset(data)
+    images = dataset[[int(r) for r in rows]][0].numpy()
+    ids = np.asarray(table["object_id"])[rows] if "object_id" in table.colnames else rows
+    titles = [f"#{k + 1} {i}" for k, i in enumerate(ids)]
+    return gallery(images, dataset.bands, titles=titles)

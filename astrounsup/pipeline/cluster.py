@@ -1,0 +1,153 @@
+"""The clustering step: cluster latents (on a reduction, if asked), name the clusters from
+known labels, and map them."""
+
+from __future__ import annotations
+
+from astrounsup.pipeline._config import merge_config
+from astrounsup.pipeline._results import StepResult
+
+__all__ = ["CLUSTER_DEFAULTS", "cluster_latents", "cluster_outputs"]
+
+#: Settings of :func:`cluster_latents` (and the defaults of ``astrounsup cluster``).
+CLUSTER_DEFAULTS = {
+    "method": "kmeans",
+    "k": 20,
+    "min_cluster_size": 25,
+    "reduce": None,
+    "n_components": None,
+    "metric": "euclidean",
+    "fit_size": None,
+    "choose_k": None,
+    "labels_column": None,
+    "positive": None,
+    "labelled_fraction": None,
+    "threshold": 0.5,
+    "seed": 0,
+}
+
+
+def cluster_outputs(config=None):
+    """The catalogs :func:`cluster_latents` makes with ``config``, by name."""
+    cfg = merge_config(CLUSTER_DEFAULTS, config, owner="cluster")
+    names = ["k_selection"] if cfg["choose_k"] else []
+    if cfg["labels_column"]:
+        names.append("cluster_summary")
+    return [*names, "clusters"]
+
+
+def _k_range(choose_k):
+    if isinstance(choose_k, str):
+        lo, _, hi = choose_k.partition(":")
+        try:
+            return range(int(lo), int(hi) + 1)
+        except ValueError:
+            msg = f"choose_k must be LO:HI (integers); got {choose_k!r}"
+            raise ValueError(msg) from None
+    lo, hi = choose_k
+    return range(int(lo), int(hi) + 1)
+
+
+def cluster_latents(latents, table, config=None, *, inputs=None):
+    """Cluster latent vectors; with labels, name the clusters and rank every object.
+
+    Parameters
+    ----------
+    latents : array_like of shape (n, d)
+    table : astropy.table.Table
+        One row per object (ids, RA/Dec, labels); carried into the catalog.
+    config : dict, optional
+        Over :data:`CLUSTER_DEFAULTS`: ``method``, ``k``, ``min_cluster_size`` (HDBSCAN),
+        ``reduce`` (``"pca"``/``"umap"``), ``n_components``, ``metric`` and ``fit_size``
+        (of the reduction; :class:`astrounsup.latent.LatentClusterer`), ``choose_k``
+        (``"LO:HI"`` or a pair: also tabulate inertia and silhouette), ``labels_column``,
+        ``positive``, ``labelled_fraction`` (the random share of known labels that names
+        the clusters; the rest measure the result), ``threshold`` and ``seed``.
+    inputs : dict, optional
+        Input files and settings recorded in the catalogs' provenance (``latents``,
+        ``checkpoint``, ``store``).
+
+    Returns
+    -------
+    StepResult
+        Tables ``clusters`` (every object: ``cluster``, ``cluster_probability`` for
+        mixtures, and with labels ``<name>_score``, ``<name>_candidate``, ``<name>_rank``
+        and ``labelled``), ``cluster_summary`` (with labels) and ``k_selection`` (with
+        ``choose_k``); figure ``latent_map`` (the first two principal components); summary
+        ``n_clusters``, the k choices and the metrics.
+
+    Raises
+    ------
+    ValueError
+        An unknown setting, a missing label column, or a bad value (naming it).
+    """
+    from astrounsup._provenance import provenance
+    from astrounsup.catalog import result_catalog
+    from astrounsup.latent import (
+        REDUCE_COMPONENTS,
+        LatentClusterer,
+        Reducer,
+        choose_k,
+        draw_labelled,
+        known_labels,
+        label_clusters,
+    )
+    from astrounsup.plotting import latent_map_figure
+
+    cfg = merge_config(CLUSTER_DEFAULTS, config, owner="cluster")
+    inputs = dict(inputs or {})
+    where = inputs.get("latents", "the latents")
+    if cfg["labelled_fraction"] is not None and not cfg["labels_column"]:
+        msg = "labelled_fraction needs labels_column (which column holds the labels)"
+        raise ValueError(msg)
+    column = cfg["labels_column"]
+    if column and column not in table.colnames:
+        msg = f"{where}: no column {column!r} in its catalog; it has {table.colnames}"
+        raise ValueError(msg)
+    ks = _k_range(cfg["choose_k"]) if cfg["choose_k"] else None
+    reduction = {}
+    if cfg["reduce"]:
+        n_components = cfg["n_components"] or REDUCE_COMPONENTS[cfg["reduce"]]
+        reduction = {"n_components": n_components, "metric": cfg["metric"]}
+    meta = provenance(
+        "astrounsup cluster", **inputs, method=cfg["method"], k=cfg["k"],
+        reduce=cfg["reduce"] or "none", **reduction, seed=cfg["seed"],
+    )  # fmt: skip
+    est = LatentClusterer(
+        cfg["method"], n_clusters=cfg["k"], min_cluster_size=cfg["min_cluster_size"],
+        reduce=cfg["reduce"], n_components=cfg["n_components"], metric=cfg["metric"],
+        fit_size=cfg["fit_size"], random_state=cfg["seed"],
+    )  # fmt: skip
+    est.fit(latents)
+    result = StepResult()
+    if ks is not None:
+        features = latents if est.reducer_ is None else est.reducer_.embedding_
+        ksel = choose_k(features, ks, random_state=cfg["seed"])
+        ksel.meta.update(meta)
+        result.tables["k_selection"] = ksel
+        result.summary["k_silhouette"] = ksel.meta["k_silhouette"]
+        result.summary["k_elbow"] = ksel.meta["k_elbow"]
+    columns = {"cluster": est.labels_}
+    memberships = est.labels_
+    if cfg["method"] in ("gmm", "bayes-gmm"):
+        memberships = est.predict_proba(latents)
+        columns["cluster_probability"] = memberships.max(1)
+    result.summary["n_clusters"] = est.n_clusters_
+    if column:
+        labels = table[column]
+        labelled = draw_labelled(known_labels(labels), cfg["labelled_fraction"], seed=cfg["seed"])
+        new, summary, metrics = label_clusters(
+            memberships, labels, positive=cfg["positive"], labelled=labelled,
+            threshold=cfg["threshold"], name=column.removeprefix("is_"),
+        )  # fmt: skip
+        columns |= new
+        summary.meta.update(meta | metrics)
+        result.tables["cluster_summary"] = summary
+        meta |= metrics
+        result.summary["metrics"] = metrics
+    result.tables["clusters"] = result_catalog(table, columns, meta=meta)
+    result.tables = {k: result.tables[k] for k in cluster_outputs(cfg)}
+    xy = Reducer("pca", n_components=2, random_state=cfg["seed"]).fit_transform(latents)
+    result.figures["latent_map"] = latent_map_figure(
+        xy, groups=est.labels_, title=f"{cfg['method']}: clusters", axis_label="PC"
+    )
+    return result

@@ -1,0 +1,53 @@
+"""The data step: a cutout store to work on, opened as it is or ingested from FITS files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = ["open_or_ingest"]
+
+
+def open_or_ingest(source, *, store=None, catalog=None, progress=True, **ingest_options):
+    """The cutout store of ``source``: ``source`` itself when it is one, else the store that
+    :func:`astrounsup.io.ingest` makes of it (resuming an interrupted ingest).
+
+    Parameters
+    ----------
+    source : path, glob or sequence of paths
+        A store (``.h5``), FITS cutouts (a folder, glob or list) or a catalog with a file
+        column.
+    store : str or pathlib.Path, optional
+        Where to ingest FITS cutouts to; required unless ``source`` is a store.
+    catalog : path or astropy.table.Table, optional
+        As :func:`astrounsup.io.ingest` takes it.
+    progress : bool, optional
+        Show a progress bar while ingesting.
+    **ingest_options
+        More options of :func:`astrounsup.io.ingest` (``bands``, ``band_pattern``, ...).
+
+    Returns
+    -------
+    store : pathlib.Path
+    report : astrounsup.io.IngestReport or None
+        What the ingest did (None when ``source`` was already a store).
+
+    Raises
+    ------
+    FileNotFoundError
+        A store ``source`` that does not exist.
+    ValueError
+        FITS cutouts without ``store``, or nothing that could be ingested.
+    """
+    from astrounsup.io import ingest, source_kind, store_info
+
+    if catalog is None and source_kind(source) == "store":
+        if not Path(source).is_file():
+            msg = f"{source}: no such cutout store"
+            raise FileNotFoundError(msg)
+        store_info(source)  # refuses a file that is not a complete store
+        return Path(source), None
+    if store is None:
+        msg = f"store: {source} holds FITS cutouts; name the store to ingest them into"
+        raise ValueError(msg)
+    report = ingest(source, store, catalog=catalog, progress=progress, **ingest_options)
+    return Path(store), report

@@ -1,0 +1,275 @@
+"""A trained model with what it needs to embed new cutouts: normalisation, bands, scale."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+__all__ = ["TrainedModel", "embed_dataset"]
+
+
+@torch.no_grad()
+def embed_dataset(model, dataset, *, batch_size=256, device=None, input_size=None, progress=True):
+    """``model.encode`` of every cutout of ``dataset``, in order.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Any astrounsup model (all have ``encode``).
+    dataset : astrounsup.io.CutoutDataset
+        Normalised as the model's training data.
+    batch_size : int, optional
+    device : str or torch.device, optional
+        Default: the model's device.
+    input_size : int, optional
+        Centre-crop the cutouts to this side first (a SimCLR encoder trained on crops).
+    progress : bool, optional
+        Show a progress bar.
+
+    Returns
+    -------
+    numpy.ndarray of shape (n, latent_dim), float32
+    """
+    from astrounsup._devices import parse_device
+    from astrounsup._progress import progress_bar
+    from astrounsup.transforms.functional import center_crop
+
+    device = parse_device(device) if device is not None else next(model.parameters()).device
+    model = model.to(device).eval()
+    out = []
+    with progress_bar(
+        total=len(dataset), desc="embedding", unit="cutout", enabled=progress
+    ) as bar:
+        for images, _masks, _index in dataset.loader(batch_size):
+            if input_size is not None and images.shape[-1] != input_size:
+                images, _ = center_crop(images, input_size)
+            out.append(model.encode(images.to(device)).float().cpu().numpy())
+            bar.update(len(images))
+    return np.concatenate(out) if out else np.empty((0, 0), np.float32)
+
+
+class TrainedModel:
+    """A trained model and the normalisation, bands and pixel scale of its training data.
+
+    :func:`astrounsup.training.train` returns one; :meth:`load` reads one from a
+    checkpoint. Everything stays in memory until :meth:`save` writes it.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        An astrounsup model (:mod:`astrounsup.models`).
+    recipe : str
+        Its recipe (:data:`astrounsup.training.MODELS`).
+    bands : sequence of str
+        The band of each input plane, in order.
+    pixel_scale : float
+        Arcsec per pixel of the training cutouts (NaN if unknown).
+    input_size : int
+        Side of the cutouts the encoder takes (larger ones are centre-cropped).
+    normalizer : astrounsup.io.AsinhNormalizer
+        Fitted on the training cutouts; applied to every cutout embedded.
+    history : astrounsup.training.TrainingHistory, optional
+    config : dict, optional
+        The resolved training config.
+    source : str, optional
+        The store or files it was trained on.
+    checkpoint : pathlib.Path, optional
+        The checkpoint it was read from or written to.
+
+    Attributes
+    ----------
+    model, recipe, bands, pixel_scale, input_size, normalizer, history, config, source,
+    checkpoint
+        As given.
+    latent_dim : int
+        Length of the latent vectors :meth:`embed` returns.
+    """
+
+    def __init__(
+        self,
+        model,
+        *,
+        recipe,
+        bands,
+        pixel_scale,
+        input_size,
+        normalizer,
+        history=None,
+        config=None,
+        source=None,
+        checkpoint=None,
+    ):
+        self.model = model
+        self.recipe = recipe
+        self.bands = tuple(str(b) for b in bands)
+        self.pixel_scale = float(pixel_scale)
+        self.input_size = int(input_size)
+        self.normalizer = normalizer
+        self.history = history
+        self.config = config
+        self.source = source
+        self.checkpoint = None if checkpoint is None else Path(checkpoint)
+
+    @property
+    def latent_dim(self):
+        return int(self.model.config["latent_dim"])
+
+    def dataset(self, data, *, table=None):
+        """``data`` as a dataset normalised as the training cutouts were.
+
+        Parameters
+        ----------
+        data : path, numpy.ndarray or astrounsup.io.CutoutDataset
+            A store, FITS cutouts, a dataset, or an array ``(n, bands, ny, nx)`` in the
+            training bands.
+        table : astropy.table.Table, optional
+            Metadata rows of an array.
+
+        Returns
+        -------
+        astrounsup.io.CutoutDataset
+
+        Raises
+        ------
+        ValueError
+            When the cutouts' bands differ from the training bands (naming both).
+        """
+        from astrounsup.io import CutoutDataset, as_dataset
+
+        if isinstance(data, (np.ndarray, torch.Tensor)):
+            shape = tuple(data.shape)
+            if len(shape) != 4 or shape[1] != len(self.bands):
+                msg = (
+                    f"cutouts must have shape (n, {len(self.bands)}, ny, nx) for the bands "
+                    f"{list(self.bands)} of this {self.recipe} model; got {shape}"
+                )
+                raise ValueError(msg)
+            dataset = as_dataset(data, bands=self.bands, pixel_scale=self.pixel_scale, table=table)
+        else:
+            dataset = (
+                as_dataset(data, table=table) if not isinstance(data, CutoutDataset) else data
+            )
+            if tuple(dataset.bands) != self.bands:
+                where = data if not isinstance(data, CutoutDataset) else "the dataset"
+                msg = (
+                    f"{where}: bands {list(dataset.bands)} differ from the training bands "
+                    f"{list(self.bands)} of {self.checkpoint or 'this model'}"
+                )
+                raise ValueError(msg)
+        return dataset.with_normalizer(self.normalizer)
+
+    def embed(self, data, *, batch_size=256, device=None, progress=True):
+        """Latent vectors of cutouts, in their order.
+
+        Parameters
+        ----------
+        data : path, numpy.ndarray or astrounsup.io.CutoutDataset
+            As :meth:`dataset` takes.
+        batch_size : int, optional
+        device : str, optional
+            Default: where the model is.
+        progress : bool, optional
+            Show a progress bar.
+
+        Returns
+        -------
+        numpy.ndarray of shape (n, latent_dim), float32
+        """
+        return embed_dataset(
+            self.model,
+            self.dataset(data),
+            batch_size=batch_size,
+            device=device,
+            input_size=self.input_size,
+            progress=progress,
+        )
+
+    def _extra(self):
+        return {
+            "recipe": self.recipe,
+            "bands": list(self.bands),
+            "pixel_scale": self.pixel_scale,
+            "input_size": self.input_size,
+            "normalization": self.normalizer.to_dict(),
+            "store": self.source,
+            "config": self.config,
+        }
+
+    def save(self, path):
+        """Write the model and its settings as a checkpoint that :meth:`load` reads,
+        atomically (without the optimiser state, so training cannot resume from it).
+
+        Returns
+        -------
+        pathlib.Path
+        """
+        from astrounsup._provenance import provenance
+        from astrounsup.training.checkpoint import save_checkpoint
+
+        state = {
+            "format": "astrounsup.checkpoint",
+            "provenance": provenance("astrounsup.training.TrainedModel.save"),
+            "model": self.model.state_dict(),
+            "model_class": type(self.model).__name__,
+            "model_config": dict(self.model.config),
+            "history": None if self.history is None else self.history.as_dict(),
+            "extra": self._extra(),
+        }
+        self.checkpoint = save_checkpoint(path, state)
+        return self.checkpoint
+
+    @classmethod
+    def load(cls, checkpoint):
+        """Rebuild a trained model (in eval mode, on the CPU) from a checkpoint written
+        during training or by :meth:`save`.
+
+        Raises
+        ------
+        FileNotFoundError
+            No such file.
+        ValueError
+            Not an astrounsup checkpoint, an unknown model class, or weights that do not
+            fit the model its config describes (e.g. written by a version with another
+            decoder); the message names the file.
+        """
+        from astrounsup import models
+        from astrounsup.io import AsinhNormalizer
+        from astrounsup.training.checkpoint import _load_weights, load_checkpoint
+        from astrounsup.training.trainer import TrainingHistory
+
+        state = load_checkpoint(checkpoint)
+        classes = {
+            c.__name__: c
+            for c in (models.ConvAutoencoder, models.VAE, models.SimCLR, models.RotationPretext)
+        }
+        model_class = classes.get(state.get("model_class"))
+        if model_class is None or "extra" not in state:
+            msg = f"{checkpoint}: holds no astrounsup model (class {state.get('model_class')!r})"
+            raise ValueError(msg)
+        cfg = dict(state["model_config"])
+        model = model_class(cfg.pop("bands"), **cfg)
+        _load_weights(model, state, checkpoint)
+        extra = state["extra"]
+        history = state.get("history")
+        return cls(
+            model.eval(),
+            recipe=extra.get("recipe", ""),
+            bands=extra["bands"],
+            pixel_scale=extra["pixel_scale"],
+            input_size=extra.get("input_size", cfg.get("size")),
+            normalizer=AsinhNormalizer.from_dict(extra["normalization"]),
+            history=None if history is None else TrainingHistory(**history),
+            config=extra.get("config"),
+            source=extra.get("store"),
+            checkpoint=checkpoint,
+        )
+
+    def __repr__(self):
+        steps = f", {len(self.history.step)} steps" if self.history is not None else ""
+        return (
+            f"TrainedModel({self.recipe!r}, {type(self.model).__name__}, bands "
+            f"{','.join(self.bands)}, input {self.input_size} px, latent_dim "
+            f"{self.latent_dim}{steps})"
+        )

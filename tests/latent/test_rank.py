@@ -1,0 +1,39 @@
+import numpy as np
+import pytest
+from scipy.stats import rankdata
+
+from astrounsup.latent import combine_ranks, descending_rank, rank_scores
+
+
+class TestRanks:
+    def test_rank_scores_match_scipy(self):
+        s = np.random.default_rng(0).normal(size=50)
+        s[[3, 9]] = s[5]
+        np.testing.assert_allclose(rank_scores(s), (rankdata(s) - 1) / 49)
+
+    def test_nan_stays_nan(self):
+        r = rank_scores([1.0, np.nan, 3.0])
+        assert np.isnan(r[1])
+        np.testing.assert_allclose(r[[0, 2]], [0.0, 1.0])
+
+    def test_combine(self):
+        scores = {"a": [1.0, 2.0, 3.0, 4.0], "b": [4.0, 3.0, 2.0, np.nan]}
+        # b ranks its three finite scores 1, 0.5, 0; a ranks 0, 1/3, 2/3, 1.
+        np.testing.assert_allclose(combine_ranks(scores), [0.5, 5 / 12, 1 / 3, 1.0])
+        np.testing.assert_allclose(combine_ranks(scores, how="max"), [1.0, 0.5, 2 / 3, 1.0])
+        with pytest.raises(ValueError, match=r"how must be one of \['mean', 'max'\]"):
+            combine_ranks(scores, how="median")
+        with pytest.raises(ValueError, match="scores is empty"):
+            combine_ranks({})
+
+    def test_descending_rank_puts_nan_last_and_keeps_row_order_for_ties(self):
+        s = np.array([0.5, np.nan, 0.9, 0.5, -np.inf, np.inf, np.nan])
+        rank = descending_rank(s)
+        np.testing.assert_array_equal(rank, [3, 6, 2, 4, 5, 1, 7])
+        order = np.argsort(rank)
+        reference = sorted(
+            range(len(s)), key=lambda i: (np.isnan(s[i]), -np.nan_to_num(s[i], nan=0), i)
+        )
+        np.testing.assert_array_equal(order, reference)
+        with pytest.raises(ValueError, match=r"scores must be 1-D; got shape \(2, 2\)"):
+            descending_rank(np.zeros((2, 2)))
