@@ -42,10 +42,12 @@ def main(argv=None):
         f"device {args.device or 'cpu'}"
     )
     bands = tuple(args.bands.split(","))
-    simulate_lens_survey(64, bands=bands, size=args.size, seed=0, device=args.device)  # warm-up
+    simulate_lens_survey(
+        64, bands=bands, size=args.size, seed=0, device=args.device, progress=False
+    )  # warm-up
     t0 = time.perf_counter()
     survey = simulate_lens_survey(
-        args.n, bands=bands, size=args.size, seed=args.seed, device=args.device
+        args.n, bands=bands, size=args.size, seed=args.seed, device=args.device, progress=False
     )
     elapsed = time.perf_counter() - t0
     rate = args.n / elapsed

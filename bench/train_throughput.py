@@ -50,6 +50,7 @@ def trainer_loop(model, objective, dataset, steps, batch):
         device="cpu",
         lr=1e-3,
         warmup_steps=1,
+        progress=False,
     )
     t0 = time.perf_counter()
     trainer.fit(dataset)
@@ -63,7 +64,7 @@ def main(argv=None):
     parser.add_argument("--models", default="cae,vae,simclr")
     args = parser.parse_args(argv)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    survey = simulate_lens_survey(args.batch * 2, seed=2)
+    survey = simulate_lens_survey(args.batch * 2, seed=2, progress=False)
     images = np.nan_to_num(survey.images)
     norm = AsinhNormalizer().fit(images[:256])
     dataset = CutoutDataset(survey.images, table=survey.table, bands=survey.bands, normalizer=norm)

@@ -8,9 +8,8 @@ import numpy as np
 import torch
 
 from astrounsup.io import AsinhNormalizer, CutoutDataset
-from astrounsup.latent import embed_dataset
 from astrounsup.simulate import simulate_lens_survey
-from astrounsup.training import Trainer, build_model, select_device
+from astrounsup.training import Trainer, build_model, embed_dataset, select_device
 
 
 def surveys(n_train, n_test, *, seed, anomaly_fraction=0.0, lens_fraction=0.5):
@@ -81,7 +80,7 @@ def train_recipe(
 
 
 def embed(model, dataset, input_size, device="cpu"):
-    return embed_dataset(model, dataset, input_size=input_size, device=device)
+    return embed_dataset(model, dataset, input_size=input_size, device=device, progress=False)
 
 
 def flat_pixels(dataset):

@@ -58,11 +58,12 @@ def main(argv=None):
         max_steps=args.steps,
         batch_size=64,
         lr=2e-3,
-        warmup_steps=50,
+        warmup_steps=min(50, args.steps // 5),
         val_fraction=0.1,
         eval_every=100,
         device="cpu",
         seed=args.seed,
+        progress=False,
     ).fit(ds_train)
     cae.eval()
     with torch.no_grad():

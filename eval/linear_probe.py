@@ -38,6 +38,12 @@ def main(argv=None):
     parser.add_argument("--test", type=int, default=2000)
     parser.add_argument("--label-fraction", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--steps", type=int, default=None, help="steps of every recipe (default: its own)"
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="batch of every recipe (default: its own)"
+    )
     add_device_argument(parser)
     args = parser.parse_args(argv)
     device = device_of(args.device)
@@ -48,6 +54,7 @@ def main(argv=None):
     labelled = np.random.default_rng(args.seed).random(len(y_train)) < args.label_fraction
     print(f"train {args.train}, held-out {args.test}, {labelled.sum()} labels for the probe")
     for recipe, (steps, batch) in RECIPES.items():
+        steps, batch = args.steps or steps, args.batch_size or batch
         model, input_size, t_train = train_recipe(
             recipe, ds_train, steps=steps, batch_size=batch, seed=args.seed, device=device
         )

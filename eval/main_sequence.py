@@ -20,8 +20,8 @@ import time
 import numpy as np
 from scipy.stats import spearmanr
 
-from astrounsup.stars import main_sequence_catalog
 from astrounsup.simulate import STAGE_PLACE, simulate_stars
+from astrounsup.stars import main_sequence_catalog
 
 
 def main(argv=None):

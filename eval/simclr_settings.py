@@ -38,7 +38,7 @@ from _common import add_device_argument, device_of, embed, surveys, train_recipe
 from lens_clustering import principal_components, repeated_kmeans
 from linear_probe import probe
 
-from astrounsup.training import contrastive_objective
+from astrounsup.training import contrastive_objective, contrastive_view_settings
 from astrounsup.transforms import contrastive_views
 
 
@@ -81,26 +81,30 @@ def main(argv=None):
     parser.add_argument("--k", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--train", type=int, default=6000, help="training cutouts")
+    parser.add_argument("--test", type=int, default=2000, help="held-out cutouts")
     add_device_argument(parser)
     args = parser.parse_args(argv)
     device = device_of(args.device)
     t0 = time.perf_counter()
-    train, test, ds_train, ds_test = surveys(6000, 2000, seed=args.seed)
+    train, test, ds_train, ds_test = surveys(args.train, args.test, seed=args.seed)
     y_train = np.asarray(train.table["is_lens"])
     y_test = np.asarray(test.table["is_lens"])
     kinds = np.asarray(test.table["kind"])
     size = ds_train[0][0].shape[-1]
+    settings = contrastive_view_settings(
+        bands=ds_train.bands, size=size, pixel_scale=0.263, asinh_scale=ds_train.normalizer.scale_
+    )
+    # The recipe's views, with this run's ranges; on stretched cutouts the brightness
+    # change undoes the stretch, on linear fluxes it multiplies.
+    settings["asinh_scale"] = ds_train.normalizer.scale_ if args.space == "stretched" else None
+    del settings["ebv"]
     views = contrastive_views(
-        size=size,
-        pixel_scale=0.263,
-        bands=ds_train.bands,
-        fwhm_in=1.0,
+        **settings,
         seeing_factor=_pair(args.seeing, "seeing"),
         depth=_pair(args.depth, "depth"),
         ebv=None if args.ebv == "none" else _pair(args.ebv, "ebv"),
         brightness=None if args.brightness == "none" else _pair(args.brightness, "brightness"),
-        # Stretched cutouts: the brightness change undoes the stretch; linear: multiplies.
-        asinh_scale=ds_train.normalizer.scale_ if args.space == "stretched" else None,
     )
     if args.space == "linear":
         objective = linear_flux_objective(views, ds_train.normalizer.scale_)

@@ -19,6 +19,7 @@ __getattr__, __dir__, __all__ = attach(
             "DEFAULT_MAX_STEPS",
             "MODELS",
             "build_model",
+            "contrastive_view_settings",
             "default_config",
             "load_config",
             "resolve_config",

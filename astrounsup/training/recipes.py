@@ -27,6 +27,7 @@ __all__ = [
     "DEFAULT_MAX_STEPS",
     "MODELS",
     "build_model",
+    "contrastive_view_settings",
     "default_config",
     "load_config",
     "resolve_config",
@@ -191,6 +192,51 @@ def resolve_config(config=None, *, model="cae"):
     return out
 
 
+def contrastive_view_settings(*, bands, size, pixel_scale, asinh_scale):
+    """The settings of :func:`astrounsup.transforms.contrastive_pipeline` that the SimCLR
+    recipe trains with: seeing from 1 arcsec (the cutouts carry no per-object seeing into
+    training), reddening for DECam-like bands, brightness changed in flux under the
+    stretch of the cutouts.
+
+    Parameters
+    ----------
+    bands : sequence of str
+    size : int
+        Cutout side, px.
+    pixel_scale : float
+        Arcsec per pixel (finite).
+    asinh_scale : sequence of float
+        The per-band ``scale_`` of the normaliser that stretched the cutouts.
+
+    Returns
+    -------
+    dict
+        Keyword arguments of :func:`astrounsup.transforms.contrastive_pipeline`.
+
+    Raises
+    ------
+    ValueError
+        A pixel scale that is not finite (NaN: unknown).
+    """
+    from astrounsup.instrument import BANDS
+
+    if not np.isfinite(pixel_scale):
+        msg = (
+            "pixel_scale: SimCLR's views blur to a seeing in arcsec, so they need the "
+            "cutouts' arcsec per pixel (give pixel_scale= with an array); got NaN"
+        )
+        raise ValueError(msg)
+    known = all(b in BANDS for b in bands)
+    return {
+        "size": size,
+        "pixel_scale": pixel_scale,
+        "bands": tuple(bands),
+        "fwhm_in": 1.0,
+        "ebv": (0.0, 0.1) if known else None,
+        "asinh_scale": asinh_scale,
+    }
+
+
 def build_model(name, *, bands, size, pixel_scale, model_config=None, seed=0, asinh_scale=None):
     """The model and objective of recipe ``name`` for cutouts of ``bands x size x size``.
 
@@ -232,7 +278,6 @@ def build_model(name, *, bands, size, pixel_scale, model_config=None, seed=0, as
     import torch
 
     from astrounsup import training, transforms
-    from astrounsup.instrument import BANDS
 
     cls = _model_class(name)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
@@ -259,22 +304,10 @@ def build_model(name, *, bands, size, pixel_scale, model_config=None, seed=0, as
     if name == "dae":
         objective = training.denoising_objective(transforms.denoising_pipeline())
     elif name == "simclr":
-        if not np.isfinite(pixel_scale):
-            msg = (
-                "pixel_scale: SimCLR's views blur to a seeing in arcsec, so they need the "
-                "cutouts' arcsec per pixel (give pixel_scale= with an array); got NaN"
-            )
-            raise ValueError(msg)
-        known = all(b in BANDS for b in bands)
-        views = transforms.contrastive_views(
-            size=size,
-            pixel_scale=pixel_scale,
-            bands=bands,
-            fwhm_in=1.0,
-            ebv=(0.0, 0.1) if known else None,
-            asinh_scale=asinh_scale,
+        settings = contrastive_view_settings(
+            bands=bands, size=size, pixel_scale=pixel_scale, asinh_scale=asinh_scale
         )
-        objective = training.contrastive_objective(views)
+        objective = training.contrastive_objective(transforms.contrastive_views(**settings))
     elif name == "rotation":
         objective = training.rotation_objective
     else:

@@ -78,7 +78,7 @@ def test_cluster_with_labels_matches_the_library(run, tmp_path, capsys):
     ],
 )
 def test_cluster_takes_labels_of_any_type(run, tmp_path, capsys, labels, positive):
-    z, table, attrs = read_latents(run["latents"])
+    z, table, _ = read_latents(run["latents"])
     is_lens = np.asarray(table["is_lens"])
     table["label"] = {
         "bool": is_lens,

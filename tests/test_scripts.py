@@ -1,0 +1,101 @@
+"""Every benchmark (bench/) and evaluation (eval/) script runs, at a tiny size.
+
+Their figures (speed, quality) are measured by running them at full size; here they only
+have to run to the end and print their report, so that none rots unnoticed. They run in
+this process: their imports and compiled kernels (numba for UMAP) are then shared.
+"""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _script(path):
+    """The script at ``path`` as a module (its folder first on the path, as when run)."""
+    sys.path.insert(0, str(path.parent))
+    try:
+        spec = importlib.util.spec_from_file_location(f"_script_{path.stem}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(path.parent))
+    return module
+
+
+def _run(relative, argv, capsys, monkeypatch):
+    """Run a script's ``main(argv)``; return its exit status and what it printed."""
+    path = ROOT / relative
+    monkeypatch.syspath_prepend(str(path.parent))
+    status = _script(path).main(argv)
+    return status, capsys.readouterr().out
+
+
+# Each script, tiny arguments, and a line its report must hold. Exit status 1 only says a
+# full-size target was missed, which a tiny run does.
+SCRIPTS = [
+    ("bench/augment_throughput.py", ["--batch", "8", "--batches", "1", "--rounds", "1"],
+     "batched torch:"),
+    ("bench/io_throughput.py", ["--n", "24", "--repeats", "1", "--batch-size", "8",
+                                "--workdir", "{tmp}"], "target (b) >= 20 x (a)"),
+    ("bench/latent_scale.py", ["--n-kmeans", "500", "--dim", "4", "--stage", "kmeans"],
+     "k-means k=20 on 500 x 4"),
+    ("bench/simulate.py", ["--n", "8"], "simulated 8 cutouts"),
+    ("bench/train_throughput.py", ["--steps", "1", "--batch", "8", "--models", "cae,simclr"],
+     "simclr  bare loop"),
+    ("eval/ae_vs_pca.py", ["--train", "80", "--test", "16", "--latent", "4", "--steps", "2"],
+     "PCA"),
+    ("eval/anomalies.py", ["--n", "150", "--steps", "1", "--simclr-steps", "1",
+                           "--batch-size", "16", "--save", "{tmp}/scores.npz"], "best scorer"),
+    ("eval/linear_probe.py", ["--train", "64", "--test", "32", "--steps", "1",
+                              "--batch-size", "16"], "probe accuracy"),
+    ("eval/main_sequence.py", ["--n", "1500"], "Spearman rho"),
+    ("eval/simclr_settings.py", ["--train", "64", "--test", "32", "--steps", "1",
+                                 "--batch-size", "16", "--k", "3", "--repeats", "1"],
+     "linear probe (10% labels)"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("script", "argv", "expected"), SCRIPTS, ids=[s[0] for s in SCRIPTS])
+def test_script_runs_at_a_tiny_size(script, argv, expected, tmp_path, capsys, monkeypatch):
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    status, out = _run(script, argv, capsys, monkeypatch)
+    assert status in (0, 1)
+    assert expected in out
+
+
+def test_latent_scale_stages_in_process(capsys, monkeypatch):
+    for stage, n in (("umap", "120"), ("neighbours", "300")):
+        argv = ["--child", "--stage", stage, "--n-kmeans", n, "--n-umap", n, "--dim", "4"]
+        status, out = _run("bench/latent_scale.py", argv, capsys, monkeypatch)
+        assert status == 0
+        assert json.loads(out.strip().splitlines()[-1])["peak_rss_mib"] > 0
+
+
+def test_lens_clustering_records_and_lens_seeds_summarises(tmp_path, capsys, monkeypatch):
+    record = tmp_path / "runs.jsonl"
+    for seed in ("0", "1"):
+        argv = ["--train", "96", "--test", "48", "--steps", "1", "--batch-size", "16",
+                "--k", "3", "--repeats", "1", "--seed", seed, "--record", str(record)]  # fmt: skip
+        status, out = _run("eval/lens_clustering.py", argv, capsys, monkeypatch)
+        assert status in (0, 1)
+        assert "PCA(12) of SimCLR" in out
+    assert len(record.read_text().splitlines()) == 2
+    status, out = _run("eval/lens_seeds.py", [str(record)], capsys, monkeypatch)
+    assert status in (0, 1)
+    assert "mean" in out
+
+
+def test_anomaly_scores_rescore_from_a_saved_file(tmp_path, capsys, monkeypatch):
+    saved = tmp_path / "s.npz"
+    argv = ["--n", "150", "--steps", "1", "--simclr-steps", "1", "--batch-size", "16",
+            "--save", str(saved)]  # fmt: skip
+    _, first = _run("eval/anomalies.py", argv, capsys, monkeypatch)
+    _, again = _run("eval/anomalies.py", ["--rescore", str(saved)], capsys, monkeypatch)
+    table = [line for line in first.splitlines() if "AUROC" in line]
+    assert table
+    assert table == [line for line in again.splitlines() if "AUROC" in line]
