@@ -18,8 +18,8 @@ each object's 50 nearest neighbours among the first 16 principal components of t
 latents, alone and in the maximum-rank combination with LOF; and LOF in the joint space of
 those components and the log reconstruction errors, alone and added to that combination
 (``context_model_scores``: what ``astrounsup anomalies --recon --context`` combines).
-Prints AUROC and the precision among the top 1% of each; issue 6 asks for AUROC >= 0.95
-and top-1% precision >= 0.80 for the best scorer.
+Prints AUROC and the precision among the top 1% of each; the target is AUROC >= 0.95
+and top-1% precision >= 0.80.
 ``--save`` keeps every scorer's scores (``names``, ``scores`` of shape (scorers, n)), the
 truth (``is_anomaly``, ``kind``), the latents (``z_vae``, ``z_simclr``) and the seed;
 ``--rescore SCORES.npz [--seed S]`` recomputes every combination and scorer of the SimCLR

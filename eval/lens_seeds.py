@@ -5,7 +5,7 @@
 Reads the runs that ``lens_clustering.py --record RUNS.jsonl`` appended (one per training
 seed, with the same settings), prints each seed's mean k-means accuracy and completeness
 (over its repeated k-means seeds and label draws) for every feature set, their mean,
-standard deviation and range over the training seeds, the Bayesian GMM alike, and issue 6's
+standard deviation and range over the training seeds, the Bayesian GMM alike, and the
 target (accuracy >= 0.90, completeness >= 0.80) judged on the mean over training seeds.
 
 A single training run is one draw from the training seed's distribution: its accuracy moves

@@ -42,6 +42,8 @@ class TestPipeline:
         text = text.replace("k = 20", "k = 4").replace("batch_size = 128", "batch_size = 8")
         text = text.replace("batch_size = 64", "batch_size = 8")
         text = text.replace("context_neighbors = 50", "context_neighbors = 5")
+        # Booleans and every other TOML value reach the trainer as they are.
+        text = text.replace("warmup_steps = 40", "warmup_steps = 40\ncompile = false")
         (tmp_path / "search.toml").write_text(text)
         result = subprocess.run(
             [
@@ -74,3 +76,10 @@ class TestPipeline:
         )
         assert anomalies.meta["context"].endswith("latents.h5")
         assert (tmp_path / "out" / "recon_run" / "last.pt").exists()
+        from astrounsup.training import TrainedModel
+
+        trained = TrainedModel.load(tmp_path / "out" / "run" / "last.pt")
+        assert trained.config["training"]["compile"] is False
+        # --steps shortens the run, and its warm-up stays within it.
+        assert trained.config["training"]["max_steps"] == 2
+        assert trained.config["training"]["warmup_steps"] == 0

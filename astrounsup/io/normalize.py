@@ -169,8 +169,10 @@ class AsinhNormalizer:
 
     def _check_fitted(self, x):
         if not hasattr(self, "scale_"):
+            from sklearn.exceptions import NotFittedError
+
             msg = "This AsinhNormalizer is not fitted yet; call fit(images) or from_dict(...)"
-            raise RuntimeError(msg)
+            raise NotFittedError(msg)
         if x.shape[1] != self.n_bands_:
             msg = f"fitted on {self.n_bands_} bands but given {x.shape[1]}"
             raise ValueError(msg)

@@ -10,7 +10,7 @@ from astrounsup._lazy import attach
 __getattr__, __dir__, __all__ = attach(
     __name__,
     {
-        "base": ["Compose", "Transform", "gather_metadata"],
+        "base": ["METADATA_UNITS", "Compose", "Transform", "gather_metadata"],
         "geometric": [
             "CenterCrop",
             "JitterCrop",

@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["Compose", "Transform", "gather_metadata"]
+__all__ = ["METADATA_UNITS", "Compose", "Transform", "gather_metadata"]
+
+#: Units in which the transforms take per-object metadata: a column with another unit is
+#: converted; columns not named here (``noise_sigma``, in the cutouts' own flux unit) are
+#: taken as stored.
+METADATA_UNITS = {"psf_fwhm": "arcsec"}
 
 
 def _check_p(p):
@@ -119,9 +124,12 @@ class Compose(Transform):
 
     def __init__(self, transforms):
         self.transforms = list(transforms)
-        for t in self.transforms:
-            if not callable(t):
-                msg = f"Compose takes transforms; got {t!r}"
+        for k, t in enumerate(self.transforms):
+            if not isinstance(t, Transform):
+                msg = (
+                    f"Compose takes astrounsup transforms (Transform subclasses); member {k} "
+                    f"is a {type(t).__name__}: {t!r}"
+                )
                 raise TypeError(msg)
         super().__init__()
 
@@ -135,7 +143,7 @@ class Compose(Transform):
         return f"Compose([\n    {inner},\n])"
 
 
-def gather_metadata(table, index, columns):
+def gather_metadata(table, index, columns, *, units=None):
     """Per-object parameters for a batch from a dataset's metadata table.
 
     Parameters
@@ -146,18 +154,49 @@ def gather_metadata(table, index, columns):
         The batch's rows (the third element of a dataset batch).
     columns : sequence of str
         Columns to take; those the table lacks are left out, so transforms fall back to
-        their constants. Quantities are taken in their own unit (``psf_fwhm`` in arcsec,
-        ``noise_sigma`` in the flux unit).
+        their constants.
+    units : dict of str to str or astropy.units.Unit, optional
+        The unit each column is wanted in, over :data:`METADATA_UNITS` (``psf_fwhm`` in
+        arcsec). A column with a unit is converted to it; a column without one is taken
+        to be in it already; columns with no wanted unit are taken as stored.
 
     Returns
     -------
     dict of str to torch.Tensor
         float32 tensors of shape (B,) or (B, bands).
+
+    Raises
+    ------
+    ValueError
+        A column whose unit cannot be converted to the wanted one (naming both).
+
+    Examples
+    --------
+    >>> import astropy.units as u
+    >>> from astropy.table import QTable
+    >>> t = QTable({"psf_fwhm": [[1.0, 2.0], [0.5, 0.5]] * u.arcmin / 60})
+    >>> gather_metadata(t, [1, 0], ["psf_fwhm"])["psf_fwhm"].tolist()
+    [[0.5, 0.5], [1.0, 2.0]]
     """
+    import astropy.units as u
+
+    wanted = METADATA_UNITS | dict(units or {})
     rows = np.asarray(index.cpu() if isinstance(index, torch.Tensor) else index)
     out = {}
     for col in columns:
-        if col in table.colnames:
-            values = np.asarray(getattr(table[col], "value", table[col]))[rows]
-            out[col] = torch.as_tensor(values.astype(np.float32))
+        if col not in table.colnames:
+            continue
+        column = table[col]
+        if col in wanted and getattr(column, "unit", None) is not None:
+            try:
+                values = u.Quantity(column).to_value(wanted[col])
+            except u.UnitConversionError as err:
+                msg = (
+                    f"metadata column {col!r} is in {column.unit}, which does not convert "
+                    f"to {wanted[col]}"
+                )
+                raise ValueError(msg) from err
+        else:
+            values = np.asarray(getattr(column, "value", column))
+        out[col] = torch.as_tensor(np.asarray(values)[rows].astype(np.float32))
     return out

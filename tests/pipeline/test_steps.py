@@ -1,0 +1,217 @@
+"""The steps of astrounsup.pipeline: each the library calls it composes, on its config."""
+
+import numpy as np
+import pytest
+from astropy.table import QTable
+
+from astrounsup.latent import (
+    AnomalyScorer,
+    ClusterLabeller,
+    LatentClusterer,
+    Reducer,
+    choose_k,
+    combine_ranks,
+    descending_rank,
+)
+from astrounsup.pipeline import (
+    CLUSTER_DEFAULTS,
+    check_outputs,
+    cluster_latents,
+    cluster_outputs,
+    find_main_sequence,
+    find_similar,
+    make_stars,
+    make_survey,
+    open_or_ingest,
+    reduce_features,
+    score_anomalies,
+    train_model,
+)
+
+
+def blobs(seed=0):
+    """Three latent groups; the second is the lens group, half of whose labels are known."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0.0, 5.0, (3, 16))
+    z = np.concatenate([rng.normal(c, 0.3, (40, 16)) for c in centres])
+    table = QTable({"object_id": [f"o{i}" for i in range(120)]})
+    table["is_lens"] = np.repeat([False, True, False], 40)
+    table["ra"] = np.linspace(10, 11, 120)
+    return z, table
+
+
+class TestClusterLatents:
+    def test_the_recipe_is_the_library_calls(self):
+        z, table = blobs()
+        config = {"k": 3, "reduce": "pca", "n_components": 2, "labels_column": "is_lens",
+                  "labelled_fraction": 0.5, "seed": 4}  # fmt: skip
+        result = cluster_latents(z, table, config, inputs={"latents": "z.h5"})
+        cat = result.tables["clusters"]
+        features = Reducer("pca", n_components=2, standardize=False, random_state=4)
+        labels = LatentClusterer(n_clusters=3, random_state=4).fit(features.fit_transform(z))
+        np.testing.assert_array_equal(cat["cluster"], labels.labels_)
+        labelled = np.asarray(cat["labelled"])
+        expected = np.random.default_rng(4).random(120) < 0.5
+        np.testing.assert_array_equal(labelled, expected)
+        lab = ClusterLabeller().fit(
+            labels.labels_, np.asarray(table["is_lens"]), labelled=labelled
+        )
+        np.testing.assert_allclose(cat["lens_score"], lab.positive_score(labels.labels_))
+        np.testing.assert_array_equal(cat["lens_rank"], descending_rank(cat["lens_score"]))
+        metrics = result.summary["metrics"]
+        assert metrics["accuracy"] == 1.0
+        assert metrics["evaluated_on"] == "held-out known labels"
+        assert cat.meta["n_components"] == 2
+        assert cat.meta["latents"] == "z.h5"
+        assert list(result.tables) == ["cluster_summary", "clusters"]
+        assert "latent_map" in result.figures
+
+    def test_choose_k_on_the_reduced_features(self):
+        z, table = blobs()
+        result = cluster_latents(z, table, {"k": 3, "reduce": "pca", "choose_k": "2:5"})
+        ksel = result.tables["k_selection"]
+        assert ksel["k"].tolist() == [2, 3, 4, 5]
+        features = Reducer("pca", n_components=12, standardize=False, random_state=0)
+        ref = choose_k(features.fit_transform(z), range(2, 6), random_state=0)
+        np.testing.assert_allclose(ksel["inertia"], ref["inertia"])
+        assert result.summary["k_silhouette"] == ref.meta["k_silhouette"]
+        assert cluster_outputs({"choose_k": (2, 5)}) == ["k_selection", "clusters"]
+
+    def test_pca_keeps_twelve_components_by_default(self):
+        z = np.random.default_rng(0).normal(size=(100, 20))
+        result = cluster_latents(z, QTable({"object_id": np.arange(100)}), {"reduce": "pca"})
+        assert result.tables["clusters"].meta["n_components"] == 12
+
+    @pytest.mark.parametrize(
+        ("config", "match"),
+        [
+            ({"kk": 3}, r"cluster: unknown settings \['kk'\]; allowed"),
+            ({"labels_column": "is_quasar"}, r"z\.h5: no column 'is_quasar'"),
+            ({"labelled_fraction": 0.2}, "labelled_fraction needs labels_column"),
+            ({"choose_k": "2-5"}, "choose_k must be LO:HI"),
+            ({"labels_column": "is_lens", "positive": "lens"}, "positive label"),
+        ],
+    )
+    def test_bad_settings(self, config, match):
+        z, table = blobs()
+        with pytest.raises(ValueError, match=match):
+            cluster_latents(z, table, config, inputs={"latents": "z.h5"})
+
+    def test_defaults_are_not_changed_by_a_run(self):
+        before = dict(CLUSTER_DEFAULTS)
+        z, table = blobs()
+        cluster_latents(z, table, {"k": 3, "reduce": "pca"})
+        assert before == CLUSTER_DEFAULTS
+
+
+class TestScoreAnomalies:
+    def test_ranks_the_combined_latent_scorers(self):
+        z, table = blobs()
+        z[5] += 30.0
+        result = score_anomalies(z, table, {"methods": ["lof", "knn"], "n_neighbors": 10})
+        cat = result.tables["anomalies"]
+        expected = combine_ranks(
+            {m: AnomalyScorer(m, n_neighbors=10, random_state=0).fit_score(z)
+             for m in ("lof", "knn")},
+            how="max",
+        )  # fmt: skip
+        order = np.argsort(descending_rank(expected))
+        np.testing.assert_array_equal(cat["object_id"], table["object_id"][order])
+        np.testing.assert_allclose(cat["anomaly_score"], expected[order])
+        assert cat["object_id"][0] == "o5"
+        assert list(cat["anomaly_rank"]) == list(range(1, 121))
+        assert cat.meta["scorers"] == "lof,knn"
+
+    def test_with_the_reconstruction_of_a_trained_model(self, small_survey):
+        images = small_survey.images[:40]
+        config = {"recipe": "vae", "steps": 2,
+                  "config": {"model": {"latent_dim": 4, "widths": [4, 8]},
+                             "training": {"batch_size": 8}}}  # fmt: skip
+        vae = train_model(images, config | {"config": config["config"]}, progress=False)
+        z = vae.embed(images, progress=False)
+        table = small_survey.table[:40]
+        context = (np.random.default_rng(0).normal(size=(40, 5)), table)
+        result = score_anomalies(
+            z, table, {"methods": ["lof"], "recon": True, "context_neighbors": 5,
+                       "n_neighbors": 5, "gallery": 4},
+            model=vae, data=images, context=context,
+        )  # fmt: skip
+        cat = result.tables["anomalies"]
+        assert {"score_recon", "score_recon_context", "score_context_lof"} <= set(cat.colnames)
+        assert result.summary["scorers"][0] == "lof"
+        assert "recon" not in result.summary["scorers"]  # shown, not combined
+        assert "anomalies" in result.figures
+
+    @pytest.mark.parametrize(
+        ("config", "kwargs", "match"),
+        [
+            ({"methods": ["ocsvm"]}, {}, r"unknown scorers \['ocsvm'\]"),
+            ({"methods": []}, {}, "no scorer"),
+            ({"recon": True}, {}, "recon needs a model checkpoint and the cutouts"),
+            ({}, {"context": np.zeros((120, 2))}, "context needs recon"),
+        ],
+    )
+    def test_bad_settings(self, config, kwargs, match):
+        z, table = blobs()
+        with pytest.raises(ValueError, match=match):
+            score_anomalies(z, table, config, **kwargs)
+
+
+class TestOtherSteps:
+    def test_reduce_features(self):
+        z, table = blobs()
+        result = reduce_features(z, table, {"method": "pca", "n_components": 3, "seed": 1})
+        cat = result.tables["reduced"]
+        ref = Reducer("pca", n_components=3, random_state=1).fit_transform(z)
+        np.testing.assert_allclose(cat["pca_3"], ref[:, 2])
+        assert len(result.summary["explained_variance_ratio"]) == 3
+
+    def test_find_similar_by_id_and_by_vector(self):
+        z, table = blobs()
+        by_id = find_similar(z, table, {"k": 3}, ids=["o0"]).tables["neighbors"]
+        assert "o0" not in list(by_id["neighbor_id"])
+        assert "ra" in by_id.colnames
+        by_vector = find_similar(z, table, {"k": 1}, vectors=z[7:8], names=["new"])
+        assert by_vector.tables["neighbors"]["neighbor_id"][0] == "o7"
+        with pytest.raises(ValueError, match=r"z\.h5: ids not in the index: \['nope'\]"):
+            find_similar(z, table, ids=["nope"], inputs={"latents": "z.h5"})
+        with pytest.raises(ValueError, match="give query ids or query vectors"):
+            find_similar(z, table)
+
+    def test_make_survey_and_stars(self, tmp_path):
+        survey, paths = make_survey(
+            {"n": 6, "seed": 2, "fits": False}, tmp_path / "s", progress=False
+        )
+        assert sorted(paths) == ["montage", "store", "truth"]
+        assert len(survey.table) == 6
+        stars, paths = make_stars({"n": 300, "seed": 1}, tmp_path / "st")
+        assert sorted(paths) == ["figure", "table"]
+        result = find_main_sequence(stars, {"min_parallax_over_error": 5.0})
+        assert sum(result.summary["counts"].values()) == 300
+        with pytest.raises(ValueError, match=r"survey: unknown settings \['lenses'\]"):
+            make_survey({"lenses": 3}, tmp_path / "x")
+
+    def test_open_or_ingest(self, small_survey, tmp_path):
+        from astrounsup.io import write_fits_cutouts
+
+        s = small_survey
+        write_fits_cutouts(tmp_path / "f", s.images[:5], s.table[:5], bands=s.bands,
+                           pixel_scale=s.pixel_scale)  # fmt: skip
+        store, report = open_or_ingest(tmp_path / "f", store=tmp_path / "s.h5", progress=False)
+        assert report.n_written == 5
+        assert open_or_ingest(store) == (store, None)
+        with pytest.raises(ValueError, match="name the store to ingest them into"):
+            open_or_ingest(tmp_path / "f")
+        with pytest.raises(FileNotFoundError, match="no such cutout store"):
+            open_or_ingest(tmp_path / "none.h5")
+
+    def test_results_are_written_only_when_asked(self, tmp_path):
+        z, table = blobs()
+        result = cluster_latents(z, table, {"k": 3})
+        assert not (tmp_path / "c").exists()
+        paths = result.write(tmp_path / "c")
+        assert sorted(p.name for p in paths.values()) == ["clusters.ecsv", "latent_map.png"]
+        with pytest.raises(FileExistsError, match=r"clusters\.ecsv exists"):
+            check_outputs(tmp_path / "c", ["clusters"])
+        result.write(tmp_path / "c", fmt="fits", overwrite=True)
+        assert (tmp_path / "c" / "clusters.fits").exists()
