@@ -8,7 +8,7 @@ Simulates a training survey and a held-out survey (half lenses, no anomalies; di
 seeds), trains the default contrastive model (``astrounsup train --model simclr``) on the
 training cutouts without labels, embeds both, clusters the training latents with k-means (k
 = 20) and a Bayesian Gaussian mixture, names each cluster from a random 10% of the training
-labels (a cluster is "lens" when more than half of its labelled members are lenses), and
+labels (a cluster is "lens" when more than half of its labeled members are lenses), and
 scores the held-out survey: binary accuracy, lens completeness (recall) and precision, and
 cluster purity. The same is done on the first 12 principal components of the latents,
 standardised (as ``astrounsup cluster --reduce pca --n-components 12``), on a 5-D UMAP
@@ -16,8 +16,8 @@ embedding of the latents (cosine distance, as ``--reduce umap --metric cosine``)
 PCA features of the pixels (32 components) to show what the learned features add. The
 target is accuracy >= 0.90 and completeness >= 0.80; Cheng et al. (2020) report 0.7725 and
 ~0.63 on the Euclid-like Lens Finding Challenge. Because one k-means run and one draw of
-the labelled 10% move the accuracy by about +-0.01, the k-means rows are also repeated with
-``--repeats`` seeds (each a new k-means start and a new labelled subset) and their mean and
+the labeled 10% move the accuracy by about +-0.01, the k-means rows are also repeated with
+``--repeats`` seeds (each a new k-means start and a new labeled subset) and their mean and
 range printed.
 
 Why PCA(12): the SimCLR latents are nearly low-rank (99% of their variance lies in about 8
@@ -54,7 +54,7 @@ from sklearn.decomposition import PCA
 
 from astrounsup._atomic import atomic_path
 from astrounsup.latent import (
-    ClusterLabeller,
+    ClusterLabeler,
     LatentClusterer,
     Reducer,
     binary_metrics,
@@ -62,14 +62,12 @@ from astrounsup.latent import (
 )
 
 
-def score(
-    name, z_train, z_test, y_train, y_test, labelled, kinds, *, k, seed, method, quiet=False
-):
+def score(name, z_train, z_test, y_train, y_test, labeled, kinds, *, k, seed, method, quiet=False):
     est = LatentClusterer(method, n_clusters=k, random_state=seed).fit(z_train)
     proba = method in ("gmm", "bayes-gmm")
     m_train = est.predict_proba(z_train) if proba else est.labels_
     m_test = est.predict_proba(z_test) if proba else est.predict(z_test)
-    lab = ClusterLabeller(positive=True).fit(m_train, y_train, labelled=labelled)
+    lab = ClusterLabeler(positive=True).fit(m_train, y_train, labeled=labeled)
     pred = lab.predict(m_test)
     m = binary_metrics(pred, y_test)
     pur = purity(est.predict(z_test), y_test)
@@ -90,15 +88,15 @@ def score(
 def repeated_kmeans(
     name, a, b, y_train, y_test, kinds, *, k, seed, repeats, label_fraction=0.1, show_first=False
 ):
-    """``repeats`` k-means scorings, each with a new k-means seed and a new labelled draw
+    """``repeats`` k-means scorings, each with a new k-means seed and a new labeled draw
     (seeds ``seed + 100 + r``); ``show_first`` prints the first run's figures."""
     runs = []
     for r in range(repeats):
         s = seed + 100 + r
-        labelled = np.random.default_rng(s).random(len(y_train)) < label_fraction
+        labeled = np.random.default_rng(s).random(len(y_train)) < label_fraction
         runs.append(
             score(
-                name, a, b, y_train, y_test, labelled, kinds, k=k, seed=s, method="kmeans",
+                name, a, b, y_train, y_test, labeled, kinds, k=k, seed=s, method="kmeans",
                 quiet=not (show_first and r == 0),
             )
         )  # fmt: skip
@@ -154,10 +152,10 @@ def main(argv=None):
     y_train = np.asarray(train.table["is_lens"])
     y_test = np.asarray(test.table["is_lens"])
     kinds = np.asarray(test.table["kind"])
-    labelled = np.random.default_rng(args.seed).random(len(y_train)) < args.label_fraction
+    labeled = np.random.default_rng(args.seed).random(len(y_train)) < args.label_fraction
     print(
         f"train {args.train} ({y_train.mean():.0%} lenses), held-out {args.test}; "
-        f"{labelled.sum()} training labels used; k = {args.k}"
+        f"{labeled.sum()} training labels used; k = {args.k}"
     )
     config = None if args.temperature is None else {"temperature": args.temperature}
     model, input_size, t_train = train_recipe(
@@ -204,7 +202,7 @@ def main(argv=None):
     ):
         for method in ("kmeans", "bayes-gmm"):
             results[(name, method)] = score(
-                name, a, b, y_train, y_test, labelled, kinds, method=method, **common
+                name, a, b, y_train, y_test, labeled, kinds, method=method, **common
             )
         rep = repeated_kmeans(
             name, a, b, y_train, y_test, kinds, k=args.k, seed=args.seed,

@@ -26,9 +26,9 @@ from astrounsup.latent import binary_metrics
 RECIPES = {"cae": (400, 64), "vae": (400, 64), "simclr": (1200, 128)}
 
 
-def probe(z_train, y_train, labelled, z_test, y_test):
+def probe(z_train, y_train, labeled, z_test, y_test):
     clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000, C=1.0))
-    clf.fit(z_train[labelled], y_train[labelled])
+    clf.fit(z_train[labeled], y_train[labeled])
     return binary_metrics(clf.predict(z_test), y_test)
 
 
@@ -51,8 +51,8 @@ def main(argv=None):
     train, test, ds_train, ds_test = surveys(args.train, args.test, seed=args.seed)
     y_train = np.asarray(train.table["is_lens"])
     y_test = np.asarray(test.table["is_lens"])
-    labelled = np.random.default_rng(args.seed).random(len(y_train)) < args.label_fraction
-    print(f"train {args.train}, held-out {args.test}, {labelled.sum()} labels for the probe")
+    labeled = np.random.default_rng(args.seed).random(len(y_train)) < args.label_fraction
+    print(f"train {args.train}, held-out {args.test}, {labeled.sum()} labels for the probe")
     for recipe, (steps, batch) in RECIPES.items():
         steps, batch = args.steps or steps, args.batch_size or batch
         model, input_size, t_train = train_recipe(
@@ -62,7 +62,7 @@ def main(argv=None):
             embed(model, ds_train, input_size, device),
             embed(model, ds_test, input_size, device),
         )
-        m = probe(z_train, y_train, labelled, z_test, y_test)
+        m = probe(z_train, y_train, labeled, z_test, y_test)
         print(
             f"{recipe:7s} latent {z_train.shape[1]:3d}  {steps} steps x {batch} "
             f"({t_train:.0f} s)  probe accuracy {m['accuracy']:.3f}  completeness "
@@ -70,7 +70,7 @@ def main(argv=None):
         )
     x_train, x_test = flat_pixels(ds_train), flat_pixels(ds_test)
     pca = PCA(32, random_state=args.seed).fit(x_train)
-    m = probe(pca.transform(x_train), y_train, labelled, pca.transform(x_test), y_test)
+    m = probe(pca.transform(x_train), y_train, labeled, pca.transform(x_test), y_test)
     print(
         f"{'PCA':7s} latent  32  pixels                   probe accuracy {m['accuracy']:.3f}  "
         f"completeness {m['completeness']:.3f}  precision {m['precision']:.3f}"

@@ -140,8 +140,8 @@ def main(argv=None):
             ("PCA(12) of SimCLR", c_train, c_test),
         )
     }
-    labelled = np.random.default_rng(args.seed).random(len(y_train)) < 0.1
-    probe_acc = probe(z_train, y_train, labelled, z_test, y_test)["accuracy"]
+    labeled = np.random.default_rng(args.seed).random(len(y_train)) < 0.1
+    probe_acc = probe(z_train, y_train, labeled, z_test, y_test)["accuracy"]
     for name, runs in kmeans.items():
         acc = [m["accuracy"] for m in runs]
         print(

@@ -8,7 +8,7 @@ Reads the TOML config and runs :func:`astrounsup.pipeline.run_lens_search`:
 1. makes the synthetic survey (``pipelines/configs/synthetic_survey.toml``) unless its
    store exists;
 2. trains the configured model on it and embeds every cutout;
-3. clusters the latents and names the clusters from a small labelled share of ``is_lens``:
+3. clusters the latents and names the clusters from a small labeled share of ``is_lens``:
    lens candidates ranked, with accuracy and completeness on the labels not used;
 4. ranks every object by anomaly scores. With ``[anomalies] recon_recipe`` (``"vae"`` by
    default) it first trains that autoencoder on the same cutouts and embeds them; the list

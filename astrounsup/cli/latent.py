@@ -64,7 +64,8 @@ def _cluster_arguments(p):
         help="the label of interest (None: True, or 1 in a 0/1 column)",
     )  # fmt: skip
     p.add_argument(
-        "--labelled-fraction", type=float, default=D["labelled_fraction"],
+        "--labeled-fraction", "--labelled-fraction", type=float,
+        default=D["labeled_fraction"],
         help="use only this random share of the known labels; the rest score the result "
         "(None: all)",
     )  # fmt: skip
@@ -83,13 +84,13 @@ def _cluster(args):
     if args.reduce is None and (args.metric != "euclidean" or args.fit_size is not None):
         msg = "--metric and --fit-size choose how --reduce embeds the latents; add --reduce"
         raise ValueError(msg)
-    if args.labelled_fraction is not None and not args.labels_column:
-        msg = "--labelled-fraction needs --labels-column (which column holds the labels)"
+    if args.labeled_fraction is not None and not args.labels_column:
+        msg = "--labeled-fraction needs --labels-column (which column holds the labels)"
         raise ValueError(msg)
     config = {
         key: getattr(args, key)
         for key in ("method", "k", "min_cluster_size", "reduce", "n_components", "metric",
-                    "fit_size", "choose_k", "labels_column", "positive", "labelled_fraction",
+                    "fit_size", "choose_k", "labels_column", "positive", "labeled_fraction",
                     "threshold", "seed")
     }  # fmt: skip
     latents, table, attrs = read_latents(args.latents)
@@ -105,7 +106,7 @@ def _cluster(args):
     if "metrics" in s:
         m = s["metrics"]
         print(
-            f"{args.labels_column}: {m['n_labelled']} labelled; on {m['evaluated_on']} "
+            f"{args.labels_column}: {m['n_labeled']} labeled; on {m['evaluated_on']} "
             f"({m['n']}): accuracy {m['accuracy']:.3f}, precision {m['precision']:.3f}, "
             f"completeness {m['completeness']:.3f}, purity {m['purity']:.3f}"
         )
@@ -259,6 +260,7 @@ def _anomaly_arguments(p):
     p.add_argument(
         "--device", default=D["device"], help="where the model runs (None: CUDA when present)"
     )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_output_options(p)
     p.set_defaults(func=_anomalies)
 
@@ -295,7 +297,7 @@ def _anomalies(args):
     shown = store if store and Path(store).exists() else None
     result = score_anomalies(
         latents, table, config, model=checkpoint if args.recon else None, data=shown,
-        context=context, inputs=inputs,
+        context=context, inputs=inputs, progress=not args.quiet,
     )  # fmt: skip
     paths = result.write(args.out, fmt=args.format, overwrite=args.overwrite)
     scorers = ", ".join(result.summary["scorers"])

@@ -14,9 +14,9 @@ __getattr__, __dir__, __all__ = attach(
         "cluster": ["METHODS", "REDUCE_COMPONENTS", "LatentClusterer", "choose_k"],
         "embed": ["LATENTS_FORMAT", "is_latents_file", "read_latents", "write_latents"],
         "evaluate": [
-            "ClusterLabeller",
+            "ClusterLabeler",
             "binary_metrics",
-            "draw_labelled",
+            "draw_labeled",
             "known_labels",
             "label_clusters",
             "parse_positive",

@@ -41,7 +41,7 @@ class LatentClusterer(ClusterMixin, BaseEstimator):
         millions of objects; ``gmm``: Gaussian mixture; ``bayes-gmm``: Bayesian Gaussian
         mixture with a Dirichlet-process prior, which switches off components it does not
         need (the method of Cheng et al. 2020, MNRAS 494, 3750); ``hdbscan``: density-based
-        clusters of any shape, with noise labelled -1.
+        clusters of any shape, with noise labeled -1.
     n_clusters : int, optional
         k for k-means, the number of mixture components (an upper bound for ``bayes-gmm``).
         Ignored by ``hdbscan``.

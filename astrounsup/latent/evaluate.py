@@ -1,4 +1,4 @@
-"""Naming clusters from a few labelled members, and scoring the result."""
+"""Naming clusters from a few labeled members, and scoring the result."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from sklearn.utils.validation import check_is_fitted
 from astrounsup._estimators import check_number
 
 __all__ = [
-    "ClusterLabeller",
+    "ClusterLabeler",
     "binary_metrics",
-    "draw_labelled",
+    "draw_labeled",
     "known_labels",
     "label_clusters",
     "parse_positive",
@@ -41,10 +41,10 @@ def _memberships(clusters, owner):
     raise ValueError(msg)
 
 
-class ClusterLabeller(BaseEstimator):
-    """Name clusters by the labels of their labelled members (e.g. a small vetted subset).
+class ClusterLabeler(BaseEstimator):
+    """Name clusters by the labels of their labeled members (e.g. a small vetted subset).
 
-    Each cluster gets the fraction of each label among its labelled members; a cluster
+    Each cluster gets the fraction of each label among its labeled members; a cluster
     whose fraction of ``positive`` exceeds ``threshold`` is called positive (e.g. "lens").
     Every object then gets a candidate score (:meth:`positive_score`): its cluster's
     positive fraction, or for mixtures the responsibility-weighted mean of the fractions,
@@ -65,13 +65,13 @@ class ClusterLabeller(BaseEstimator):
         The labels seen, sorted.
     cluster_ids_ : numpy.ndarray of shape (K,)
     counts_ : numpy.ndarray of shape (K, n_classes)
-        (Soft) counts of labelled members of each class per cluster.
+        (Soft) counts of labeled members of each class per cluster.
     fraction_ : numpy.ndarray of shape (K,)
-        Positive fraction of each cluster's labelled members (NaN for a cluster without
-        labelled members: it is never called positive and its objects score NaN).
+        Positive fraction of each cluster's labeled members (NaN for a cluster without
+        labeled members: it is never called positive and its objects score NaN).
     table_ : astropy.table.QTable
-        One row per cluster: ``cluster``, ``n`` (all members), ``n_labelled``,
-        ``frac_<name>`` per class, ``positive_share`` (share of all labelled positives in
+        One row per cluster: ``cluster``, ``n`` (all members), ``n_labeled``,
+        ``frac_<name>`` per class, ``positive_share`` (share of all labeled positives in
         the cluster) and ``called_positive``.
 
     Examples
@@ -79,7 +79,7 @@ class ClusterLabeller(BaseEstimator):
     >>> import numpy as np
     >>> clusters = np.array([0, 0, 0, 1, 1, 1])
     >>> is_lens = np.array([True, True, False, False, False, False])
-    >>> lab = ClusterLabeller(positive=True).fit(clusters, is_lens)
+    >>> lab = ClusterLabeler(positive=True).fit(clusters, is_lens)
     >>> lab.fraction_.round(3).tolist()
     [0.667, 0.0]
     >>> lab.predict(np.array([1, 0])).tolist()
@@ -91,7 +91,7 @@ class ClusterLabeller(BaseEstimator):
         self.threshold = threshold
         self.class_names = class_names
 
-    def fit(self, clusters, y, *, labelled=None):
+    def fit(self, clusters, y, *, labeled=None):
         """Count labels per cluster.
 
         Parameters
@@ -99,8 +99,8 @@ class ClusterLabeller(BaseEstimator):
         clusters : array_like of shape (n,) int, or (n, K) float
             Cluster ids, or membership probabilities (responsibilities).
         y : array_like of shape (n,)
-            Labels; only the rows where ``labelled`` is true are used.
-        labelled : array_like of shape (n,), bool, optional
+            Labels; only the rows where ``labeled`` is true are used.
+        labeled : array_like of shape (n,), bool, optional
             Which labels are known (default: all).
 
         Returns
@@ -111,22 +111,22 @@ class ClusterLabeller(BaseEstimator):
         check_number(name, "threshold", self.threshold, 0.0, 1.0)
         w, ids = _memberships(clusters, name)
         y = np.asarray(y)
-        labelled = np.ones(len(y), bool) if labelled is None else np.asarray(labelled, bool)
-        if y.shape != (len(w),) or labelled.shape != y.shape:
+        labeled = np.ones(len(y), bool) if labeled is None else np.asarray(labeled, bool)
+        if y.shape != (len(w),) or labeled.shape != y.shape:
             msg = (
-                f"{name}: y and labelled must have one entry per object ({len(w)}); got "
-                f"{y.shape} and {labelled.shape}"
+                f"{name}: y and labeled must have one entry per object ({len(w)}); got "
+                f"{y.shape} and {labeled.shape}"
             )
             raise ValueError(msg)
-        if not labelled.any():
-            msg = f"{name}: no labelled objects (labelled is all false)"
+        if not labeled.any():
+            msg = f"{name}: no labeled objects (labeled is all false)"
             raise ValueError(msg)
-        classes = np.unique(y[labelled])
+        classes = np.unique(y[labeled])
         if self.positive not in classes.tolist():
             msg = f"{name}: positive={self.positive!r} is not among the labels {classes.tolist()}"
             raise ValueError(msg)
-        onehot = (y[labelled, None] == classes[None, :]).astype(np.float64)
-        counts = w[labelled].T @ onehot
+        onehot = (y[labeled, None] == classes[None, :]).astype(np.float64)
+        counts = w[labeled].T @ onehot
         total = counts.sum(1)
         pos = classes.tolist().index(self.positive)
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -140,7 +140,7 @@ class ClusterLabeller(BaseEstimator):
         table = QTable()
         table["cluster"] = ids
         table["n"] = np.round(w.sum(0), 6)
-        table["n_labelled"] = np.round(total, 6)
+        table["n_labeled"] = np.round(total, 6)
         for j, c in enumerate(classes):
             table[f"frac_{names.get(c, str(c))}"] = fractions[:, j]
         table["positive_share"] = counts[:, pos] / counts[:, pos].sum()
@@ -153,7 +153,7 @@ class ClusterLabeller(BaseEstimator):
     def positive_score(self, clusters):
         """Candidate score of each object: the positive fraction of its cluster
         (responsibility-weighted for ``(n, K)`` input), in [0, 1]; NaN when its cluster
-        has no labelled members.
+        has no labeled members.
 
         Parameters
         ----------
@@ -339,7 +339,7 @@ def parse_positive(value, labels):
     return folded[0] if len(folded) == 1 else text
 
 
-def draw_labelled(known, fraction, *, seed=None):
+def draw_labeled(known, fraction, *, seed=None):
     """A random share of the known labels: the "vetted" objects whose labels are used.
 
     Parameters
@@ -356,22 +356,22 @@ def draw_labelled(known, fraction, *, seed=None):
 
     Examples
     --------
-    >>> int(draw_labelled(np.ones(1000, bool), 0.1, seed=0).sum())
+    >>> int(draw_labeled(np.ones(1000, bool), 0.1, seed=0).sum())
     89
     """
     known = np.asarray(known, bool)
     if fraction is None:
         return known.copy()
-    check_number("draw_labelled", "fraction", fraction, 0.0, 1.0)
+    check_number("draw_labeled", "fraction", fraction, 0.0, 1.0)
     if fraction == 0:
-        msg = "draw_labelled: fraction must be in (0, 1]; got 0"
+        msg = "draw_labeled: fraction must be in (0, 1]; got 0"
         raise ValueError(msg)
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     return known & (rng.random(len(known)) < fraction)
 
 
 def label_clusters(
-    clusters, labels, *, positive=None, labelled=None, threshold=0.5, name="positive"
+    clusters, labels, *, positive=None, labeled=None, threshold=0.5, name="positive"
 ):
     """Name clusters from known labels, score every object, and measure the result.
 
@@ -383,8 +383,8 @@ def label_clusters(
         Labels of any type (bool, 0/1, strings); masked or NaN entries are unknown.
     positive : object, optional
         The label of interest (:func:`parse_positive`; default ``True``, or 1).
-    labelled : array_like of shape (n,), bool, optional
-        Which known labels name the clusters (default: all; :func:`draw_labelled` draws a
+    labeled : array_like of shape (n,), bool, optional
+        Which known labels name the clusters (default: all; :func:`draw_labeled` draws a
         share). The known labels left out measure the result.
     threshold : float, optional
         Positive fraction above which a cluster is called positive.
@@ -396,25 +396,25 @@ def label_clusters(
     columns : dict of str to numpy.ndarray of shape (n,)
         ``<name>_score`` (the cluster's positive fraction), ``<name>_candidate`` (above
         ``threshold``), ``<name>_rank`` (1 = best score; :func:`descending_rank`) and
-        ``labelled``.
+        ``labeled``.
     summary : astropy.table.QTable
-        One row per cluster (:attr:`ClusterLabeller.table_`).
+        One row per cluster (:attr:`ClusterLabeler.table_`).
     metrics : dict
-        ``evaluated_on`` ("held-out known labels", or "the labelled rows" when every known
-        label named the clusters), ``n_labelled``, ``purity`` and
+        ``evaluated_on`` ("held-out known labels", or "the labeled rows" when every known
+        label named the clusters), ``n_labeled``, ``purity`` and
         :func:`binary_metrics`.
 
     Raises
     ------
     ValueError
-        No labelled object, or ``positive`` not among the labels (naming them).
+        No labeled object, or ``positive`` not among the labels (naming them).
 
     Examples
     --------
     >>> clusters = np.array([0, 0, 0, 1, 1, 1])
     >>> is_lens = np.array([True, True, False, False, False, True])
-    >>> labelled = np.array([True, True, True, True, True, False])
-    >>> columns, summary, metrics = label_clusters(clusters, is_lens, labelled=labelled,
+    >>> labeled = np.array([True, True, True, True, True, False])
+    >>> columns, summary, metrics = label_clusters(clusters, is_lens, labeled=labeled,
     ...                                           name="lens")
     >>> columns["lens_rank"].tolist(), metrics["evaluated_on"], metrics["accuracy"]
     ([1, 2, 3, 4, 5, 6], 'held-out known labels', 0.0)
@@ -423,7 +423,7 @@ def label_clusters(
 
     y = np.asarray(labels)
     known = known_labels(labels)
-    labelled = known if labelled is None else np.asarray(labelled, bool) & known
+    labeled = known if labeled is None else np.asarray(labeled, bool) & known
     positive = parse_positive(positive, labels)
     present = np.unique(y[known]).tolist() if known.any() else []
     if positive not in present:
@@ -433,23 +433,23 @@ def label_clusters(
         )
         raise ValueError(msg)
     names = {True: name, False: f"not_{name}"} if y.dtype == bool else None
-    lab = ClusterLabeller(positive=positive, threshold=threshold, class_names=names)
-    lab.fit(clusters, y, labelled=labelled)
+    lab = ClusterLabeler(positive=positive, threshold=threshold, class_names=names)
+    lab.fit(clusters, y, labeled=labeled)
     score = lab.positive_score(clusters)
     predicted = lab.predict(clusters)
     columns = {
         f"{name}_score": score,
         f"{name}_candidate": predicted,
         f"{name}_rank": descending_rank(score),
-        "labelled": labelled,
+        "labeled": labeled,
     }
-    held_out = known & ~labelled
-    scored = held_out if held_out.any() else labelled
+    held_out = known & ~labeled
+    scored = held_out if held_out.any() else labeled
     hard = np.asarray(clusters)
     hard = hard.argmax(1) if hard.ndim == 2 else hard
     metrics = {
-        "evaluated_on": "held-out known labels" if held_out.any() else "the labelled rows",
-        "n_labelled": int(labelled.sum()),
+        "evaluated_on": "held-out known labels" if held_out.any() else "the labeled rows",
+        "n_labeled": int(labeled.sum()),
         "purity": purity(hard[scored], y[scored]),
     } | binary_metrics(predicted[scored], y[scored] == positive)
     return columns, lab.table_, metrics

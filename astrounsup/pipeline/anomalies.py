@@ -59,8 +59,9 @@ def _context(context, table, cfg, inputs):
 
 
 def score_anomalies(
-    latents, table, config=None, *, model=None, data=None, context=None, inputs=None
-):
+    latents, table, config=None, *, model=None, data=None, context=None, inputs=None,
+    progress=True,
+):  # fmt: skip
     """Rank every object by anomaly scores.
 
     Parameters
@@ -90,6 +91,8 @@ def score_anomalies(
     inputs : dict, optional
         Input files and settings for the provenance and the messages (``latents``,
         ``checkpoint``, ``store``, ``context``).
+    progress : bool, optional
+        Show a progress bar while the model reconstructs the cutouts.
 
     Returns
     -------
@@ -136,7 +139,7 @@ def score_anomalies(
         est = AnomalyScorer(m, n_neighbors=cfg["n_neighbors"], random_state=cfg["seed"])
         scores[m] = est.fit_score(latents)
     if cfg["recon"]:
-        extra = model_scores(model, data, device=cfg["device"])
+        extra = model_scores(model, data, device=cfg["device"], progress=progress)
         if len(extra["recon"]) != len(latents):
             msg = (
                 f"{inputs.get('store', 'the cutouts')} has {len(extra['recon'])} cutouts; "

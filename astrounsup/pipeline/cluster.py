@@ -20,7 +20,7 @@ CLUSTER_DEFAULTS = {
     "choose_k": None,
     "labels_column": None,
     "positive": None,
-    "labelled_fraction": None,
+    "labeled_fraction": None,
     "threshold": 0.5,
     "seed": 0,
 }
@@ -60,7 +60,7 @@ def cluster_latents(latents, table, config=None, *, inputs=None):
         ``reduce`` (``"pca"``/``"umap"``), ``n_components``, ``metric`` and ``fit_size``
         (of the reduction; :class:`astrounsup.latent.LatentClusterer`), ``choose_k``
         (``"LO:HI"`` or a pair: also tabulate inertia and silhouette), ``labels_column``,
-        ``positive``, ``labelled_fraction`` (the random share of known labels that names
+        ``positive``, ``labeled_fraction`` (the random share of known labels that names
         the clusters; the rest measure the result), ``threshold`` and ``seed``.
     inputs : dict, optional
         Input files and settings recorded in the catalogs' provenance (``latents``,
@@ -71,7 +71,7 @@ def cluster_latents(latents, table, config=None, *, inputs=None):
     StepResult
         Tables ``clusters`` (every object: ``cluster``, ``cluster_probability`` for
         mixtures, and with labels ``<name>_score``, ``<name>_candidate``, ``<name>_rank``
-        and ``labelled``), ``cluster_summary`` (with labels) and ``k_selection`` (with
+        and ``labeled``), ``cluster_summary`` (with labels) and ``k_selection`` (with
         ``choose_k``); figure ``latent_map`` (the first two principal components); summary
         ``n_clusters``, the k choices and the metrics.
 
@@ -87,7 +87,7 @@ def cluster_latents(latents, table, config=None, *, inputs=None):
         LatentClusterer,
         Reducer,
         choose_k,
-        draw_labelled,
+        draw_labeled,
         known_labels,
         label_clusters,
     )
@@ -96,8 +96,8 @@ def cluster_latents(latents, table, config=None, *, inputs=None):
     cfg = merge_config(CLUSTER_DEFAULTS, config, owner="cluster")
     inputs = dict(inputs or {})
     where = inputs.get("latents", "the latents")
-    if cfg["labelled_fraction"] is not None and not cfg["labels_column"]:
-        msg = "labelled_fraction needs labels_column (which column holds the labels)"
+    if cfg["labeled_fraction"] is not None and not cfg["labels_column"]:
+        msg = "labeled_fraction needs labels_column (which column holds the labels)"
         raise ValueError(msg)
     column = cfg["labels_column"]
     if column and column not in table.colnames:
@@ -134,9 +134,9 @@ def cluster_latents(latents, table, config=None, *, inputs=None):
     result.summary["n_clusters"] = est.n_clusters_
     if column:
         labels = table[column]
-        labelled = draw_labelled(known_labels(labels), cfg["labelled_fraction"], seed=cfg["seed"])
+        labeled = draw_labeled(known_labels(labels), cfg["labeled_fraction"], seed=cfg["seed"])
         new, summary, metrics = label_clusters(
-            memberships, labels, positive=cfg["positive"], labelled=labelled,
+            memberships, labels, positive=cfg["positive"], labeled=labeled,
             threshold=cfg["threshold"], name=column.removeprefix("is_"),
         )  # fmt: skip
         columns |= new

@@ -37,7 +37,7 @@ def run_lens_search(store, out, config=None, *, steps=None, device=None, progres
 
     1. With a ``survey`` section and no ``store`` yet, simulate the survey there;
     2. train the ``model`` (``out/run``) and embed every cutout (``out/latents.h5``);
-    3. cluster the latents; with ``labels_column``, name the clusters from a labelled share
+    3. cluster the latents; with ``labels_column``, name the clusters from a labeled share
        and rank every object (``out/cluster``);
     4. rank every object by anomaly scores (``out/anomalies``); with ``recon_recipe``,
        after training that model too (``out/recon_run``, ``out/recon_latents.h5``) and
@@ -137,8 +137,9 @@ def run_lens_search(store, out, config=None, *, steps=None, device=None, progres
         "context": latents_path if context is not None else None,
     }
     anomalies = score_anomalies(
-        *scored, anomaly_cfg, model=model, data=store, context=context, inputs=anomaly_inputs
-    )
+        *scored, anomaly_cfg, model=model, data=store, context=context, inputs=anomaly_inputs,
+        progress=progress,
+    )  # fmt: skip
     done["anomalies"] = anomalies.write(out / "anomalies", overwrite=True)
     say(f"anomalies: {len(scored[0])} objects ranked by {', '.join(anomalies.summary['scorers'])}")
     say(f"done in {time.perf_counter() - t0:.0f} s; outputs in {out}")

@@ -8,7 +8,7 @@ from astrounsup.cli import main
 from astrounsup.io import write_fits_cutouts, write_store
 from astrounsup.latent import (
     AnomalyScorer,
-    ClusterLabeller,
+    ClusterLabeler,
     LatentClusterer,
     Reducer,
     combine_ranks,
@@ -44,7 +44,7 @@ def test_cluster_with_labels_matches_the_library(run, tmp_path, capsys):
     out = tmp_path / "c"
     code = main(
         ["cluster", str(run["latents"]), "--k", "4", "--labels-column", "is_lens",
-         "--labelled-fraction", "0.5", "--seed", "3", "--out", str(out)]
+         "--labeled-fraction", "0.5", "--seed", "3", "--out", str(out)]
     )  # fmt: skip
     assert code == 0
     cat = QTable.read(out / "clusters.ecsv")
@@ -52,9 +52,9 @@ def test_cluster_with_labels_matches_the_library(run, tmp_path, capsys):
     z, table, _ = read_latents(run["latents"])
     labels = LatentClusterer("kmeans", n_clusters=4, random_state=3).fit(z).labels_
     np.testing.assert_array_equal(cat["cluster"], labels)
-    labelled = np.asarray(cat["labelled"])
-    assert 0 < labelled.sum() < len(cat)
-    lab = ClusterLabeller().fit(labels, np.asarray(table["is_lens"]), labelled=labelled)
+    labeled = np.asarray(cat["labeled"])
+    assert 0 < labeled.sum() < len(cat)
+    lab = ClusterLabeler().fit(labels, np.asarray(table["is_lens"]), labeled=labeled)
     np.testing.assert_allclose(cat["lens_score"], lab.positive_score(labels))
     np.testing.assert_array_equal(sorted(cat["lens_rank"]), np.arange(1, len(cat) + 1))
     assert {"frac_lens", "frac_not_lens", "positive_share"} <= set(summary.colnames)
@@ -119,9 +119,9 @@ def test_cluster_refuses_existing_outputs_and_unknown_columns(run, tmp_path, cap
     bad = ["cluster", str(run["latents"]), "--labels-column", "is_quasar", "--out", str(out)]
     assert main([*bad, "--overwrite"]) == 2
     assert "no column 'is_quasar'" in capsys.readouterr().err
-    bad = ["cluster", str(run["latents"]), "--labelled-fraction", "0.1", "--out", str(out)]
+    bad = ["cluster", str(run["latents"]), "--labeled-fraction", "0.1", "--out", str(out)]
     assert main(bad) == 2
-    assert "--labelled-fraction needs --labels-column" in capsys.readouterr().err
+    assert "--labeled-fraction needs --labels-column" in capsys.readouterr().err
 
 
 def test_cluster_a_umap_embedding(run, tmp_path, capsys):

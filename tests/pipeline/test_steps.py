@@ -6,7 +6,7 @@ from astropy.table import QTable
 
 from astrounsup.latent import (
     AnomalyScorer,
-    ClusterLabeller,
+    ClusterLabeler,
     LatentClusterer,
     Reducer,
     choose_k,
@@ -44,18 +44,16 @@ class TestClusterLatents:
     def test_the_recipe_is_the_library_calls(self):
         z, table = blobs()
         config = {"k": 3, "reduce": "pca", "n_components": 2, "labels_column": "is_lens",
-                  "labelled_fraction": 0.5, "seed": 4}  # fmt: skip
+                  "labeled_fraction": 0.5, "seed": 4}  # fmt: skip
         result = cluster_latents(z, table, config, inputs={"latents": "z.h5"})
         cat = result.tables["clusters"]
         features = Reducer("pca", n_components=2, standardize=False, random_state=4)
         labels = LatentClusterer(n_clusters=3, random_state=4).fit(features.fit_transform(z))
         np.testing.assert_array_equal(cat["cluster"], labels.labels_)
-        labelled = np.asarray(cat["labelled"])
+        labeled = np.asarray(cat["labeled"])
         expected = np.random.default_rng(4).random(120) < 0.5
-        np.testing.assert_array_equal(labelled, expected)
-        lab = ClusterLabeller().fit(
-            labels.labels_, np.asarray(table["is_lens"]), labelled=labelled
-        )
+        np.testing.assert_array_equal(labeled, expected)
+        lab = ClusterLabeler().fit(labels.labels_, np.asarray(table["is_lens"]), labeled=labeled)
         np.testing.assert_allclose(cat["lens_score"], lab.positive_score(labels.labels_))
         np.testing.assert_array_equal(cat["lens_rank"], descending_rank(cat["lens_score"]))
         metrics = result.summary["metrics"]
@@ -87,7 +85,7 @@ class TestClusterLatents:
         [
             ({"kk": 3}, r"cluster: unknown settings \['kk'\]; allowed"),
             ({"labels_column": "is_quasar"}, r"z\.h5: no column 'is_quasar'"),
-            ({"labelled_fraction": 0.2}, "labelled_fraction needs labels_column"),
+            ({"labeled_fraction": 0.2}, "labeled_fraction needs labels_column"),
             ({"choose_k": "2-5"}, "choose_k must be LO:HI"),
             ({"labels_column": "is_lens", "positive": "lens"}, "positive label"),
         ],
