@@ -1,5 +1,7 @@
 """Every writer stamps its output with the same provenance keys, from one helper."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -9,7 +11,7 @@ KEYS = {"step", "astrounsup_version", "date", "versions"}
 
 
 def test_the_stamp():
-    meta = provenance("x", path=__import__("pathlib").Path("a/b"), k=np.int64(3), none=None)
+    meta = provenance("x", path=Path("a/b"), k=np.int64(3), none=None)
     assert set(meta) >= KEYS
     assert meta["path"] == "a/b"
     assert meta["k"] == 3
