@@ -117,24 +117,24 @@ def _reconstruction_errors(
     model = model.to(device).eval()
     out = {r: [] for r in reductions}
     bar = progress_bar(total=len(dataset), desc="reconstructing", unit="cutout", enabled=progress)
-    for images, masks, _ in dataset.loader(batch_size):
-        bar.update(len(images))
-        x = images.to(device)
-        recon = model.reconstruct(x)
-        keep = (~masks.to(device)).to(torch.float32)
-        resid = (x.float() - recon.float()) * keep
-        sq = (resid**2).flatten(1)
-        n = keep.flatten(1).sum(1)
-        for r in reductions:
-            if r == "mean":
-                err = sq.sum(1) / n.clamp(min=1)
-            elif r == "max":
-                err = sq.max(1).values
-            else:
-                smooth, ok = _window_mean(resid, keep, smoothing)
-                err = (smooth**2).flatten(1).sum(1) / ok.flatten(1).sum(1).clamp(min=1)
-            out[r].append(torch.where(n > 0, err, torch.nan).double().cpu().numpy())
-    bar.close()
+    with bar:
+        for images, masks, _ in dataset.loader(batch_size):
+            bar.update(len(images))
+            x = images.to(device)
+            recon = model.reconstruct(x)
+            keep = (~masks.to(device)).to(torch.float32)
+            resid = (x.float() - recon.float()) * keep
+            sq = (resid**2).flatten(1)
+            n = keep.flatten(1).sum(1)
+            for r in reductions:
+                if r == "mean":
+                    err = sq.sum(1) / n.clamp(min=1)
+                elif r == "max":
+                    err = sq.max(1).values
+                else:
+                    smooth, ok = _window_mean(resid, keep, smoothing)
+                    err = (smooth**2).flatten(1).sum(1) / ok.flatten(1).sum(1).clamp(min=1)
+                out[r].append(torch.where(n > 0, err, torch.nan).double().cpu().numpy())
     return {r: np.concatenate(v) if v else np.empty(0) for r, v in out.items()}
 
 

@@ -67,9 +67,9 @@ def run_lens_search(store, out, config=None, *, steps=None, device=None, progres
     Returns
     -------
     dict
-        The paths written, by step, and the step summaries.
+        The paths written by each step (``survey``, ``cluster``, ``anomalies``), and the
+        clustering ``metrics`` (None without labels).
     """
-    from astrounsup.latent import read_latents
     from astrounsup.pipeline.anomalies import ANOMALY_DEFAULTS, score_anomalies
     from astrounsup.pipeline.cluster import cluster_latents
     from astrounsup.pipeline.survey import make_survey
@@ -97,22 +97,20 @@ def run_lens_search(store, out, config=None, *, steps=None, device=None, progres
 
     def train_and_embed(prefix, model_config):
         cfg = _with_steps(model_config, steps)
-        trained = train_model(store, cfg, out=out / f"{prefix}run", device=device,
-                              progress=progress)  # fmt: skip
+        run = out / f"{prefix}run"
+        trained = train_model(store, cfg, out=run, device=device, progress=progress)
         path = out / f"{prefix}latents.h5"
-        embed_latents(trained, store, out=path, device=device, progress=progress)
+        latents, table = embed_latents(trained, store, out=path, device=device, progress=progress)
         h = trained.history
         say(f"{prefix}train: {trained.recipe}, {h.step[-1]} steps, loss {h.loss[-1]:.4g}; "
-            f"wrote {out / f'{prefix}run'} and {path}")  # fmt: skip
-        return trained, path
+            f"wrote {run} and {path}")  # fmt: skip
+        return trained, path, latents, table
 
-    _, latents_path = train_and_embed("", config.get("model", {}))
-    latents, table, attrs = read_latents(latents_path)
-    inputs = {"latents": latents_path, "checkpoint": attrs["checkpoint"], "store": store}
+    main, latents_path, latents, table = train_and_embed("", config.get("model", {}))
+    inputs = {"latents": latents_path, "checkpoint": main.checkpoint, "store": store}
     clusters = cluster_latents(latents, table, config.get("cluster"), inputs=inputs)
     done["cluster"] = clusters.write(out / "cluster", overwrite=True)
-    done["cluster_summary"] = clusters.summary
-    metrics = clusters.summary.get("metrics")
+    done["metrics"] = metrics = clusters.summary.get("metrics")
     line = f"cluster: {clusters.summary['n_clusters']} clusters of {len(latents)} objects"
     if metrics:
         line += (
@@ -122,25 +120,20 @@ def run_lens_search(store, out, config=None, *, steps=None, device=None, progres
     say(line)
 
     scored, model, context = (latents, table), None, None
-    scored_path = latents_path
+    inputs = {"latents": latents_path, "store": store}
     if recon["recon_recipe"]:
         recon_config = {"recipe": recon["recon_recipe"], "steps": recon["recon_steps"],
                         "config": recon["recon_config"]}  # fmt: skip
-        model, scored_path = train_and_embed("recon_", recon_config)
-        scored = read_latents(scored_path)[:2]
+        model, scored_path, *scored = train_and_embed("recon_", recon_config)
         context = (latents, table)
         anomaly_cfg["recon"] = True
-    anomaly_inputs = {
-        "latents": scored_path,
-        "checkpoint": model.checkpoint if model is not None else None,
-        "store": store,
-        "context": latents_path if context is not None else None,
-    }
+        inputs |= {"latents": scored_path, "checkpoint": model.checkpoint,
+                   "context": latents_path}  # fmt: skip
     anomalies = score_anomalies(
-        *scored, anomaly_cfg, model=model, data=store, context=context, inputs=anomaly_inputs,
+        *scored, anomaly_cfg, model=model, data=store, context=context, inputs=inputs,
         progress=progress,
     )  # fmt: skip
     done["anomalies"] = anomalies.write(out / "anomalies", overwrite=True)
-    say(f"anomalies: {len(scored[0])} objects ranked by {', '.join(anomalies.summary['scorers'])}")
+    say(f"anomalies: {len(table)} objects ranked by {', '.join(anomalies.summary['scorers'])}")
     say(f"done in {time.perf_counter() - t0:.0f} s; outputs in {out}")
     return done
