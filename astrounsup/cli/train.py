@@ -53,8 +53,9 @@ def _embed_arguments(parser):
 
 def _train(args):
     from astrounsup.pipeline import train_model
-    from astrounsup.training import is_main_process, load_config
+    from astrounsup.training import is_main_process, load_config, resolve_config
 
+    resolve_config(args.config, model=args.model)  # a bad key is named with its file
     config = {"recipe": args.model, "steps": args.steps, "config": load_config(args.config)}
     t0 = time.perf_counter()
     trained = train_model(

@@ -168,7 +168,14 @@ def resolve_config(config=None, *, model="cae"):
     ValueError: config['training']: unknown key 'steps'; allowed: ['amp', 'batch_size', ...]
     """
     if isinstance(config, (str, os.PathLike)):
-        config = load_config(config)
+        path = config
+        try:
+            return resolve_config(load_config(path), model=model)
+        except ValueError as err:
+            if str(err).startswith(str(path)):
+                raise
+            msg = f"{path}: {err}"
+            raise ValueError(msg) from None
     config = {} if config is None else config
     if not isinstance(config, dict):
         msg = f"config must be a dict of sections {list(_SECTIONS)} or a TOML path; got {config!r}"
