@@ -242,8 +242,9 @@ def context_model_scores(scores, context, *, n_neighbors=50, n_components=16, se
     Parameters
     ----------
     scores : dict of str to array_like of shape (n,)
-        :func:`model_scores` output: ``"recon"``, ``"recon_max"``, ``"recon_extended"`` and
-        optionally ``"elbo"``; NaN for a cutout with every pixel masked.
+        :func:`astrounsup.latent.model_scores` output: ``"recon"``, ``"recon_max"``,
+        ``"recon_extended"`` and optionally ``"elbo"``; NaN for a cutout with every pixel
+        masked.
     context : array_like of shape (n, d)
         Row ``i`` is the object of ``scores[...][i]``.
     n_neighbors : int, optional

@@ -395,7 +395,8 @@ def label_clusters(
     -------
     columns : dict of str to numpy.ndarray of shape (n,)
         ``<name>_score`` (the cluster's positive fraction), ``<name>_candidate`` (above
-        ``threshold``), ``<name>_rank`` (1 = best score; :func:`descending_rank`) and
+        ``threshold``), ``<name>_rank`` (1 = best score;
+        :func:`astrounsup.latent.descending_rank`) and
         ``labeled``.
     summary : astropy.table.QTable
         One row per cluster (:attr:`ClusterLabeler.table_`).

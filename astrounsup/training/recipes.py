@@ -338,8 +338,9 @@ def train(
     """Train recipe ``model`` on cutouts and return the trained model.
 
     The cutouts are normalised with an :class:`astrounsup.io.AsinhNormalizer` fitted on up
-    to 512 of them (evenly spread); the returned :class:`TrainedModel` keeps it with the
-    bands, pixel scale and recipe, so it embeds any other cutouts the same way.
+    to 512 of them (evenly spread); the returned :class:`astrounsup.training.TrainedModel`
+    keeps it with the bands, pixel scale and recipe, so it embeds any other cutouts the same
+    way.
 
     Parameters
     ----------
