@@ -45,6 +45,11 @@ def parse_device(value, *, name="device"):
     return device
 
 
+def model_device(model, device=None):
+    """Where to run ``model``: ``device`` when given (checked), else where its weights are."""
+    return parse_device(device) if device is not None else next(model.parameters()).device
+
+
 def select_device(preference=None):
     """The device to run on: ``preference`` if given, else CUDA, then Apple MPS, then CPU.
 

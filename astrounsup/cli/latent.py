@@ -81,12 +81,6 @@ def _cluster(args):
     from astrounsup.latent import read_latents
     from astrounsup.pipeline import check_outputs, cluster_latents, cluster_outputs
 
-    if args.reduce is None and (args.metric != "euclidean" or args.fit_size is not None):
-        msg = "--metric and --fit-size choose how --reduce embeds the latents; add --reduce"
-        raise ValueError(msg)
-    if args.labeled_fraction is not None and not args.labels_column:
-        msg = "--labeled-fraction needs --labels-column (which column holds the labels)"
-        raise ValueError(msg)
     config = {
         key: getattr(args, key)
         for key in ("method", "k", "min_cluster_size", "reduce", "n_components", "metric",
@@ -148,23 +142,8 @@ def _reduce_arguments(p):
     p.set_defaults(func=_reduce)
 
 
-def _read_table(path):
-    from astropy.table import QTable, Table
-
-    path = Path(path)
-    if not path.exists():
-        msg = f"{path}: no such file"
-        raise FileNotFoundError(msg)
-    fmt = "ascii.csv" if path.suffix.lower() == ".csv" else None
-    try:
-        table = Table.read(path, format=fmt) if fmt else Table.read(path)
-    except Exception as err:  # astropy raises many types for unreadable tables
-        msg = f"{path}: cannot read as a table ({err})"
-        raise ValueError(msg) from err
-    return QTable(table)
-
-
 def _reduce(args):
+    from astrounsup.io import read_catalog
     from astrounsup.latent import is_latents_file, read_latents
     from astrounsup.pipeline import (
         check_outputs,
@@ -179,7 +158,7 @@ def _reduce(args):
             "method": args.method, "min_parallax_over_error": args.min_parallax_over_error,
             "deredden": False if args.no_deredden else None, "seed": args.seed,
         }  # fmt: skip
-        result = find_main_sequence(_read_table(args.input), config, inputs={"input": args.input})
+        result = find_main_sequence(read_catalog(args.input), config, inputs={"input": args.input})
         cat = result.tables["main_sequence"]
         paths = result.write(args.out, fmt=args.format, overwrite=args.overwrite)
         print(f"main sequence of {len(cat)} stars: {result.summary['counts']}")
@@ -189,7 +168,7 @@ def _reduce(args):
     if is_latents_file(args.input):
         features, table, _ = read_latents(args.input)
     else:
-        table = _read_table(args.input)
+        table = read_catalog(args.input)
         features = table_features(table, comma_list(args.columns or ""), where=args.input)
     config = {
         "method": args.method, "n_components": args.n_components, "fit_size": args.fit_size,
@@ -271,14 +250,8 @@ def _anomalies(args):
 
     check_outputs(args.out, ["anomalies"], fmt=args.format, overwrite=args.overwrite)
     latents, table, attrs = read_latents(args.latents)
-    if args.context is not None and not args.recon:
-        msg = "--context needs --recon (it compares each model score with the neighbours')"
-        raise ValueError(msg)
     checkpoint = args.checkpoint or attrs.get("checkpoint")
     store = args.data or attrs.get("store")
-    if args.recon and (not checkpoint or not store):
-        msg = "--recon needs --checkpoint and --data (the latents file names neither)"
-        raise ValueError(msg)
     context = None
     if args.context is not None:
         vectors, ctable, _ = read_latents(args.context)
@@ -294,7 +267,8 @@ def _anomalies(args):
         "latents": args.latents, "checkpoint": checkpoint, "store": store,
         "context": args.context,
     }  # fmt: skip
-    shown = store if store and Path(store).exists() else None
+    # Without --recon the cutouts are only shown, when the store is still there.
+    shown = store if args.recon or (store and Path(store).exists()) else None
     result = score_anomalies(
         latents, table, config, model=checkpoint if args.recon else None, data=shown,
         context=context, inputs=inputs, progress=not args.quiet,

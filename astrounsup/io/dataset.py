@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 
 import numpy as np
 import torch
@@ -354,7 +353,4 @@ def as_dataset(data, *, bands=None, pixel_scale=None, table=None):
         return CutoutDataset(
             np.asarray(data, dtype=np.float32), bands=bands, pixel_scale=pixel_scale, table=table
         )
-    if isinstance(data, (str, os.PathLike)) and kind == "store" and not os.path.exists(data):
-        msg = f"{data}: no such cutout store"
-        raise FileNotFoundError(msg)
     return CutoutDataset(data, bands=bands)

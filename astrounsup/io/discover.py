@@ -20,10 +20,9 @@ from astrounsup.io.fits import (
     read_cutout_group,
 )
 
-__all__ = ["discover_cutouts", "find_fits", "read_entry", "source_kind"]
+__all__ = ["discover_cutouts", "find_fits", "read_catalog", "read_entry", "source_kind"]
 
 _FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fits.fz", ".fz")
-_TABLE_SUFFIXES = {".csv": "ascii.csv", ".ecsv": "ascii.ecsv", ".fits": "fits", ".fit": "fits"}
 
 
 def find_fits(source):
@@ -86,13 +85,27 @@ def read_entry(paths, bands, object_id):
     return read_cutout_group(paths, bands=bands)
 
 
-def _read_catalog(path):
+def read_catalog(path):
+    """A table file as a ``QTable``: CSV, ECSV, FITS, VOTable, or any format astropy reads.
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    ValueError
+        A file astropy cannot read as a table (naming it and why).
+    """
     path = Path(path)
-    fmt = _TABLE_SUFFIXES.get(path.suffix.lower())
-    if fmt is None:
-        msg = f"{path}: catalog must be one of {sorted(_TABLE_SUFFIXES)}"
-        raise ValueError(msg)
-    return QTable(Table.read(path, format=fmt))
+    if not path.exists():
+        msg = f"{path}: no such file"
+        raise FileNotFoundError(msg)
+    fmt = "ascii.csv" if path.suffix.lower() == ".csv" else None
+    try:
+        table = Table.read(path, format=fmt) if fmt else Table.read(path)
+    except Exception as err:  # astropy raises many types for unreadable tables
+        msg = f"{path}: cannot read as a table ({err})"
+        raise ValueError(msg) from err
+    return QTable(table)
 
 
 def discover_cutouts(
@@ -137,7 +150,7 @@ def discover_cutouts(
     """
     kind = source_kind(source)
     if kind in ("table", "catalog"):
-        catalog = source if kind == "table" else _read_catalog(source)
+        catalog = source if kind == "table" else read_catalog(source)
         if base is None:
             base = Path(".") if kind == "table" else Path(source).parent
         base = Path(base)

@@ -222,10 +222,15 @@ def open_store(path):
 
     Raises
     ------
+    FileNotFoundError
+        If there is no such file.
     StoreError
         If the file cannot be opened as HDF5, is not an astrounsup store, or is incomplete.
     """
     path = Path(path)
+    if not path.exists():
+        msg = f"{path}: no such cutout store"
+        raise FileNotFoundError(msg)
     try:
         f = h5py.File(path, "r")
     except (OSError, ValueError) as err:

@@ -313,22 +313,27 @@ def parse_positive(value, labels):
     values = np.asarray(labels)
     kind = values.dtype.kind
     text = "True" if value is None else str(value)
+    word = text.strip().lower()
+    truth = (
+        bool(value)
+        if isinstance(value, (bool, np.bool_))
+        else True
+        if word in _TRUE
+        else False
+        if word in _FALSE
+        else None
+    )
     if kind == "b":
-        if isinstance(value, (bool, np.bool_)):
-            return bool(value)
-        if text.strip().lower() in _TRUE:
-            return True
-        if text.strip().lower() in _FALSE:
-            return False
-        msg = f"the positive label of a boolean column must be True or False; got {value!r}"
-        raise ValueError(msg)
+        if truth is None:
+            msg = f"the positive label of a boolean column must be True or False; got {value!r}"
+            raise ValueError(msg)
+        return truth
     if kind in "iuf":
         cast = float if kind == "f" else int
-        if isinstance(value, (bool, np.bool_)) or text.strip().lower() in _TRUE + _FALSE:
-            truth = bool(value) if isinstance(value, (bool, np.bool_)) else text.strip().lower()
-            return cast(truth in (True, *_TRUE))
+        if truth is not None:
+            return cast(truth)
         try:
-            return cast(float(text)) if kind == "f" else int(text)
+            return float(text) if kind == "f" else int(text)
         except ValueError:
             msg = f"the positive label of a numeric column must be a number; got {value!r}"
             raise ValueError(msg) from None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from astrounsup._devices import model_device
 from astrounsup._estimators import check_choice, check_int
 from astrounsup._progress import progress_bar
 
@@ -113,7 +114,7 @@ def _reconstruction_errors(
 ):
     """Every requested reduction of the residuals from one pass over ``dataset``
     (``smoothing``: the window side of ``"extended"``, checked by the caller)."""
-    device = _device(model, device)
+    device = model_device(model, device)
     model = model.to(device).eval()
     out = {r: [] for r in reductions}
     bar = progress_bar(total=len(dataset), desc="reconstructing", unit="cutout", enabled=progress)
@@ -161,7 +162,7 @@ def negative_elbo(model, dataset, *, batch_size=256, device=None, seed=0):
     if not isinstance(model, VAE):
         msg = f"negative_elbo needs a VAE; got a {type(model).__name__}"
         raise TypeError(msg)
-    device = _device(model, device)
+    device = model_device(model, device)
     model = model.to(device).eval()
     gen = torch.Generator(device=device).manual_seed(seed)
     out = []
@@ -218,9 +219,3 @@ def model_scores(model, data, *, batch_size=256, device=None, smoothing=5, progr
     if isinstance(trained.model, VAE):
         out["elbo"] = negative_elbo(trained.model, dataset, batch_size=batch_size, device=device)
     return out
-
-
-def _device(model, device):
-    from astrounsup._devices import parse_device
-
-    return parse_device(device) if device is not None else next(model.parameters()).device

@@ -132,7 +132,10 @@ def score_anomalies(
         raise ValueError(msg)
     context = None if context is None else _context(context, table, cfg, inputs)
     if cfg["recon"] and (model is None or data is None):
-        msg = "recon needs a model checkpoint and the cutouts (the latents file names neither)"
+        msg = (
+            "recon needs a model checkpoint and the cutouts (--checkpoint and --data; the "
+            "latents file names neither)"
+        )
         raise ValueError(msg)
     scores, shown = {}, {}
     for m in methods:

@@ -99,6 +99,9 @@ def cluster_latents(latents, table, config=None, *, inputs=None):
     if cfg["labeled_fraction"] is not None and not cfg["labels_column"]:
         msg = "labeled_fraction needs labels_column (which column holds the labels)"
         raise ValueError(msg)
+    if cfg["reduce"] is None and (cfg["metric"] != "euclidean" or cfg["fit_size"] is not None):
+        msg = "metric and fit_size choose how the latents are reduced; they need reduce"
+        raise ValueError(msg)
     column = cfg["labels_column"]
     if column and column not in table.colnames:
         msg = f"{where}: no column {column!r} in its catalog; it has {table.colnames}"

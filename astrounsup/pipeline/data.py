@@ -41,10 +41,7 @@ def open_or_ingest(source, *, store=None, catalog=None, progress=True, **ingest_
     from astrounsup.io import ingest, source_kind, store_info
 
     if catalog is None and source_kind(source) == "store":
-        if not Path(source).is_file():
-            msg = f"{source}: no such cutout store"
-            raise FileNotFoundError(msg)
-        store_info(source)  # refuses a file that is not a complete store
+        store_info(source)  # refuses a missing file, or one that is not a complete store
         return Path(source), None
     if store is None:
         msg = f"store: {source} holds FITS cutouts; name the store to ingest them into"

@@ -32,11 +32,11 @@ def embed_dataset(model, dataset, *, batch_size=256, device=None, input_size=Non
     -------
     numpy.ndarray of shape (n, latent_dim), float32
     """
-    from astrounsup._devices import parse_device
+    from astrounsup._devices import model_device
     from astrounsup._progress import progress_bar
     from astrounsup.transforms.functional import center_crop
 
-    device = parse_device(device) if device is not None else next(model.parameters()).device
+    device = model_device(model, device)
     model = model.to(device).eval()
     out = []
     with progress_bar(
@@ -186,7 +186,9 @@ class TrainedModel:
             progress=progress,
         )
 
-    def _extra(self):
+    def extra_state(self):
+        """What a checkpoint keeps beside the weights so that :meth:`load` can rebuild this
+        model: recipe, bands, pixel scale, input size, normalisation, source and config."""
         return {
             "recipe": self.recipe,
             "bands": list(self.bands),
@@ -215,7 +217,7 @@ class TrainedModel:
             "model_class": type(self.model).__name__,
             "model_config": dict(self.model.config),
             "history": None if self.history is None else self.history.as_dict(),
-            "extra": self._extra(),
+            "extra": self.extra_state(),
         }
         self.checkpoint = save_checkpoint(path, state)
         return self.checkpoint

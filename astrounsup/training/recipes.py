@@ -408,16 +408,18 @@ def train(
         seed=cfg["training"]["seed"],
         asinh_scale=norm.scale_,
     )
-    source = str(data) if isinstance(data, (str, os.PathLike)) else None
-    extra = {
-        "recipe": model,
-        "bands": list(dataset.bands),
-        "pixel_scale": float(dataset.pixel_scale),
-        "input_size": int(input_size),
-        "normalization": norm.to_dict(),
-        "store": source,
-        "config": cfg,
-    }
+    out = None if out_dir is None else Path(out_dir)
+    trained = TrainedModel(
+        net,
+        recipe=model,
+        bands=dataset.bands,
+        pixel_scale=dataset.pixel_scale,
+        input_size=input_size,
+        normalizer=norm,
+        config=cfg,
+        source=str(data) if isinstance(data, (str, os.PathLike)) else None,
+        checkpoint=None if out is None else out / "last.pt",
+    )
     try:
         trainer = Trainer(
             net,
@@ -425,13 +427,12 @@ def train(
             out_dir=out_dir,
             device=device,
             progress=progress,
-            extra_state=extra,
+            extra_state=trained.extra_state(),
             **cfg["training"],
         )
     except TypeError as err:
         msg = f"bad [training] setting ({err})"
         raise ValueError(msg) from err
-    out = None if out_dir is None else Path(out_dir)
     if resume and out is not None and (out / "last.pt").exists():
         trainer.resume(out / "last.pt")
     trainer.fit(dataset)
@@ -440,15 +441,5 @@ def train(
 
         with atomic_path(out / "history.json") as tmp:
             tmp.write_text(json.dumps(trainer.history.as_dict()))
-    return TrainedModel(
-        trainer.model.eval(),
-        recipe=model,
-        bands=dataset.bands,
-        pixel_scale=dataset.pixel_scale,
-        input_size=input_size,
-        normalizer=norm,
-        history=trainer.history,
-        config=cfg,
-        source=source,
-        checkpoint=None if out is None else out / "last.pt",
-    )
+    trained.model, trained.history = trainer.model.eval(), trainer.history
+    return trained

@@ -293,3 +293,20 @@ class TestRawChunkReads:
         images, _, _ = ds._source.read(np.arange(6))
         with h5py.File(tmp_path / "s.h5") as f:
             np.testing.assert_array_equal(images, f["images"][...])
+
+
+class TestReadCatalog:
+    def test_any_table_format_and_bad_files(self, tmp_path):
+        from astropy.table import Table
+
+        from astrounsup.io import read_catalog
+
+        t = Table({"file": ["a.fits", "b.fits"], "z": [0.1, 0.2]})
+        for name in ("c.csv", "c.ecsv", "c.fits", "c.vot"):
+            t.write(tmp_path / name, format="votable" if name.endswith(".vot") else None)
+            assert list(read_catalog(tmp_path / name)["file"]) == ["a.fits", "b.fits"]
+        with pytest.raises(FileNotFoundError, match=r"none\.csv: no such file"):
+            read_catalog(tmp_path / "none.csv")
+        (tmp_path / "junk.ecsv").write_text("not a table\x00")
+        with pytest.raises(ValueError, match=r"junk\.ecsv: cannot read as a table"):
+            read_catalog(tmp_path / "junk.ecsv")

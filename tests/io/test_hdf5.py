@@ -127,3 +127,8 @@ class TestStoreValidation:
         t["object_id"][2] = "obj0"
         with pytest.raises(ValueError, match="duplicate object_id"):
             write_store(tmp_path / "s.h5", np.zeros((3, 1, 8, 8)), t, bands=["g"], pixel_scale=0.2)
+
+
+def test_a_missing_store_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"none\.h5: no such cutout store"):
+        read_store(tmp_path / "none.h5")
