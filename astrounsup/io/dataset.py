@@ -21,12 +21,13 @@ class CutoutDataset(torch.utils.data.Dataset):
     Each item is ``(image, mask, index)``: ``image`` a float32 tensor ``(bands, ny, nx)``
     whose NaN/inf pixels are replaced by the cutout's local sky (the median of the finite
     pixels of its 4-pixel border in that band), ``mask`` a bool tensor of the same shape
-    that is True where the pixel was NaN/inf or flagged in the store's ``/masks``, and
-    ``index`` the row of :attr:`table`. A fitted normaliser, if given, is applied after the
-    filling; the border sky and noise it measures are kept per cutout after the first read,
-    so an array source must not be changed in place once the dataset is made. Batches are
-    read in one go (``__getitems__``, and whole batches through :meth:`loader`), so a
-    ``DataLoader`` pulls whole runs of a store.
+    that is True where the pixel was NaN/inf or flagged in the store's ``/masks`` (or, after
+    normalisation, not finite: such pixels are 0), and ``index`` the row of :attr:`table`.
+    A fitted normaliser, if given, is applied after the filling; the border sky and noise it
+    measures are kept per cutout after the first read, so an array source must not be
+    changed in place once the dataset is made. Batches are read in one go
+    (``__getitems__``, and whole batches through :meth:`loader`), so a ``DataLoader`` pulls
+    whole runs of a store.
 
     Parameters
     ----------
@@ -175,7 +176,33 @@ class CutoutDataset(torch.utils.data.Dataset):
             x = self.normalizer.transform(x, sky=sky, noise=noise)
         elif self.normalizer is not None:
             x = self.normalizer.transform(x)
+        if self.normalizer is not None:
+            # Nothing that is not finite reaches a model: such a pixel is 0 and masked.
+            bad = ~torch.isfinite(x)
+            if bool(bad.any()):
+                x = torch.where(bad, 0.0, x)
+                mask |= bad
         return x, mask
+
+    def noise_flags(self):
+        """Which cutouts and bands have no measurable border noise, ``(n, bands)`` bool.
+
+        Those are normalised with the band's reference noise
+        (:meth:`astrounsup.io.AsinhNormalizer.noise_flags`); all False without an
+        :class:`~astrounsup.io.AsinhNormalizer`. Measures every cutout not read yet.
+
+        Returns
+        -------
+        numpy.ndarray of shape (n, bands), bool
+        """
+        n, bands = len(self), len(self.bands)
+        if not isinstance(self.normalizer, AsinhNormalizer):
+            return np.zeros((n, bands), dtype=bool)
+        cache = self._sky_cache
+        if cache is None or not cache[1].all():
+            for lo in range(0, n, 512):
+                self._load(np.arange(lo, min(lo + 512, n)))
+        return self.normalizer.noise_flags(noise=self._sky_cache[3])
 
     def _sky_noise(self, rows, x):
         """Border sky and noise ``(n, bands)`` of the cutouts ``rows`` (filled batch ``x``),

@@ -6,9 +6,21 @@ sigmas, which keeps faint structure linear and compresses bright cores; finally 
 divided by a robust scale fitted on a training set. The fitted parameters are plain numbers
 (``to_dict``/``from_dict``), so a model trained on one survey is applied identically to
 another.
+
+Real pixels do not always have a measurable border noise: a flat JPEG-derived sky, a
+constant-padded edge, an all-masked border, or a radio image whose background is clipped to
+exactly 0 give a noise of 0 (or NaN), and dividing by it would turn the cutout into inf.
+Such a cutout (any border noise below ``noise_floor`` times the band's reference, or not
+finite) is normalised with the band's reference noise instead, and flagged
+(:meth:`AsinhNormalizer.noise_flags`). The reference is the median measured noise of the
+band over the fitted cutouts; when no fitted cutout of a band has a measurable noise, it is
+a robust scale of the signal (a fifth of the median distance of the non-sky pixels from the
+sky) and :meth:`AsinhNormalizer.fit` warns.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 import torch
@@ -110,11 +122,20 @@ class AsinhNormalizer:
     percentile : float, optional
         Each band's ``scale_`` is this percentile of the stretched pixels of the fitted
         cutouts, so that bright pixels map near 1, in (0, 100].
+    noise_floor : float, optional
+        A cutout's border noise below this fraction of the band's ``noise_reference_`` (or
+        not finite) is replaced by ``noise_reference_`` and flagged, in [0, 1).
 
     Attributes
     ----------
     scale_ : numpy.ndarray of shape (bands,)
         Fitted per-band scale.
+    noise_reference_ : numpy.ndarray of shape (bands,)
+        Per-band noise that replaces an unmeasurable border noise, in the units of the
+        cutouts.
+    noise_source_ : tuple of str
+        Per band, ``"border"`` (median border noise of the fitted cutouts) or ``"signal"``
+        (no fitted cutout had a measurable noise: a robust scale of the signal).
     n_bands_ : int
 
     Examples
@@ -126,12 +147,20 @@ class AsinhNormalizer:
     >>> y, sky, noise = norm.transform(x, return_stats=True)
     >>> bool(np.allclose(norm.inverse_transform(y, sky=sky, noise=noise), x, atol=1e-5))
     True
+
+    A cutout with a flat border is normalised with the band's median noise, and flagged:
+
+    >>> x[3] = 0.0
+    >>> x[3, :, 16, 16] = 5.0
+    >>> bool(np.isfinite(norm.transform(x)).all()), norm.noise_flags(x)[:, 0].nonzero()[0]
+    (True, array([3]))
     """
 
-    def __init__(self, *, softening=2.0, border=4, percentile=99.5):
+    def __init__(self, *, softening=2.0, border=4, percentile=99.5, noise_floor=0.05):
         self.softening = softening
         self.border = border
         self.percentile = percentile
+        self.noise_floor = noise_floor
 
     def _check_params(self):
         if not (isinstance(self.softening, (int, float)) and self.softening > 0):
@@ -140,8 +169,55 @@ class AsinhNormalizer:
         if not (isinstance(self.percentile, (int, float)) and 0 < self.percentile <= 100):
             msg = f"percentile must be in (0, 100]; got {self.percentile!r}"
             raise ValueError(msg)
+        floor = self.noise_floor
+        if not (isinstance(floor, (int, float)) and not isinstance(floor, bool)) or not (
+            0 <= floor < 1
+        ):
+            msg = f"noise_floor must be a fraction in [0, 1) of the band's noise; got {floor!r}"
+            raise ValueError(msg)
+
+    def _unmeasured(self, noise):
+        """True where a border noise ``(n, bands)`` is not usable (see the class notes)."""
+        ref = torch.as_tensor(self.noise_reference_, dtype=noise.dtype, device=noise.device)
+        return ~(torch.isfinite(noise) & (noise > 0) & (noise >= self.noise_floor * ref))
+
+    def _effective(self, sky, noise):
+        """Sky and noise that the stretch uses: unusable values replaced (see the notes)."""
+        ref = torch.as_tensor(self.noise_reference_, dtype=noise.dtype, device=noise.device)
+        noise = torch.where(self._unmeasured(noise), ref.expand_as(noise), noise)
+        return torch.nan_to_num(sky, nan=0.0, posinf=0.0, neginf=0.0), noise
+
+    def noise_flags(self, images=None, *, noise=None):
+        """Which cutouts and bands have no measurable border noise, ``(n, bands)`` bool.
+
+        Parameters
+        ----------
+        images : numpy.ndarray or torch.Tensor of shape (n, bands, ny, nx), optional
+            Cutouts whose border noise is measured (:func:`estimate_sky`).
+        noise : array_like of shape (n, bands), optional
+            Border noise already measured, instead of ``images``.
+
+        Returns
+        -------
+        numpy.ndarray of shape (n, bands), bool
+            True where the normalisation used the band's ``noise_reference_``.
+        """
+        if (images is None) == (noise is None):
+            msg = "noise_flags needs exactly one of images or noise="
+            raise ValueError(msg)
+        if noise is None:
+            x, _ = _as_tensor(images)
+            self._check_fitted(x)
+            _, noise = estimate_sky(x, border=self.border)
+        noise = torch.as_tensor(np.asarray(noise, dtype=np.float32))
+        if noise.ndim != 2:
+            msg = f"noise must have shape (n, bands); got {tuple(noise.shape)}"
+            raise ValueError(msg)
+        self._check_fitted(noise[:, :, None, None])
+        return self._unmeasured(noise).numpy()
 
     def _stretch(self, x, sky, noise):
+        sky, noise = self._effective(sky, noise)
         soft = (self.softening * noise).clamp_min(torch.finfo(x.dtype).tiny)
         z = (x - sky[..., None, None]) / soft[..., None, None]
         if z.device.type == "cpu" and not z.requires_grad:
@@ -154,17 +230,37 @@ class AsinhNormalizer:
         """Fit the per-band scales on a sample of cutouts ``(n, bands, ny, nx)``."""
         self._check_params()
         x, _ = _as_tensor(images)
+        if x.ndim != 4 or x.shape[0] == 0:
+            msg = f"images must have shape (n > 0, bands, ny, nx); got {tuple(x.shape)}"
+            raise ValueError(msg)
         sky, noise = estimate_sky(x, border=self.border)
+        self.n_bands_ = int(x.shape[1])
+        self.noise_reference_, self.noise_source_ = _noise_reference(x.float(), sky, noise)
+        if np.isnan(self.noise_reference_).any():
+            bad = np.nonzero(np.isnan(self.noise_reference_))[0].tolist()
+            del self.n_bands_, self.noise_reference_, self.noise_source_
+            msg = f"cannot fit scales: band(s) {bad} of the cutouts are constant or empty"
+            raise ValueError(msg)
+        for b in np.nonzero(np.array(self.noise_source_) == "signal")[0]:
+            warnings.warn(
+                f"band {b}: no cutout has a measurable border noise; normalising with a "
+                f"robust scale of the signal ({self.noise_reference_[b]:.4g}) instead",
+                stacklevel=2,
+            )
         z = self._stretch(x.float(), sky, noise).transpose(0, 1).reshape(x.shape[1], -1)
         z = torch.where(torch.isfinite(z), z, torch.nan)
         scale = torch.nanquantile(
             z[:, :: max(1, z.shape[1] // 2_000_000)], self.percentile / 100, dim=1
         )
-        if not bool(torch.isfinite(scale).all()) or bool((scale <= 0).any()):
-            msg = f"cannot fit scales: the cutouts give per-band scales {scale.tolist()}"
+        bad = ~torch.isfinite(scale) | (scale <= 0)
+        if bool(bad.any()):
+            msg = (
+                f"cannot fit scales: band(s) {bad.nonzero().squeeze(1).tolist()} of the "
+                f"cutouts are constant or empty (per-band scales {scale.tolist()})"
+            )
+            del self.n_bands_, self.noise_reference_, self.noise_source_
             raise ValueError(msg)
         self.scale_ = scale.numpy().astype(np.float64)
-        self.n_bands_ = int(x.shape[1])
         return self
 
     def _check_fitted(self, x):
@@ -204,6 +300,7 @@ class AsinhNormalizer:
         self._check_fitted(y)
         sky, noise = torch.as_tensor(sky), torch.as_tensor(noise)
         scale = torch.as_tensor(self.scale_, dtype=torch.float32)
+        sky, noise = self._effective(sky.float(), noise.float())
         soft = (self.softening * noise).clamp_min(torch.finfo(torch.float32).tiny)
         x = torch.sinh(y * scale[:, None, None]) * soft[..., None, None] + sky[..., None, None]
         return x.numpy() if to_numpy else x
@@ -215,9 +312,12 @@ class AsinhNormalizer:
             "softening": self.softening,
             "border": self.border,
             "percentile": self.percentile,
+            "noise_floor": self.noise_floor,
         }
         if hasattr(self, "scale_"):
             out["scale"] = [float(s) for s in self.scale_]
+            out["noise_reference"] = [float(v) for v in self.noise_reference_]
+            out["noise_source"] = list(self.noise_source_)
         return out
 
     @classmethod
@@ -227,15 +327,39 @@ class AsinhNormalizer:
             msg = f"not an asinh normalisation: kind={params.get('kind')!r}"
             raise ValueError(msg)
         norm = cls(
-            softening=params["softening"], border=params["border"], percentile=params["percentile"]
+            softening=params["softening"],
+            border=params["border"],
+            percentile=params["percentile"],
+            noise_floor=params.get("noise_floor", 0.0),
         )
         if "scale" in params:
             norm.scale_ = np.asarray(params["scale"], dtype=np.float64)
             norm.n_bands_ = len(params["scale"])
+            norm.noise_reference_ = np.asarray(params["noise_reference"], dtype=np.float64)
+            norm.noise_source_ = tuple(params["noise_source"])
         return norm
 
     def __repr__(self):
         return (
             f"AsinhNormalizer(softening={self.softening!r}, border={self.border!r}, "
-            f"percentile={self.percentile!r})"
+            f"percentile={self.percentile!r}, noise_floor={self.noise_floor!r})"
         )
+
+
+def _noise_reference(x, sky, noise):
+    """Per-band reference noise ``(bands,)`` and where it came from (see the module notes)."""
+    n_bands = x.shape[1]
+    ref = np.empty(n_bands)
+    source = []
+    for b in range(n_bands):
+        good = noise[:, b][torch.isfinite(noise[:, b]) & (noise[:, b] > 0)]
+        if good.numel():
+            ref[b] = float(torch.median(good))
+            source.append("border")
+            continue
+        dev = (x[:, b] - torch.nan_to_num(sky[:, b], nan=0.0)[:, None, None]).abs()
+        dev = dev[torch.isfinite(dev) & (dev > 0)]
+        dev = dev[:: max(1, dev.numel() // 2_000_000)]
+        ref[b] = float(torch.median(dev)) / 5 if dev.numel() else np.nan
+        source.append("signal")
+    return ref, tuple(source)

@@ -74,7 +74,9 @@ def embed_latents(model, data, *, out=None, batch_size=256, device=None, progres
     -------
     latents : numpy.ndarray of shape (n, latent_dim)
     table : astropy.table.QTable
-        The cutouts' catalog, one row per latent vector.
+        The cutouts' catalog, one row per latent vector, with a ``noise_floored`` column
+        ``(n, bands)``: True where the cutout's border had no measurable noise and the
+        band's reference noise normalised it (:meth:`astrounsup.io.CutoutDataset.noise_flags`).
     """
     import os
 
@@ -84,6 +86,8 @@ def embed_latents(model, data, *, out=None, batch_size=256, device=None, progres
     trained = model if isinstance(model, TrainedModel) else TrainedModel.load(model)
     dataset = trained.dataset(data)
     latents = trained.embed(dataset, batch_size=batch_size, device=device, progress=progress)
+    table = dataset.table.copy()
+    table["noise_floored"] = dataset.noise_flags()
     if out is not None:
         meta = {
             "checkpoint": trained.checkpoint,
@@ -91,5 +95,5 @@ def embed_latents(model, data, *, out=None, batch_size=256, device=None, progres
             "store": data if isinstance(data, (str, os.PathLike)) else None,
             "model_class": type(trained.model).__name__,
         }
-        write_latents(out, latents, dataset.table, meta=meta, step="astrounsup embed")
-    return latents, dataset.table
+        write_latents(out, latents, table, meta=meta, step="astrounsup embed")
+    return latents, table

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import math
 import os
 import tomllib
 from pathlib import Path
@@ -202,8 +203,9 @@ def resolve_config(config=None, *, model="cae"):
 def contrastive_view_settings(*, bands, size, pixel_scale, asinh_scale):
     """The settings of :func:`astrounsup.transforms.contrastive_pipeline` that the SimCLR
     recipe trains with: seeing from 1 arcsec (the cutouts carry no per-object seeing into
-    training), reddening for DECam-like bands, brightness changed in flux under the
-    stretch of the cutouts.
+    training) up to 3 arcsec, or less where the blur kernel would not fit in the view (fine
+    pixels, small cutouts), reddening for DECam-like bands, brightness changed in flux under
+    the stretch of the cutouts.
 
     Parameters
     ----------
@@ -233,12 +235,24 @@ def contrastive_view_settings(*, bands, size, pixel_scale, asinh_scale):
             "cutouts' arcsec per pixel (give pixel_scale= with an array); got NaN"
         )
         raise ValueError(msg)
+    from astrounsup.instrument import kernel_half_width
+    from astrounsup.transforms import contrastive_view_size
+
     known = all(b in BANDS for b in bands)
+    fwhm_in, view = 1.0, contrastive_view_size(size)
+    worst = 3.0
+    # The largest seeing factor whose blur kernel the view can reflect (see convolve_psf).
+    while worst > 1.05 and (
+        kernel_half_width(fwhm_in * math.sqrt(worst**2 - 1), pixel_scale, profile="gaussian")
+        > view - 1
+    ):
+        worst -= 0.05
     return {
         "size": size,
         "pixel_scale": pixel_scale,
         "bands": tuple(bands),
-        "fwhm_in": 1.0,
+        "fwhm_in": fwhm_in,
+        "seeing_factor": (1.0, round(worst, 2)),
         "ebv": (0.0, 0.1) if known else None,
         "asinh_scale": asinh_scale,
     }

@@ -303,3 +303,19 @@ class TestConfig:
         (tmp_path / "bad.toml").write_text("[training\n")
         with pytest.raises(ValueError, match=r"bad\.toml: not a TOML file"):
             load_config(tmp_path / "bad.toml")
+
+
+def test_simclr_seeing_range_fits_the_view():
+    from astrounsup.instrument import kernel_half_width
+    from astrounsup.training import contrastive_view_settings
+    from astrounsup.transforms import contrastive_view_size
+
+    default = contrastive_view_settings(
+        bands="gri", size=64, pixel_scale=0.263, asinh_scale=[1] * 3
+    )
+    assert default["seeing_factor"] == (1.0, 3.0)
+    fine = contrastive_view_settings(bands="gri", size=40, pixel_scale=0.168, asinh_scale=[1] * 3)
+    worst = fine["seeing_factor"][1]
+    assert 1.0 < worst < 3.0
+    half = kernel_half_width((worst**2 - 1) ** 0.5, 0.168, profile="gaussian")
+    assert half <= contrastive_view_size(40) - 1
