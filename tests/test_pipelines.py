@@ -40,6 +40,7 @@ class TestPipeline:
         text = (ROOT / "pipelines" / "configs" / "lens_search.toml").read_text()
         text = text.replace('"pipelines/configs/synthetic_survey.toml"', f"'{survey_cfg}'")
         text = text.replace("k = 20", "k = 4").replace("batch_size = 128", "batch_size = 8")
+        text = text.replace("labeled_fraction = 0.1 ", "labeled_fraction = 0.5 ")
         text = text.replace("batch_size = 64", "batch_size = 8")
         text = text.replace("context_neighbors = 50", "context_neighbors = 5")
         # Booleans and every other TOML value reach the trainer as they are.

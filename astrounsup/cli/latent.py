@@ -70,8 +70,23 @@ def _cluster_arguments(p):
         "(None: all)",
     )  # fmt: skip
     p.add_argument(
+        "--known-positives", metavar="FILE", default=D["known_positives"],
+        help="ids of known positives only (one per line, or a catalog's first column), "
+        "instead of --labels-column: every object is scored against them",
+    )  # fmt: skip
+    p.add_argument(
+        "--id-column", default=D["id_column"],
+        help="catalog column that --known-positives ids are matched against",
+    )  # fmt: skip
+    p.add_argument(
+        "--name", default=D["name"],
+        help="stem of the score columns (None: the labels column without 'is_', or "
+        "'lens' with --known-positives)",
+    )  # fmt: skip
+    p.add_argument(
         "--threshold", type=float, default=D["threshold"],
-        help="positive fraction above which a cluster is called positive",
+        help="positive fraction above which a cluster is called positive (with "
+        "--known-positives: the probability above which an object is a candidate)",
     )  # fmt: skip
     add_output_options(p)
     p.set_defaults(func=_cluster)
@@ -85,7 +100,7 @@ def _cluster(args):
         key: getattr(args, key)
         for key in ("method", "k", "min_cluster_size", "reduce", "n_components", "metric",
                     "fit_size", "choose_k", "labels_column", "positive", "labeled_fraction",
-                    "threshold", "seed")
+                    "known_positives", "id_column", "name", "threshold", "seed")
     }  # fmt: skip
     latents, table, attrs = read_latents(args.latents)
     check_outputs(args.out, cluster_outputs(config), fmt=args.format, overwrite=args.overwrite)
@@ -97,12 +112,18 @@ def _cluster(args):
     if "k_silhouette" in s:
         print(f"k by silhouette: {s['k_silhouette']}; by the inertia elbow: {s['k_elbow']}")
     print(f"{args.method}: {s['n_clusters']} clusters of {len(latents)} objects")
-    if "metrics" in s:
-        m = s["metrics"]
+    m = s.get("metrics", {})
+    if m.get("regime") == "labeled":
         print(
             f"{args.labels_column}: {m['n_labeled']} labeled; on {m['evaluated_on']} "
-            f"({m['n']}): accuracy {m['accuracy']:.3f}, precision {m['precision']:.3f}, "
-            f"completeness {m['completeness']:.3f}, purity {m['purity']:.3f}"
+            f"({m['n']}): cluster calls accuracy {m['accuracy']:.3f}, precision "
+            f"{m['precision']:.3f}, completeness {m['completeness']:.3f}, purity "
+            f"{m['purity']:.3f}; per-object score AUROC {m['score_auroc']:.3f}"
+        )
+    elif m:
+        print(
+            f"{m['n_labeled']} known positives; estimated share of all positives that are "
+            f"known {m['label_frequency']:.3f}"
         )
     print_paths(result.write(args.out, fmt=args.format, overwrite=args.overwrite))
     return 0

@@ -376,9 +376,27 @@ def draw_labeled(known, fraction, *, seed=None):
 
 
 def label_clusters(
-    clusters, labels, *, positive=None, labeled=None, threshold=0.5, name="positive"
+    clusters,
+    labels,
+    *,
+    features=None,
+    positive=None,
+    labeled=None,
+    threshold=0.5,
+    name="positive",
+    seed=0,
 ):
     """Name clusters from known labels, score every object, and measure the result.
+
+    Two label regimes: labels of both classes for some objects (e.g. 10% vetted), or only
+    known positives (``labels`` is True for the ~50 known lenses, nothing is known to be
+    negative: every labeled row is positive). In the first, a cluster is called positive
+    when the positive fraction of its labeled members exceeds ``threshold``; in the second,
+    clusters are not called (a positive share says nothing without negatives) and the
+    candidates are the objects whose probability exceeds ``threshold``. With ``features``,
+    every object also gets its own calibrated probability from a
+    :class:`astrounsup.latent.LabelScorer` over the features and the clusters, and the
+    candidates rank by it without ties.
 
     Parameters
     ----------
@@ -386,34 +404,45 @@ def label_clusters(
         Cluster ids, or mixture responsibilities.
     labels : array_like or astropy column of shape (n,)
         Labels of any type (bool, 0/1, strings); masked or NaN entries are unknown.
+    features : array_like of shape (n, d), optional
+        The space the clusters were found in (e.g. the reduced latents), for the
+        per-object score; required with only known positives.
     positive : object, optional
         The label of interest (:func:`parse_positive`; default ``True``, or 1).
     labeled : array_like of shape (n,), bool, optional
-        Which known labels name the clusters (default: all; :func:`draw_labeled` draws a
-        share). The known labels left out measure the result.
+        Which known labels are used (default: all; :func:`draw_labeled` draws a share).
+        The known labels left out measure the result.
     threshold : float, optional
-        Positive fraction above which a cluster is called positive.
+        Positive fraction (or probability) above which a cluster (or object) is a
+        candidate.
     name : str, optional
         Stem of the column names, e.g. ``"lens"``.
+    seed : int, optional
+        Seed of the scorer's cross-fitting folds.
 
     Returns
     -------
     columns : dict of str to numpy.ndarray of shape (n,)
-        ``<name>_score`` (the cluster's positive fraction), ``<name>_candidate`` (above
-        ``threshold``), ``<name>_rank`` (1 = best score;
-        :func:`astrounsup.latent.descending_rank`) and
-        ``labeled``.
+        ``<name>_cluster_fraction`` (the positive fraction of the object's cluster among
+        its labeled members; with only known positives, the share of the cluster's members
+        that are known), ``<name>_candidate``, ``labeled``, and with ``features``
+        ``<name>_score`` (calibrated probability) and ``<name>_rank`` (1 = best; by the
+        scorer's log-odds, :func:`astrounsup.latent.descending_rank`); without features
+        the rank follows the cluster fraction (members of a cluster tie).
     summary : astropy.table.QTable
         One row per cluster (:attr:`ClusterLabeler.table_`).
     metrics : dict
-        ``evaluated_on`` ("held-out known labels", or "the labeled rows" when every known
-        label named the clusters), ``n_labeled``, ``purity`` and
-        :func:`binary_metrics`.
+        ``regime`` (``"labeled"`` or ``"positive-unlabeled"``), ``evaluated_on``
+        ("held-out known labels", or "the labeled rows" when every known label was
+        used), ``n_labeled``, and in the labeled regime ``purity`` and
+        :func:`binary_metrics` of the candidates, with ``features`` also ``score_auroc``
+        and ``score_brier`` of the probability on the same rows.
 
     Raises
     ------
     ValueError
-        No labeled object, or ``positive`` not among the labels (naming them).
+        No labeled object, ``positive`` not among the labels (naming them), or only
+        known positives without ``features``.
 
     Examples
     --------
@@ -422,10 +451,15 @@ def label_clusters(
     >>> labeled = np.array([True, True, True, True, True, False])
     >>> columns, summary, metrics = label_clusters(clusters, is_lens, labeled=labeled,
     ...                                           name="lens")
-    >>> columns["lens_rank"].tolist(), metrics["evaluated_on"], metrics["accuracy"]
-    ([1, 2, 3, 4, 5, 6], 'held-out known labels', 0.0)
+    >>> columns["lens_cluster_fraction"].round(2).tolist()
+    [0.67, 0.67, 0.67, 0.0, 0.0, 0.0]
+    >>> metrics["evaluated_on"], metrics["accuracy"]
+    ('held-out known labels', 0.0)
     """
+    from sklearn.metrics import roc_auc_score
+
     from astrounsup.latent.rank import descending_rank
+    from astrounsup.latent.score import LabelScorer
 
     y = np.asarray(labels)
     known = known_labels(labels)
@@ -438,24 +472,58 @@ def label_clusters(
             "label of interest"
         )
         raise ValueError(msg)
-    names = {True: name, False: f"not_{name}"} if y.dtype == bool else None
-    lab = ClusterLabeler(positive=positive, threshold=threshold, class_names=names)
-    lab.fit(clusters, y, labeled=labeled)
-    score = lab.positive_score(clusters)
-    predicted = lab.predict(clusters)
-    columns = {
-        f"{name}_score": score,
-        f"{name}_candidate": predicted,
-        f"{name}_rank": descending_rank(score),
-        "labeled": labeled,
-    }
-    held_out = known & ~labeled
-    scored = held_out if held_out.any() else labeled
+    if not labeled.any():
+        msg = "no labeled objects (labeled is all false)"
+        raise ValueError(msg)
+    only_positives = bool(np.all(y[labeled] == positive))
+    if only_positives and features is None:
+        msg = (
+            "only positives are labeled: scoring them needs features= (the space the "
+            "clusters were found in)"
+        )
+        raise ValueError(msg)
     hard = np.asarray(clusters)
     hard = hard.argmax(1) if hard.ndim == 2 else hard
-    metrics = {
+    if only_positives:
+        # Known positives against every other object: the cluster's share of known members.
+        names = {True: f"known_{name}", False: "other"}
+        lab = ClusterLabeler(positive=True, threshold=threshold, class_names=names)
+        lab.fit(clusters, labeled, labeled=np.ones(len(y), bool))
+        lab.table_.meta["positive"] = str(positive)
+        lab.table_.remove_column("called_positive")
+    else:
+        names = {True: name, False: f"not_{name}"} if y.dtype == bool else None
+        lab = ClusterLabeler(positive=positive, threshold=threshold, class_names=names)
+        lab.fit(clusters, y, labeled=labeled)
+    fraction = lab.positive_score(clusters)
+    columns = {f"{name}_cluster_fraction": fraction}
+    metrics = {"regime": "positive-unlabeled" if only_positives else "labeled"}
+    if features is not None:
+        scorer = LabelScorer(positive=positive, random_state=seed)
+        scorer.fit(features, y, labeled=labeled, clusters=hard)
+        columns[f"{name}_score"] = scorer.probability_
+        rank = descending_rank(scorer.scores_)
+        if only_positives:
+            metrics["label_frequency"] = scorer.label_frequency_
+    else:
+        rank = descending_rank(fraction)
+    predicted = scorer.probability_ > threshold if only_positives else lab.predict(clusters)
+    columns[f"{name}_candidate"] = predicted
+    columns[f"{name}_rank"] = rank
+    columns["labeled"] = labeled
+    held_out = known & ~labeled
+    scored = held_out if held_out.any() else labeled
+    metrics |= {
         "evaluated_on": "held-out known labels" if held_out.any() else "the labeled rows",
         "n_labeled": int(labeled.sum()),
-        "purity": purity(hard[scored], y[scored]),
-    } | binary_metrics(predicted[scored], y[scored] == positive)
+    }
+    if not only_positives:
+        truth = y[scored] == positive
+        metrics |= {"purity": purity(hard[scored], y[scored])}
+        metrics |= binary_metrics(predicted[scored], truth)
+        if features is not None:
+            both = truth.any() and not truth.all()
+            auroc = roc_auc_score(truth, scorer.scores_[scored]) if both else np.nan
+            metrics["score_auroc"] = float(auroc)
+            metrics["score_brier"] = float(np.mean((scorer.probability_[scored] - truth) ** 2))
     return columns, lab.table_, metrics

@@ -3,6 +3,8 @@ known labels, and map them."""
 
 from __future__ import annotations
 
+import numpy as np
+
 from astrounsup.pipeline._config import merge_config
 from astrounsup.pipeline._results import StepResult
 
@@ -21,6 +23,9 @@ CLUSTER_DEFAULTS = {
     "labels_column": None,
     "positive": None,
     "labeled_fraction": None,
+    "known_positives": None,
+    "id_column": "object_id",
+    "name": None,
     "threshold": 0.5,
     "seed": 0,
 }
@@ -30,7 +35,7 @@ def cluster_outputs(config=None):
     """The catalogs :func:`cluster_latents` makes with ``config``, by name."""
     cfg = merge_config(CLUSTER_DEFAULTS, config, owner="cluster")
     names = ["k_selection"] if cfg["choose_k"] else []
-    if cfg["labels_column"]:
+    if cfg["labels_column"] or cfg["known_positives"] is not None:
         names.append("cluster_summary")
     return [*names, "clusters"]
 
@@ -47,8 +52,39 @@ def _k_range(choose_k):
     return range(int(lo), int(hi) + 1)
 
 
+def _known_positive_ids(known, where):
+    """The ids of ``known_positives``: a sequence of ids, or a file of them (one per line,
+    ``#`` comments), or a catalog file whose first column holds them."""
+    from pathlib import Path
+
+    if isinstance(known, (str, Path)):
+        path = Path(known)
+        if not path.is_file():
+            msg = f"known_positives: no file {str(path)!r}"
+            raise ValueError(msg)
+        if path.suffix.lower() in (".ecsv", ".fits", ".fit", ".csv"):
+            from astrounsup.io import read_catalog
+
+            cat = read_catalog(path)
+            return [str(v) for v in cat[cat.colnames[0]]]
+        lines = (line.split("#")[0].strip() for line in path.read_text().splitlines())
+        return [line for line in lines if line]
+    ids = [str(v) for v in known]
+    if not ids:
+        msg = f"known_positives for {where}: the list is empty"
+        raise ValueError(msg)
+    return ids
+
+
 def cluster_latents(latents, table, config=None, *, inputs=None):
     """Cluster latent vectors; with labels, name the clusters and rank every object.
+
+    Three label regimes: ``labels_column`` (labels of both classes, of which a
+    ``labeled_fraction`` is used and the rest measure the result), ``known_positives``
+    (ids of known positives only, e.g. ~50 known lenses) and neither (clusters only, for a
+    person to name). With labels, every object gets its own calibrated probability
+    (:class:`astrounsup.latent.LabelScorer`, on the features the clusters were found in)
+    and the candidates rank by it without ties.
 
     Parameters
     ----------
@@ -61,7 +97,11 @@ def cluster_latents(latents, table, config=None, *, inputs=None):
         (of the reduction; :class:`astrounsup.latent.LatentClusterer`), ``choose_k``
         (``"LO:HI"`` or a pair: also tabulate inertia and silhouette), ``labels_column``,
         ``positive``, ``labeled_fraction`` (the random share of known labels that names
-        the clusters; the rest measure the result), ``threshold`` and ``seed``.
+        the clusters; the rest measure the result), ``known_positives`` (a list of ids, or
+        a file of them: one per line, or a catalog whose first column holds them; matched
+        against ``id_column``), ``name`` (stem of the score columns; default the labels
+        column without ``is_``, or ``"lens"`` for known positives), ``threshold`` and
+        ``seed``.
     inputs : dict, optional
         Input files and settings recorded in the catalogs' provenance (``latents``,
         ``checkpoint``, ``store``).
@@ -70,8 +110,10 @@ def cluster_latents(latents, table, config=None, *, inputs=None):
     -------
     StepResult
         Tables ``clusters`` (every object: ``cluster``, ``cluster_probability`` for
-        mixtures, and with labels ``<name>_score``, ``<name>_candidate``, ``<name>_rank``
-        and ``labeled``), ``cluster_summary`` (with labels) and ``k_selection`` (with
+        mixtures, and with labels ``<name>_cluster_fraction``, ``<name>_score``,
+        ``<name>_candidate``, ``<name>_rank`` and ``labeled``;
+        :func:`astrounsup.latent.label_clusters`), ``cluster_summary`` (with labels) and
+        ``k_selection`` (with
         ``choose_k``); figure ``latent_map`` (the first two principal components); summary
         ``n_clusters``, the k choices and the metrics.
 
@@ -106,6 +148,15 @@ def cluster_latents(latents, table, config=None, *, inputs=None):
     if column and column not in table.colnames:
         msg = f"{where}: no column {column!r} in its catalog; it has {table.colnames}"
         raise ValueError(msg)
+    if column and cfg["known_positives"] is not None:
+        msg = "labels_column and known_positives are two label regimes; give one of them"
+        raise ValueError(msg)
+    known_ids = None
+    if cfg["known_positives"] is not None:
+        if cfg["id_column"] not in table.colnames:
+            msg = f"{where}: no id column {cfg['id_column']!r} in its catalog (id_column)"
+            raise ValueError(msg)
+        known_ids = _known_positive_ids(cfg["known_positives"], where)
     ks = _k_range(cfg["choose_k"]) if cfg["choose_k"] else None
     reduction = {}
     if cfg["reduce"]:
@@ -135,12 +186,29 @@ def cluster_latents(latents, table, config=None, *, inputs=None):
         memberships = est.predict_proba(latents)
         columns["cluster_probability"] = memberships.max(1)
     result.summary["n_clusters"] = est.n_clusters_
-    if column:
-        labels = table[column]
-        labeled = draw_labeled(known_labels(labels), cfg["labeled_fraction"], seed=cfg["seed"])
+    features = latents if est.reducer_ is None else est.reducer_.embedding_
+    if column or known_ids is not None:
+        if column:
+            labels = table[column]
+            known = known_labels(labels)
+            labeled = draw_labeled(known, cfg["labeled_fraction"], seed=cfg["seed"])
+            name = cfg["name"] or column.removeprefix("is_")
+            positive = cfg["positive"]
+        else:
+            ids = np.asarray(table[cfg["id_column"]]).astype(str)
+            missing = sorted(set(known_ids) - set(ids.tolist()))
+            if missing:
+                msg = (
+                    f"known_positives: {len(missing)} of {len(set(known_ids))} ids are not in "
+                    f"{where} (column {cfg['id_column']!r}), e.g. {missing[:3]}"
+                )
+                raise ValueError(msg)
+            labels = labeled = np.isin(ids, known_ids)
+            name = cfg["name"] or "lens"
+            positive = True
         new, summary, metrics = label_clusters(
-            memberships, labels, positive=cfg["positive"], labeled=labeled,
-            threshold=cfg["threshold"], name=column.removeprefix("is_"),
+            memberships, labels, features=features, positive=positive, labeled=labeled,
+            threshold=cfg["threshold"], name=name, seed=cfg["seed"],
         )  # fmt: skip
         columns |= new
         summary.meta.update(meta | metrics)

@@ -1,5 +1,7 @@
 """End to end: simulate -> train -> embed -> cluster / anomalies / reduce / similar."""
 
+import re
+
 import numpy as np
 import pytest
 from astropy.table import QTable
@@ -55,8 +57,9 @@ def test_cluster_with_labels_matches_the_library(run, tmp_path, capsys):
     labeled = np.asarray(cat["labeled"])
     assert 0 < labeled.sum() < len(cat)
     lab = ClusterLabeler().fit(labels, np.asarray(table["is_lens"]), labeled=labeled)
-    np.testing.assert_allclose(cat["lens_score"], lab.positive_score(labels))
+    np.testing.assert_allclose(cat["lens_cluster_fraction"], lab.positive_score(labels))
     np.testing.assert_array_equal(sorted(cat["lens_rank"]), np.arange(1, len(cat) + 1))
+    assert ((cat["lens_score"] >= 0) & (cat["lens_score"] <= 1)).all()
     assert {"frac_lens", "frac_not_lens", "positive_share"} <= set(summary.colnames)
     assert summary.meta["evaluated_on"] == "held-out known labels"
     assert list(cat["object_id"]) == list(table["object_id"])
@@ -94,6 +97,8 @@ def test_cluster_takes_labels_of_any_type(run, tmp_path, capsys, labels, positiv
     cat = QTable.read(tmp_path / "c" / "clusters.ecsv")
     reference = QTable.read(_bool_clusters(run, tmp_path) / "clusters.ecsv")
     np.testing.assert_allclose(cat["label_score"], reference["lens_score"])
+    np.testing.assert_array_equal(cat["label_rank"], reference["lens_rank"])
+    np.testing.assert_array_equal(cat["labeled"], reference["labeled"])
 
 
 def _bool_clusters(run, tmp_path):
@@ -331,3 +336,44 @@ def test_similar_by_id_and_by_cutout(run, small_survey, tmp_path):
 def test_similar_unknown_id(run, tmp_path, capsys):
     assert main(["similar", str(run["latents"]), "--id", "nope", "--out", str(tmp_path)]) == 2
     assert "ids not in the index: ['nope']" in capsys.readouterr().err
+
+
+def test_cluster_with_only_known_positives(run, tmp_path, capsys):
+    _, table, _ = read_latents(run["latents"])
+    lenses = np.asarray(table["object_id"])[np.asarray(table["is_lens"])]
+    ids = tmp_path / "known.txt"
+    ids.write_text("# known lenses\n" + "\n".join(lenses[:6]) + "\n")
+    out = tmp_path / "c"
+    args = ["cluster", str(run["latents"]), "--k", "3", "--known-positives", str(ids)]
+    assert main([*args, "--out", str(out)]) == 0, capsys.readouterr().err
+    assert "6 known positives" in capsys.readouterr().out
+    cat = QTable.read(out / "clusters.ecsv")
+    assert np.asarray(cat["labeled"]).sum() == 6
+    assert set(np.asarray(cat["object_id"])[np.asarray(cat["labeled"])]) == set(lenses[:6])
+    assert sorted(cat["lens_rank"]) == list(range(1, len(cat) + 1))
+    summary = QTable.read(out / "cluster_summary.ecsv")
+    assert summary.meta["regime"] == "positive-unlabeled"
+
+
+@pytest.mark.parametrize(
+    ("extra", "match"),
+    [
+        (["--known-positives", "nope.txt"], "known_positives: no file 'nope.txt'"),
+        (["--known-positives", "IDS", "--labels-column", "is_lens"], "give one of them"),
+        (["--known-positives", "IDS", "--id-column", "nope"], "no id column 'nope'"),
+        (["--known-positives", "BADIDS"], r"1 of 1 ids are not in .* e\.g\. \['zzz'\]"),
+    ],
+)
+def test_cluster_known_positives_bad_input(run, tmp_path, capsys, extra, match):
+    _, table, _ = read_latents(run["latents"])
+    (tmp_path / "ids.txt").write_text(str(table["object_id"][0]) + "\n")
+    (tmp_path / "bad.txt").write_text("zzz\n")
+    extra = [
+        {"IDS": str(tmp_path / "ids.txt"), "BADIDS": str(tmp_path / "bad.txt")}.get(a, a)
+        for a in extra
+    ]
+    code = main(["cluster", str(run["latents"]), *extra, "--out", str(tmp_path / "c")])
+    assert code != 0
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert re.search(match, err)

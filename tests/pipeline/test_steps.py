@@ -7,6 +7,7 @@ from astropy.table import QTable
 from astrounsup.latent import (
     AnomalyScorer,
     ClusterLabeler,
+    LabelScorer,
     LatentClusterer,
     Reducer,
     choose_k,
@@ -54,8 +55,16 @@ class TestClusterLatents:
         expected = np.random.default_rng(4).random(120) < 0.5
         np.testing.assert_array_equal(labeled, expected)
         lab = ClusterLabeler().fit(labels.labels_, np.asarray(table["is_lens"]), labeled=labeled)
-        np.testing.assert_allclose(cat["lens_score"], lab.positive_score(labels.labels_))
-        np.testing.assert_array_equal(cat["lens_rank"], descending_rank(cat["lens_score"]))
+        np.testing.assert_allclose(
+            cat["lens_cluster_fraction"], lab.positive_score(labels.labels_)
+        )
+        scorer = LabelScorer(random_state=4).fit(
+            features.fit_transform(z), np.asarray(table["is_lens"]), labeled=labeled,
+            clusters=labels.labels_,
+        )  # fmt: skip
+        np.testing.assert_allclose(cat["lens_score"], scorer.probability_)
+        np.testing.assert_array_equal(cat["lens_rank"], descending_rank(scorer.scores_))
+        assert len(np.unique(cat["lens_rank"])) == len(cat)
         metrics = result.summary["metrics"]
         assert metrics["accuracy"] == 1.0
         assert metrics["evaluated_on"] == "held-out known labels"

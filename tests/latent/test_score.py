@@ -1,0 +1,139 @@
+import numpy as np
+import pytest
+
+from astrounsup.latent import LabelScorer, label_clusters
+
+
+def two_gaussians(n, prevalence, *, seed=0, shift=2.0, d=3):
+    """Equal-covariance Gaussians: the true posterior is a logistic in x (a reference)."""
+    rng = np.random.default_rng(seed)
+    y = rng.random(n) < prevalence
+    mu = np.zeros(d)
+    mu[0] = shift
+    X = rng.normal(0.0, 1.0, (n, d)) + y[:, None] * mu
+    log_odds = shift * X[:, 0] - shift**2 / 2 + np.log(prevalence / (1 - prevalence))
+    return X, y, 1 / (1 + np.exp(-log_odds))
+
+
+class TestLabeledRegime:
+    def test_probabilities_match_the_true_posterior(self):
+        X, y, truth = two_gaussians(4000, 0.3)
+        labeled = np.random.default_rng(1).random(4000) < 0.1
+        sc = LabelScorer().fit(X, y, labeled=labeled)
+        assert sc.mode_ == "labeled"
+        assert np.abs(sc.probability_ - truth)[~labeled].mean() < 0.03
+        # Calibrated: in each bin of probability, the share of positives is the probability.
+        bins = np.digitize(sc.probability_[~labeled], [0.2, 0.4, 0.6, 0.8])
+        for b in range(5):
+            sel = bins == b
+            mean_p = sc.probability_[~labeled][sel].mean()
+            assert abs(y[~labeled][sel].mean() - mean_p) < 0.06
+
+    def test_scores_rank_without_ties_and_labeled_rows_are_out_of_fold(self):
+        X, y, _ = two_gaussians(500, 0.5, seed=2)
+        labeled = np.zeros(500, bool)
+        labeled[:100] = True
+        sc = LabelScorer(folds=4).fit(X, y, labeled=labeled)
+        assert len(np.unique(sc.scores_)) == 500
+        # A labeled row's score comes from a model that never saw it: refitting without
+        # it reproduces the same fold model only if it was left out, so its score differs
+        # from the full model's in-sample score.
+        in_sample = sc.final_.decision_function((X - sc.mean_) / sc.std_)
+        assert not np.allclose(sc.scores_[:100], in_sample[:100])
+        np.testing.assert_allclose(sc.decision_function(X), in_sample)
+
+    def test_clusters_enter_as_one_hot_offsets(self):
+        X, y, _ = two_gaussians(600, 0.5, seed=3)
+        clusters = (X[:, 0] > 1.0).astype(int) + 5
+        sc = LabelScorer().fit(X, y, labeled=np.ones(600, bool), clusters=clusters)
+        assert sc.final_.coef_.shape == (1, 3 + 2)
+        np.testing.assert_array_equal(sc.cluster_ids_, [5, 6])
+        p = sc.predict_proba(X[:5], clusters=clusters[:5])
+        assert p.shape == (5,)
+        with pytest.raises(ValueError, match="clusters must be given to decision_function"):
+            sc.predict_proba(X[:5])
+
+    def test_text_labels(self):
+        X, y, _ = two_gaussians(300, 0.5, seed=4)
+        text = np.where(y, "lens", "galaxy")
+        a = LabelScorer(positive="lens").fit(X, text)
+        b = LabelScorer().fit(X, y)
+        np.testing.assert_allclose(a.probability_, b.probability_)
+
+
+class TestPositiveUnlabeledRegime:
+    def test_separable_classes_recover_the_labeled_share_and_the_posterior(self):
+        X, y, truth = two_gaussians(6000, 0.05, seed=5, shift=7.0)
+        known = y & (np.random.default_rng(6).random(6000) < 0.3)  # 30% of positives known
+        sc = LabelScorer().fit(X, known, labeled=known)
+        assert sc.mode_ == "positive-unlabeled"
+        assert sc.label_frequency_ == pytest.approx(known.sum() / y.sum(), abs=0.05)
+        assert np.abs(sc.probability_ - truth)[~known].mean() < 0.02
+
+    def test_overlapping_classes_still_rank_the_candidates(self):
+        X, y, _ = two_gaussians(6000, 0.05, seed=5, shift=3.0)
+        known = y & (np.random.default_rng(6).random(6000) < 0.3)
+        sc = LabelScorer().fit(X, known, labeled=known)
+        # Overlap makes the labeled share an underestimate (Elkan & Noto's assumption
+        # fails), never an overestimate.
+        assert sc.label_frequency_ < known.sum() / y.sum()
+        top = np.argsort(-sc.scores_[~known])[:100]
+        reference = np.argsort(-X[~known, 0])[:100]  # the Bayes-optimal order
+        assert y[~known][top].mean() >= y[~known][reference].mean() - 0.05
+
+
+class TestBadInput:
+    @pytest.mark.parametrize(
+        ("kwargs", "match"),
+        [({"C": 0.0}, "C must be > 0"), ({"folds": 1}, "folds must be an integer >= 2")],
+    )
+    def test_bad_parameters(self, kwargs, match):
+        X, y, _ = two_gaussians(100, 0.5)
+        with pytest.raises(ValueError, match=match):
+            LabelScorer(**kwargs).fit(X, y)
+
+    def test_too_few_labels_are_named(self):
+        X, y, _ = two_gaussians(100, 0.5)
+        labeled = np.zeros(100, bool)
+        labeled[np.nonzero(y)[0][:1]] = True
+        labeled[np.nonzero(~y)[0][:5]] = True
+        with pytest.raises(ValueError, match=r"at least 2 labeled positives .* got 1 positive"):
+            LabelScorer().fit(X, y, labeled=labeled)
+
+    def test_not_finite_features_and_shapes(self):
+        X, y, _ = two_gaussians(50, 0.5)
+        X[3, 1] = np.nan
+        with pytest.raises(ValueError, match="X must be a finite 2-D array"):
+            LabelScorer().fit(X, y)
+        with pytest.raises(ValueError, match="one entry per row of X"):
+            LabelScorer().fit(np.zeros((50, 2)), y[:40])
+
+
+class TestLabelClusters:
+    def test_only_known_positives(self):
+        X, y, _ = two_gaussians(3000, 0.05, seed=7, shift=3.0)
+        clusters = np.digitize(X[:, 0], [-1, 0, 1, 2, 3])
+        known = y & (np.random.default_rng(8).random(3000) < 0.4)
+        columns, summary, metrics = label_clusters(
+            clusters, known, features=X, labeled=known, name="lens"
+        )
+        assert metrics["regime"] == "positive-unlabeled"
+        assert "called_positive" not in summary.colnames
+        assert {"frac_known_lens", "frac_other"} <= set(summary.colnames)
+        # The cluster fraction is the share of known positives among the cluster's members.
+        for c in np.unique(clusters):
+            share = known[clusters == c].mean()
+            np.testing.assert_allclose(columns["lens_cluster_fraction"][clusters == c], share)
+        assert sorted(columns["lens_rank"]) == list(range(1, 3001))
+        with pytest.raises(ValueError, match=r"only positives are labeled: .* needs features="):
+            label_clusters(clusters, known, labeled=known)
+
+    def test_labeled_regime_reports_the_per_object_score(self):
+        X, y, _ = two_gaussians(1000, 0.5, seed=9)
+        clusters = np.digitize(X[:, 0], [0, 1, 2])
+        labeled = np.random.default_rng(10).random(1000) < 0.2
+        columns, _, metrics = label_clusters(clusters, y, features=X, labeled=labeled)
+        assert metrics["regime"] == "labeled"
+        assert 0.85 < metrics["score_auroc"] <= 1.0
+        assert metrics["n"] == int((~labeled).sum())
+        np.testing.assert_array_equal(columns["labeled"], labeled)
