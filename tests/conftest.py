@@ -25,9 +25,10 @@ def small_survey():
 
 @pytest.fixture(scope="session")
 def star_survey():
-    """A survey rich in isolated stars, for photometry and noise checks."""
+    """A survey rich in isolated stars (no field neighbours), for photometry and noise
+    checks."""
     return simulate_lens_survey(
-        240, seed=5, lens_fraction=0.0, anomaly_fraction=0.0, nan_fraction=0.0
+        240, seed=5, lens_fraction=0.0, anomaly_fraction=0.0, nan_fraction=0.0, neighbors=False
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import time
 from pathlib import Path
 
@@ -45,6 +46,20 @@ def add_arguments(name, parser):
     lenses.add_argument(
         "--device", default=d["device"], help="torch device for rendering (None: the CPU)"
     )
+    realism = {
+        "offsets": "objects a few pixels off the cutout centre",
+        "neighbors": "unrelated field galaxies and stars in every cutout",
+        "correlated_noise": "pixel noise correlated as in a resampled coadd",
+        "clumpy_sources": "star-forming knots in the lensed sources",
+        "variable_depth": "depth and seeing per cutout and band from 1-10 exposures",
+        "realistic_artefacts": "trails in some bands or segments, several cosmic-ray shapes, "
+        "ghosts of any size",
+    }
+    for name, text in realism.items():
+        lenses.add_argument(
+            f"--{name.replace('_', '-')}", default=d[name], action=argparse.BooleanOptionalAction,
+            help=text,
+        )  # fmt: skip
     lenses.add_argument("--no-fits", action="store_true", help="skip the per-object FITS files")
     lenses.add_argument("--quiet", action="store_true", help="no progress bar")
     lenses.set_defaults(func=_lenses)
@@ -68,6 +83,7 @@ def add_arguments(name, parser):
 
 def _lenses(args):
     from astrounsup.pipeline import make_survey
+    from astrounsup.simulate import REALISM
 
     t0 = time.perf_counter()
     config = {
@@ -81,6 +97,7 @@ def _lenses(args):
         "nan_fraction": args.nan_fraction,
         "device": args.device,
         "fits": not args.no_fits,
+        **{name: getattr(args, name) for name in REALISM},
     }
     survey, paths = make_survey(config, args.out, progress=not args.quiet)
     print(survey.summary())

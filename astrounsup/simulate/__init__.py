@@ -8,7 +8,7 @@ from astrounsup._lazy import attach
 __getattr__, __dir__, __all__ = attach(
     __name__,
     {
-        "camera": ["calibrate", "expose", "render_moffat"],
+        "camera": ["calibrate", "expose", "render_moffat", "resample_noise"],
         "lensing": [
             "SIELens",
             "lens_magnification",
@@ -25,6 +25,12 @@ __getattr__, __dir__, __all__ = attach(
             "sersic_log_norm",
         ],
         "stars": ["STAGE_PLACE", "STAGES", "gaia_absolute_magnitudes", "simulate_stars"],
-        "survey": ["ANOMALY_KINDS", "NON_LENS_KINDS", "SimulatedSurvey", "simulate_lens_survey"],
+        "survey": [
+            "ANOMALY_KINDS",
+            "NON_LENS_KINDS",
+            "REALISM",
+            "SimulatedSurvey",
+            "simulate_lens_survey",
+        ],
     },
 )

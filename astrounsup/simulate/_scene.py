@@ -92,6 +92,7 @@ class Components:
         "knots",
         "knot_amp",
         "knot_phase",
+        "neighbor",
     )
 
     def __init__(self, n_bands):

@@ -14,6 +14,7 @@ import numpy as np
 __all__ = [
     "bad_column",
     "bleed_columns",
+    "cosmic_ray_spot",
     "cosmic_ray_track",
     "ghost_annulus",
     "nan_blob",
@@ -27,8 +28,8 @@ def _pixel_coords(ny, nx, pixel_scale):
     return np.meshgrid(x, y)
 
 
-def satellite_trail(shape, *, pixel_scale, angle, offset, fwhm, peak):
-    """A straight satellite trail crossing the whole cutout.
+def satellite_trail(shape, *, pixel_scale, angle, offset, fwhm, peak, gaps=()):
+    """A straight satellite trail crossing the cutout, whole or in segments.
 
     Parameters
     ----------
@@ -43,7 +44,12 @@ def satellite_trail(shape, *, pixel_scale, angle, offset, fwhm, peak):
     fwhm : float
         Width of the trail (defocused satellite), arcsec.
     peak : array_like of shape (B,)
-        Flux per pixel on the trail's centre line in each band.
+        Flux per pixel on the trail's centre line in each band (0: absent from a band, as
+        when the satellite crossed during another band's exposures).
+    gaps : sequence of (float, float), optional
+        ``(centre, length)`` in arcsec along the trail (from the point nearest the cutout
+        centre) of stretches without light, as a tumbling or flashing satellite leaves;
+        their ends are soft over one ``fwhm``.
 
     Returns
     -------
@@ -51,8 +57,12 @@ def satellite_trail(shape, *, pixel_scale, angle, offset, fwhm, peak):
     """
     xx, yy = _pixel_coords(*shape, pixel_scale)
     dist = -np.sin(angle) * xx + np.cos(angle) * yy - offset
+    along = np.cos(angle) * xx + np.sin(angle) * yy
     sigma = fwhm / 2.3548
     profile = np.exp(-0.5 * (dist / sigma) ** 2)
+    for centre, length in gaps:
+        edge = (np.abs(along - centre) - length / 2) / max(sigma, 1e-6)
+        profile = profile * (1.0 / (1.0 + np.exp(-edge)))
     return np.asarray(peak, np.float64)[:, None, None] * profile[None]
 
 
@@ -84,8 +94,11 @@ def ghost_annulus(shape, *, pixel_scale, x0, y0, r_in, r_out, softness, level):
     return np.asarray(level, np.float64)[:, None, None] * ring[None]
 
 
-def cosmic_ray_track(shape, *, row, col, angle, length, deposit):
+def cosmic_ray_track(shape, *, row, col, angle, length, deposit, curvature=0.0):
     """Pixels hit by a cosmic ray: a sharp track that the PSF never touched.
+
+    A straight track, a single-pixel hit (``length`` 0) or, with ``curvature``, a "worm":
+    a low-energy electron scattering on its way through the silicon.
 
     Parameters
     ----------
@@ -99,6 +112,8 @@ def cosmic_ray_track(shape, *, row, col, angle, length, deposit):
         Length, pixels (0 is a single-pixel hit).
     deposit : float
         Charge left in each pixel crossed, electrons.
+    curvature : float, optional
+        Turn of the direction per pixel travelled, radians (0: straight).
 
     Returns
     -------
@@ -107,12 +122,40 @@ def cosmic_ray_track(shape, *, row, col, angle, length, deposit):
     """
     ny, nx = shape
     steps = np.arange(0.0, length + 0.5, 0.5)
-    r = np.rint(row + steps * np.sin(angle)).astype(int)
-    c = np.rint(col + steps * np.cos(angle)).astype(int)
+    heading = angle + curvature * steps
+    r = np.rint(row + np.concatenate([[0.0], np.cumsum(0.5 * np.sin(heading[:-1]))])).astype(int)
+    c = np.rint(col + np.concatenate([[0.0], np.cumsum(0.5 * np.cos(heading[:-1]))])).astype(int)
     inside = (r >= 0) & (r < ny) & (c >= 0) & (c < nx)
     hit = np.zeros(shape)
     hit[r[inside], c[inside]] = deposit
     return hit
+
+
+def cosmic_ray_spot(shape, *, row, col, radius, deposit):
+    """A compact cluster of hit pixels: a cosmic ray that arrived nearly along the line of
+    sight, its charge spread over a few neighbours.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(ny, nx)``.
+    row, col : float
+        Centre, pixels.
+    radius : float
+        Radius of the cluster, pixels (0.5-2).
+    deposit : float
+        Charge in the central pixel, electrons; it falls as a Gaussian of ``radius``.
+
+    Returns
+    -------
+    numpy.ndarray of shape (ny, nx)
+        Electrons to add; 0 beyond ``2 * radius``.
+    """
+    ny, nx = shape
+    rr, cc = np.mgrid[:ny, :nx]
+    d2 = (rr - row) ** 2 + (cc - col) ** 2
+    spot = deposit * np.exp(-0.5 * d2 / radius**2)
+    return np.where(d2 <= (2 * radius) ** 2, spot, 0.0)
 
 
 def bleed_columns(electrons, full_well):

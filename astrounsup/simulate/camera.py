@@ -11,7 +11,7 @@ import numpy as np
 
 from astrounsup.instrument import moffat_profile
 
-__all__ = ["calibrate", "expose", "render_moffat"]
+__all__ = ["calibrate", "expose", "render_moffat", "resample_noise"]
 
 
 def render_moffat(grid, *, x0, y0, fwhm, flux, beta=3.5):
@@ -50,9 +50,10 @@ def expose(model, *, sky_electrons, electrons_per_nmgy, read_noise, poisson_rng,
         Noise-free flux per pixel, nmgy (negative values, e.g. FFT ringing, count as 0).
     sky_electrons : numpy.ndarray of shape (n, B)
         Mean sky electrons per pixel of each cutout and band.
-    electrons_per_nmgy : numpy.ndarray of shape (B,)
-        Calibration of each band (includes the gain).
-    read_noise : numpy.ndarray of shape (B,)
+    electrons_per_nmgy : numpy.ndarray of shape (B,) or (n, B)
+        Calibration of each band (includes the gain and the exposure time), or of each
+        cutout and band (a coadd of a varying number of exposures).
+    read_noise : numpy.ndarray of shape (B,) or (n, B)
         Read noise per pixel, electrons.
     poisson_rng, read_rng : numpy.random.Generator
         Separate streams for the photon and the read noise.
@@ -62,13 +63,17 @@ def expose(model, *, sky_electrons, electrons_per_nmgy, read_noise, poisson_rng,
     numpy.ndarray of shape (n, B, ny, nx), float64
         Electrons per pixel, sky included.
     """
-    expected = np.clip(model, 0.0, None) * np.asarray(electrons_per_nmgy)[None, :, None, None]
+    expected = np.clip(model, 0.0, None) * _per_cutout(electrons_per_nmgy)
     expected = expected + np.asarray(sky_electrons)[:, :, None, None]
     electrons = poisson_rng.poisson(expected).astype(np.float64)
-    electrons += (
-        read_rng.standard_normal(electrons.shape) * np.asarray(read_noise)[None, :, None, None]
-    )
+    electrons += read_rng.standard_normal(electrons.shape) * _per_cutout(read_noise)
     return electrons
+
+
+def _per_cutout(values):
+    """(B,) or (n, B) values broadcast against (n, B, ny, nx) images."""
+    v = np.asarray(values, dtype=np.float64)
+    return v[None, :, None, None] if v.ndim == 1 else v[:, :, None, None]
 
 
 def calibrate(electrons, *, sky_electrons, electrons_per_nmgy):
@@ -78,12 +83,36 @@ def calibrate(electrons, *, sky_electrons, electrons_per_nmgy):
     ----------
     electrons : numpy.ndarray of shape (n, B, ny, nx)
     sky_electrons : numpy.ndarray of shape (n, B)
-    electrons_per_nmgy : numpy.ndarray of shape (B,)
+    electrons_per_nmgy : numpy.ndarray of shape (B,) or (n, B)
 
     Returns
     -------
     numpy.ndarray of shape (n, B, ny, nx), float32
     """
     sky = np.asarray(sky_electrons)[:, :, None, None]
-    scale = np.asarray(electrons_per_nmgy)[None, :, None, None]
-    return ((electrons - sky) / scale).astype(np.float32)
+    return ((electrons - sky) / _per_cutout(electrons_per_nmgy)).astype(np.float32)
+
+
+def resample_noise(noise, mix):
+    """Correlate white noise as resampling a coadd does, keeping its variance.
+
+    Each pixel becomes ``(a x[-1] + x[0] + a x[+1]) / sqrt(1 + 2 a**2)`` along each axis in
+    turn (a kernel of unit power, applied periodically so every pixel keeps its variance):
+    adjacent pixels then correlate by ``2 a / (1 + 2 a**2)``.
+
+    Parameters
+    ----------
+    noise : numpy.ndarray of shape (n, B, ny, nx)
+        Zero-mean noise.
+    mix : numpy.ndarray of shape (n,)
+        ``a`` per cutout, in [0, 1).
+
+    Returns
+    -------
+    numpy.ndarray of shape (n, B, ny, nx)
+    """
+    a = np.asarray(mix, dtype=np.float64)[:, None, None, None]
+    out = np.asarray(noise, dtype=np.float64)
+    for axis in (-1, -2):
+        out = (out + a * (np.roll(out, 1, axis) + np.roll(out, -1, axis))) / np.sqrt(1 + 2 * a**2)
+    return out

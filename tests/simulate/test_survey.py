@@ -116,7 +116,12 @@ class TestSimulateLensSurvey:
         stars = np.nonzero(np.asarray(t["kind"]) == "star")[0]
         flux = star_survey.images[stars].sum(axis=(-1, -2))
         expected = 10 ** (0.4 * (22.5 - t["mag"].to_value(u.mag)[stars]))
-        sigma = t["noise_sigma"].to_value(u.nmgy)[stars] * 64
+        # The sum of correlated noise: per axis the kernel (a, 1, a) / sqrt(1 + 2 a^2)
+        # multiplies the standard deviation of a sum by (1 + 2 a) / sqrt(1 + 2 a^2).
+        rho = np.asarray(t["noise_correlation"])[stars]
+        a = (1 - np.sqrt(1 - 2 * rho**2)) / (2 * np.maximum(rho, 1e-12))
+        boost = (1 + 2 * a) ** 2 / (1 + 2 * a**2)
+        sigma = t["noise_sigma"].to_value(u.nmgy)[stars] * 64 * boost[:, None]
         pull = (flux - expected) / np.sqrt(sigma**2 + (0.01 * expected) ** 2)
         assert np.abs(pull).max() < 5
         assert np.median(flux / expected) == pytest.approx(1.0, abs=0.01)
