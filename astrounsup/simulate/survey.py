@@ -596,11 +596,14 @@ def _render_batch(lo, hi, comps, lens, fwhm, size, pixel_scale, device):
     flux = torch.as_tensor(c["flux"], dtype=dt, device=dev)
     extended = torch.zeros(m, nb, g, g, dtype=dt, device=dev)
     magnification = np.full(m, np.nan)
+    arcs = None  # the lensed light alone, for its signal-to-noise
 
-    def scatter(sel, unit_images):
+    def scatter(sel, unit_images, also=None):
         sel_t = torch.as_tensor(sel, device=dev)
         contrib = unit_images[:, None] * flux[sel_t][:, :, None, None]
         extended.index_add_(0, local[sel_t], contrib)
+        if also is not None:
+            also.index_add_(0, local[sel_t], contrib)
 
     def profile(sel):
         return {k: c[k][sel] for k in ("x0", "y0", "r_e", "n", "q", "phi")}
@@ -639,7 +642,8 @@ def _render_batch(lo, hi, comps, lens, fwhm, size, pixel_scale, device):
         np.add.at(den, obj - lo, w)
         has = den > 0
         magnification[has] = num[has] / den[has]
-        scatter(sel, imgs)
+        arcs = torch.zeros_like(extended)
+        scatter(sel, imgs, also=arcs)
     sel = np.nonzero(c["kind"] == sc.RING)[0]
     if sel.size:
         scatter(sel, _render_ring(grid, {k: v[sel] for k, v in c.items()}))
@@ -661,7 +665,12 @@ def _render_batch(lo, hi, comps, lens, fwhm, size, pixel_scale, device):
             beta=_PSF_BETA,
         )
         model.index_add_(0, local[sel_t], pts)
-    return model[..., pad : pad + size, pad : pad + size], magnification
+    crop = (..., slice(pad, pad + size), slice(pad, pad + size))
+    arc_model = None
+    if arcs is not None:
+        rows = torch.unique(local[torch.as_tensor(np.nonzero(c["kind"] == sc.LENSED)[0])])
+        arc_model = (rows.cpu().numpy(), fft_convolve(arcs[rows], kernels[rows])[crop])
+    return model[crop], magnification, arc_model
 
 
 def simulate_lens_survey(
@@ -793,13 +802,20 @@ def simulate_lens_survey(
     device = parse_device(device) if device is not None else None
     images = np.empty((n, nb, size, size), dtype=np.float32)
     magnification = np.full(n, np.nan)
+    arc_snr = np.full(n, np.nan)
     bar = progress_bar(total=n, desc="simulating", unit="cutout", enabled=progress)
     with torch.inference_mode(), bar:
         for lo in range(0, n, _BATCH):
             hi = min(lo + _BATCH, n)
             bar.update(hi - lo)
-            model, mu = _render_batch(lo, hi, comps, lens, fwhm, size, pixel_scale, device)
+            model, mu, arc_model = _render_batch(
+                lo, hi, comps, lens, fwhm, size, pixel_scale, device
+            )
             magnification[lo:hi] = mu
+            if arc_model is not None:
+                rows, arc = arc_model[0] + lo, arc_model[1].double().cpu().numpy()
+                sig2 = obs["noise_sigma"][rows][:, :, None, None] ** 2
+                arc_snr[rows] = np.sqrt((arc**2 / sig2).sum(axis=(1, 2, 3)))
             model = model.double().cpu().numpy()
             for i, art in artefacts.items():
                 if lo <= i < hi:
@@ -835,6 +851,7 @@ def simulate_lens_survey(
         "n_exposures": obs["n_exposures"],
         "source_flux": source_flux,
         "magnification": magnification,
+        "arc_snr": arc_snr,
         "noise_correlation": 2 * mix / (1 + 2 * mix**2),
         "artefacts": artefacts,
         **scene,
@@ -957,6 +974,7 @@ def _truth_table(kinds, bands, comps, lens, observed, images, ss, call_args):
     table["source_y"] = lens["source_y"] * u.arcsec
     table["source_mag"] = flux_to_mag(source_flux) * u.mag
     table["magnification"] = magnification
+    table["arc_snr"] = observed["arc_snr"]
     table["mag"] = flux_to_mag(total) * u.mag
     table["psf_fwhm"] = fwhm * u.arcsec
     table["noise_sigma"] = noise_sigma * u.nmgy

@@ -193,3 +193,17 @@ def test_every_switch_is_a_bool_and_all_off_is_the_clean_survey():
     assert (t["source_knots"] == 0).all()
     assert np.hypot(t["offset_x"].value, t["offset_y"].value).max() < 0.5
     assert all(t.meta[name] is False for name in REALISM)
+
+
+def test_arc_snr_is_set_for_lenses_and_follows_the_lensed_flux(survey):
+    t = survey.table
+    lens = np.asarray(t["is_lens"])
+    snr = np.asarray(t["arc_snr"])
+    assert np.isfinite(snr[lens]).all()
+    assert np.isnan(snr[~lens]).all()
+    assert np.median(snr[lens]) > 10
+    # Brighter sources (per unit magnification) give higher S/N.
+    src = t["source_mag"].to_value(u.mag)[lens, 1]
+    mu = np.asarray(t["magnification"])[lens]
+    flux = 10 ** (-0.4 * src) * mu
+    assert np.corrcoef(np.log(flux), np.log(snr[lens]))[0, 1] > 0.6

@@ -207,13 +207,15 @@ class TestSimulateLensSurvey:
 def test_cuda_rendering_matches_cpu():
     s = simulate_lens_survey(8, seed=1)
     assert s.images.shape[0] == 8
+    from astrounsup.simulate import REALISM
     from astrounsup.simulate.survey import _assign_kinds, _draw_scene
 
     rng = np.random.default_rng(0)
     kinds = _assign_kinds(rng, 16, 0.5, 0.0)
-    comps, lens, _, _ = _draw_scene(rng, kinds, ("g", "r", "i"), 64, 0.263)
+    options = dict.fromkeys(REALISM, True)
+    comps, lens, *_ = _draw_scene(rng, kinds, ("g", "r", "i"), 64, 0.263, options, rng)
     fwhm = np.full((16, 3), 1.0)
-    cpu, mu_cpu = _render_batch(0, 16, comps, lens, fwhm, 64, 0.263, torch.device("cpu"))
-    gpu, mu_gpu = _render_batch(0, 16, comps, lens, fwhm, 64, 0.263, torch.device("cuda"))
+    cpu, mu_cpu, _ = _render_batch(0, 16, comps, lens, fwhm, 64, 0.263, torch.device("cpu"))
+    gpu, mu_gpu, _ = _render_batch(0, 16, comps, lens, fwhm, 64, 0.263, torch.device("cuda"))
     torch.testing.assert_close(gpu.cpu(), cpu, rtol=1e-3, atol=1e-6)
     np.testing.assert_allclose(mu_gpu, mu_cpu, rtol=1e-3)
