@@ -62,6 +62,7 @@ def train_recipe(
     model, default_objective, input_size = build_model(
         recipe, bands=survey_bands, size=size, pixel_scale=0.263, model_config=model_config,
         seed=seed, asinh_scale=dataset.normalizer.scale_,
+        asinh_softening=dataset.normalizer.softening,
     )  # fmt: skip
     torch.manual_seed(seed)
     t0 = time.perf_counter()

@@ -173,15 +173,15 @@ def _derived(base, zs, seed):
     # 16 principal components of the SimCLR latents, and LOF of those components and the
     # log errors together: `astrounsup anomalies --recon --context`'s scores.
     errors = {
-        "recon": single["reconstruction"],
-        "recon_max": single["reconstruction (max pixel)"],
-        "recon_extended": single["reconstruction (extended)"],
+        "chi2": single["reconstruction"],
+        "chi2_max": single["reconstruction (max pixel)"],
+        "chi2_extended": single["reconstruction (extended)"],
     }
     ctx = context_model_scores(errors, zs, n_neighbors=50, n_components=16, seed=seed)
     rel = {
-        "recon": ctx["recon_context"],
-        "max pixel": ctx["recon_max_context"],
-        "extended": ctx["recon_extended_context"],
+        "recon": ctx["chi2_context"],
+        "max pixel": ctx["chi2_max_context"],
+        "extended": ctx["chi2_extended_context"],
     }
     for k, v in rel.items():
         scores[f"{k} vs SimCLR neighbours"] = v

@@ -73,7 +73,7 @@ class TestPipeline:
         # LOF on the VAE's latents and its reconstruction errors against the SimCLR
         # neighbours' (the config's recon_recipe), as eval/anomalies.py scores best.
         assert anomalies.meta["scorers"] == (
-            "lof,recon_context,recon_max_context,recon_extended_context,elbo_context,context_lof"
+            "lof,chi2_context,chi2_max_context,chi2_extended_context,elbo_context,context_lof"
         )
         assert anomalies.meta["context"].endswith("latents.h5")
         assert (tmp_path / "out" / "recon_run" / "last.pt").exists()

@@ -29,7 +29,7 @@ __getattr__, __dir__, __all__ = attach(
             "write_store",
         ],
         "ingestion": ["IngestReport", "ingest", "rejects_path"],
-        "normalize": ["AsinhNormalizer", "border_pixels", "estimate_sky"],
+        "normalize": ["AsinhNormalizer", "asinh_pixel_noise", "border_pixels", "estimate_sky"],
         "survey": ["write_survey_directory"],
     },
 )

@@ -25,7 +25,7 @@ import warnings
 import numpy as np
 import torch
 
-__all__ = ["AsinhNormalizer", "border_pixels", "estimate_sky"]
+__all__ = ["AsinhNormalizer", "asinh_pixel_noise", "border_pixels", "estimate_sky"]
 
 _MAD_TO_SIGMA = 1.482602218505602
 
@@ -86,6 +86,41 @@ def _nanmedian(x):
     count = (~np.isnan(ordered)).sum(axis=-1)
     middle = np.take_along_axis(ordered, (np.maximum(count, 1) - 1)[..., None] // 2, axis=-1)
     return torch.from_numpy(np.where(count > 0, middle[..., 0], np.nan).astype(ordered.dtype))
+
+
+def asinh_pixel_noise(normalized, *, softening, scale):
+    """The sky noise of each pixel of asinh-normalised cutouts, in normalised units.
+
+    A pixel ``y = asinh(z) / c`` with ``z = (x - sky) / (softening * noise)`` moves by
+    ``dy = dz / (c * cosh(c * y))`` for a change ``dx``; one noise sigma of the sky,
+    ``dz = 1 / softening``, is therefore ``1 / (softening * c * cosh(c * y))``: the same on
+    the sky of a deep and of a shallow cutout (the normalisation divided each by its own
+    noise), and smaller where the stretch compresses bright light. Dividing a residual by
+    it gives a residual in units of the noise (the sources' own photon noise is not
+    included: background-limited).
+
+    Parameters
+    ----------
+    normalized : torch.Tensor of shape (n, bands, ny, nx)
+    softening : float
+        The normaliser's ``softening``.
+    scale : sequence of float of shape (bands,)
+        The normaliser's ``scale_``.
+
+    Returns
+    -------
+    torch.Tensor of shape (n, bands, ny, nx)
+
+    Examples
+    --------
+    >>> sigma = asinh_pixel_noise(torch.zeros(1, 2, 4, 4), softening=2.0, scale=[4.0, 5.0])
+    >>> sigma[0, :, 0, 0].tolist()
+    [0.125, 0.10000000149011612]
+    """
+    c = torch.as_tensor(np.asarray(scale, dtype=np.float32), device=normalized.device)
+    c = c.to(normalized.dtype)[None, :, None, None]
+    arg = (normalized * c).abs().clamp(max=30.0)
+    return 1.0 / (float(softening) * c * torch.cosh(arg))
 
 
 def border_pixels(images, *, border=4):
@@ -175,6 +210,14 @@ class AsinhNormalizer:
         ):
             msg = f"noise_floor must be a fraction in [0, 1) of the band's noise; got {floor!r}"
             raise ValueError(msg)
+
+    def pixel_noise(self, normalized):
+        """Sky noise of each pixel of cutouts this normaliser made, in its units
+        (:func:`asinh_pixel_noise`); torch in, torch out."""
+        y, to_numpy = _as_tensor(normalized)
+        self._check_fitted(y)
+        sigma = asinh_pixel_noise(y, softening=self.softening, scale=self.scale_)
+        return sigma.numpy() if to_numpy else sigma
 
     def _unmeasured(self, noise):
         """True where a border noise ``(n, bands)`` is not usable (see the class notes)."""

@@ -10,7 +10,13 @@ from astrounsup._lazy import attach
 __getattr__, __dir__, __all__ = attach(
     __name__,
     {
-        "anomaly": ["SCORERS", "AnomalyScorer", "context_model_scores", "contextual_scores"],
+        "anomaly": [
+            "CONTEXT_ERRORS",
+            "SCORERS",
+            "AnomalyScorer",
+            "context_model_scores",
+            "contextual_scores",
+        ],
         "cluster": ["METHODS", "REDUCE_COMPONENTS", "LatentClusterer", "choose_k"],
         "embed": ["LATENTS_FORMAT", "is_latents_file", "read_latents", "write_latents"],
         "evaluate": [

@@ -9,7 +9,16 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from astrounsup._estimators import as_rng_seed, check_choice, check_int, fit_scaler
 
-__all__ = ["SCORERS", "AnomalyScorer", "context_model_scores", "contextual_scores"]
+__all__ = [
+    "CONTEXT_ERRORS",
+    "SCORERS",
+    "AnomalyScorer",
+    "context_model_scores",
+    "contextual_scores",
+]
+
+#: The model scores that :func:`context_model_scores` puts in context.
+CONTEXT_ERRORS = ("chi2", "chi2_max", "chi2_extended")
 
 #: Latent-space scorers of :class:`AnomalyScorer`.
 SCORERS = ("iforest", "lof", "knn")
@@ -242,9 +251,9 @@ def context_model_scores(scores, context, *, n_neighbors=50, n_components=16, se
     Parameters
     ----------
     scores : dict of str to array_like of shape (n,)
-        :func:`astrounsup.latent.model_scores` output: ``"recon"``, ``"recon_max"``,
-        ``"recon_extended"`` and optionally ``"elbo"``; NaN for a cutout with every pixel
-        masked.
+        The chi-squares of :func:`astrounsup.latent.model_scores`: ``"chi2"``,
+        ``"chi2_max"``, ``"chi2_extended"`` and optionally ``"elbo"``; NaN for a cutout with
+        every pixel masked.
     context : array_like of shape (n, d)
         Row ``i`` is the object of ``scores[...][i]``.
     n_neighbors : int, optional
@@ -266,17 +275,17 @@ def context_model_scores(scores, context, *, n_neighbors=50, n_components=16, se
     >>> rng = np.random.default_rng(0)
     >>> z = np.concatenate([rng.normal(0, 1, (100, 4)), rng.normal(6, 1, (100, 4))])
     >>> errors = {k: np.where(np.arange(200) < 100, 1.0, 3.0) * rng.lognormal(0, 0.1, 200)
-    ...           for k in ("recon", "recon_max", "recon_extended")}
-    >>> errors["recon"][150] *= 4.0  # four times worse than the objects like it
+    ...           for k in ("chi2", "chi2_max", "chi2_extended")}
+    >>> errors["chi2"][150] *= 4.0  # four times worse than the objects like it
     >>> out = context_model_scores(errors, z, n_neighbors=10, n_components=2)
-    >>> sorted(out), int(np.argmax(out["recon_context"]))
-    (['context_lof', 'recon_context', 'recon_extended_context', 'recon_max_context'], 150)
+    >>> sorted(out), int(np.argmax(out["chi2_context"]))
+    (['chi2_context', 'chi2_extended_context', 'chi2_max_context', 'context_lof'], 150)
     """
     from astrounsup.latent.reduce import Reducer
 
     name = "context_model_scores"
     check_int(name, "n_components", n_components, 0)
-    errors = ("recon", "recon_max", "recon_extended")
+    errors = CONTEXT_ERRORS
     missing = [k for k in errors if k not in scores]
     unknown = sorted(set(scores) - {*errors, "elbo"})
     if missing or unknown:

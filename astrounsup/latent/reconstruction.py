@@ -22,7 +22,14 @@ RECONSTRUCTION_REDUCTIONS = ("mean", "max", "extended")
 
 @torch.no_grad()
 def reconstruction_error(
-    model, dataset, *, batch_size=256, device=None, reduction="mean", smoothing=5
+    model,
+    dataset,
+    *,
+    batch_size=256,
+    device=None,
+    reduction="mean",
+    smoothing=5,
+    units="normalized",
 ):
     """Squared reconstruction error per object over its unmasked pixels.
 
@@ -48,11 +55,17 @@ def reconstruction_error(
         Side of the averaging window of ``reduction="extended"``, pixels; odd, >= 1 and
         at most the cutout side. Windows are cut by the cutout's edge, and masked pixels
         are left out of their window's average.
+    units : {"normalized", "noise"}, optional
+        ``noise``: each residual divided by its pixel's sky noise (the dataset's
+        :class:`astrounsup.io.AsinhNormalizer`), so the errors are chi-squares that mean
+        the same for a deep and a shallow cutout; ``extended`` then sums the residuals over
+        the window and bands and scales the sum to unit variance.
 
     Returns
     -------
     numpy.ndarray of shape (n,), float64
-        In normalised units squared; NaN for an object with every pixel masked.
+        In normalised units squared, or in noise units squared; NaN for an object with
+        every pixel masked.
 
     Examples
     --------
@@ -65,13 +78,20 @@ def reconstruction_error(
     >>> err.shape
     (4,)
     """
+    from astrounsup.io import AsinhNormalizer
+
     owner = "reconstruction_error"
     check_choice(owner, "reduction", reduction, RECONSTRUCTION_REDUCTIONS)
+    check_choice(owner, "units", units, ("normalized", "noise"))
+    if units == "noise" and not isinstance(dataset.normalizer, AsinhNormalizer):
+        msg = f"{owner}: units='noise' needs a dataset normalised by an AsinhNormalizer"
+        raise ValueError(msg)
     _check_reconstructs(owner, model)
     _check_smoothing(owner, smoothing, dataset)
-    return _reconstruction_errors(model, dataset, (reduction,), batch_size, device, smoothing)[
-        reduction
-    ]
+    errors = _reconstruction_errors(
+        model, dataset, (reduction,), batch_size, device, smoothing, units=units
+    )
+    return errors[reduction]
 
 
 def _check_reconstructs(owner, model, where=None):
@@ -108,12 +128,32 @@ def _window_mean(r, keep, smoothing):
     return torch.where(ok, num / den.clamp(min=1e-12), 0.0), ok
 
 
+def _window_chi(r, keep, smoothing):
+    """Noise-unit residuals ``r`` summed over the bands and ``smoothing`` x ``smoothing``
+    windows and divided by the square root of the pixels summed: unit variance for white
+    noise. Returns it and whether each window holds any unmasked pixel, (B, 1, H, W)."""
+    pad = smoothing // 2
+    area = smoothing * smoothing
+
+    def window_sum(t):
+        return area * torch.nn.functional.avg_pool2d(
+            t.sum(1, keepdim=True), smoothing, stride=1, padding=pad, count_include_pad=True
+        )
+
+    total, count = window_sum(r), window_sum(keep)
+    ok = count > 0.5
+    return torch.where(ok, total / count.clamp(min=1.0).sqrt(), 0.0), ok
+
+
 @torch.no_grad()
 def _reconstruction_errors(
-    model, dataset, reductions, batch_size, device, smoothing, progress=False
+    model, dataset, reductions, batch_size, device, smoothing, progress=False, units="normalized"
 ):
     """Every requested reduction of the residuals from one pass over ``dataset``
-    (``smoothing``: the window side of ``"extended"``, checked by the caller)."""
+    (``smoothing``: the window side of ``"extended"``, checked by the caller). With
+    ``units="noise"`` the residuals are divided by each pixel's sky noise (the dataset's
+    normaliser: :meth:`astrounsup.io.AsinhNormalizer.pixel_noise`), so the reductions are
+    chi-squares; ``"band"`` gives the mean per band, ``(n, bands)``."""
     device = model_device(model, device)
     model = model.to(device).eval()
     out = {r: [] for r in reductions}
@@ -125,6 +165,8 @@ def _reconstruction_errors(
             recon = model.reconstruct(x)
             keep = (~masks.to(device)).to(torch.float32)
             resid = (x.float() - recon.float()) * keep
+            if units == "noise":
+                resid = resid / dataset.normalizer.pixel_noise(x.float())
             sq = (resid**2).flatten(1)
             n = keep.flatten(1).sum(1)
             for r in reductions:
@@ -132,10 +174,19 @@ def _reconstruction_errors(
                     err = sq.sum(1) / n.clamp(min=1)
                 elif r == "max":
                     err = sq.max(1).values
+                elif r == "band":
+                    per = keep.flatten(2).sum(2)
+                    err = (resid**2).flatten(2).sum(2) / per.clamp(min=1)
+                    err = torch.where(per > 0, err, torch.nan)
+                elif units == "noise":
+                    chi, ok = _window_chi(resid, keep, smoothing)
+                    err = (chi**2).flatten(1).sum(1) / ok.flatten(1).sum(1).clamp(min=1)
                 else:
                     smooth, ok = _window_mean(resid, keep, smoothing)
                     err = (smooth**2).flatten(1).sum(1) / ok.flatten(1).sum(1).clamp(min=1)
-                out[r].append(torch.where(n > 0, err, torch.nan).double().cpu().numpy())
+                if r != "band":
+                    err = torch.where(n > 0, err, torch.nan)
+                out[r].append(err.double().cpu().numpy())
     return {r: np.concatenate(v) if v else np.empty(0) for r, v in out.items()}
 
 
@@ -192,9 +243,13 @@ def model_scores(model, data, *, batch_size=256, device=None, smoothing=5, progr
     Returns
     -------
     dict of str to numpy.ndarray of shape (n,)
-        ``"recon"`` (:func:`reconstruction_error`, mean), ``"recon_max"`` (its largest
-        pixel), ``"recon_extended"`` (its window-averaged residual) and, for a VAE,
-        ``"elbo"`` (:func:`negative_elbo`).
+        Chi-squares of the residuals in units of each pixel's sky noise (the normaliser's:
+        :meth:`astrounsup.io.AsinhNormalizer.pixel_noise`), so that they mean the same for a
+        deep and a shallow cutout: ``"chi2"`` (mean per pixel), ``"chi2_max"`` (its largest
+        pixel), ``"chi2_extended"`` (of the residual summed over the bands and
+        ``smoothing``-wide windows, scaled to unit variance: faint extended light),
+        ``"chi2_<band>"`` (mean per pixel in each band) and, for a VAE, ``"elbo"``
+        (:func:`negative_elbo`).
 
     Raises
     ------
@@ -209,13 +264,16 @@ def model_scores(model, data, *, batch_size=256, device=None, smoothing=5, progr
     dataset = trained.dataset(data)
     _check_smoothing("model_scores", smoothing, dataset)
     errors = _reconstruction_errors(
-        trained.model, dataset, RECONSTRUCTION_REDUCTIONS, batch_size, device, smoothing, progress
-    )
+        trained.model, dataset, (*RECONSTRUCTION_REDUCTIONS, "band"), batch_size, device,
+        smoothing, progress, units="noise",
+    )  # fmt: skip
     out = {
-        "recon": errors["mean"],
-        "recon_max": errors["max"],
-        "recon_extended": errors["extended"],
+        "chi2": errors["mean"],
+        "chi2_max": errors["max"],
+        "chi2_extended": errors["extended"],
     }
+    for j, band in enumerate(dataset.bands):
+        out[f"chi2_{band}"] = errors["band"][:, j]
     if isinstance(trained.model, VAE):
         out["elbo"] = negative_elbo(trained.model, dataset, batch_size=batch_size, device=device)
     return out

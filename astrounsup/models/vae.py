@@ -18,7 +18,11 @@ class VAE(ReconstructionModel):
 
     The likelihood is Gaussian per pixel, with a variance that is either given (e.g. the
     survey's ``noise_sigma**2`` per band: the physically right choice for calibrated
-    fluxes), learned per pixel by the decoder (``learn_variance=True``), or 1.
+    fluxes), the sky noise of each pixel of asinh-normalised cutouts (``noise_softening``
+    and ``noise_scale``, the normaliser's: :func:`astrounsup.io.asinh_pixel_noise`, so the
+    reconstruction term is a chi-square in units of each cutout's measured noise and
+    means the same for a deep and a shallow cutout), learned per pixel by the decoder
+    (``learn_variance=True``), or 1.
 
     Parameters
     ----------
@@ -27,6 +31,11 @@ class VAE(ReconstructionModel):
     beta : float, optional
         KL weight (1: the ELBO; > 1: beta-VAE), >= 0.
     learn_variance : bool, optional
+    noise_softening : float, optional
+        The ``softening`` of the :class:`astrounsup.io.AsinhNormalizer` of the inputs.
+    noise_scale : sequence of float of shape (bands,), optional
+        Its ``scale_``; with ``noise_softening``, the likelihood's variance is the pixels'
+        sky noise.
 
     Examples
     --------
@@ -45,12 +54,22 @@ class VAE(ReconstructionModel):
         kind="plain",
         beta=1.0,
         learn_variance=False,
+        noise_softening=None,
+        noise_scale=None,
     ):
         super().__init__()
         self._remember(locals())
         if not (isinstance(beta, (int, float)) and beta >= 0):
             msg = f"beta must be a number >= 0; got {beta!r}"
             raise ValueError(msg)
+        if (noise_softening is None) != (noise_scale is None):
+            msg = "noise_softening and noise_scale go together (the normaliser's); got one"
+            raise ValueError(msg)
+        if noise_scale is not None and len(noise_scale) != bands:
+            msg = f"noise_scale must have one value per band ({bands}); got {len(noise_scale)}"
+            raise ValueError(msg)
+        self.noise_softening = None if noise_softening is None else float(noise_softening)
+        self.noise_scale = None if noise_scale is None else [float(v) for v in noise_scale]
         self.encoder = ConvEncoder(
             bands,
             size=size,
@@ -111,10 +130,23 @@ class VAE(ReconstructionModel):
         mu, log_var = self.posterior(x)
         eps = _normal_like(mu, generator)
         mean, learned = self.decode(mu + eps * (0.5 * log_var).exp())
-        var = learned if learned is not None else (1.0 if variance is None else variance)
+        var = learned if learned is not None else variance
+        if var is None:
+            var = self.pixel_variance(x)
         nll = self.nll(mean, x, var, mask)
         kl = gaussian_kl(mu, log_var) / math.prod(x.shape[1:])
         return {"nll": nll, "kl": kl, "elbo": -(nll + kl)}
+
+    def pixel_variance(self, x):
+        """The likelihood's variance for inputs ``x`` when none is given or learned: the
+        pixels' sky noise squared (with ``noise_scale``), else 1."""
+        if self.noise_scale is None:
+            return 1.0
+        from astrounsup.io import asinh_pixel_noise
+
+        sigma = asinh_pixel_noise(x.detach().float(), softening=self.noise_softening,
+                                  scale=self.noise_scale)  # fmt: skip
+        return (sigma**2).to(x.dtype)
 
     def loss(self, x, mask=None, *, variance=None, generator=None):
         """``mean(nll + beta * kl)`` and its terms, as scalars."""

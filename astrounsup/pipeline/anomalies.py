@@ -111,6 +111,7 @@ def score_anomalies(
     from astrounsup._provenance import provenance
     from astrounsup.catalog import result_catalog
     from astrounsup.latent import (
+        CONTEXT_ERRORS,
         SCORERS,
         AnomalyScorer,
         combine_ranks,
@@ -143,19 +144,23 @@ def score_anomalies(
         scores[m] = est.fit_score(latents)
     if cfg["recon"]:
         extra = model_scores(model, data, device=cfg["device"], progress=progress)
-        if len(extra["recon"]) != len(latents):
+        if len(extra["chi2"]) != len(latents):
             msg = (
-                f"{inputs.get('store', 'the cutouts')} has {len(extra['recon'])} cutouts; "
+                f"{inputs.get('store', 'the cutouts')} has {len(extra['chi2'])} cutouts; "
                 f"{inputs.get('latents', 'the latents')} {len(latents)}"
             )
             raise ValueError(msg)
+        # The per-band chi-squares are in the catalog, not in the combination.
+        combined_keys = [k for k in extra if k in (*CONTEXT_ERRORS, "elbo")]
         if context is None:
-            scores.update(extra)
+            shown = {k: v for k, v in extra.items() if k not in combined_keys}
+            scores |= {k: extra[k] for k in combined_keys}
         else:
             shown = extra  # in the catalog, not in the combination
             scores |= context_model_scores(
-                extra, context, n_neighbors=cfg["context_neighbors"],
-                n_components=cfg["context_components"], seed=cfg["seed"],
+                {k: extra[k] for k in combined_keys}, context,
+                n_neighbors=cfg["context_neighbors"], n_components=cfg["context_components"],
+                seed=cfg["seed"],
             )  # fmt: skip
     if not scores:
         msg = "no scorer: give methods and/or recon"

@@ -258,7 +258,17 @@ def contrastive_view_settings(*, bands, size, pixel_scale, asinh_scale):
     }
 
 
-def build_model(name, *, bands, size, pixel_scale, model_config=None, seed=0, asinh_scale=None):
+def build_model(
+    name,
+    *,
+    bands,
+    size,
+    pixel_scale,
+    model_config=None,
+    seed=0,
+    asinh_scale=None,
+    asinh_softening=None,
+):
     """The model and objective of recipe ``name`` for cutouts of ``bands x size x size``.
 
     Parameters
@@ -282,6 +292,11 @@ def build_model(name, *, bands, size, pixel_scale, model_config=None, seed=0, as
         are stretched with. Required by ``"simclr"``, whose views change each object's
         brightness in flux (:class:`astrounsup.transforms.Brightness`); :func:`train` fits
         the normaliser first and passes it.
+    asinh_softening : float, optional
+        That normaliser's ``softening``. With ``asinh_scale``, the ``"vae"`` recipe's
+        likelihood is in units of each pixel's sky noise (``noise_softening`` and
+        ``noise_scale`` of :class:`astrounsup.models.VAE`) unless its config learns the
+        variance or sets them.
 
     Returns
     -------
@@ -312,6 +327,15 @@ def build_model(name, *, bands, size, pixel_scale, model_config=None, seed=0, as
         )
         raise ValueError(msg)
     cfg = MODELS[name] | dict(model_config or {})
+    if (
+        name == "vae"
+        and asinh_scale is not None
+        and asinh_softening is not None
+        and not cfg.get("learn_variance")
+        and "noise_scale" not in cfg
+    ):
+        cfg |= {"noise_softening": float(asinh_softening),
+                "noise_scale": [float(v) for v in asinh_scale]}  # fmt: skip
     input_size = size
     if name == "simclr":
         input_size = transforms.contrastive_view_size(size)
@@ -421,6 +445,7 @@ def train(
         model_config=cfg["model"],
         seed=cfg["training"]["seed"],
         asinh_scale=norm.scale_,
+        asinh_softening=norm.softening,
     )
     out = None if out_dir is None else Path(out_dir)
     trained = TrainedModel(

@@ -174,10 +174,11 @@ def test_anomalies_with_reconstruction(run, tmp_path):
     cat = QTable.read(out / "anomalies.ecsv")
     assert list(cat["anomaly_rank"]) == list(range(1, len(cat) + 1))
     assert np.all(np.diff(cat["anomaly_score"]) <= 0)
-    names = ("iforest", "lof", "knn", "recon", "recon_max", "recon_extended", "elbo")
-    for name in names:
+    names = ("iforest", "lof", "knn", "chi2", "chi2_max", "chi2_extended", "elbo")
+    for name in (*names, "chi2_g", "chi2_r", "chi2_i"):
         assert f"score_{name}" in cat.colnames
-    # Default combination: the largest of the scorers' percentiles.
+    # Default combination: the largest of the scorers' percentiles (the per-band
+    # chi-squares are shown, not combined).
     expected = combine_ranks({n: cat[f"score_{n}"] for n in names}, how="max")
     np.testing.assert_allclose(cat["anomaly_score"], expected)
     assert cat.meta["combine"] == "max"
@@ -209,7 +210,7 @@ def test_anomalies_relative_to_a_context_embedding(run, context, tmp_path):
     cat = cat[np.argsort([row[i] for i in cat["object_id"]])]  # back to the store's order
     near = Reducer("pca", n_components=4, standardize=False, random_state=3)
     ctx = near.fit_transform(context[1])
-    names = ("recon", "recon_max", "recon_extended", "elbo")
+    names = ("chi2", "chi2_max", "chi2_extended", "elbo")
     for name in names:
         raw = np.asarray(cat[f"score_{name}"])
         expected = contextual_scores(raw, ctx, n_neighbors=7, log=name != "elbo")
@@ -224,7 +225,7 @@ def test_anomalies_relative_to_a_context_embedding(run, context, tmp_path):
     np.testing.assert_allclose(cat["anomaly_score"], combine_ranks(picked, how="max"))
     assert (
         cat.meta["scorers"]
-        == "lof,recon_context,recon_max_context,recon_extended_context,elbo_context,"
+        == "lof,chi2_context,chi2_max_context,chi2_extended_context,elbo_context,"
         "context_lof"
     )
     assert (cat.meta["context_neighbors"], cat.meta["context_components"]) == (7, 4)

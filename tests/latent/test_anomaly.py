@@ -168,7 +168,7 @@ class TestContextualScores:
 
 
 class TestContextModelScores:
-    ERRORS = ("recon", "recon_max", "recon_extended")
+    ERRORS = ("chi2", "chi2_max", "chi2_extended")
 
     def data(self, n=60, seed=0):
         rng = np.random.default_rng(seed)
@@ -196,19 +196,19 @@ class TestContextModelScores:
         scores, context = self.data()
         del scores["elbo"]
         out = context_model_scores(scores, context, n_neighbors=5, n_components=n_components)
-        assert sorted(out) == ["context_lof", *sorted(f"{k}_context" for k in self.ERRORS)]
+        assert sorted(out) == sorted(["context_lof", *(f"{k}_context" for k in self.ERRORS)])
         np.testing.assert_allclose(
-            out["recon_context"], contextual_scores(scores["recon"], context, n_neighbors=5)
+            out["chi2_context"], contextual_scores(scores["chi2"], context, n_neighbors=5)
         )
 
     def test_cutouts_without_reconstruction_errors_are_left_out_of_the_lof(self):
         scores, context = self.data()
-        scores["recon"][[3, 17]] = np.nan  # every pixel masked: no error
+        scores["chi2"][[3, 17]] = np.nan  # every pixel masked: no error
         out = context_model_scores(scores, context, n_neighbors=5, n_components=0)
         ok = np.ones(60, dtype=bool)
         ok[[3, 17]] = False
         assert np.isnan(out["context_lof"][~ok]).all()
-        assert np.isnan(out["recon_context"][~ok]).all()
+        assert np.isnan(out["chi2_context"][~ok]).all()
         errors = np.log(np.stack([scores[k] for k in self.ERRORS], 1))
         joint = AnomalyScorer("lof", n_neighbors=5).fit_score(np.hstack([context, errors])[ok])
         np.testing.assert_allclose(out["context_lof"][ok], joint)
@@ -217,7 +217,7 @@ class TestContextModelScores:
         ("change", "match"),
         [
             ({"n_components": -1}, "n_components must be an integer >= 0; got -1"),
-            ({"drop": "recon_max"}, r"missing \['recon_max'\], unknown \[\]"),
+            ({"drop": "chi2_max"}, r"missing \[.chi2_max.\], unknown \[\]"),
             ({"add": "recon_min"}, r"missing \[\], unknown \['recon_min'\]"),
             ({"context": np.full((60, 6), np.nan)}, "context must be finite; got 60 row"),
             ({"context": np.ones((59, 6))}, r"latents must have shape \(n, d\) with n = "),
@@ -230,9 +230,9 @@ class TestContextModelScores:
         if "drop" in change:
             del scores[change.pop("drop")]
         if "add" in change:
-            scores[change.pop("add")] = scores["recon"]
+            scores[change.pop("add")] = scores["chi2"]
         if "nan_rows" in change:
-            scores["recon"][: change.pop("nan_rows")] = np.nan
+            scores["chi2"][: change.pop("nan_rows")] = np.nan
         context = change.pop("context", context)
         with pytest.raises(ValueError, match=match):
             context_model_scores(scores, context, **({"n_neighbors": 5} | change))

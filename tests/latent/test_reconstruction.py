@@ -168,11 +168,35 @@ class TestModelScores:
     def test_every_score_of_a_trained_vae(self, fitted, small_survey, tmp_path):
         images = small_survey.images[:24]
         scores = model_scores(fitted, images, progress=False)
-        assert sorted(scores) == ["elbo", "recon", "recon_extended", "recon_max"]
+        bands = [f"chi2_{b}" for b in fitted.bands]
+        assert sorted(scores) == sorted(["elbo", "chi2", "chi2_extended", "chi2_max", *bands])
         data = fitted.dataset(images)
-        np.testing.assert_allclose(scores["recon"], reconstruction_error(fitted.model, data))
+        # A direct reference: residuals over the asinh derivative of one noise sigma.
+        x, masks, _ = data[list(range(24))]
+        with torch.no_grad():
+            recon = fitted.model.reconstruct(x).numpy().astype(np.float64)
+        x, keep = x.numpy().astype(np.float64), ~masks.numpy()
+        c = np.asarray(fitted.normalizer.scale_)[None, :, None, None]
+        sigma = 1.0 / (fitted.normalizer.softening * c * np.cosh(c * x))
+        chi = (x - recon) / sigma * keep
+        np.testing.assert_allclose(scores["chi2"], (chi**2).sum((1, 2, 3)) / keep.sum((1, 2, 3)),
+                                   rtol=1e-4)  # fmt: skip
+        np.testing.assert_allclose(scores["chi2_max"], (chi**2).max((1, 2, 3)), rtol=1e-4)
+        for j, key in enumerate(bands):
+            ref = (chi[:, j] ** 2).sum((1, 2)) / keep[:, j].sum((1, 2))
+            np.testing.assert_allclose(scores[key], ref, rtol=1e-4)
+        from scipy.signal import convolve2d
+
+        box = np.ones((5, 5))
+        ext = []
+        for i in range(24):
+            total = convolve2d(chi[i].sum(0), box, mode="same")
+            count = convolve2d(keep[i].sum(0).astype(float), box, mode="same")
+            ok = count > 0.5
+            ext.append(np.mean(total[ok] ** 2 / count[ok]))
+        np.testing.assert_allclose(scores["chi2_extended"], ext, rtol=1e-4)
         np.testing.assert_allclose(
-            scores["recon_max"], reconstruction_error(fitted.model, data, reduction="max")
+            scores["chi2"], reconstruction_error(fitted.model, data, units="noise")
         )
         np.testing.assert_allclose(scores["elbo"], negative_elbo(fitted.model, data))
         # From its checkpoint, the same scores.

@@ -226,3 +226,46 @@ def test_latents_are_finite_for_survey_cutouts(small_survey):
     x = torch.from_numpy(np.nan_to_num(small_survey.images[:8]))
     m = ConvAutoencoder(3, size=64, latent_dim=8, **SMALL)
     assert torch.isfinite(m.encode(x)).all()
+
+
+class TestVAENoiseLikelihood:
+    def test_the_likelihood_is_in_units_of_each_pixels_sky_noise(self):
+        import math
+
+        from astrounsup.models import VAE
+
+        torch.manual_seed(0)
+        vae = VAE(2, size=16, latent_dim=3, widths=(4, 8), noise_softening=2.0,
+                  noise_scale=[4.0, 6.0]).eval()  # fmt: skip
+        x = torch.randn(3, 2, 16, 16) * 0.3
+        g = torch.Generator().manual_seed(1)
+        terms = vae.elbo(x, generator=g)
+        # Reference: the same posterior draw, the Gaussian NLL with sigma from the stretch.
+        mu, log_var = vae.posterior(x)
+        eps = torch.randn(mu.shape, generator=torch.Generator().manual_seed(1))
+        mean = vae.decode(mu + eps * (0.5 * log_var).exp())[0]
+        c = torch.tensor([4.0, 6.0])[None, :, None, None]
+        var = (1.0 / (2.0 * c * torch.cosh(c * x))) ** 2
+        nll = 0.5 * (torch.log(2 * math.pi * var) + (x - mean) ** 2 / var)
+        torch.testing.assert_close(terms["nll"], nll.mean((1, 2, 3)), rtol=1e-4, atol=1e-4)
+
+    def test_the_recipe_takes_the_noise_from_the_normaliser(self):
+        from astrounsup.training import build_model
+
+        vae, _, _ = build_model("vae", bands="gri", size=32, pixel_scale=0.263,
+                                model_config={"widths": [4, 8]}, asinh_scale=[3.0, 4.0, 5.0],
+                                asinh_softening=2.0)  # fmt: skip
+        assert vae.noise_scale == [3.0, 4.0, 5.0]
+        assert vae.noise_softening == 2.0
+        learned, _, _ = build_model("vae", bands="gri", size=32, pixel_scale=0.263,
+                                    model_config={"widths": [4, 8], "learn_variance": True},
+                                    asinh_scale=[3.0, 4.0, 5.0], asinh_softening=2.0)  # fmt: skip
+        assert learned.noise_scale is None
+
+    def test_noise_settings_go_together(self):
+        from astrounsup.models import VAE
+
+        with pytest.raises(ValueError, match="noise_softening and noise_scale go together"):
+            VAE(2, size=16, noise_softening=2.0)
+        with pytest.raises(ValueError, match=r"noise_scale must have one value per band \(2\)"):
+            VAE(2, size=16, noise_softening=2.0, noise_scale=[1.0])

@@ -144,9 +144,13 @@ class TestScoreAnomalies:
             model=vae, data=images, context=context,
         )  # fmt: skip
         cat = result.tables["anomalies"]
-        assert {"score_recon", "score_recon_context", "score_context_lof"} <= set(cat.colnames)
+        per_band = {f"score_chi2_{b}" for b in vae.bands}
+        assert {"score_chi2", "score_chi2_context", "score_context_lof"} | per_band <= set(
+            cat.colnames
+        )
         assert result.summary["scorers"][0] == "lof"
-        assert "recon" not in result.summary["scorers"]  # shown, not combined
+        assert "chi2" not in result.summary["scorers"]  # shown, not combined
+        assert not per_band & {f"score_{k}" for k in result.summary["scorers"]}
         assert "anomalies" in result.figures
 
     @pytest.mark.parametrize(

@@ -1,0 +1,293 @@
+"""Evaluation: the README main job, with its own defaults, on our survey and on another's.
+
+    python eval/pipeline_surveys.py --survey ours|lenstronomy [--n 2000] [--seeds 0,1,2]
+                                    [--steps N] [--workdir DIR] [--record RUNS.jsonl]
+    python eval/pipeline_surveys.py --report RUNS.jsonl
+
+Runs :func:`astrounsup.pipeline.run_lens_search` with the settings of
+``pipelines/configs/lens_search.toml`` (the main job: its model, steps, k, reduction,
+labeled share and anomaly scorer; only the seeds change) on
+
+* ``ours``: the built-in survey of ``pipelines/configs/synthetic_survey.toml`` (2,000
+  cutouts, half lenses, 1% anomalies, every realism switch on);
+* ``lenstronomy``: ``eval/lenstronomy_survey.py`` at the same size and fractions (LSST-like
+  pixels, PSF and depth; populations and artefacts of its own; needs ``.[eval]``),
+
+once per training seed, and measures from the catalogs it writes, on the objects whose
+labels it did not use:
+
+* lenses: the k-means call (accuracy, completeness, precision), the per-object score
+  (AUROC, a reliability table: mean score against the lens fraction in bins of score), the
+  completeness of the call per quartile of the arcs' signal-to-noise, and the share of each
+  non-lens kind called a lens;
+* anomalies: AUROC, precision in the top 1%, and the recall of each kind in the top 1% and
+  3% of the ranking.
+
+Each survey is one run of this script (each under 20 min on 2 cores at the defaults);
+``--record`` appends its figures as a JSON line and ``--report`` prints the surveys in the
+file side by side. The targets (issue 18) are printed against the mean over seeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import itertools
+import json
+import sys
+import tempfile
+import time
+import tomllib
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import roc_auc_score
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "pipelines" / "configs" / "lens_search.toml"
+SURVEY_CONFIG = ROOT / "pipelines" / "configs" / "synthetic_survey.toml"
+ANOMALY_KINDS = {
+    "ours": ("satellite_trail", "cosmic_ray", "ghost", "ring_galaxy", "bleed_trail"),
+    "lenstronomy": ("satellite_trail", "cosmic_ray", "ghost", "ring_galaxy", "bleed_trail"),
+}
+TARGETS = {
+    "call_accuracy": 0.92,
+    "call_completeness": 0.90,
+    "score_auroc": 0.97,
+    "anomaly_auroc": 0.95,
+    "anomaly_precision_top1": 0.70,
+}
+
+
+def main_job_config(seed):
+    """The main job's sections (model, cluster, anomalies) with every seed set to ``seed``."""
+    with open(CONFIG, "rb") as f:
+        cfg = tomllib.load(f)
+    cfg = {k: copy.deepcopy(cfg[k]) for k in ("model", "cluster", "anomalies")}
+    cfg["model"].setdefault("config", {}).setdefault("training", {})["seed"] = seed
+    cfg["cluster"]["seed"] = seed
+    cfg["anomalies"]["seed"] = seed
+    cfg["anomalies"].setdefault("recon_config", {}).setdefault("training", {})["seed"] = seed
+    return cfg
+
+
+def make_store(survey, n, workdir, *, seed=0):
+    """The survey's cutout store in ``workdir``, made once."""
+    from astrounsup.io import write_store
+
+    store = Path(workdir) / f"{survey}_{n}_{seed}.h5"
+    if store.exists():
+        return store
+    with open(SURVEY_CONFIG, "rb") as f:
+        base = tomllib.load(f)["survey"]
+    if survey == "ours":
+        from astrounsup.simulate import simulate_lens_survey
+
+        kw = {k: v for k, v in base.items() if k != "n"} | {"seed": base["seed"] + seed}
+        s = simulate_lens_survey(n, progress=False, **kw)
+    else:
+        from lenstronomy_survey import simulate_lenstronomy_survey
+
+        s = simulate_lenstronomy_survey(
+            n, lens_fraction=base["lens_fraction"], anomaly_fraction=base["anomaly_fraction"],
+            seed=seed, progress=False,
+        )  # fmt: skip
+    write_store(store, s.images, s.table, bands=s.bands, pixel_scale=s.pixel_scale)
+    return store
+
+
+def _reliability(score, truth, bins=(0.0, 0.2, 0.4, 0.6, 0.8, 1.0)):
+    rows = []
+    for lo, hi in itertools.pairwise(bins):
+        sel = (score >= lo) & ((score < hi) if hi < 1 else (score <= hi))
+        rows.append(
+            {
+                "bin": f"{lo:.1f}-{hi:.1f}",
+                "n": int(sel.sum()),
+                "mean_score": float(score[sel].mean()) if sel.any() else float("nan"),
+                "lens_fraction": float(truth[sel].mean()) if sel.any() else float("nan"),
+            }
+        )
+    return rows
+
+
+def lens_metrics(clusters):
+    """Figures of the cluster catalog, on the rows whose labels were not used."""
+    from astrounsup.latent import binary_metrics
+
+    held = ~np.asarray(clusters["labeled"])
+    truth = np.asarray(clusters["is_lens"])[held]
+    call = np.asarray(clusters["lens_candidate"])[held]
+    score = np.asarray(clusters["lens_score"])[held]
+    kinds = np.asarray(clusters["kind"])[held]
+    m = binary_metrics(call, truth)
+    out = {
+        "call_accuracy": m["accuracy"],
+        "call_completeness": m["completeness"],
+        "call_precision": m["precision"],
+        "score_auroc": float(roc_auc_score(truth, score)),
+        "score_accuracy": float(np.mean((score > 0.5) == truth)),
+        "reliability": _reliability(score, truth),
+    }
+    snr = np.asarray(clusters["arc_snr"])[held][truth]
+    edges = np.quantile(snr, [0.0, 0.25, 0.5, 0.75, 1.0])
+    quart = np.clip(np.searchsorted(edges, snr, side="right") - 1, 0, 3)
+    out["completeness_by_arc_snr"] = [
+        {
+            "quartile": q + 1,
+            "arc_snr": f"{edges[q]:.0f}-{edges[q + 1]:.0f}",
+            "call": float(call[truth][quart == q].mean()),
+            "score": float((score[truth][quart == q] > 0.5).mean()),
+        }
+        for q in range(4)
+    ]
+    out["called_lens_by_kind"] = {
+        str(k): float(call[kinds == k].mean()) for k in np.unique(kinds[~truth])
+    }
+    return out
+
+
+def anomaly_metrics(anomalies, kinds_of_interest):
+    truth = np.asarray(anomalies["is_anomaly"])
+    score = np.asarray(anomalies["anomaly_score"])
+    kinds = np.asarray(anomalies["kind"])
+    order = np.argsort(-score, kind="stable")
+    n = len(score)
+    out = {"anomaly_auroc": float(roc_auc_score(truth, score)), "n_anomalies": int(truth.sum())}
+    top1, top3 = order[: max(1, n // 100)], order[: max(1, (3 * n) // 100)]
+    out["anomaly_precision_top1"] = float(truth[top1].mean())
+    out["recall_by_kind"] = {}
+    for kind in kinds_of_interest:
+        sel = kinds == kind
+        if sel.any():
+            out["recall_by_kind"][kind] = {
+                "n": int(sel.sum()),
+                "top1": float(np.isin(np.nonzero(sel)[0], top1).mean()),
+                "top3": float(np.isin(np.nonzero(sel)[0], top3).mean()),
+            }
+    return out
+
+
+def run(survey, n, seeds, workdir, *, steps=None):
+    from astropy.table import QTable
+
+    from astrounsup.pipeline import run_lens_search
+
+    t0 = time.perf_counter()
+    store = make_store(survey, n, workdir)
+    t_survey = time.perf_counter() - t0
+    print(f"{survey}: {n} cutouts in {t_survey:.0f} s ({store})", flush=True)
+    runs = []
+    for seed in seeds:
+        t1 = time.perf_counter()
+        out = Path(workdir) / f"{survey}_seed{seed}"
+        done = run_lens_search(store, out, main_job_config(seed), steps=steps, progress=False,
+                               log=None)  # fmt: skip
+        clusters = QTable.read(done["cluster"]["clusters"])
+        anomalies = QTable.read(done["anomalies"]["anomalies"])
+        figures = {"seed": seed, "runtime_s": round(time.perf_counter() - t1, 1)}
+        figures |= lens_metrics(clusters)
+        figures |= anomaly_metrics(anomalies, ANOMALY_KINDS[survey])
+        runs.append(figures)
+        print(
+            f"  seed {seed}: call accuracy {figures['call_accuracy']:.3f}, completeness "
+            f"{figures['call_completeness']:.3f}; score AUROC {figures['score_auroc']:.3f}; "
+            f"anomaly AUROC {figures['anomaly_auroc']:.3f}, top-1% precision "
+            f"{figures['anomaly_precision_top1']:.2f} ({figures['runtime_s']:.0f} s)",
+            flush=True,
+        )
+    return {"survey": survey, "n": n, "steps": steps, "survey_s": round(t_survey, 1),
+            "runtime_s": round(time.perf_counter() - t0, 1), "runs": runs}  # fmt: skip
+
+
+def _mean(runs, key):
+    return float(np.mean([r[key] for r in runs]))
+
+
+def report(entries):
+    """Print the surveys' figures side by side (means over seeds) and the targets."""
+    names = [e["survey"] for e in entries]
+    print(f"{'figure (mean over seeds)':34s}" + "".join(f"{n:>14s}" for n in names))
+    keys = ("call_accuracy", "call_completeness", "call_precision", "score_auroc",
+            "score_accuracy", "anomaly_auroc", "anomaly_precision_top1")  # fmt: skip
+    for key in keys:
+        line = f"{key:34s}" + "".join(f"{_mean(e['runs'], key):14.3f}" for e in entries)
+        if key in TARGETS:
+            line += f"   target >= {TARGETS[key]}"
+        print(line)
+    print("completeness of the call (score > 0.5) per arc S/N quartile:")
+    for q in range(4):
+        cells = []
+        for e in entries:
+            rows = [r["completeness_by_arc_snr"][q] for r in e["runs"]]
+            call = np.mean([x["call"] for x in rows])
+            cells.append(f"{call:.2f} ({np.mean([x['score'] for x in rows]):.2f})")
+        print(f"  quartile {q + 1:<24d}" + "".join(f"{c:>14s}" for c in cells))
+    print("share of each non-lens kind called a lens:")
+    kinds = sorted({k for e in entries for r in e["runs"] for k in r["called_lens_by_kind"]})
+    for k in kinds:
+        cells = []
+        for e in entries:
+            v = [r["called_lens_by_kind"][k] for r in e["runs"] if k in r["called_lens_by_kind"]]
+            cells.append(f"{np.mean(v):.2f}" if v else "-")
+        print(f"  {k:32s}" + "".join(f"{c:>14s}" for c in cells))
+    print("reliability of the per-object score (seeds pooled): bin, n, mean score, lens fraction")
+    for e in entries:
+        print(f"  {e['survey']}:")
+        for b in range(len(e["runs"][0]["reliability"])):
+            rows = [r["reliability"][b] for r in e["runs"]]
+            cnt = sum(x["n"] for x in rows)
+            w = [x["n"] for x in rows]
+            ms = np.average([x["mean_score"] for x in rows], weights=w) if cnt else np.nan
+            lf = np.average([x["lens_fraction"] for x in rows], weights=w) if cnt else np.nan
+            print(f"    {rows[0]['bin']}  {cnt:5d}  {ms:.3f}  {lf:.3f}")
+    print("anomaly recall by kind in the top 1% / 3%:")
+    kinds = sorted({k for e in entries for r in e["runs"] for k in r["recall_by_kind"]})
+    for k in kinds:
+        cells = []
+        for e in entries:
+            rows = [r["recall_by_kind"][k] for r in e["runs"] if k in r["recall_by_kind"]]
+            cnt = sum(x["n"] for x in rows)
+            t1 = sum(x["top1"] * x["n"] for x in rows) / cnt if cnt else np.nan
+            t3 = sum(x["top3"] * x["n"] for x in rows) / cnt if cnt else np.nan
+            cells.append(f"{t1:.2f}/{t3:.2f} ({cnt})")
+        print(f"  {k:32s}" + "".join(f"{c:>14s}" for c in cells) + "   target top 3% >= 0.50")
+    for e in entries:
+        print(f"{e['survey']}: {e['n']} cutouts, seeds "
+              f"{[r['seed'] for r in e['runs']]}, survey {e['survey_s']:.0f} s, total "
+              f"{e['runtime_s']:.0f} s")  # fmt: skip
+    met = all(_mean(e["runs"], key) >= value for e in entries for key, value in TARGETS.items())
+    return 0 if met else 1
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--survey", choices=("ours", "lenstronomy"))
+    parser.add_argument("--n", type=int, default=2000)
+    parser.add_argument("--seeds", default="0,1,2", help="training seeds, comma-separated")
+    parser.add_argument("--steps", type=int, default=None, help="override the main job's steps")
+    parser.add_argument("--workdir", type=Path, default=None, help="keep the runs here")
+    parser.add_argument("--record", type=Path, default=None, help="append figures (JSON lines)")
+    parser.add_argument("--report", type=Path, default=None, help="print a record file")
+    args = parser.parse_args(argv)
+    if args.report:
+        entries = [json.loads(line) for line in args.report.read_text().splitlines() if line]
+        return report(entries)
+    if not args.survey:
+        parser.error("--survey is required (or --report FILE)")
+    seeds = [int(s) for s in args.seeds.split(",")]
+    if args.workdir:
+        args.workdir.mkdir(parents=True, exist_ok=True)
+        entry = run(args.survey, args.n, seeds, args.workdir, steps=args.steps)
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            entry = run(args.survey, args.n, seeds, tmp, steps=args.steps)
+    if args.record:
+        from lens_clustering import record_run
+
+        record_run(args.record, entry)
+    return report([entry])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
