@@ -10,6 +10,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,6 +55,8 @@ SCRIPTS = [
     ("eval/linear_probe.py", ["--train", "64", "--test", "32", "--steps", "1",
                               "--batch-size", "16"], "probe accuracy"),
     ("eval/main_sequence.py", ["--n", "1500"], "Spearman rho"),
+    ("eval/pipeline_surveys.py", ["--survey", "ours", "--n", "150", "--steps", "2",
+                                  "--seeds", "0"], "call_accuracy"),
     ("eval/simclr_settings.py", ["--train", "64", "--test", "32", "--steps", "1",
                                  "--batch-size", "16", "--k", "3", "--repeats", "1"],
      "linear probe (10% labels)"),
@@ -99,3 +102,31 @@ def test_anomaly_scores_rescore_from_a_saved_file(tmp_path, capsys, monkeypatch)
     table = [line for line in first.splitlines() if "AUROC" in line]
     assert table
     assert table == [line for line in again.splitlines() if "AUROC" in line]
+
+
+def test_the_lenstronomy_survey_and_the_pipeline_on_it(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("lenstronomy", reason="the eval extra (lenstronomy) is not installed")
+    monkeypatch.syspath_prepend(str(ROOT / "eval"))
+    survey = _script(ROOT / "eval" / "lenstronomy_survey.py")
+    s = survey.simulate_lenstronomy_survey(40, anomaly_fraction=0.25, seed=3, progress=False)
+    assert s.images.shape == (40, 3, 64, 64)
+    t = s.table
+    assert int(t["is_lens"].sum()) == 20
+    lens = np.asarray(t["is_lens"])
+    assert np.isfinite(t["arc_snr"][lens]).all()
+    assert np.isnan(t["arc_snr"][~lens]).all()
+    assert np.isfinite(s.images).all()
+    # The measured sky noise is lenstronomy's background noise, converted to nanomaggies.
+    from astrounsup.io import estimate_sky
+
+    _, noise = estimate_sky(s.images)
+    np.testing.assert_allclose(np.median(noise, 0), np.median(t["noise_sigma"].value, 0),
+                               rtol=0.1)  # fmt: skip
+    argv = ["--survey", "lenstronomy", "--n", "150", "--steps", "2", "--seeds", "0",
+            "--record", str(tmp_path / "r.jsonl")]  # fmt: skip
+    status, out = _run("eval/pipeline_surveys.py", argv, capsys, monkeypatch)
+    assert status in (0, 1)
+    assert "lenstronomy" in out
+    status, out = _run("eval/pipeline_surveys.py", ["--report", str(tmp_path / "r.jsonl")],
+                       capsys, monkeypatch)  # fmt: skip
+    assert "anomaly_auroc" in out
