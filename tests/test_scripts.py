@@ -57,6 +57,8 @@ SCRIPTS = [
     ("eval/main_sequence.py", ["--n", "1500"], "Spearman rho"),
     ("eval/pipeline_surveys.py", ["--survey", "ours", "--n", "150", "--steps", "2",
                                   "--seeds", "0"], "call_accuracy"),
+    ("eval/rare_lenses.py", ["--survey", "ours", "--n", "700", "--known", "5", "--steps", "2",
+                             "--seeds", "0"], "precision_top100"),
     ("eval/simclr_settings.py", ["--train", "64", "--test", "32", "--steps", "1",
                                  "--batch-size", "16", "--k", "3", "--repeats", "1"],
      "linear probe (10% labels)"),
