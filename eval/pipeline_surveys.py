@@ -1,7 +1,8 @@
 """Evaluation: the README main job, with its own defaults, on our survey and on another's.
 
     python eval/pipeline_surveys.py --survey ours|lenstronomy [--n 2000] [--seeds 0,1,2]
-                                    [--steps N] [--workdir DIR] [--record RUNS.jsonl]
+                                    [--steps N] [--recon-recipe inpaint] [--workdir DIR]
+                                    [--record RUNS.jsonl]
     python eval/pipeline_surveys.py --report RUNS.jsonl
 
 Runs :func:`astrounsup.pipeline.run_lens_search` with the settings of
@@ -59,11 +60,14 @@ TARGETS = {
 }
 
 
-def main_job_config(seed):
-    """The main job's sections (model, cluster, anomalies) with every seed set to ``seed``."""
+def main_job_config(seed, *, recon_recipe=None):
+    """The main job's sections (model, cluster, anomalies) with every seed set to ``seed``
+    (and another ``recon_recipe`` beside the main model, e.g. ``"inpaint"``)."""
     with open(CONFIG, "rb") as f:
         cfg = tomllib.load(f)
     cfg = {k: copy.deepcopy(cfg[k]) for k in ("model", "cluster", "anomalies")}
+    if recon_recipe:
+        cfg["anomalies"]["recon_recipe"] = recon_recipe
     cfg["model"].setdefault("config", {}).setdefault("training", {})["seed"] = seed
     cfg["cluster"]["seed"] = seed
     cfg["anomalies"]["seed"] = seed
@@ -168,7 +172,7 @@ def anomaly_metrics(anomalies, kinds_of_interest):
     return out
 
 
-def run(survey, n, seeds, workdir, *, steps=None):
+def run(survey, n, seeds, workdir, *, steps=None, recon_recipe=None):
     from astropy.table import QTable
 
     from astrounsup.pipeline import run_lens_search
@@ -181,8 +185,8 @@ def run(survey, n, seeds, workdir, *, steps=None):
     for seed in seeds:
         t1 = time.perf_counter()
         out = Path(workdir) / f"{survey}_seed{seed}"
-        done = run_lens_search(store, out, main_job_config(seed), steps=steps, progress=False,
-                               log=None)  # fmt: skip
+        cfg = main_job_config(seed, recon_recipe=recon_recipe)
+        done = run_lens_search(store, out, cfg, steps=steps, progress=False, log=None)
         clusters = QTable.read(done["cluster"]["clusters"])
         anomalies = QTable.read(done["anomalies"]["anomalies"])
         figures = {"seed": seed, "runtime_s": round(time.perf_counter() - t1, 1)}
@@ -196,7 +200,8 @@ def run(survey, n, seeds, workdir, *, steps=None):
             f"{figures['anomaly_precision_top1']:.2f} ({figures['runtime_s']:.0f} s)",
             flush=True,
         )
-    return {"survey": survey, "n": n, "steps": steps, "survey_s": round(t_survey, 1),
+    label = survey if not recon_recipe else f"{survey}+{recon_recipe}"
+    return {"survey": label, "n": n, "steps": steps, "survey_s": round(t_survey, 1),
             "runtime_s": round(time.perf_counter() - t0, 1), "runs": runs}  # fmt: skip
 
 
@@ -267,6 +272,10 @@ def main(argv=None):
     parser.add_argument("--seeds", default="0,1,2", help="training seeds, comma-separated")
     parser.add_argument("--steps", type=int, default=None, help="override the main job's steps")
     parser.add_argument("--workdir", type=Path, default=None, help="keep the runs here")
+    parser.add_argument(
+        "--recon-recipe", default=None,
+        help="score anomalies with this model beside the main one (default: the main job's)",
+    )  # fmt: skip
     parser.add_argument("--record", type=Path, default=None, help="append figures (JSON lines)")
     parser.add_argument("--report", type=Path, default=None, help="print a record file")
     args = parser.parse_args(argv)
@@ -278,10 +287,12 @@ def main(argv=None):
     seeds = [int(s) for s in args.seeds.split(",")]
     if args.workdir:
         args.workdir.mkdir(parents=True, exist_ok=True)
-        entry = run(args.survey, args.n, seeds, args.workdir, steps=args.steps)
+        entry = run(args.survey, args.n, seeds, args.workdir, steps=args.steps,
+                    recon_recipe=args.recon_recipe)  # fmt: skip
     else:
         with tempfile.TemporaryDirectory() as tmp:
-            entry = run(args.survey, args.n, seeds, tmp, steps=args.steps)
+            entry = run(args.survey, args.n, seeds, tmp, steps=args.steps,
+                        recon_recipe=args.recon_recipe)  # fmt: skip
     if args.record:
         from lens_clustering import record_run
 

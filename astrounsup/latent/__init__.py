@@ -30,6 +30,7 @@ __getattr__, __dir__, __all__ = attach(
         ],
         "reconstruction": [
             "RECONSTRUCTION_REDUCTIONS",
+            "inpainting_scores",
             "model_scores",
             "negative_elbo",
             "reconstruction_error",

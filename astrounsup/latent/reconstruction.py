@@ -14,7 +14,13 @@ from astrounsup._devices import model_device
 from astrounsup._estimators import check_choice, check_int
 from astrounsup._progress import progress_bar
 
-__all__ = ["RECONSTRUCTION_REDUCTIONS", "model_scores", "negative_elbo", "reconstruction_error"]
+__all__ = [
+    "RECONSTRUCTION_REDUCTIONS",
+    "inpainting_scores",
+    "model_scores",
+    "negative_elbo",
+    "reconstruction_error",
+]
 
 #: Reductions of :func:`reconstruction_error`.
 RECONSTRUCTION_REDUCTIONS = ("mean", "max", "extended")
@@ -223,6 +229,80 @@ def negative_elbo(model, dataset, *, batch_size=256, device=None, seed=0):
     return np.concatenate(out) if out else np.empty(0)
 
 
+@torch.no_grad()
+def inpainting_scores(model, dataset, *, tile=None, batch_size=256, device=None):
+    """Chi-squares of what a context encoder predicts for hidden tiles of each cutout.
+
+    The cutout is cut into square tiles and every tile is hidden once (in two passes, the
+    tiles of a checkerboard's two colours), predicted from the visible rest, and compared
+    with what was there, in units of each pixel's sky noise. An artefact cannot be
+    predicted from its surroundings, so its tile's residual stands out; an ordinary object
+    can.
+
+    Parameters
+    ----------
+    model : astrounsup.models.ContextEncoder
+    dataset : astrounsup.io.CutoutDataset
+        Normalised by the :class:`astrounsup.io.AsinhNormalizer` of the model's training.
+    tile : int, optional
+        Tile side, px (default a quarter of the cutout side).
+    batch_size : int, optional
+    device : str or torch.device, optional
+
+    Returns
+    -------
+    dict of str to numpy.ndarray of shape (n,)
+        ``"inpaint_chi2"`` (mean over unmasked pixels), ``"inpaint_chi2_max"`` (largest
+        pixel) and ``"inpaint_chi2_tile"`` (largest mean over one tile); NaN for a cutout
+        with every pixel masked.
+    """
+    from astrounsup.io import AsinhNormalizer
+    from astrounsup.models import ContextEncoder
+
+    owner = "inpainting_scores"
+    if not isinstance(model, ContextEncoder):
+        msg = f"{owner} needs a ContextEncoder (the inpaint recipe); got a {type(model).__name__}"
+        raise TypeError(msg)
+    if not isinstance(dataset.normalizer, AsinhNormalizer):
+        msg = f"{owner}: the dataset must be normalised by an AsinhNormalizer"
+        raise ValueError(msg)
+    _, _, ny, nx = dataset.shape
+    tile = max(1, min(ny, nx) // 4) if tile is None else tile
+    check_int(owner, "tile", tile, 1)
+    device = model_device(model, device)
+    model = model.to(device).eval()
+    rows = torch.arange(ny, device=device)[:, None] // tile
+    cols = torch.arange(nx, device=device)[None, :] // tile
+    colour = (rows + cols) % 2
+    tile_id = rows * ((nx + tile - 1) // tile) + cols
+    n_tiles = int(tile_id.max()) + 1
+    out = {"inpaint_chi2": [], "inpaint_chi2_max": [], "inpaint_chi2_tile": []}
+    for images, masks, _ in dataset.loader(batch_size):
+        x = images.to(device).float()
+        keep = (~masks.to(device)).float()
+        chi2 = torch.zeros_like(x)
+        for c in (0, 1):
+            holes = (colour == c)[None, None].expand(len(x), 1, ny, nx)
+            pred = model.inpaint(x, holes).float()
+            r2 = ((pred - x) / dataset.normalizer.pixel_noise(x)) ** 2
+            chi2 = torch.where(holes.expand_as(x), r2, chi2)
+        chi2 = chi2 * keep
+        n = keep.flatten(1).sum(1)
+        per_tile = torch.zeros(len(x), n_tiles, device=device)
+        cnt = torch.zeros(len(x), n_tiles, device=device)
+        idx = tile_id.flatten().expand(len(x), -1)
+        per_tile.scatter_add_(1, idx, chi2.sum(1).flatten(1))
+        cnt.scatter_add_(1, idx, keep.sum(1).flatten(1))
+        tile_mean = torch.where(cnt > 0, per_tile / cnt.clamp(min=1), 0.0)
+        for key, val in (
+            ("inpaint_chi2", chi2.flatten(1).sum(1) / n.clamp(min=1)),
+            ("inpaint_chi2_max", chi2.flatten(1).max(1).values),
+            ("inpaint_chi2_tile", tile_mean.max(1).values),
+        ):
+            out[key].append(torch.where(n > 0, val, torch.nan).double().cpu().numpy())
+    return {k: np.concatenate(v) if v else np.empty(0) for k, v in out.items()}
+
+
 def model_scores(model, data, *, batch_size=256, device=None, smoothing=5, progress=True):
     """Model-based anomaly scores of every cutout of ``data``.
 
@@ -249,14 +329,14 @@ def model_scores(model, data, *, batch_size=256, device=None, smoothing=5, progr
         pixel), ``"chi2_extended"`` (of the residual summed over the bands and
         ``smoothing``-wide windows, scaled to unit variance: faint extended light),
         ``"chi2_<band>"`` (mean per pixel in each band) and, for a VAE, ``"elbo"``
-        (:func:`negative_elbo`).
+        (:func:`negative_elbo`); for a context encoder, :func:`inpainting_scores`.
 
     Raises
     ------
     ValueError
         For a model without a decoder, naming it and the checkpoint.
     """
-    from astrounsup.models import VAE
+    from astrounsup.models import VAE, ContextEncoder
     from astrounsup.training import TrainedModel
 
     trained = model if isinstance(model, TrainedModel) else TrainedModel.load(model)
@@ -276,4 +356,6 @@ def model_scores(model, data, *, batch_size=256, device=None, smoothing=5, progr
         out[f"chi2_{band}"] = errors["band"][:, j]
     if isinstance(trained.model, VAE):
         out["elbo"] = negative_elbo(trained.model, dataset, batch_size=batch_size, device=device)
+    if isinstance(trained.model, ContextEncoder):
+        out |= inpainting_scores(trained.model, dataset, batch_size=batch_size, device=device)
     return out

@@ -9,6 +9,7 @@ __getattr__, __dir__, __all__ = attach(
         "autoencoder": ["ConvAutoencoder", "jacobian_frobenius_sq"],
         "contrastive": ["SimCLR"],
         "encoders": ["ConvDecoder", "ConvEncoder", "check_architecture"],
+        "inpaint": ["ContextEncoder", "draw_holes"],
         "pretext": ["RotationPretext"],
         "vae": ["VAE"],
     },

@@ -116,6 +116,7 @@ def score_anomalies(
         AnomalyScorer,
         combine_ranks,
         context_model_scores,
+        contextual_scores,
         descending_rank,
         model_scores,
         rank_scores,
@@ -152,9 +153,10 @@ def score_anomalies(
             raise ValueError(msg)
         # The per-band chi-squares are in the catalog, not in the combination.
         combined_keys = [k for k in extra if k in (*CONTEXT_ERRORS, "elbo")]
+        inpainted = [k for k in extra if k.startswith("inpaint_")]
         if context is None:
-            shown = {k: v for k, v in extra.items() if k not in combined_keys}
-            scores |= {k: extra[k] for k in combined_keys}
+            shown = {k: v for k, v in extra.items() if k not in combined_keys + inpainted}
+            scores |= {k: extra[k] for k in combined_keys + inpainted}
         else:
             shown = extra  # in the catalog, not in the combination
             scores |= context_model_scores(
@@ -162,6 +164,10 @@ def score_anomalies(
                 n_neighbors=cfg["context_neighbors"], n_components=cfg["context_components"],
                 seed=cfg["seed"],
             )  # fmt: skip
+            for k in inpainted:  # relative to the look-alikes too
+                scores[f"{k}_context"] = contextual_scores(
+                    extra[k], context, n_neighbors=cfg["context_neighbors"]
+                )
     if not scores:
         msg = "no scorer: give methods and/or recon"
         raise ValueError(msg)

@@ -14,6 +14,7 @@ __getattr__, __dir__, __all__ = attach(
             "denoising_objective",
             "reconstruction_objective",
             "rotation_objective",
+            "inpainting_objective",
         ],
         "recipes": [
             "DEFAULT_MAX_STEPS",

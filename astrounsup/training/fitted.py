@@ -242,10 +242,9 @@ class TrainedModel:
         from astrounsup.training.trainer import TrainingHistory
 
         state = load_checkpoint(checkpoint)
-        classes = {
-            c.__name__: c
-            for c in (models.ConvAutoencoder, models.VAE, models.SimCLR, models.RotationPretext)
-        }
+        kinds = (models.ConvAutoencoder, models.VAE, models.SimCLR, models.RotationPretext,
+                 models.ContextEncoder)  # fmt: skip
+        classes = {c.__name__: c for c in kinds}
         model_class = classes.get(state.get("model_class"))
         if model_class is None or "extra" not in state:
             msg = f"{checkpoint}: holds no astrounsup model (class {state.get('model_class')!r})"

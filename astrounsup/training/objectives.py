@@ -5,6 +5,7 @@ from __future__ import annotations
 __all__ = [
     "contrastive_objective",
     "denoising_objective",
+    "inpainting_objective",
     "reconstruction_objective",
     "rotation_objective",
 ]
@@ -22,6 +23,17 @@ def reconstruction_objective(model, images, masks, generator):
     if isinstance(model, VAE):  # its loss draws from the posterior
         return model.loss(images, masks, generator=generator)
     return model.loss(images, masks)
+
+
+def inpainting_objective(model, images, masks, generator):
+    """Hide random patches (the model's ``holes`` and ``hole_size``) and predict them:
+    :class:`astrounsup.models.ContextEncoder`."""
+    from astrounsup.models import draw_holes
+
+    net = _unwrap(model)
+    holes = draw_holes(images.shape, count=net.holes, size=net.hole_size, generator=generator,
+                       device=images.device)  # fmt: skip
+    return net.loss(images, masks, holes=holes)
 
 
 def denoising_objective(corrupt):

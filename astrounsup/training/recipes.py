@@ -44,6 +44,7 @@ MODELS = {
     "vae": {"beta": 1.0},
     "simclr": {"latent_dim": 64, "projection_dim": 64, "temperature": 0.2},
     "rotation": {"latent_dim": 64},
+    "inpaint": {},
 }
 
 #: Training steps when the config does not say.
@@ -59,7 +60,12 @@ def _model_class(name):
     from astrounsup import models
 
     _check_recipe(name)
-    classes = {"vae": models.VAE, "simclr": models.SimCLR, "rotation": models.RotationPretext}
+    classes = {
+        "vae": models.VAE,
+        "simclr": models.SimCLR,
+        "rotation": models.RotationPretext,
+        "inpaint": models.ContextEncoder,
+    }
     return classes.get(name, models.ConvAutoencoder)
 
 
@@ -294,8 +300,9 @@ def build_model(
         the normaliser first and passes it.
     asinh_softening : float, optional
         That normaliser's ``softening``. With ``asinh_scale``, the ``"vae"`` recipe's
-        likelihood is in units of each pixel's sky noise (``noise_softening`` and
-        ``noise_scale`` of :class:`astrounsup.models.VAE`) unless its config learns the
+        likelihood and the ``"inpaint"`` recipe's loss are in units of each pixel's sky
+        noise (``noise_softening`` and ``noise_scale`` of :class:`astrounsup.models.VAE`
+        and :class:`astrounsup.models.ContextEncoder`) unless the config learns the
         variance or sets them.
 
     Returns
@@ -328,11 +335,12 @@ def build_model(
         raise ValueError(msg)
     cfg = MODELS[name] | dict(model_config or {})
     if (
-        name == "vae"
+        name in ("vae", "inpaint")
         and asinh_scale is not None
         and asinh_softening is not None
         and not cfg.get("learn_variance")
-        and "noise_scale" not in cfg
+        and cfg.get("noise_scale") is None
+        and cfg.get("noise_softening") is None
     ):
         cfg |= {"noise_softening": float(asinh_softening),
                 "noise_scale": [float(v) for v in asinh_scale]}  # fmt: skip
@@ -355,6 +363,8 @@ def build_model(
         objective = training.contrastive_objective(transforms.contrastive_views(**settings))
     elif name == "rotation":
         objective = training.rotation_objective
+    elif name == "inpaint":
+        objective = training.inpainting_objective
     else:
         objective = training.reconstruction_objective
     return model, objective, input_size

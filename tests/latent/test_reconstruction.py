@@ -215,3 +215,52 @@ class TestModelScores:
         path = simclr.save(tmp_path / "simclr.pt")
         with pytest.raises(ValueError, match=r"a SimCLR has no decoder.*simclr\.pt"):
             model_scores(path, small_survey.images[:24], progress=False)
+
+
+@pytest.fixture(scope="module")
+def encoder(small_survey):
+    """A context encoder (the inpaint recipe) trained for two steps."""
+    from astrounsup.training import train
+
+    return train(small_survey.images[:32], model="inpaint", progress=False,
+                 config={"model": {"latent_dim": 4, "widths": [4, 8]},
+                         "training": {"max_steps": 2, "batch_size": 8}})  # fmt: skip
+
+
+class TestInpaintingScores:
+    def test_against_a_direct_reference(self, encoder, small_survey):
+        from astrounsup.latent import inpainting_scores
+
+        data = encoder.dataset(small_survey.images[:10])
+        scores = inpainting_scores(encoder.model, data, tile=16)
+        x, masks, _ = data[list(range(10))]
+        keep = ~masks.numpy()
+        yy, xx = np.mgrid[:64, :64] // 16
+        chi2 = np.zeros(x.shape)
+        with torch.no_grad():
+            for colour in (0, 1):
+                board = torch.from_numpy((yy + xx) % 2 == colour)
+                holes = board[None, None].expand(10, 1, 64, 64)
+                pred = encoder.model.inpaint(x, holes).numpy()
+                sigma = encoder.normalizer.pixel_noise(x).numpy()
+                r2 = ((pred - x.numpy()) / sigma) ** 2
+                chi2 = np.where(holes.numpy(), r2, chi2)
+        chi2 = chi2 * keep
+        mean = chi2.sum((1, 2, 3)) / keep.sum((1, 2, 3))
+        np.testing.assert_allclose(scores["inpaint_chi2"], mean, rtol=1e-4)
+        np.testing.assert_allclose(scores["inpaint_chi2_max"], chi2.max((1, 2, 3)), rtol=1e-4)
+        tiles = (yy * 4 + xx).ravel()
+        for i in range(10):
+            total = np.bincount(tiles, chi2[i].sum(0).ravel(), 16)
+            count = np.bincount(tiles, keep[i].sum(0).ravel(), 16)
+            assert scores["inpaint_chi2_tile"][i] == pytest.approx((total / count).max(), rel=1e-4)
+
+    def test_model_scores_of_a_context_encoder_hold_them(self, encoder, small_survey):
+        scores = model_scores(encoder, small_survey.images[:10], progress=False)
+        assert {"inpaint_chi2", "inpaint_chi2_max", "inpaint_chi2_tile", "chi2"} <= set(scores)
+
+    def test_other_models_are_refused(self, fitted, small_survey):
+        from astrounsup.latent import inpainting_scores
+
+        with pytest.raises(TypeError, match="needs a ContextEncoder"):
+            inpainting_scores(fitted.model, fitted.dataset(small_survey.images[:4]))

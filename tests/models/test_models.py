@@ -269,3 +269,57 @@ class TestVAENoiseLikelihood:
             VAE(2, size=16, noise_softening=2.0)
         with pytest.raises(ValueError, match=r"noise_scale must have one value per band \(2\)"):
             VAE(2, size=16, noise_softening=2.0, noise_scale=[1.0])
+
+
+class TestContextEncoder:
+    def test_holes_follow_their_ranges(self):
+        from astrounsup.models import draw_holes
+
+        g = torch.Generator().manual_seed(0)
+        holes = draw_holes((200, 3, 32, 32), count=(1, 1), size=(8, 8), generator=g)
+        assert holes.shape == (200, 1, 32, 32)
+        assert (holes.sum((1, 2, 3)) == 64).all()
+        more = draw_holes((200, 3, 32, 32), count=(0, 3), size=(4, 6), generator=g)
+        assert (more.sum((1, 2, 3)) == 0).any()
+
+    def test_the_loss_weights_hidden_and_visible_pixels(self):
+        from astrounsup.models import ContextEncoder
+
+        torch.manual_seed(0)
+        model = ContextEncoder(2, size=16, latent_dim=3, widths=(4, 8), visible_weight=0.25)
+        x = torch.randn(4, 2, 16, 16)
+        holes = torch.zeros(4, 1, 16, 16, dtype=torch.bool)
+        holes[:, :, 4:10, 4:10] = True
+        out = model.loss(x, holes=holes)
+        pred = model.inpaint(x, holes)
+        sq = (pred - x) ** 2
+        h = holes.expand_as(x)
+        inner = torch.stack([sq[i][h[i]].mean() for i in range(4)]).mean()
+        outer = torch.stack([sq[i][~h[i]].mean() for i in range(4)]).mean()
+        torch.testing.assert_close(out["loss"], inner + 0.25 * outer)
+        # What is hidden is not seen: changing it leaves the prediction unchanged.
+        changed = torch.where(h, x + 5.0, x)
+        torch.testing.assert_close(model.inpaint(changed, holes), pred)
+
+    def test_the_recipe_trains_and_takes_the_noise(self):
+        from astrounsup.training import build_model, train
+
+        model, _, _ = build_model("inpaint", bands="gr", size=32, pixel_scale=0.263,
+                                  model_config={"widths": [4, 8]}, asinh_scale=[3.0, 4.0],
+                                  asinh_softening=2.0)  # fmt: skip
+        assert model.noise_scale == [3.0, 4.0]
+        images = np.random.default_rng(0).normal(size=(24, 2, 32, 32)).astype("f4")
+        fitted = train(images, model="inpaint", progress=False,
+                       config={"model": {"latent_dim": 4, "widths": [4, 8]},
+                               "training": {"max_steps": 3, "batch_size": 8}})  # fmt: skip
+        assert fitted.model.noise_scale is not None
+        assert np.isfinite(fitted.history.loss).all()
+        assert fitted.embed(images, progress=False).shape == (24, 4)
+
+    def test_bad_settings(self):
+        from astrounsup.models import ContextEncoder
+
+        with pytest.raises(ValueError, match=r"hole_size must be a range \(lo, hi\) in \[1, 16\]"):
+            ContextEncoder(2, size=16, hole_size=(4, 20))
+        with pytest.raises(ValueError, match="holes must be a range"):
+            ContextEncoder(2, size=16, holes=(3, 1))

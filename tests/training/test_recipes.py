@@ -319,3 +319,14 @@ def test_simclr_seeing_range_fits_the_view():
     assert 1.0 < worst < 3.0
     half = kernel_half_width((worst**2 - 1) ** 0.5, 0.168, profile="gaussian")
     assert half <= contrastive_view_size(40) - 1
+
+
+def test_the_vae_recipe_is_in_noise_units_through_train():
+    from astrounsup.training import train
+
+    images = np.random.default_rng(0).normal(size=(24, 2, 32, 32)).astype("f4")
+    fitted = train(images, model="vae", progress=False,
+                   config={"model": {"latent_dim": 4, "widths": [4, 8]},
+                           "training": {"max_steps": 1, "batch_size": 8}})  # fmt: skip
+    assert fitted.model.noise_scale == [float(v) for v in fitted.normalizer.scale_]
+    assert fitted.model.noise_softening == fitted.normalizer.softening
