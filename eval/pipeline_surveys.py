@@ -75,26 +75,30 @@ def main_job_config(seed, *, recon_recipe=None):
     return cfg
 
 
-def make_store(survey, n, workdir, *, seed=0):
-    """The survey's cutout store in ``workdir``, made once."""
+def make_store(survey, n, workdir, *, seed=0, lens_fraction=None):
+    """The survey's cutout store in ``workdir``, made once: the main job's survey settings
+    (``pipelines/configs/synthetic_survey.toml``) at ``n`` cutouts, or the lenstronomy survey
+    at its fractions; ``lens_fraction`` replaces the configured one."""
     from astrounsup.io import write_store
 
-    store = Path(workdir) / f"{survey}_{n}_{seed}.h5"
-    if store.exists():
-        return store
     with open(SURVEY_CONFIG, "rb") as f:
         base = tomllib.load(f)["survey"]
+    fraction = base["lens_fraction"] if lens_fraction is None else lens_fraction
+    store = Path(workdir) / f"{survey}_{n}_{fraction:g}_{seed}.h5"
+    if store.exists():
+        return store
     if survey == "ours":
         from astrounsup.simulate import simulate_lens_survey
 
-        kw = {k: v for k, v in base.items() if k != "n"} | {"seed": base["seed"] + seed}
-        s = simulate_lens_survey(n, progress=False, **kw)
+        kw = {k: v for k, v in base.items() if k not in ("n", "lens_fraction", "seed")}
+        s = simulate_lens_survey(n, lens_fraction=fraction, seed=base["seed"] + seed,
+                                 progress=False, **kw)  # fmt: skip
     else:
         from lenstronomy_survey import simulate_lenstronomy_survey
 
         s = simulate_lenstronomy_survey(
-            n, lens_fraction=base["lens_fraction"], anomaly_fraction=base["anomaly_fraction"],
-            seed=seed, progress=False,
+            n, lens_fraction=fraction, anomaly_fraction=base["anomaly_fraction"], seed=seed,
+            progress=False,
         )  # fmt: skip
     write_store(store, s.images, s.table, bands=s.bands, pixel_scale=s.pixel_scale)
     return store
@@ -256,7 +260,7 @@ def report(entries):
             t1 = sum(x["top1"] * x["n"] for x in rows) / cnt if cnt else np.nan
             t3 = sum(x["top3"] * x["n"] for x in rows) / cnt if cnt else np.nan
             cells.append(f"{t1:.2f}/{t3:.2f} ({cnt})")
-        print(f"  {k:32s}" + "".join(f"{c:>14s}" for c in cells) + "   target top 3% >= 0.50")
+        print(f"  {k:32s}" + "".join(f"{c:>16s}" for c in cells) + "   target top 3% >= 0.50")
     for e in entries:
         print(f"{e['survey']}: {e['n']} cutouts, seeds "
               f"{[r['seed'] for r in e['runs']]}, survey {e['survey_s']:.0f} s, total "

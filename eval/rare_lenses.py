@@ -27,45 +27,18 @@ import time
 from pathlib import Path
 
 import numpy as np
-from pipeline_surveys import SURVEY_CONFIG, main_job_config
+from pipeline_surveys import main_job_config, make_store
 from sklearn.metrics import roc_auc_score
 
 TARGET = 0.5
-
-
-def make_store(survey, n, workdir, *, seed=0):
-    """A 1%-lens survey store in ``workdir``."""
-    import tomllib
-
-    from astrounsup.io import write_store
-
-    store = Path(workdir) / f"{survey}_rare_{n}_{seed}.h5"
-    if store.exists():
-        return store
-    with open(SURVEY_CONFIG, "rb") as f:
-        base = tomllib.load(f)["survey"]
-    if survey == "ours":
-        from astrounsup.simulate import simulate_lens_survey
-
-        kw = {k: v for k, v in base.items() if k not in ("n", "lens_fraction")}
-        s = simulate_lens_survey(n, lens_fraction=0.01, progress=False,
-                                 **(kw | {"seed": base["seed"] + 100 + seed}))  # fmt: skip
-    else:
-        from lenstronomy_survey import simulate_lenstronomy_survey
-
-        s = simulate_lenstronomy_survey(
-            n, lens_fraction=0.01, anomaly_fraction=base["anomaly_fraction"], seed=100 + seed,
-            progress=False,
-        )  # fmt: skip
-    write_store(store, s.images, s.table, bands=s.bands, pixel_scale=s.pixel_scale)
-    return store
 
 
 def run(survey, n, n_known, seeds, workdir, *, steps=None):
     from astrounsup.pipeline import cluster_latents, embed_latents, train_model
 
     t0 = time.perf_counter()
-    store = make_store(survey, n, workdir)
+    # Other seeds than the main job's survey: a survey of its own.
+    store = make_store(survey, n, workdir, seed=100, lens_fraction=0.01)
     t_survey = time.perf_counter() - t0
     print(f"{survey}: {n} cutouts with 1% lenses in {t_survey:.0f} s", flush=True)
     runs = []

@@ -33,3 +33,26 @@ class ReconstructionModel(EncoderModel):
     def reconstruct(self, x):
         """The reconstruction ``(B, bands, size, size)`` of cutouts ``x`` of that shape."""
         raise NotImplementedError
+
+    def _set_noise(self, bands, noise_softening, noise_scale):
+        """Keep the normaliser's ``softening`` and per-band ``scale_``, which give each
+        pixel's sky noise (:meth:`pixel_noise`); both or neither."""
+        if (noise_softening is None) != (noise_scale is None):
+            msg = "noise_softening and noise_scale go together (the normaliser's); got one"
+            raise ValueError(msg)
+        if noise_scale is not None and len(noise_scale) != bands:
+            msg = f"noise_scale must have one value per band ({bands}); got {len(noise_scale)}"
+            raise ValueError(msg)
+        self.noise_softening = None if noise_softening is None else float(noise_softening)
+        self.noise_scale = None if noise_scale is None else [float(v) for v in noise_scale]
+
+    def pixel_noise(self, x):
+        """Each pixel's sky noise in the units of ``x`` (asinh-normalised cutouts:
+        :func:`astrounsup.io.asinh_pixel_noise`), or None without the noise settings."""
+        if getattr(self, "noise_scale", None) is None:
+            return None
+        from astrounsup.io import asinh_pixel_noise
+
+        sigma = asinh_pixel_noise(x.detach().float(), softening=self.noise_softening,
+                                  scale=self.noise_scale)  # fmt: skip
+        return sigma.to(x.dtype)

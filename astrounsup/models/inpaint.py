@@ -111,9 +111,7 @@ class ContextEncoder(ReconstructionModel):
         if len(hole_size) != 2 or not 1 <= hole_size[0] <= hole_size[1] <= size:
             msg = f"hole_size must be a range (lo, hi) in [1, {size}] px; got {hole_size!r}"
             raise ValueError(msg)
-        if (noise_softening is None) != (noise_scale is None):
-            msg = "noise_softening and noise_scale go together (the normaliser's); got one"
-            raise ValueError(msg)
+        self._set_noise(bands, noise_softening, noise_scale)
         self.encoder = ConvEncoder(
             bands + 1, size=size, latent_dim=latent_dim, widths=widths, kind=kind
         )
@@ -122,8 +120,6 @@ class ContextEncoder(ReconstructionModel):
         self.bands, self.latent_dim = bands, latent_dim
         self.visible_weight = float(visible_weight)
         self.holes, self.hole_size = holes, hole_size
-        self.noise_softening = None if noise_softening is None else float(noise_softening)
-        self.noise_scale = None if noise_scale is None else [float(v) for v in noise_scale]
 
     def _code(self, x, holes):
         holes = holes.to(x.dtype)
@@ -145,21 +141,13 @@ class ContextEncoder(ReconstructionModel):
         """As :meth:`forward`."""
         return self.forward(x)
 
-    def noise(self, x):
-        """Each pixel's sky noise (with ``noise_scale``), else 1."""
-        if self.noise_scale is None:
-            return torch.ones_like(x)
-        from astrounsup.io import asinh_pixel_noise
-
-        return asinh_pixel_noise(x.detach().float(), softening=self.noise_softening,
-                                 scale=self.noise_scale).to(x.dtype)  # fmt: skip
-
     def loss(self, x, mask=None, *, holes):
         """Mean squared residual (in noise units with ``noise_scale``) of the hidden
         pixels, plus ``visible_weight`` times that of the visible ones; masked (bad)
         pixels count in neither."""
         pred = self.inpaint(x, holes)
-        sq = ((pred - x) / self.noise(x)) ** 2
+        sigma = self.pixel_noise(x)
+        sq = (pred - x) ** 2 if sigma is None else ((pred - x) / sigma) ** 2
         bad = torch.zeros_like(x, dtype=torch.bool) if mask is None else mask
         hidden = holes.expand_as(x)
         inner = masked_mean(sq, bad | ~hidden).mean()

@@ -62,14 +62,7 @@ class VAE(ReconstructionModel):
         if not (isinstance(beta, (int, float)) and beta >= 0):
             msg = f"beta must be a number >= 0; got {beta!r}"
             raise ValueError(msg)
-        if (noise_softening is None) != (noise_scale is None):
-            msg = "noise_softening and noise_scale go together (the normaliser's); got one"
-            raise ValueError(msg)
-        if noise_scale is not None and len(noise_scale) != bands:
-            msg = f"noise_scale must have one value per band ({bands}); got {len(noise_scale)}"
-            raise ValueError(msg)
-        self.noise_softening = None if noise_softening is None else float(noise_softening)
-        self.noise_scale = None if noise_scale is None else [float(v) for v in noise_scale]
+        self._set_noise(bands, noise_softening, noise_scale)
         self.encoder = ConvEncoder(
             bands,
             size=size,
@@ -140,13 +133,8 @@ class VAE(ReconstructionModel):
     def pixel_variance(self, x):
         """The likelihood's variance for inputs ``x`` when none is given or learned: the
         pixels' sky noise squared (with ``noise_scale``), else 1."""
-        if self.noise_scale is None:
-            return 1.0
-        from astrounsup.io import asinh_pixel_noise
-
-        sigma = asinh_pixel_noise(x.detach().float(), softening=self.noise_softening,
-                                  scale=self.noise_scale)  # fmt: skip
-        return (sigma**2).to(x.dtype)
+        sigma = self.pixel_noise(x)
+        return 1.0 if sigma is None else sigma**2
 
     def loss(self, x, mask=None, *, variance=None, generator=None):
         """``mean(nll + beta * kl)`` and its terms, as scalars."""
