@@ -98,8 +98,9 @@ class CutoutDataset(torch.utils.data.Dataset):
         self._source = src
         # Repairs of a store's bad pixels, computed on first use (the store is immutable).
         self._repair_cache = {} if isinstance(src, _StoreSource) else None
-        # Each cutout's border sky and noise for the normaliser, measured on first use.
-        self._sky_cache = None
+        # Each cutout's border sky and noise for the normaliser, measured on first use; one
+        # dict shared by every with_normalizer copy, so no copy measures them again.
+        self._sky = {}
         self.table = src.table
         self.bands = tuple(src.bands)
         self.pixel_scale = src.pixel_scale
@@ -198,18 +199,18 @@ class CutoutDataset(torch.utils.data.Dataset):
         n, bands = len(self), len(self.bands)
         if not isinstance(self.normalizer, AsinhNormalizer):
             return np.zeros((n, bands), dtype=bool)
-        cache = self._sky_cache
-        if cache is None or not cache[1].all():
+        cache = self._sky.get("cache")
+        if cache is None or cache[0] != self.normalizer.border or not cache[1].all():
             for lo in range(0, n, 512):
                 self._load(np.arange(lo, min(lo + 512, n)))
-        return self.normalizer.noise_flags(noise=self._sky_cache[3])
+        return self.normalizer.noise_flags(noise=self._sky["cache"][3])
 
     def _sky_noise(self, rows, x):
         """Border sky and noise ``(n, bands)`` of the cutouts ``rows`` (filled batch ``x``),
         as the normaliser measures them; each cutout's are measured once and kept, because
         the sigma-clipped medians cost more than the rest of reading a batch."""
         border = self.normalizer.border
-        cache = self._sky_cache
+        cache = self._sky.get("cache")
         if cache is None or cache[0] != border or cache[2].shape[1] != x.shape[1]:
             n, bands = len(self), x.shape[1]
             cache = (
@@ -218,7 +219,7 @@ class CutoutDataset(torch.utils.data.Dataset):
                 np.empty((n, bands), dtype=np.float32),
                 np.empty((n, bands), dtype=np.float32),
             )
-            self._sky_cache = cache
+            self._sky["cache"] = cache
         _, known, sky, noise = cache
         todo = ~known[rows]
         if todo.any():

@@ -310,3 +310,23 @@ class TestReadCatalog:
         (tmp_path / "junk.ecsv").write_text("not a table\x00")
         with pytest.raises(ValueError, match=r"junk\.ecsv: cannot read as a table"):
             read_catalog(tmp_path / "junk.ecsv")
+
+
+def test_copies_share_the_measured_sky(small_survey, monkeypatch):
+    """A with_normalizer copy reuses what another copy measured: embedding and then asking
+    for the noise flags measures each cutout once."""
+    import astrounsup.io.dataset as module
+    from astrounsup.io import AsinhNormalizer, CutoutDataset
+
+    x = np.nan_to_num(small_survey.images[:20])
+    raw = CutoutDataset(x, table=small_survey.table[:20], bands=small_survey.bands)
+    norm = AsinhNormalizer().fit(x)
+    calls = []
+    real = module.estimate_sky
+    monkeypatch.setattr(module, "estimate_sky", lambda *a, **k: calls.append(1) or real(*a, **k))
+    inner = raw.with_normalizer(norm).with_normalizer(norm)
+    inner[list(range(20))]
+    assert len(calls) == 1
+    flags = raw.with_normalizer(norm).noise_flags()
+    assert len(calls) == 1
+    assert flags.shape == (20, 3)
