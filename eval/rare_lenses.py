@@ -13,7 +13,7 @@ cluster settings but ``known_positives`` = the ids of ``--known`` lenses drawn a
 (:func:`astrounsup.pipeline.cluster_latents`; positive-unlabeled scoring), once per
 training seed. On the objects not in the list it reports the precision and recall of the
 top 100 by ``lens_rank``, the AUROC of ``lens_score``, and the estimated share of all
-lenses that are known against the truth. Target (issue 18): precision of the top 100 >= 0.5
+lenses that are known against the truth. Target: precision of the top 100 >= 0.5
 on both surveys, mean over seeds.
 """
 

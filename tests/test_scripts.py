@@ -59,6 +59,8 @@ SCRIPTS = [
                                   "--seeds", "0"], "call_accuracy"),
     ("eval/rare_lenses.py", ["--survey", "ours", "--n", "700", "--known", "5", "--steps", "2",
                              "--seeds", "0"], "precision_top100"),
+    ("eval/supervised_ceiling.py", ["--survey", "ours", "--n", "150", "--steps", "2",
+                                    "--workdir", "{tmp}"], "precision of the top 100"),
     ("eval/simclr_settings.py", ["--train", "64", "--test", "32", "--steps", "1",
                                  "--batch-size", "16", "--k", "3", "--repeats", "1"],
      "linear probe (10% labels)"),
@@ -71,6 +73,25 @@ def test_script_runs_at_a_tiny_size(script, argv, expected, tmp_path, capsys, mo
     status, out = _run(script, argv, capsys, monkeypatch)
     assert status in (0, 1)
     assert expected in out
+
+
+def test_supervised_ceiling_top_precision_against_counting(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "eval"))
+    top_precision = _script(ROOT / "eval/supervised_ceiling.py").top_precision
+    rng = np.random.default_rng(0)
+    y = np.r_[np.ones(400, bool), np.zeros(4000, bool)]
+    # Perfectly separated: the top 100 are all lenses.
+    assert top_precision(y, y + 0.0) == pytest.approx(1.0)
+    # Scores whose held-out ROC is that of a survey with 100 lenses among 14850 others:
+    # counting the top 100 of such a survey directly gives the same precision.
+    s = np.where(y, rng.normal(2.0, 1.0, len(y)), rng.normal(0.0, 1.0, len(y)))
+    big_y = np.r_[np.ones(100, bool), np.zeros(14850, bool)]
+    counted = []
+    for seed in range(20):
+        r = np.random.default_rng(seed)
+        big = np.where(big_y, r.normal(2.0, 1.0, len(big_y)), r.normal(0.0, 1.0, len(big_y)))
+        counted.append(big_y[np.argsort(-big)[:100]].mean())
+    assert top_precision(y, s) == pytest.approx(np.mean(counted), abs=0.05)
 
 
 def test_latent_scale_stages_in_process(capsys, monkeypatch):

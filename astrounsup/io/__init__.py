@@ -29,7 +29,13 @@ __getattr__, __dir__, __all__ = attach(
             "write_store",
         ],
         "ingestion": ["IngestReport", "ingest", "rejects_path"],
-        "normalize": ["AsinhNormalizer", "asinh_pixel_noise", "border_pixels", "estimate_sky"],
+        "normalize": [
+            "FLUX_ERROR",
+            "AsinhNormalizer",
+            "asinh_pixel_noise",
+            "border_pixels",
+            "estimate_sky",
+        ],
         "survey": ["write_survey_directory"],
     },
 )

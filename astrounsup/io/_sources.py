@@ -49,9 +49,10 @@ class _StoreSource:
             self._pid = os.getpid()
         return self._file
 
-    def __del__(self):
-        if getattr(self, "_fd", None) is not None and self._pid == os.getpid():
-            os.close(self._fd)
+    def __del__(self, _getpid=os.getpid, _close=os.close):
+        # The os functions are bound now: at interpreter exit the module may be gone.
+        if getattr(self, "_fd", None) is not None and self._pid == _getpid():
+            _close(self._fd)
 
     def __len__(self):
         return self.shape[0]

@@ -25,9 +25,13 @@ import warnings
 import numpy as np
 import torch
 
-__all__ = ["AsinhNormalizer", "asinh_pixel_noise", "border_pixels", "estimate_sky"]
+__all__ = ["FLUX_ERROR", "AsinhNormalizer", "asinh_pixel_noise", "border_pixels", "estimate_sky"]
 
 _MAD_TO_SIGMA = 1.482602218505602
+
+
+#: Relative flux error that :func:`asinh_pixel_noise` adds to the sky noise by default.
+FLUX_ERROR = 0.1
 
 
 def _as_tensor(images):
@@ -88,16 +92,23 @@ def _nanmedian(x):
     return torch.from_numpy(np.where(count > 0, middle[..., 0], np.nan).astype(ordered.dtype))
 
 
-def asinh_pixel_noise(normalized, *, softening, scale):
-    """The sky noise of each pixel of asinh-normalised cutouts, in normalised units.
+def asinh_pixel_noise(normalized, *, softening, scale, flux_error=FLUX_ERROR):
+    """The noise of each pixel of asinh-normalised cutouts, in normalised units: the sky
+    noise and, in quadrature, ``flux_error`` times the pixel's own flux.
 
     A pixel ``y = asinh(z) / c`` with ``z = (x - sky) / (softening * noise)`` moves by
-    ``dy = dz / (c * cosh(c * y))`` for a change ``dx``; one noise sigma of the sky,
+    ``dy = dz / (c * cosh(c * y))`` for a change ``dz``. One sigma of the sky,
     ``dz = 1 / softening``, is therefore ``1 / (softening * c * cosh(c * y))``: the same on
     the sky of a deep and of a shallow cutout (the normalisation divided each by its own
-    noise), and smaller where the stretch compresses bright light. Dividing a residual by
-    it gives a residual in units of the noise (the sources' own photon noise is not
-    included: background-limited).
+    noise), and ever smaller where the stretch compresses bright light. The sky alone
+    would make a bright core's pixels weigh ``cosh(c * y)**2`` times a sky pixel (1e5
+    for ``c * y = 7``), so a reconstruction likelihood would fit the cores and give up
+    the sky, and every chi-square would measure how bright an object is. The share
+    ``flux_error`` of the flux, ``dz = flux_error * |z|``, stands for what the sky noise
+    leaves out on bright light: the sources' own photon noise, PSF and calibration
+    mismatch, and what a model with a few dozen latent numbers cannot reproduce. Together,
+    ``sqrt((1 / (softening * cosh(c y)))**2 + (flux_error * tanh(c y))**2) / c``: the sky
+    noise on faint pixels, ``flux_error / c`` on bright ones (a fixed relative error).
 
     Parameters
     ----------
@@ -106,6 +117,9 @@ def asinh_pixel_noise(normalized, *, softening, scale):
         The normaliser's ``softening``.
     scale : sequence of float of shape (bands,)
         The normaliser's ``scale_``.
+    flux_error : float, optional
+        Relative flux error added in quadrature, >= 0 (0: the sky noise alone,
+        background-limited).
 
     Returns
     -------
@@ -116,11 +130,19 @@ def asinh_pixel_noise(normalized, *, softening, scale):
     >>> sigma = asinh_pixel_noise(torch.zeros(1, 2, 4, 4), softening=2.0, scale=[4.0, 5.0])
     >>> sigma[0, :, 0, 0].tolist()
     [0.125, 0.10000000149011612]
+    >>> bright = asinh_pixel_noise(torch.full((1, 1, 1, 1), 3.0), softening=2.0, scale=[4.0])
+    >>> round(bright.item(), 4)  # flux_error / c
+    0.025
     """
+    if not (isinstance(flux_error, (int, float)) and not isinstance(flux_error, bool)
+            and flux_error >= 0):  # fmt: skip
+        msg = f"flux_error must be a number >= 0 (a relative flux error); got {flux_error!r}"
+        raise ValueError(msg)
     c = torch.as_tensor(np.asarray(scale, dtype=np.float32), device=normalized.device)
     c = c.to(normalized.dtype)[None, :, None, None]
     arg = (normalized * c).abs().clamp(max=30.0)
-    return 1.0 / (float(softening) * c * torch.cosh(arg))
+    sky = 1.0 / (float(softening) * torch.cosh(arg))
+    return torch.sqrt(sky**2 + (float(flux_error) * torch.tanh(arg)) ** 2) / c
 
 
 def border_pixels(images, *, border=4):
@@ -211,12 +233,15 @@ class AsinhNormalizer:
             msg = f"noise_floor must be a fraction in [0, 1) of the band's noise; got {floor!r}"
             raise ValueError(msg)
 
-    def pixel_noise(self, normalized):
-        """Sky noise of each pixel of cutouts this normaliser made, in its units
-        (:func:`asinh_pixel_noise`); torch in, torch out."""
+    def pixel_noise(self, normalized, *, flux_error=FLUX_ERROR):
+        """Noise of each pixel of cutouts this normaliser made, in its units: the sky
+        noise and ``flux_error`` of the flux (:func:`asinh_pixel_noise`); torch in, torch
+        out."""
         y, to_numpy = _as_tensor(normalized)
         self._check_fitted(y)
-        sigma = asinh_pixel_noise(y, softening=self.softening, scale=self.scale_)
+        sigma = asinh_pixel_noise(
+            y, softening=self.softening, scale=self.scale_, flux_error=flux_error
+        )
         return sigma.numpy() if to_numpy else sigma
 
     def _unmeasured(self, noise):

@@ -151,6 +151,15 @@ def _window_chi(r, keep, smoothing):
     return torch.where(ok, total / count.clamp(min=1.0).sqrt(), 0.0), ok
 
 
+def _pixel_noise(model, dataset, x):
+    """Each pixel's noise for residuals of ``model`` on cutouts ``x`` of ``dataset``: the
+    one its likelihood uses (:meth:`astrounsup.models.ReconstructionModel.pixel_noise`),
+    else the dataset's normaliser's (:meth:`astrounsup.io.AsinhNormalizer.pixel_noise`)."""
+    own = getattr(model, "pixel_noise", None)
+    sigma = own(x) if own is not None else None
+    return dataset.normalizer.pixel_noise(x) if sigma is None else sigma
+
+
 @torch.no_grad()
 def _reconstruction_errors(
     model, dataset, reductions, batch_size, device, smoothing, progress=False, units="normalized"
@@ -172,7 +181,7 @@ def _reconstruction_errors(
             keep = (~masks.to(device)).to(torch.float32)
             resid = (x.float() - recon.float()) * keep
             if units == "noise":
-                resid = resid / dataset.normalizer.pixel_noise(x.float())
+                resid = resid / _pixel_noise(model, dataset, x.float())
             sq = (resid**2).flatten(1)
             n = keep.flatten(1).sum(1)
             for r in reductions:
@@ -284,7 +293,7 @@ def inpainting_scores(model, dataset, *, tile=None, batch_size=256, device=None)
         for c in (0, 1):
             holes = (colour == c)[None, None].expand(len(x), 1, ny, nx)
             pred = model.inpaint(x, holes).float()
-            r2 = ((pred - x) / dataset.normalizer.pixel_noise(x)) ** 2
+            r2 = ((pred - x) / _pixel_noise(model, dataset, x)) ** 2
             chi2 = torch.where(holes.expand_as(x), r2, chi2)
         chi2 = chi2 * keep
         n = keep.flatten(1).sum(1)

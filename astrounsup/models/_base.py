@@ -34,9 +34,10 @@ class ReconstructionModel(EncoderModel):
         """The reconstruction ``(B, bands, size, size)`` of cutouts ``x`` of that shape."""
         raise NotImplementedError
 
-    def _set_noise(self, bands, noise_softening, noise_scale):
+    def _set_noise(self, bands, noise_softening, noise_scale, noise_flux_error):
         """Keep the normaliser's ``softening`` and per-band ``scale_``, which give each
-        pixel's sky noise (:meth:`pixel_noise`); both or neither."""
+        pixel's sky noise (:meth:`pixel_noise`), both or neither, and the relative flux
+        error added to it."""
         if (noise_softening is None) != (noise_scale is None):
             msg = "noise_softening and noise_scale go together (the normaliser's); got one"
             raise ValueError(msg)
@@ -45,14 +46,27 @@ class ReconstructionModel(EncoderModel):
             raise ValueError(msg)
         self.noise_softening = None if noise_softening is None else float(noise_softening)
         self.noise_scale = None if noise_scale is None else [float(v) for v in noise_scale]
+        if not (
+            isinstance(noise_flux_error, (int, float))
+            and not isinstance(noise_flux_error, bool)
+            and noise_flux_error >= 0
+        ):
+            msg = f"noise_flux_error must be a number >= 0; got {noise_flux_error!r}"
+            raise ValueError(msg)
+        self.noise_flux_error = float(noise_flux_error)
 
     def pixel_noise(self, x):
-        """Each pixel's sky noise in the units of ``x`` (asinh-normalised cutouts:
-        :func:`astrounsup.io.asinh_pixel_noise`), or None without the noise settings."""
+        """Each pixel's noise in the units of ``x`` (asinh-normalised cutouts: the sky
+        noise and ``noise_flux_error`` of the flux, :func:`astrounsup.io.asinh_pixel_noise`),
+        or None without the noise settings."""
         if getattr(self, "noise_scale", None) is None:
             return None
         from astrounsup.io import asinh_pixel_noise
 
-        sigma = asinh_pixel_noise(x.detach().float(), softening=self.noise_softening,
-                                  scale=self.noise_scale)  # fmt: skip
+        sigma = asinh_pixel_noise(
+            x.detach().float(),
+            softening=self.noise_softening,
+            scale=self.noise_scale,
+            flux_error=self.noise_flux_error,
+        )
         return sigma.to(x.dtype)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import torch
 
+from astrounsup.io.normalize import FLUX_ERROR
 from astrounsup.losses import masked_mean
 from astrounsup.models._base import ReconstructionModel
 from astrounsup.models.encoders import ConvDecoder, ConvEncoder
@@ -58,7 +59,7 @@ class ContextEncoder(ReconstructionModel):
     where they are; the decoder predicts the whole cutout. The loss weights the hidden
     pixels (what must be inferred from context) and, by ``visible_weight``, the visible
     ones. With the normaliser's ``noise_softening`` and ``noise_scale`` the squared
-    residuals are in units of each pixel's sky noise (:func:`astrounsup.io.asinh_pixel_noise`).
+    residuals are in units of each pixel's noise (:func:`astrounsup.io.asinh_pixel_noise`).
     An artefact (a cosmic ray, a trail's segment, a ghost's rim) cannot be predicted from
     the pixels around it, so the residuals where it was hidden single it out
     (:func:`astrounsup.latent.inpainting_scores`).
@@ -73,7 +74,7 @@ class ContextEncoder(ReconstructionModel):
         Range of patches hidden per cutout in training.
     hole_size : (int, int), optional
         Range of their sides, pixels.
-    noise_softening, noise_scale : optional
+    noise_softening, noise_scale, noise_flux_error : optional
         As :class:`astrounsup.models.VAE`.
 
     Examples
@@ -98,6 +99,7 @@ class ContextEncoder(ReconstructionModel):
         hole_size=(8, 16),
         noise_softening=None,
         noise_scale=None,
+        noise_flux_error=FLUX_ERROR,
     ):
         super().__init__()
         self._remember(locals())
@@ -111,7 +113,7 @@ class ContextEncoder(ReconstructionModel):
         if len(hole_size) != 2 or not 1 <= hole_size[0] <= hole_size[1] <= size:
             msg = f"hole_size must be a range (lo, hi) in [1, {size}] px; got {hole_size!r}"
             raise ValueError(msg)
-        self._set_noise(bands, noise_softening, noise_scale)
+        self._set_noise(bands, noise_softening, noise_scale, noise_flux_error)
         self.encoder = ConvEncoder(
             bands + 1, size=size, latent_dim=latent_dim, widths=widths, kind=kind
         )

@@ -6,6 +6,7 @@ import math
 
 import torch
 
+from astrounsup.io.normalize import FLUX_ERROR
 from astrounsup.losses import GaussianNLLLoss, gaussian_kl
 from astrounsup.models._base import ReconstructionModel
 from astrounsup.models.encoders import ConvDecoder, ConvEncoder
@@ -18,10 +19,11 @@ class VAE(ReconstructionModel):
 
     The likelihood is Gaussian per pixel, with a variance that is either given (e.g. the
     survey's ``noise_sigma**2`` per band: the physically right choice for calibrated
-    fluxes), the sky noise of each pixel of asinh-normalised cutouts (``noise_softening``
-    and ``noise_scale``, the normaliser's: :func:`astrounsup.io.asinh_pixel_noise`, so the
-    reconstruction term is a chi-square in units of each cutout's measured noise and
-    means the same for a deep and a shallow cutout), learned per pixel by the decoder
+    fluxes), the noise of each pixel of asinh-normalised cutouts (``noise_softening``
+    and ``noise_scale``, the normaliser's, and ``noise_flux_error``:
+    :func:`astrounsup.io.asinh_pixel_noise`, the sky noise measured on each cutout and a
+    relative error on bright light, so the reconstruction term is a chi-square that means
+    the same for a deep and a shallow cutout), learned per pixel by the decoder
     (``learn_variance=True``), or 1.
 
     Parameters
@@ -34,8 +36,12 @@ class VAE(ReconstructionModel):
     noise_softening : float, optional
         The ``softening`` of the :class:`astrounsup.io.AsinhNormalizer` of the inputs.
     noise_scale : sequence of float of shape (bands,), optional
-        Its ``scale_``; with ``noise_softening``, the likelihood's variance is the pixels'
-        sky noise.
+        Its ``scale_``; with ``noise_softening``, the likelihood's variance is each pixel's
+        noise squared (:func:`astrounsup.io.asinh_pixel_noise`).
+    noise_flux_error : float, optional
+        The relative flux error that noise adds to the sky noise, >= 0 (default
+        :data:`astrounsup.io.FLUX_ERROR`): without it the likelihood weighs a bright core's
+        pixels up to 1e5 times a sky pixel, fits the cores and gives up the sky.
 
     Examples
     --------
@@ -56,13 +62,14 @@ class VAE(ReconstructionModel):
         learn_variance=False,
         noise_softening=None,
         noise_scale=None,
+        noise_flux_error=FLUX_ERROR,
     ):
         super().__init__()
         self._remember(locals())
         if not (isinstance(beta, (int, float)) and beta >= 0):
             msg = f"beta must be a number >= 0; got {beta!r}"
             raise ValueError(msg)
-        self._set_noise(bands, noise_softening, noise_scale)
+        self._set_noise(bands, noise_softening, noise_scale, noise_flux_error)
         self.encoder = ConvEncoder(
             bands,
             size=size,
@@ -132,7 +139,7 @@ class VAE(ReconstructionModel):
 
     def pixel_variance(self, x):
         """The likelihood's variance for inputs ``x`` when none is given or learned: the
-        pixels' sky noise squared (with ``noise_scale``), else 1."""
+        pixels' noise squared (with ``noise_scale``), else 1."""
         sigma = self.pixel_noise(x)
         return 1.0 if sigma is None else sigma**2
 

@@ -234,3 +234,54 @@ class TestUnmeasurableNoise:
         norm = AsinhNormalizer().fit(_scene(np.random.default_rng(0), 4))
         with pytest.raises(ValueError, match="exactly one of images or noise="):
             norm.noise_flags()
+
+
+class TestPixelNoise:
+    """``asinh_pixel_noise`` against the propagation of a flux error through the stretch."""
+
+    @staticmethod
+    def _propagated(y, softening, c, flux_error):
+        # z = sinh(c y); a flux error sigma_z = sqrt(1/s^2 + (f z)^2) moves y by
+        # sigma_z * dy/dz, with dy/dz from a central finite difference of asinh(z) / c.
+        z = np.sinh(c * y)
+        h = 1e-4 * np.maximum(1.0, np.abs(z))
+        dydz = (np.arcsinh(z + h) - np.arcsinh(z - h)) / (2 * h) / c
+        return np.sqrt(1 / softening**2 + (flux_error * z) ** 2) * dydz
+
+    @pytest.mark.parametrize("flux_error", [0.0, 0.05, 0.1, 0.3])
+    def test_matches_error_propagation(self, flux_error):
+        from astrounsup.io import asinh_pixel_noise
+
+        y = np.linspace(-2.0, 3.0, 41)
+        scale = [3.0, 4.5]
+        x = torch.tensor(np.stack([y, y])[None, :, :, None], dtype=torch.float64)
+        sigma = asinh_pixel_noise(x, softening=2.0, scale=scale, flux_error=flux_error)
+        for band, c in enumerate(scale):
+            ref = self._propagated(y, 2.0, c, flux_error)
+            np.testing.assert_allclose(sigma[0, band, :, 0].numpy(), ref, rtol=1e-5)
+
+    def test_sky_on_faint_pixels_relative_error_on_bright_ones(self):
+        from astrounsup.io import FLUX_ERROR, asinh_pixel_noise
+
+        x = torch.tensor([0.0, 4.0]).reshape(1, 1, 2, 1)
+        sigma = asinh_pixel_noise(x, softening=2.0, scale=[3.0])[0, 0, :, 0]
+        assert sigma[0].item() == pytest.approx(1 / (2.0 * 3.0))  # the sky alone
+        assert sigma[1].item() == pytest.approx(FLUX_ERROR / 3.0, rel=1e-4)
+        # Sky only: a bright pixel's noise falls as 1/cosh, 1e5 times below the sky's.
+        sky = asinh_pixel_noise(x, softening=2.0, scale=[3.0], flux_error=0.0)[0, 0, :, 0]
+        assert sky[1].item() == pytest.approx(1 / (2.0 * 3.0 * np.cosh(12.0)), rel=1e-5)
+
+    def test_the_normaliser_and_the_function_agree(self, small_survey):
+        from astrounsup.io import asinh_pixel_noise
+
+        norm = AsinhNormalizer().fit(np.nan_to_num(small_survey.images[:8]))
+        y = norm.transform(np.nan_to_num(small_survey.images[:2]))
+        ref = asinh_pixel_noise(torch.as_tensor(y), softening=norm.softening, scale=norm.scale_)
+        np.testing.assert_allclose(norm.pixel_noise(y), ref.numpy(), rtol=1e-6)
+
+    @pytest.mark.parametrize("bad", [-0.1, True, "0.1", None])
+    def test_bad_flux_error(self, bad):
+        from astrounsup.io import asinh_pixel_noise
+
+        with pytest.raises(ValueError, match=r"flux_error must be a number >= 0.*got"):
+            asinh_pixel_noise(torch.zeros(1, 1, 2, 2), softening=2.0, scale=[3.0], flux_error=bad)

@@ -171,13 +171,16 @@ class TestModelScores:
         bands = [f"chi2_{b}" for b in fitted.bands]
         assert sorted(scores) == sorted(["elbo", "chi2", "chi2_extended", "chi2_max", *bands])
         data = fitted.dataset(images)
-        # A direct reference: residuals over the asinh derivative of one noise sigma.
+        # A direct reference: residuals over one noise sigma (the sky's, 1 / softening, and
+        # 10% of the flux z = sinh(c x), in quadrature) through the asinh derivative.
         x, masks, _ = data[list(range(24))]
         with torch.no_grad():
             recon = fitted.model.reconstruct(x).numpy().astype(np.float64)
         x, keep = x.numpy().astype(np.float64), ~masks.numpy()
         c = np.asarray(fitted.normalizer.scale_)[None, :, None, None]
-        sigma = 1.0 / (fitted.normalizer.softening * c * np.cosh(c * x))
+        z = np.sinh(c * x)
+        sigma_z = np.sqrt(fitted.normalizer.softening**-2.0 + (0.1 * z) ** 2)
+        sigma = sigma_z / (c * np.sqrt(1 + z**2))
         chi = (x - recon) / sigma * keep
         np.testing.assert_allclose(scores["chi2"], (chi**2).sum((1, 2, 3)) / keep.sum((1, 2, 3)),
                                    rtol=1e-4)  # fmt: skip

@@ -245,9 +245,22 @@ class TestVAENoiseLikelihood:
         eps = torch.randn(mu.shape, generator=torch.Generator().manual_seed(1))
         mean = vae.decode(mu + eps * (0.5 * log_var).exp())[0]
         c = torch.tensor([4.0, 6.0])[None, :, None, None]
-        var = (1.0 / (2.0 * c * torch.cosh(c * x))) ** 2
+        # The sky noise and 10% of the flux (z = sinh(c x)) in quadrature, through the stretch.
+        z = torch.sinh(c * x)
+        var = ((0.5**2 + (0.1 * z) ** 2) / (c**2 * (1 + z**2))).detach()
         nll = 0.5 * (torch.log(2 * math.pi * var) + (x - mean) ** 2 / var)
         torch.testing.assert_close(terms["nll"], nll.mean((1, 2, 3)), rtol=1e-4, atol=1e-4)
+
+    def test_flux_error_zero_is_the_sky_noise_alone(self):
+        from astrounsup.models import VAE
+
+        vae = VAE(2, size=16, latent_dim=3, widths=(4, 8), noise_softening=2.0,
+                  noise_scale=[4.0, 6.0], noise_flux_error=0.0)  # fmt: skip
+        x = torch.linspace(-1, 2, 2 * 16 * 16).reshape(1, 2, 16, 16)
+        c = torch.tensor([4.0, 6.0])[None, :, None, None]
+        torch.testing.assert_close(vae.pixel_noise(x), 1.0 / (2.0 * c * torch.cosh(c * x)))
+        with pytest.raises(ValueError, match=r"noise_flux_error must be a number >= 0; got -1"):
+            VAE(2, size=16, noise_softening=2.0, noise_scale=[4.0, 6.0], noise_flux_error=-1)
 
     def test_the_recipe_takes_the_noise_from_the_normaliser(self):
         from astrounsup.training import build_model
