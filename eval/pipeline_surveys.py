@@ -24,9 +24,10 @@ labels it did not use:
 * anomalies: AUROC, precision in the top 1%, and the recall of each kind in the top 1% and
   3% of the ranking.
 
-Each survey is one run of this script (each under 20 min on 2 cores at the defaults);
+Each survey is one run of this script (28-31 min on 2 cores at the defaults: three runs of
+the main job, about 10 min each; ``--seeds 0`` runs one);
 ``--record`` appends its figures as a JSON line and ``--report`` prints the surveys in the
-file side by side. The targets (issue 18) are printed against the mean over seeds.
+file side by side. The targets are printed against the mean over seeds.
 """
 
 from __future__ import annotations

@@ -101,7 +101,7 @@ def asinh_pixel_noise(normalized, *, softening, scale, flux_error=FLUX_ERROR):
     ``dz = 1 / softening``, is therefore ``1 / (softening * c * cosh(c * y))``: the same on
     the sky of a deep and of a shallow cutout (the normalisation divided each by its own
     noise), and ever smaller where the stretch compresses bright light. The sky alone
-    would make a bright core's pixels weigh ``cosh(c * y)**2`` times a sky pixel (1e5
+    would make a bright core's pixels weigh ``cosh(c * y)**2`` times a sky pixel (3e5
     for ``c * y = 7``), so a reconstruction likelihood would fit the cores and give up
     the sky, and every chi-square would measure how bright an object is. The share
     ``flux_error`` of the flux, ``dz = flux_error * |z|``, stands for what the sky noise

@@ -41,7 +41,7 @@ class VAE(ReconstructionModel):
     noise_flux_error : float, optional
         The relative flux error that noise adds to the sky noise, >= 0 (default
         :data:`astrounsup.io.FLUX_ERROR`): without it the likelihood weighs a bright core's
-        pixels up to 1e5 times a sky pixel, fits the cores and gives up the sky.
+        pixels 1e5 times a sky pixel and more, fits the cores and gives up the sky.
 
     Examples
     --------
