@@ -134,10 +134,9 @@ def asinh_pixel_noise(normalized, *, softening, scale, flux_error=FLUX_ERROR):
     >>> round(bright.item(), 4)  # flux_error / c
     0.025
     """
-    if not (isinstance(flux_error, (int, float)) and not isinstance(flux_error, bool)
-            and flux_error >= 0):  # fmt: skip
-        msg = f"flux_error must be a number >= 0 (a relative flux error); got {flux_error!r}"
-        raise ValueError(msg)
+    from astrounsup._estimators import check_number
+
+    check_number("asinh_pixel_noise", "flux_error", flux_error, 0.0)
     c = torch.as_tensor(np.asarray(scale, dtype=np.float32), device=normalized.device)
     c = c.to(normalized.dtype)[None, :, None, None]
     arg = (normalized * c).abs().clamp(max=30.0)

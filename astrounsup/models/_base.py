@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from torch import nn
 
+from astrounsup._estimators import check_number
+
 __all__ = ["EncoderModel", "ReconstructionModel"]
 
 
@@ -46,13 +48,7 @@ class ReconstructionModel(EncoderModel):
             raise ValueError(msg)
         self.noise_softening = None if noise_softening is None else float(noise_softening)
         self.noise_scale = None if noise_scale is None else [float(v) for v in noise_scale]
-        if not (
-            isinstance(noise_flux_error, (int, float))
-            and not isinstance(noise_flux_error, bool)
-            and noise_flux_error >= 0
-        ):
-            msg = f"noise_flux_error must be a number >= 0; got {noise_flux_error!r}"
-            raise ValueError(msg)
+        check_number(type(self).__name__, "noise_flux_error", noise_flux_error, 0.0)
         self.noise_flux_error = float(noise_flux_error)
 
     def pixel_noise(self, x):

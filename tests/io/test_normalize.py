@@ -279,9 +279,12 @@ class TestPixelNoise:
         ref = asinh_pixel_noise(torch.as_tensor(y), softening=norm.softening, scale=norm.scale_)
         np.testing.assert_allclose(norm.pixel_noise(y), ref.numpy(), rtol=1e-6)
 
-    @pytest.mark.parametrize("bad", [-0.1, True, "0.1", None])
+    @pytest.mark.parametrize("bad", [-0.1, True, "0.1", None, float("nan"), float("inf")])
     def test_bad_flux_error(self, bad):
         from astrounsup.io import asinh_pixel_noise
 
-        with pytest.raises(ValueError, match=r"flux_error must be a number >= 0.*got"):
+        with pytest.raises(
+            ValueError,
+            match=r"asinh_pixel_noise: flux_error must be a finite number in \[0.0, None\]; got",
+        ):
             asinh_pixel_noise(torch.zeros(1, 1, 2, 2), softening=2.0, scale=[3.0], flux_error=bad)

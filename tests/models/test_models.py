@@ -259,7 +259,10 @@ class TestVAENoiseLikelihood:
         x = torch.linspace(-1, 2, 2 * 16 * 16).reshape(1, 2, 16, 16)
         c = torch.tensor([4.0, 6.0])[None, :, None, None]
         torch.testing.assert_close(vae.pixel_noise(x), 1.0 / (2.0 * c * torch.cosh(c * x)))
-        with pytest.raises(ValueError, match=r"noise_flux_error must be a number >= 0; got -1"):
+        with pytest.raises(
+            ValueError,
+            match=r"VAE: noise_flux_error must be a finite number in \[0.0, None\]; got -1",
+        ):
             VAE(2, size=16, noise_softening=2.0, noise_scale=[4.0, 6.0], noise_flux_error=-1)
 
     def test_the_recipe_takes_the_noise_from_the_normaliser(self):
