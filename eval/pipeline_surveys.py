@@ -3,6 +3,8 @@
     python eval/pipeline_surveys.py --survey ours|lenstronomy [--n 2000] [--seeds 0,1,2]
                                     [--steps N] [--recon-recipe inpaint] [--workdir DIR]
                                     [--record RUNS.jsonl]
+    python eval/pipeline_surveys.py --survey ours|lenstronomy --workdir DIR --rescore
+                                    [--redo-anomalies]
     python eval/pipeline_surveys.py --report RUNS.jsonl
 
 Runs :func:`astrounsup.pipeline.run_lens_search` with the settings of
@@ -17,7 +19,9 @@ labeled share and anomaly scorer; only the seeds change) on
 once per training seed, and measures from the catalogs it writes, on the objects whose
 labels it did not use:
 
-* lenses: the k-means call (accuracy, completeness, precision), the per-object score
+* lenses: the k-means call (accuracy, completeness, precision), the purity of the clusters
+  (the call's accuracy if every cluster were named by the truth of its members: its bound),
+  the per-object score
   (AUROC, a reliability table: mean score against the lens fraction in bins of score), the
   completeness of the call per quartile of the arcs' signal-to-noise, and the share of each
   non-lens kind called a lens;
@@ -27,7 +31,10 @@ labels it did not use:
 Each survey is one run of this script (28-31 min on 2 cores at the defaults: three runs of
 the main job, about 10 min each; ``--seeds 0`` runs one);
 ``--record`` appends its figures as a JSON line and ``--report`` prints the surveys in the
-file side by side. The targets are printed against the mean over seeds.
+file side by side; ``--rescore`` measures the catalogs a ``--workdir`` run left again,
+without training, and with ``--redo-anomalies`` does its anomaly step again on the
+models it trained (same models, this code's scores). The targets are printed against the
+mean over seeds.
 """
 
 from __future__ import annotations
@@ -130,8 +137,13 @@ def lens_metrics(clusters):
     score = np.asarray(clusters["lens_score"])[held]
     kinds = np.asarray(clusters["kind"])[held]
     m = binary_metrics(call, truth)
+    # The call's bound: every cluster named by the true majority of its held-out members.
+    cluster = np.asarray(clusters["cluster"])[held]
+    majority = sum(max(truth[cluster == c].sum(), (~truth[cluster == c]).sum())
+                   for c in np.unique(cluster))  # fmt: skip
     out = {
         "call_accuracy": m["accuracy"],
+        "cluster_purity": float(majority / truth.size),
         "call_completeness": m["completeness"],
         "call_precision": m["precision"],
         "score_auroc": float(roc_auc_score(truth, score)),
@@ -210,20 +222,70 @@ def run(survey, n, seeds, workdir, *, steps=None, recon_recipe=None):
             "runtime_s": round(time.perf_counter() - t0, 1), "runs": runs}  # fmt: skip
 
 
+def redo_anomalies(out, store, seed):
+    """The main job's anomaly step again, with this code, on the latents and the
+    reconstruction model that its run left in ``out`` (as
+    :func:`astrounsup.pipeline.run_lens_search` calls it)."""
+    from astrounsup.latent import read_latents
+    from astrounsup.pipeline import LENS_SEARCH_ANOMALY_DEFAULTS, score_anomalies
+
+    cfg = main_job_config(seed)["anomalies"]
+    cfg = {k: v for k, v in cfg.items() if k not in LENS_SEARCH_ANOMALY_DEFAULTS}
+    latents, table, _ = read_latents(out / "latents.h5")
+    recon_latents, recon_table, _ = read_latents(out / "recon_latents.h5")
+    result = score_anomalies(
+        recon_latents, recon_table, cfg | {"recon": True}, model=out / "recon_run" / "last.pt",
+        data=store, context=(latents, table), progress=False,
+    )  # fmt: skip
+    return result.tables["anomalies"]
+
+
+def rescore(survey, seeds, workdir, *, anomalies=False):
+    """The figures of the catalogs an earlier run left in ``workdir`` (no training); with
+    ``anomalies``, of the anomaly step done again on its models (:func:`redo_anomalies`)."""
+    from astropy.table import QTable
+
+    runs = []
+    for seed in seeds:
+        t1 = time.perf_counter()
+        out = Path(workdir) / f"{survey}_seed{seed}"
+        paths = (out / "cluster" / "clusters.ecsv", out / "anomalies" / "anomalies.ecsv")
+        missing = [str(p) for p in paths if not p.exists()]
+        if missing:
+            raise SystemExit(f"--rescore: no catalog {missing[0]} (run with --workdir first)")
+        if anomalies:
+            store = sorted(Path(workdir).glob(f"{survey}_*.h5"))[0]
+            scored = redo_anomalies(out, store, seed)
+        else:
+            scored = QTable.read(paths[1])
+        figures = {"seed": seed, "runtime_s": round(time.perf_counter() - t1, 1)}
+        figures |= lens_metrics(QTable.read(paths[0]))
+        figures |= anomaly_metrics(scored, ANOMALY_KINDS[survey])
+        runs.append(figures)
+        print(f"  seed {seed}: anomaly AUROC {figures['anomaly_auroc']:.3f}, top-1% "
+              f"precision {figures['anomaly_precision_top1']:.2f} "
+              f"({figures['runtime_s']:.0f} s)", flush=True)  # fmt: skip
+    return {"survey": survey, "n": len(QTable.read(paths[0])), "steps": None,
+            "survey_s": float("nan"), "runtime_s": float("nan"), "runs": runs}  # fmt: skip
+
+
 def _mean(runs, key):
-    return float(np.mean([r[key] for r in runs]))
+    return float(np.mean([r.get(key, np.nan) for r in runs]))
 
 
 def report(entries):
     """Print the surveys' figures side by side (means over seeds) and the targets."""
     names = [e["survey"] for e in entries]
     print(f"{'figure (mean over seeds)':34s}" + "".join(f"{n:>14s}" for n in names))
-    keys = ("call_accuracy", "call_completeness", "call_precision", "score_auroc",
+    keys = ("call_accuracy", "cluster_purity", "call_completeness", "call_precision",
+            "score_auroc",
             "score_accuracy", "anomaly_auroc", "anomaly_precision_top1")  # fmt: skip
     for key in keys:
         line = f"{key:34s}" + "".join(f"{_mean(e['runs'], key):14.3f}" for e in entries)
         if key in TARGETS:
             line += f"   target >= {TARGETS[key]}"
+        if key == "cluster_purity":
+            line += "   (the call's bound: clusters named by their truth)"
         print(line)
     print("completeness of the call (score > 0.5) per arc S/N quartile:")
     for q in range(4):
@@ -283,6 +345,14 @@ def main(argv=None):
     )  # fmt: skip
     parser.add_argument("--record", type=Path, default=None, help="append figures (JSON lines)")
     parser.add_argument("--report", type=Path, default=None, help="print a record file")
+    parser.add_argument(
+        "--rescore", action="store_true",
+        help="measure the catalogs an earlier run left in --workdir again (no training)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--redo-anomalies", action="store_true",
+        help="with --rescore: do the anomaly step again on that run's models, with this code",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.report:
         entries = [json.loads(line) for line in args.report.read_text().splitlines() if line]
@@ -290,7 +360,11 @@ def main(argv=None):
     if not args.survey:
         parser.error("--survey is required (or --report FILE)")
     seeds = [int(s) for s in args.seeds.split(",")]
-    if args.workdir:
+    if args.rescore:
+        if not args.workdir:
+            parser.error("--rescore needs --workdir (the folder of an earlier run)")
+        entry = rescore(args.survey, seeds, args.workdir, anomalies=args.redo_anomalies)
+    elif args.workdir:
         args.workdir.mkdir(parents=True, exist_ok=True)
         entry = run(args.survey, args.n, seeds, args.workdir, steps=args.steps,
                     recon_recipe=args.recon_recipe)  # fmt: skip

@@ -13,7 +13,8 @@ cluster settings but ``known_positives`` = the ids of ``--known`` lenses drawn a
 (:func:`astrounsup.pipeline.cluster_latents`; positive-unlabeled scoring), once per
 training seed. On the objects not in the list it reports the precision and recall of the
 top 100 by ``lens_rank``, the AUROC of ``lens_score``, and the estimated share of all
-lenses that are known against the truth. Target: precision of the top 100 >= 0.5
+lenses that are known against the truth; each seed's latents are kept in the workdir
+(``<survey>_run<seed>/latents.h5``). Target: precision of the top 100 >= 0.5
 on both surveys, mean over seeds.
 """
 
@@ -34,6 +35,7 @@ TARGET = 0.5
 
 
 def run(survey, n, n_known, seeds, workdir, *, steps=None):
+    from astrounsup.latent import write_latents
     from astrounsup.pipeline import cluster_latents, embed_latents, train_model
 
     t0 = time.perf_counter()
@@ -51,6 +53,8 @@ def run(survey, n, n_known, seeds, workdir, *, steps=None):
         trained = train_model(store, cfg["model"], out=Path(workdir) / f"{survey}_run{seed}",
                               progress=False)  # fmt: skip
         latents, table = embed_latents(trained, store, progress=False)
+        # Kept in the workdir, so a scorer can be studied on them without retraining.
+        write_latents(Path(workdir) / f"{survey}_run{seed}" / "latents.h5", latents, table)
         lens = np.asarray(table["is_lens"])
         ids = np.asarray(table["object_id"]).astype(str)
         rng = np.random.default_rng(1000 + seed)

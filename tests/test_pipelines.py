@@ -70,10 +70,10 @@ class TestPipeline:
         assert clusters.meta["n_components"] == 12
         anomalies = QTable.read(tmp_path / "out" / "anomalies" / "anomalies.ecsv")
         assert list(anomalies["anomaly_rank"]) == list(range(1, 41))
-        # LOF on the VAE's latents and its reconstruction errors against the SimCLR
-        # neighbours' (the config's recon_recipe), as eval/anomalies.py scores best.
+        # LOF on the VAE's latents, its trail score, and its reconstruction errors against
+        # the SimCLR neighbours' (the config's recon_recipe).
         assert anomalies.meta["scorers"] == (
-            "lof,chi2_context,chi2_max_context,chi2_extended_context,elbo_context,context_lof"
+            "lof,line,chi2_context,chi2_max_context,chi2_extended_context,elbo_context,context_lof"
         )
         assert anomalies.meta["context"].endswith("latents.h5")
         assert (tmp_path / "out" / "recon_run" / "last.pt").exists()

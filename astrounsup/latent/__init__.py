@@ -11,6 +11,7 @@ __getattr__, __dir__, __all__ = attach(
     __name__,
     {
         "anomaly": [
+            "ARTEFACT_SCORES",
             "CONTEXT_ERRORS",
             "SCORERS",
             "AnomalyScorer",
@@ -29,6 +30,7 @@ __getattr__, __dir__, __all__ = attach(
             "purity",
         ],
         "reconstruction": [
+            "LINE_STEP",
             "RECONSTRUCTION_REDUCTIONS",
             "inpainting_scores",
             "model_scores",

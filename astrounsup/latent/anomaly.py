@@ -10,6 +10,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from astrounsup._estimators import as_rng_seed, check_choice, check_int, fit_scaler
 
 __all__ = [
+    "ARTEFACT_SCORES",
     "CONTEXT_ERRORS",
     "SCORERS",
     "AnomalyScorer",
@@ -19,6 +20,10 @@ __all__ = [
 
 #: The model scores that :func:`context_model_scores` puts in context.
 CONTEXT_ERRORS = ("chi2", "chi2_max", "chi2_extended")
+
+#: Model scores of artefacts (:func:`astrounsup.latent.model_scores`), combined as they
+#: are: a trail is no property of an object's kind, so its look-alikes say nothing of it.
+ARTEFACT_SCORES = ("line",)
 
 #: Latent-space scorers of :class:`AnomalyScorer`.
 SCORERS = ("iforest", "lof", "knn")

@@ -15,6 +15,7 @@ from astrounsup._estimators import check_choice, check_int
 from astrounsup._progress import progress_bar
 
 __all__ = [
+    "LINE_STEP",
     "RECONSTRUCTION_REDUCTIONS",
     "inpainting_scores",
     "model_scores",
@@ -151,6 +152,65 @@ def _window_chi(r, keep, smoothing):
     return torch.where(ok, total / count.clamp(min=1.0).sqrt(), 0.0), ok
 
 
+#: Angle between the straight lines of the ``"line"`` score, degrees.
+LINE_STEP = 3.0
+
+#: Standard error of the median of n white-noise values of unit variance, times sqrt(n).
+_MEDIAN_ERROR = float(np.sqrt(np.pi / 2))
+
+
+def _line_indices(h, w, step):
+    """Flat pixel indices of straight lines across an ``h`` x ``w`` image: (angles,
+    along, offset), ``h * w`` where a line leaves the image; the lines of one angle are
+    parallel and one pixel apart, each point on its nearest pixel."""
+    angles = np.deg2rad(np.arange(0.0, 180.0, step))
+    cy, cx = (h - 1) / 2, (w - 1) / 2
+    half = np.ceil(np.hypot(h, w) / 2)
+    # Steps from the centre that land on pixel centres along the rows and the columns.
+    along = np.arange(-half, half + 1) - (cx - np.floor(cx))
+    across = np.arange(-half, half + 1) - (cy - np.floor(cy))
+    t, o = np.meshgrid(along, across, indexing="ij")
+    cos, sin = np.cos(angles)[:, None, None], np.sin(angles)[:, None, None]
+    col = np.floor(cx + t * cos - o * sin + 0.5).astype(int)  # t: along the line
+    row = np.floor(cy + t * sin + o * cos + 0.5).astype(int)  # o: the line's offset
+    inside = (col >= 0) & (col < w) & (row >= 0) & (row < h)
+    return torch.as_tensor(np.where(inside, row * w + col, h * w))
+
+
+def _bin2(resid, keep):
+    """Sum of the unmasked noise-unit residuals in 2 x 2 blocks over the square root of
+    their number (unit variance again), and whether each block holds one."""
+    pad = (0, resid.shape[-1] % 2, 0, resid.shape[-2] % 2)
+    r = torch.nn.functional.pad(resid * keep, pad)
+    k = torch.nn.functional.pad(keep, pad)
+    total = 4 * torch.nn.functional.avg_pool2d(r, 2)
+    count = 4 * torch.nn.functional.avg_pool2d(k, 2)
+    return total / count.clamp(min=1).sqrt(), count > 0.5
+
+
+def _line_score(resid, keep, step=LINE_STEP):
+    """Trail statistic of noise-unit residuals ``resid`` (B, C, H, W) with ``keep`` (1
+    for unmasked pixels): the residuals are binned 2 x 2 (unit variance kept), and over
+    straight lines across the binned image (every ``step`` degrees, every offset) and the
+    bands, the largest median along a line of its unmasked values divided by the median's
+    standard error for white noise (sqrt(pi / 2 n) for n values). Lines of fewer than
+    half the binned image's side (the corners) are left out. Returns (B,), NaN where no
+    line qualifies."""
+    r, ok = _bin2(resid, keep)
+    b, nb, h, w = r.shape
+    idx = _line_indices(h, w, step).to(r.device)
+    flat = torch.where(ok, r, torch.nan).flatten(2)
+    flat = torch.cat([flat, flat.new_full((b, nb, 1), torch.nan)], 2)
+    best = r.new_full((b,), -torch.inf)
+    for lines in idx.transpose(1, 2):  # one angle at a time: (offset, along)
+        values = flat[:, :, lines]  # (B, C, offset, along)
+        n = (~values.isnan()).sum(3)
+        z = values.nanmedian(3).values * n.sqrt() / _MEDIAN_ERROR
+        z = torch.where(n >= min(h, w) / 2, z, -torch.inf)
+        best = torch.maximum(best, z.flatten(1).max(1).values)
+    return torch.where(torch.isfinite(best), best, torch.nan)
+
+
 def _pixel_noise(model, dataset, x):
     """Each pixel's noise for residuals of ``model`` on cutouts ``x`` of ``dataset``: the
     one its likelihood uses (:meth:`astrounsup.models.ReconstructionModel.pixel_noise`),
@@ -168,7 +228,8 @@ def _reconstruction_errors(
     (``smoothing``: the window side of ``"extended"``, checked by the caller). With
     ``units="noise"`` the residuals are divided by each pixel's sky noise (the dataset's
     normaliser: :meth:`astrounsup.io.AsinhNormalizer.pixel_noise`), so the reductions are
-    chi-squares; ``"band"`` gives the mean per band, ``(n, bands)``."""
+    chi-squares; ``"band"`` gives the mean per band, ``(n, bands)``, and ``"line"`` the
+    trail statistic of :func:`_line_score` (noise units only)."""
     device = model_device(model, device)
     model = model.to(device).eval()
     out = {r: [] for r in reductions}
@@ -185,7 +246,9 @@ def _reconstruction_errors(
             sq = (resid**2).flatten(1)
             n = keep.flatten(1).sum(1)
             for r in reductions:
-                if r == "mean":
+                if r == "line":
+                    err = _line_score(resid, keep)
+                elif r == "mean":
                     err = sq.sum(1) / n.clamp(min=1)
                 elif r == "max":
                     err = sq.max(1).values
@@ -337,6 +400,10 @@ def model_scores(model, data, *, batch_size=256, device=None, smoothing=5, progr
         deep and a shallow cutout: ``"chi2"`` (mean per pixel), ``"chi2_max"`` (its largest
         pixel), ``"chi2_extended"`` (of the residual summed over the bands and
         ``smoothing``-wide windows, scaled to unit variance: faint extended light),
+        ``"line"`` (the largest median residual along any straight line across the
+        cutout, in any band, in units of its standard error: a satellite or bleed trail
+        raises it along its whole length, a badly fitted core raises under half of any
+        line's pixels; lines every :data:`LINE_STEP` degrees and one pixel apart),
         ``"chi2_<band>"`` (mean per pixel in each band) and, for a VAE, ``"elbo"``
         (:func:`negative_elbo`); for a context encoder, :func:`inpainting_scores`.
 
@@ -353,13 +420,14 @@ def model_scores(model, data, *, batch_size=256, device=None, smoothing=5, progr
     dataset = trained.dataset(data)
     _check_smoothing("model_scores", smoothing, dataset)
     errors = _reconstruction_errors(
-        trained.model, dataset, (*RECONSTRUCTION_REDUCTIONS, "band"), batch_size, device,
+        trained.model, dataset, (*RECONSTRUCTION_REDUCTIONS, "band", "line"), batch_size, device,
         smoothing, progress, units="noise",
     )  # fmt: skip
     out = {
         "chi2": errors["mean"],
         "chi2_max": errors["max"],
         "chi2_extended": errors["extended"],
+        "line": errors["line"],
     }
     for j, band in enumerate(dataset.bands):
         out[f"chi2_{band}"] = errors["band"][:, j]

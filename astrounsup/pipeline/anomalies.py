@@ -86,7 +86,8 @@ def score_anomalies(
         Latents of the same objects in another embedding (e.g. SimCLR): with ``recon``,
         each model score is also given relative to those of the objects most alike there
         (``*_context``), with LOF in the joint space of those latents and the log errors
-        (``context_lof``), and those are combined instead of the raw model scores. A
+        (``context_lof``), and those are combined instead of the raw model scores (the
+        artefact scores, :data:`astrounsup.latent.ARTEFACT_SCORES`, stay as they are). A
         table given with it must list the same ``object_id`` in the same order.
     inputs : dict, optional
         Input files and settings for the provenance and the messages (``latents``,
@@ -111,6 +112,7 @@ def score_anomalies(
     from astrounsup._provenance import provenance
     from astrounsup.catalog import result_catalog
     from astrounsup.latent import (
+        ARTEFACT_SCORES,
         CONTEXT_ERRORS,
         SCORERS,
         AnomalyScorer,
@@ -154,11 +156,14 @@ def score_anomalies(
         # The per-band chi-squares are in the catalog, not in the combination.
         combined_keys = [k for k in extra if k in (*CONTEXT_ERRORS, "elbo")]
         inpainted = [k for k in extra if k.startswith("inpaint_")]
+        artefacts = [k for k in extra if k in ARTEFACT_SCORES]
         if context is None:
-            shown = {k: v for k, v in extra.items() if k not in combined_keys + inpainted}
-            scores |= {k: extra[k] for k in combined_keys + inpainted}
+            used = combined_keys + inpainted + artefacts
+            shown = {k: v for k, v in extra.items() if k not in used}
+            scores |= {k: extra[k] for k in used}
         else:
-            shown = extra  # in the catalog, not in the combination
+            shown = {k: v for k, v in extra.items() if k not in artefacts}
+            scores |= {k: extra[k] for k in artefacts}  # as they are: see ARTEFACT_SCORES
             scores |= context_model_scores(
                 {k: extra[k] for k in combined_keys}, context,
                 n_neighbors=cfg["context_neighbors"], n_components=cfg["context_components"],

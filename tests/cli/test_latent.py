@@ -174,11 +174,11 @@ def test_anomalies_with_reconstruction(run, tmp_path):
     cat = QTable.read(out / "anomalies.ecsv")
     assert list(cat["anomaly_rank"]) == list(range(1, len(cat) + 1))
     assert np.all(np.diff(cat["anomaly_score"]) <= 0)
-    names = ("iforest", "lof", "knn", "chi2", "chi2_max", "chi2_extended", "elbo")
+    names = ("iforest", "lof", "knn", "chi2", "chi2_max", "chi2_extended", "elbo", "line")
     for name in (*names, "chi2_g", "chi2_r", "chi2_i"):
         assert f"score_{name}" in cat.colnames
     # Default combination: the largest of the scorers' percentiles (the per-band
-    # chi-squares are shown, not combined).
+    # chi-squares are shown, not combined; the trail score is).
     expected = combine_ranks({n: cat[f"score_{n}"] for n in names}, how="max")
     np.testing.assert_allclose(cat["anomaly_score"], expected)
     assert cat.meta["combine"] == "max"
@@ -219,13 +219,14 @@ def test_anomalies_relative_to_a_context_embedding(run, context, tmp_path):
     errors = np.log([np.asarray(cat[f"score_{n}"]) for n in names[:3]]).T
     joint = AnomalyScorer("lof", n_neighbors=7).fit_score(np.hstack([ctx, errors]))
     np.testing.assert_allclose(cat["score_context_lof"], joint, rtol=1e-6)
-    # The context versions, not the raw scores, are combined with the latent scorers.
+    # The context versions, not the raw scores, are combined with the latent scorers;
+    # the trail score as it is.
     picked = {n: cat[f"score_{n}_context"] for n in names} | {"lof": cat["score_lof"]}
-    picked["context_lof"] = cat["score_context_lof"]
+    picked |= {"context_lof": cat["score_context_lof"], "line": cat["score_line"]}
     np.testing.assert_allclose(cat["anomaly_score"], combine_ranks(picked, how="max"))
     assert (
         cat.meta["scorers"]
-        == "lof,chi2_context,chi2_max_context,chi2_extended_context,elbo_context,"
+        == "lof,line,chi2_context,chi2_max_context,chi2_extended_context,elbo_context,"
         "context_lof"
     )
     assert (cat.meta["context_neighbors"], cat.meta["context_components"]) == (7, 4)

@@ -169,7 +169,9 @@ class TestModelScores:
         images = small_survey.images[:24]
         scores = model_scores(fitted, images, progress=False)
         bands = [f"chi2_{b}" for b in fitted.bands]
-        assert sorted(scores) == sorted(["elbo", "chi2", "chi2_extended", "chi2_max", *bands])
+        assert sorted(scores) == sorted(
+            ["elbo", "chi2", "chi2_extended", "chi2_max", "line", *bands]
+        )
         data = fitted.dataset(images)
         # A direct reference: residuals over one noise sigma (the sky's, 1 / softening, and
         # 10% of the flux z = sinh(c x), in quadrature) through the asinh derivative.
@@ -198,6 +200,10 @@ class TestModelScores:
             ok = count > 0.5
             ext.append(np.mean(total[ok] ** 2 / count[ok]))
         np.testing.assert_allclose(scores["chi2_extended"], ext, rtol=1e-4)
+        from astrounsup.latent.reconstruction import _line_score
+
+        line = _line_score(torch.as_tensor(chi), torch.as_tensor(keep, dtype=torch.float32))
+        np.testing.assert_allclose(scores["line"], line.numpy(), rtol=1e-4)
         np.testing.assert_allclose(
             scores["chi2"], reconstruction_error(fitted.model, data, units="noise")
         )
@@ -267,3 +273,62 @@ class TestInpaintingScores:
 
         with pytest.raises(TypeError, match="needs a ContextEncoder"):
             inpainting_scores(fitted.model, fitted.dataset(small_survey.images[:4]))
+
+
+def lower_median(v):
+    v = np.sort(v[np.isfinite(v)])
+    return v[(len(v) - 1) // 2] if len(v) else np.nan
+
+
+class TestLineScore:
+    """The trail statistic of :func:`model_scores` (``"line"``)."""
+
+    def test_at_right_angles_it_is_the_best_row_or_column_median(self):
+        from astrounsup.latent.reconstruction import _line_score
+
+        rng = np.random.default_rng(1)
+        resid = rng.normal(size=(4, 2, 12, 12))
+        keep = rng.uniform(size=resid.shape) > 0.2
+        got = _line_score(torch.as_tensor(resid), torch.as_tensor(keep, dtype=torch.float64),
+                          step=90.0).numpy()  # fmt: skip
+        # Reference: 2 x 2 sums over sqrt(count), then every row and column of the bins.
+        r = (resid * keep).reshape(4, 2, 6, 2, 6, 2).sum((3, 5))
+        n = keep.reshape(4, 2, 6, 2, 6, 2).sum((3, 5))
+        binned = np.where(n > 0, r / np.sqrt(np.maximum(n, 1)), np.nan)
+        ref = np.full(4, -np.inf)
+        for i in range(4):
+            for b in range(2):
+                for line in [*binned[i, b], *binned[i, b].T]:
+                    m = np.isfinite(line).sum()
+                    if m >= 3:
+                        z = lower_median(line) * np.sqrt(m) / np.sqrt(np.pi / 2)
+                        ref[i] = max(ref[i], z)
+        np.testing.assert_allclose(got, ref, rtol=1e-6)
+
+    def test_a_faint_trail_stands_out_and_a_bright_compact_residual_does_not(self):
+        from astrounsup.latent.reconstruction import _line_score
+
+        rng = np.random.default_rng(2)
+        resid = rng.normal(size=(40, 3, 64, 64))
+        yy, xx = np.mgrid[:64, :64]
+        across = (yy - 30.0) * np.cos(0.7) - (xx - 35.0) * np.sin(0.7)
+        resid[0, 1] += 0.8 * (np.abs(across) < 2.0)  # under the noise, one band, 4 px wide
+        resid[1, :, 28:36, 28:36] += 5.0  # a badly fitted core: 5 sigma over 8 x 8 px
+        chi2 = (resid**2).mean((1, 2, 3))
+        assert chi2[1] > chi2[0] + 0.3  # the core is far worse in the mean chi-square
+        z = _line_score(torch.as_tensor(resid), torch.as_tensor(np.ones_like(resid))).numpy()
+        assert z[0] > 1.3 * max(z[1], np.max(z[2:]))
+        assert 3.0 < np.median(z[2:]) < 6.0  # white noise: the largest of ~1e4 lines
+
+    def test_masked_pixels_do_not_count_and_an_all_masked_cutout_is_nan(self):
+        from astrounsup.latent.reconstruction import _line_score
+
+        rng = np.random.default_rng(3)
+        resid = rng.normal(size=(2, 1, 32, 32))
+        keep = np.ones_like(resid)
+        resid[0, 0, 10:12, :] = 1e6  # a masked bleed column's values
+        keep[0, 0, 10:12, :] = 0
+        keep[1] = 0
+        z = _line_score(torch.as_tensor(resid), torch.as_tensor(keep)).numpy()
+        assert z[0] < 8.0
+        assert np.isnan(z[1])

@@ -148,7 +148,7 @@ class TestScoreAnomalies:
         assert {"score_chi2", "score_chi2_context", "score_context_lof"} | per_band <= set(
             cat.colnames
         )
-        assert result.summary["scorers"][0] == "lof"
+        assert result.summary["scorers"][:2] == ["lof", "line"]  # the trail score as it is
         assert "chi2" not in result.summary["scorers"]  # shown, not combined
         assert not per_band & {f"score_{k}" for k in result.summary["scorers"]}
         assert "anomalies" in result.figures
