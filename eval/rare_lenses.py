@@ -1,7 +1,8 @@
 """Evaluation: lenses at 1% prevalence, from a list of 50 known lenses and nothing else.
 
     python eval/rare_lenses.py --survey ours|lenstronomy [--n 15000] [--known 50]
-                               [--seeds 0,1,2] [--workdir DIR] [--record RUNS.jsonl]
+                               [--seeds 0,1,2] [--workdir DIR] [--rescore]
+                               [--record RUNS.jsonl]
 
 A real survey holds ~1e-3 lenses and a team knows a few dozen of them, but no negatives.
 This makes a survey with 1% lenses (``lens_fraction = 0.01``, 1% anomalies; ours with the
@@ -14,7 +15,8 @@ cluster settings but ``known_positives`` = the ids of ``--known`` lenses drawn a
 training seed. On the objects not in the list it reports the precision and recall of the
 top 100 by ``lens_rank``, the AUROC of ``lens_score``, and the estimated share of all
 lenses that are known against the truth; each seed's latents are kept in the workdir
-(``<survey>_run<seed>/latents.h5``). Target: precision of the top 100 >= 0.5
+(``<survey>_run<seed>/latents.h5``), and ``--rescore`` scores them again without training.
+Target: precision of the top 100 >= 0.5
 on both surveys, mean over seeds.
 """
 
@@ -34,8 +36,8 @@ from sklearn.metrics import roc_auc_score
 TARGET = 0.5
 
 
-def run(survey, n, n_known, seeds, workdir, *, steps=None):
-    from astrounsup.latent import write_latents
+def run(survey, n, n_known, seeds, workdir, *, steps=None, rescore=False):
+    from astrounsup.latent import read_latents, write_latents
     from astrounsup.pipeline import cluster_latents, embed_latents, train_model
 
     t0 = time.perf_counter()
@@ -50,11 +52,16 @@ def run(survey, n, n_known, seeds, workdir, *, steps=None):
         if steps:
             cfg["model"]["steps"] = steps
             cfg["model"]["config"]["training"]["warmup_steps"] = steps // 5
-        trained = train_model(store, cfg["model"], out=Path(workdir) / f"{survey}_run{seed}",
-                              progress=False)  # fmt: skip
-        latents, table = embed_latents(trained, store, progress=False)
-        # Kept in the workdir, so a scorer can be studied on them without retraining.
-        write_latents(Path(workdir) / f"{survey}_run{seed}" / "latents.h5", latents, table)
+        kept = Path(workdir) / f"{survey}_run{seed}" / "latents.h5"
+        if rescore:
+            if not kept.exists():
+                raise SystemExit(f"--rescore: no latents {kept} (run with --workdir first)")
+            latents, table, _ = read_latents(kept)
+        else:
+            trained = train_model(store, cfg["model"], out=kept.parent, progress=False)
+            latents, table = embed_latents(trained, store, progress=False)
+            # Kept in the workdir, so the scoring can be measured again without training.
+            write_latents(kept, latents, table)
         lens = np.asarray(table["is_lens"])
         ids = np.asarray(table["object_id"]).astype(str)
         rng = np.random.default_rng(1000 + seed)
@@ -119,15 +126,22 @@ def main(argv=None):
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--record", type=Path, default=None)
     parser.add_argument("--report", type=Path, default=None)
+    parser.add_argument(
+        "--rescore", action="store_true",
+        help="score the latents an earlier run kept in --workdir again (no training)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.report:
         return report([json.loads(x) for x in args.report.read_text().splitlines() if x])
     if not args.survey:
         parser.error("--survey is required (or --report FILE)")
     seeds = [int(s) for s in args.seeds.split(",")]
+    if args.rescore and not args.workdir:
+        parser.error("--rescore needs --workdir (the folder of an earlier run)")
     if args.workdir:
         args.workdir.mkdir(parents=True, exist_ok=True)
-        entry = run(args.survey, args.n, args.known, seeds, args.workdir, steps=args.steps)
+        entry = run(args.survey, args.n, args.known, seeds, args.workdir, steps=args.steps,
+                    rescore=args.rescore)  # fmt: skip
     else:
         with tempfile.TemporaryDirectory() as tmp:
             entry = run(args.survey, args.n, args.known, seeds, tmp, steps=args.steps)
