@@ -1,23 +1,32 @@
-"""Search the built-in synthetic survey for strong lenses and anomalies, without labels.
+"""Search a survey's cutouts for strong lenses and anomalies: yours, or the built-in one.
 
-    python pipelines/lens_search.py [--config pipelines/configs/lens_search.toml]
-                                    [--out DIR] [--steps N]
+    python pipelines/lens_search.py [--data PATH] [--catalog CAT]
+                                    [--labels COLUMN [--positive VALUE]
+                                     [--labeled-fraction F]]
+                                    [--known-lenses IDS_FILE] [--config TOML] [--out DIR]
+                                    [--steps N] [--fresh]
 
-Reads the TOML config and runs :func:`astrounsup.pipeline.run_lens_search`:
+``--data`` is a cutout store (``.h5``), a folder or glob of FITS cutouts, or a catalog
+with a file column; FITS cutouts are ingested into ``OUT/cutouts.h5`` first (an
+interrupted ingest resumes). Without ``--data`` the built-in synthetic survey
+(``pipelines/configs/synthetic_survey.toml``) is made unless its store exists, and its
+``is_lens`` column names the clusters as the config says: the README main job.
 
-1. makes the synthetic survey (``pipelines/configs/synthetic_survey.toml``) unless its
-   store exists;
-2. trains the configured model on it and embeds every cutout;
-3. clusters the latents and names the clusters from a small labeled share of ``is_lens``:
-   lens candidates ranked, with accuracy and completeness on the labels not used;
-4. ranks every object by anomaly scores. With ``[anomalies] recon_recipe`` (``"vae"`` by
-   default) it first trains that autoencoder on the same cutouts and embeds them; the list
-   then ranks LOF on those latents together with the reconstruction errors, each relative
-   to the objects most alike in the main latents, and LOF of those latents and errors
-   together.
+Reads the TOML config (``pipelines/configs/lens_search.toml``) and runs
+:func:`astrounsup.pipeline.run_lens_search`: trains the configured model and embeds every
+cutout; clusters the latents; with labels (``--labels COLUMN``, of any type, the lens
+label named by ``--positive`` unless it is True or 1: a share
+``--labeled-fraction`` names the clusters and the rest measure the result) or a list of
+known lenses (``--known-lenses``, one id per line) also names the clusters and ranks every
+object by its own lens score; ranks every object by anomaly scores. With your own data the
+config's labels column (the built-in survey's truth) is not used: without ``--labels`` or
+``--known-lenses`` the run has no labels. Labels are checked against the data before
+anything is trained.
 
-Everything lands in the configured directory (``catalogs/lens_search`` by default): the run
-(``run/``), ``latents.h5``, ``cluster/`` and ``anomalies/`` catalogs and figures.
+Everything lands in ``--out`` (default: the config's ``[output] directory``): the runs,
+latents, ``cluster/`` and ``anomalies/`` catalogs and figures, and ``manifest.json``; a
+re-run reuses every finished step whose inputs and settings are unchanged (``--fresh``
+redoes all).
 """
 
 from __future__ import annotations
@@ -27,8 +36,6 @@ import importlib.util
 import sys
 import tomllib
 from pathlib import Path
-
-from astrounsup.pipeline import run_lens_search
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "lens_search.toml"
@@ -43,22 +50,93 @@ def _survey_config(path):
     return module.survey_config(path)
 
 
-def main(argv=None):
+def _parser():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=None,
+                        help="a store, a folder or glob of FITS cutouts, or a catalog with a "
+                             "file column (default: the built-in survey)")  # fmt: skip
+    parser.add_argument("--catalog", type=Path, default=None,
+                        help="catalog of the FITS cutouts (ids, RA/Dec, labels)")  # fmt: skip
+    parser.add_argument("--labels", default=None, metavar="COLUMN",
+                        help="catalog column of known labels (any type)")  # fmt: skip
+    parser.add_argument("--positive", default=None, metavar="VALUE",
+                        help="the label of a lens in --labels (default: True or 1)")  # fmt: skip
+    parser.add_argument("--labeled-fraction", type=float, default=None, metavar="F",
+                        help="share of the known labels that names the clusters; the rest "
+                             "measure the result (default: the config's)")  # fmt: skip
+    parser.add_argument("--known-lenses", type=Path, default=None, metavar="IDS_FILE",
+                        help="file of known lens ids, one per line (no negatives)")  # fmt: skip
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="lens-search TOML")
     parser.add_argument("--out", type=Path, default=None, help="override output.directory")
-    parser.add_argument(
-        "--steps", type=int, default=None, help="override the training steps of every model"
-    )
+    parser.add_argument("--steps", type=int, default=None,
+                        help="override the training steps of every model")  # fmt: skip
+    parser.add_argument("--fresh", action="store_true",
+                        help="redo every step (default: reuse the unchanged ones)")  # fmt: skip
+    return parser
+
+
+def _cluster_labels(cluster, args, *, own_data):
+    """The cluster section with the labels the command line chose."""
+    cluster = dict(cluster)
+    if own_data or args.labels or args.known_lenses:
+        # The config's labels are the built-in survey's truth; the command line names yours.
+        cluster.pop("labels_column", None)
+        fraction = cluster.pop("labeled_fraction", None)
+        cluster.pop("positive", None)
+        if args.labels:
+            cluster["labels_column"] = args.labels
+            if args.positive is not None:
+                cluster["positive"] = args.positive
+            f = fraction if args.labeled_fraction is None else args.labeled_fraction
+            cluster["labeled_fraction"] = f
+        if args.known_lenses:
+            cluster["known_positives"] = str(args.known_lenses)
+    elif args.labeled_fraction is not None:
+        cluster["labeled_fraction"] = args.labeled_fraction
+    return cluster
+
+
+def main(argv=None):
+    parser = _parser()
     args = parser.parse_args(argv)
-    with open(args.config, "rb") as f:
-        cfg = tomllib.load(f)
-    survey, survey_dir = _survey_config(ROOT / cfg.pop("survey")["config"])
-    store = survey_dir / "cutouts.h5"
-    print(f"using the existing survey {store}" if store.exists() else f"simulating {store}")
-    out = args.out or ROOT / cfg.pop("output")["directory"]
-    cfg.pop("output", None)
-    run_lens_search(store, out, {"survey": survey, **cfg}, steps=args.steps)
+    if args.labels and args.known_lenses:
+        parser.error("--labels and --known-lenses are two label regimes; give one of them")
+    if args.labeled_fraction is not None and not 0 < args.labeled_fraction <= 1:
+        parser.error(f"--labeled-fraction must be in (0, 1]; got {args.labeled_fraction}")
+    if args.positive is not None and not args.labels:
+        parser.error("--positive names the lens label of --labels; give --labels")
+    if args.catalog and not args.data:
+        parser.error("--catalog describes the FITS cutouts of --data; give --data")
+    from astrounsup.io import StoreError
+    from astrounsup.pipeline import open_or_ingest, run_lens_search
+
+    try:
+        with open(args.config, "rb") as f:
+            cfg = tomllib.load(f)
+        survey_section = cfg.pop("survey", None)
+        output = cfg.pop("output", {})
+        out = args.out or ROOT / output.get("directory", "catalogs/lens_search")
+        cfg["cluster"] = _cluster_labels(cfg.get("cluster", {}), args, own_data=bool(args.data))
+        if args.data:
+            Path(out).mkdir(parents=True, exist_ok=True)
+            store, report = open_or_ingest(args.data, store=Path(out) / "cutouts.h5",
+                                           catalog=args.catalog)  # fmt: skip
+            if report is not None:
+                resumed = f" (resumed after {report.resumed_from})" if report.resumed_from else ""
+                print(f"ingested {report.n_written} cutouts into {report.store}{resumed}; "
+                      f"{report.n_rejected} rejected (listed in {report.rejects})")  # fmt: skip
+            print(f"using the store {store}")
+        else:
+            if survey_section is None:
+                parser.error(f"{args.config}: no [survey] section; name your data with --data")
+            survey, survey_dir = _survey_config(ROOT / survey_section["config"])
+            store = survey_dir / "cutouts.h5"
+            print(f"using the survey {store}" if store.exists() else f"simulating {store}")
+            cfg["survey"] = survey
+        run_lens_search(store, out, cfg, steps=args.steps, fresh=args.fresh)
+    except (ValueError, TypeError, OSError, KeyError, StoreError) as err:
+        print(f"lens_search.py: error: {err}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -84,3 +84,106 @@ class TestPipeline:
         # --steps shortens the run, and its warm-up stays within it.
         assert trained.config["training"]["max_steps"] == 2
         assert trained.config["training"]["warmup_steps"] == 0
+
+
+def _search_config(tmp_path):
+    """The main job's config made tiny (k 4, batch 8, no compilation)."""
+    text = (ROOT / "pipelines" / "configs" / "lens_search.toml").read_text()
+    text = text.replace("k = 20", "k = 4").replace("batch_size = 128", "batch_size = 8")
+    text = text.replace("batch_size = 64", "batch_size = 8")
+    text = text.replace("context_neighbors = 50", "context_neighbors = 5")
+    text = text.replace("warmup_steps = 40", "warmup_steps = 40\ncompile = false")
+    path = tmp_path / "search.toml"
+    path.write_text(text)
+    return path
+
+
+def _lens_search(*args):
+    return subprocess.run(
+        [sys.executable, str(ROOT / "pipelines" / "lens_search.py"), *map(str, args)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+
+
+class TestLensSearchOnYourData:
+    """``pipelines/lens_search.py --data``: a survey of your own, with or without labels."""
+
+    def test_fits_cutouts_and_a_catalog_without_labels(self, small_survey, tmp_path):
+        from astrounsup.io import write_fits_cutouts
+
+        s = small_survey
+        table = s.table[:30]["object_id", "ra", "dec"]
+        write_fits_cutouts(tmp_path / "fits", s.images[:30], table, bands=s.bands,
+                           pixel_scale=s.pixel_scale, per_band_columns=())  # fmt: skip
+        table["file"] = [f"{i}.fits" for i in table["object_id"]]
+        table.write(tmp_path / "catalog.ecsv")
+        out = tmp_path / "out"
+        args = ["--data", tmp_path / "fits", "--catalog", tmp_path / "catalog.ecsv",
+                "--config", _search_config(tmp_path), "--steps", "2", "--out", out]  # fmt: skip
+        result = _lens_search(*args)
+        assert result.returncode == 0, result.stderr
+        assert "ingested 30 cutouts" in result.stdout
+        clusters = QTable.read(out / "cluster" / "clusters.ecsv")
+        assert len(clusters) == 30
+        assert "lens_score" not in clusters.colnames  # no labels: clusters only
+        assert len(QTable.read(out / "anomalies" / "anomalies.ecsv")) == 30
+        # The re-run reuses every step.
+        again = _lens_search(*args)
+        assert again.returncode == 0, again.stderr
+        assert again.stdout.count("reused") == 6
+
+    def test_labels_and_known_lenses_of_a_store(self, small_survey, tmp_path):
+        from astrounsup.io import write_store
+
+        s = small_survey
+        table = s.table[:40]
+        table["grade"] = ["yes" if v else "no" for v in table["is_lens"]]
+        write_store(tmp_path / "mine.h5", s.images[:40], table, bands=s.bands,
+                    pixel_scale=s.pixel_scale)  # fmt: skip
+        config = _search_config(tmp_path)
+        common = ["--data", tmp_path / "mine.h5", "--config", config, "--steps", "2"]
+        result = _lens_search(*common, "--labels", "grade", "--positive", "yes",
+                              "--labeled-fraction", "0.5", "--out", tmp_path / "a")  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        clusters = QTable.read(tmp_path / "a" / "cluster" / "clusters.ecsv")
+        assert {"grade_score", "grade_rank", "labeled"} <= set(clusters.colnames)
+        ids = tmp_path / "known.txt"
+        ids.write_text("\n".join(str(i) for i in table["object_id"][table["is_lens"]][:5]))
+        result = _lens_search(*common, "--known-lenses", ids, "--out", tmp_path / "b")
+        assert result.returncode == 0, result.stderr
+        clusters = QTable.read(tmp_path / "b" / "cluster" / "clusters.ecsv")
+        assert clusters["labeled"].sum() == 5
+        assert len(set(clusters["lens_rank"])) == 40  # every object ranked, no ties
+
+    def test_bad_input_is_one_line_naming_it_before_training(self, small_survey, tmp_path):
+        from astrounsup.io import write_store
+
+        s = small_survey
+        write_store(tmp_path / "mine.h5", s.images[:20], s.table[:20], bands=s.bands,
+                    pixel_scale=s.pixel_scale)  # fmt: skip
+        (tmp_path / "notes.txt").write_text("not cutouts")
+        ids = tmp_path / "known.txt"
+        ids.write_text("lens-0001\nlens-0002\n")
+        config = _search_config(tmp_path)
+        cases = [
+            (["--data", tmp_path / "notes.txt"], "notes.txt: neither a cutout store"),
+            (["--data", tmp_path / "missing.h5"], "missing.h5"),
+            (["--data", tmp_path / "mine.h5", "--labels", "grade"],
+             "mine.h5: no column 'grade'"),
+            (["--data", tmp_path / "mine.h5", "--known-lenses", ids],
+             "known_positives: 2 of 2 ids are not in"),
+        ]  # fmt: skip
+        for args, named in cases:
+            out = tmp_path / "out"
+            result = _lens_search(*args, "--config", config, "--out", out)
+            assert result.returncode == 2, (args, result.stderr)
+            lines = result.stderr.strip().splitlines()
+            assert len(lines) == 1, lines
+            assert lines[0].startswith("lens_search.py: error:"), lines
+            assert named in lines[0]
+            assert "Traceback" not in result.stderr
+            assert not (out / "run").exists()
+        both = _lens_search("--data", tmp_path / "mine.h5", "--labels", "kind",
+                            "--known-lenses", ids)  # fmt: skip
+        assert both.returncode == 2
+        assert "two label regimes" in both.stderr

@@ -6,7 +6,13 @@ __getattr__, __dir__, __all__ = attach(
     __name__,
     {
         "dataset": ["CutoutDataset", "as_dataset"],
-        "discover": ["discover_cutouts", "find_fits", "read_catalog", "source_kind"],
+        "discover": [
+            "FITS_SUFFIXES",
+            "discover_cutouts",
+            "find_fits",
+            "read_catalog",
+            "source_kind",
+        ],
         "fits": [
             "BAND_FILE_PATTERN",
             "Cutout",

@@ -20,9 +20,17 @@ from astrounsup.io.fits import (
     read_cutout_group,
 )
 
-__all__ = ["discover_cutouts", "find_fits", "read_catalog", "read_entry", "source_kind"]
+__all__ = [
+    "FITS_SUFFIXES",
+    "discover_cutouts",
+    "find_fits",
+    "read_catalog",
+    "read_entry",
+    "source_kind",
+]
 
-_FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fits.fz", ".fz")
+#: File names read as FITS cutouts (lower case).
+FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fits.fz", ".fz")
 
 
 def find_fits(source):
@@ -38,7 +46,7 @@ def find_fits(source):
     else:
         s = str(source)
         if Path(s).is_dir():
-            paths = [p for p in Path(s).iterdir() if p.name.lower().endswith(_FITS_SUFFIXES)]
+            paths = [p for p in Path(s).iterdir() if p.name.lower().endswith(FITS_SUFFIXES)]
         elif any(c in s for c in "*?["):
             paths = [Path(p) for p in glob.glob(s)]
         elif Path(s).exists():

@@ -15,7 +15,7 @@ __getattr__, __dir__, __all__ = attach(
     {
         "_results": ["FORMATS", "StepResult", "check_outputs", "output_path"],
         "anomalies": ["ANOMALY_DEFAULTS", "score_anomalies"],
-        "cluster": ["CLUSTER_DEFAULTS", "cluster_latents", "cluster_outputs"],
+        "cluster": ["CLUSTER_DEFAULTS", "check_labels", "cluster_latents", "cluster_outputs"],
         "data": ["open_or_ingest"],
         "lens_search": ["LENS_SEARCH_ANOMALY_DEFAULTS", "run_lens_search"],
         "reduce": [

@@ -8,7 +8,7 @@ import numpy as np
 from astrounsup.pipeline._config import merge_config
 from astrounsup.pipeline._results import StepResult
 
-__all__ = ["CLUSTER_DEFAULTS", "cluster_latents", "cluster_outputs"]
+__all__ = ["CLUSTER_DEFAULTS", "check_labels", "cluster_latents", "cluster_outputs"]
 
 #: Settings of :func:`cluster_latents` (and the defaults of ``astrounsup cluster``).
 CLUSTER_DEFAULTS = {
@@ -68,12 +68,93 @@ def _known_positive_ids(known, where):
             cat = read_catalog(path)
             return [str(v) for v in cat[cat.colnames[0]]]
         lines = (line.split("#")[0].strip() for line in path.read_text().splitlines())
-        return [line for line in lines if line]
+        ids = [line for line in lines if line]
+        if not ids:
+            msg = f"known_positives: {str(path)!r} lists no ids"
+            raise ValueError(msg)
+        return ids
     ids = [str(v) for v in known]
     if not ids:
         msg = f"known_positives for {where}: the list is empty"
         raise ValueError(msg)
     return ids
+
+
+def check_labels(table, config=None, *, where="the data"):
+    """Check a cluster config's labels against the catalog ``table`` they will be read
+    from, before anything is trained: the labels column exists and holds the positive
+    label, or every known positive id is in the id column.
+
+    Parameters
+    ----------
+    table : astropy.table.Table
+        The objects' catalog (e.g. of the cutout store).
+    config : dict, optional
+        Over :data:`CLUSTER_DEFAULTS`.
+    where : str, optional
+        What ``table`` is the catalog of, for the messages (e.g. the store's path).
+
+    Returns
+    -------
+    column : str or None
+        The labels column (None without one).
+    known_ids : list of str or None
+        The known positive ids (None without them).
+
+    Raises
+    ------
+    ValueError
+        One line naming the option and ``where``: a missing column, a positive label not
+        among the labels, ids not in the catalog, an empty or missing list of ids, or two
+        label regimes at once.
+
+    Examples
+    --------
+    >>> from astropy.table import Table
+    >>> check_labels(Table({"object_id": ["a", "b"], "is_lens": [True, False]}),
+    ...              {"labels_column": "is_lens"})
+    ('is_lens', None)
+    """
+    from astrounsup.latent import known_labels, parse_positive
+
+    cfg = merge_config(CLUSTER_DEFAULTS, config, owner="cluster")
+    if cfg["labeled_fraction"] is not None and not cfg["labels_column"]:
+        msg = "labeled_fraction needs labels_column (which column holds the labels)"
+        raise ValueError(msg)
+    column = cfg["labels_column"]
+    if column and cfg["known_positives"] is not None:
+        msg = "labels_column and known_positives are two label regimes; give one of them"
+        raise ValueError(msg)
+    if column:
+        if column not in table.colnames:
+            msg = f"{where}: no column {column!r} in its catalog; it has {table.colnames}"
+            raise ValueError(msg)
+        labels = table[column]
+        known = known_labels(labels)
+        positive = parse_positive(cfg["positive"], labels)
+        present = np.unique(np.asarray(labels)[known]).tolist() if known.any() else []
+        if positive not in present:
+            msg = (
+                f"{where}: the positive label {positive!r} is not among the labels of column "
+                f"{column!r} {present[:10]}; name it with positive"
+            )
+            raise ValueError(msg)
+        return column, None
+    if cfg["known_positives"] is None:
+        return None, None
+    if cfg["id_column"] not in table.colnames:
+        msg = f"{where}: no id column {cfg['id_column']!r} in its catalog (id_column)"
+        raise ValueError(msg)
+    known_ids = _known_positive_ids(cfg["known_positives"], where)
+    ids = np.asarray(table[cfg["id_column"]]).astype(str)
+    missing = sorted(set(known_ids) - set(ids.tolist()))
+    if missing:
+        msg = (
+            f"known_positives: {len(missing)} of {len(set(known_ids))} ids are not in "
+            f"{where} (column {cfg['id_column']!r}), e.g. {missing[:3]}"
+        )
+        raise ValueError(msg)
+    return None, known_ids
 
 
 def cluster_latents(latents, table, config=None, *, inputs=None):
@@ -138,25 +219,10 @@ def cluster_latents(latents, table, config=None, *, inputs=None):
     cfg = merge_config(CLUSTER_DEFAULTS, config, owner="cluster")
     inputs = dict(inputs or {})
     where = inputs.get("latents", "the latents")
-    if cfg["labeled_fraction"] is not None and not cfg["labels_column"]:
-        msg = "labeled_fraction needs labels_column (which column holds the labels)"
-        raise ValueError(msg)
     if cfg["reduce"] is None and (cfg["metric"] != "euclidean" or cfg["fit_size"] is not None):
         msg = "metric and fit_size choose how the latents are reduced; they need reduce"
         raise ValueError(msg)
-    column = cfg["labels_column"]
-    if column and column not in table.colnames:
-        msg = f"{where}: no column {column!r} in its catalog; it has {table.colnames}"
-        raise ValueError(msg)
-    if column and cfg["known_positives"] is not None:
-        msg = "labels_column and known_positives are two label regimes; give one of them"
-        raise ValueError(msg)
-    known_ids = None
-    if cfg["known_positives"] is not None:
-        if cfg["id_column"] not in table.colnames:
-            msg = f"{where}: no id column {cfg['id_column']!r} in its catalog (id_column)"
-            raise ValueError(msg)
-        known_ids = _known_positive_ids(cfg["known_positives"], where)
+    column, known_ids = check_labels(table, cfg, where=where)
     ks = _k_range(cfg["choose_k"]) if cfg["choose_k"] else None
     reduction = {}
     if cfg["reduce"]:
@@ -196,13 +262,6 @@ def cluster_latents(latents, table, config=None, *, inputs=None):
             positive = cfg["positive"]
         else:
             ids = np.asarray(table[cfg["id_column"]]).astype(str)
-            missing = sorted(set(known_ids) - set(ids.tolist()))
-            if missing:
-                msg = (
-                    f"known_positives: {len(missing)} of {len(set(known_ids))} ids are not in "
-                    f"{where} (column {cfg['id_column']!r}), e.g. {missing[:3]}"
-                )
-                raise ValueError(msg)
             labels = labeled = np.isin(ids, known_ids)
             name = cfg["name"] or "lens"
             positive = True

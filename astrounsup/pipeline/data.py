@@ -34,15 +34,29 @@ def open_or_ingest(source, *, store=None, catalog=None, progress=True, **ingest_
     Raises
     ------
     FileNotFoundError
-        A store ``source`` that does not exist.
+        A ``source`` that does not exist.
     ValueError
-        FITS cutouts without ``store``, or nothing that could be ingested.
+        A file that is neither a store, FITS nor a catalog; FITS cutouts without
+        ``store``; or nothing that could be ingested.
     """
-    from astrounsup.io import ingest, source_kind, store_info
+    from astrounsup.io import FITS_SUFFIXES, ingest, source_kind, store_info
 
-    if catalog is None and source_kind(source) == "store":
+    kind = source_kind(source)
+    if catalog is None and kind == "store":
         store_info(source)  # refuses a missing file, or one that is not a complete store
         return Path(source), None
+    if isinstance(source, (str, Path)) and not any(c in str(source) for c in "*?["):
+        path = Path(source)
+        if not path.exists():
+            msg = f"{source}: no such file or folder"
+            raise FileNotFoundError(msg)
+        if path.is_file() and kind == "fits" and not path.name.lower().endswith(FITS_SUFFIXES):
+            msg = (
+                f"{source}: neither a cutout store (.h5, .hdf5), FITS cutouts "
+                f"({', '.join(FITS_SUFFIXES)}) nor a catalog with a file column (.csv, .ecsv "
+                "or a FITS table)"
+            )
+            raise ValueError(msg)
     if store is None:
         msg = f"store: {source} holds FITS cutouts; name the store to ingest them into"
         raise ValueError(msg)

@@ -32,16 +32,21 @@ def _with_steps(model_config, steps):
 
 
 def run_lens_search(store, out, config=None, *, steps=None, device=None, progress=True,
-                    log=print):  # fmt: skip
+                    log=print, fresh=False):  # fmt: skip
     """Search a cutout store for strong lenses and anomalies, writing every output in ``out``.
 
     1. With a ``survey`` section and no ``store`` yet, simulate the survey there;
     2. train the ``model`` (``out/run``) and embed every cutout (``out/latents.h5``);
-    3. cluster the latents; with ``labels_column``, name the clusters from a labeled share
-       and rank every object (``out/cluster``);
+    3. cluster the latents; with ``labels_column`` or ``known_positives``, name the
+       clusters and rank every object (``out/cluster``);
     4. rank every object by anomaly scores (``out/anomalies``); with ``recon_recipe``,
        after training that model too (``out/recon_run``, ``out/recon_latents.h5``) and
        scoring its reconstruction errors against look-alikes in the main latents.
+
+    The labels are checked against the store's catalog before anything is trained. Each
+    finished step is recorded in ``out/manifest.json`` with a hash of its inputs' contents
+    and settings; a re-run reuses a step whose inputs and settings are unchanged and whose
+    outputs are intact, and redoes the others (and so every step after a redone one).
 
     Parameters
     ----------
@@ -63,17 +68,30 @@ def run_lens_search(store, out, config=None, *, steps=None, device=None, progres
         Show progress bars.
     log : callable or None, optional
         Called with a line of text as each step ends.
+    fresh : bool, optional
+        Redo every step, whatever the manifest says.
 
     Returns
     -------
     dict
-        The paths written by each step (``survey``, ``cluster``, ``anomalies``), and the
-        clustering ``metrics`` (None without labels).
+        The paths written by each step (``survey``, ``cluster``, ``anomalies``), the
+        clustering ``metrics`` (None without labels), ``reused`` (the steps taken from an
+        earlier run) and ``timings`` (seconds per step).
+
+    Raises
+    ------
+    ValueError
+        An unknown config section, labels that do not match the store's catalog, or an
+        unreadable manifest (naming it).
     """
+    from astrounsup.io import as_dataset
+    from astrounsup.latent import read_latents
+    from astrounsup.pipeline._manifest import RunManifest, file_hash
     from astrounsup.pipeline.anomalies import ANOMALY_DEFAULTS, score_anomalies
-    from astrounsup.pipeline.cluster import cluster_latents
+    from astrounsup.pipeline.cluster import CLUSTER_DEFAULTS, check_labels, cluster_latents
     from astrounsup.pipeline.survey import make_survey
     from astrounsup.pipeline.train import embed_latents, train_model
+    from astrounsup.training import TrainedModel
 
     say = log or (lambda _line: None)
     config = dict(config or {})
@@ -85,42 +103,104 @@ def run_lens_search(store, out, config=None, *, steps=None, device=None, progres
         ANOMALY_DEFAULTS | LENS_SEARCH_ANOMALY_DEFAULTS, config.get("anomalies"), owner="anomalies"
     )
     recon = {k: anomaly_cfg.pop(k) for k in LENS_SEARCH_ANOMALY_DEFAULTS}
+    cluster_cfg = merge_config(CLUSTER_DEFAULTS, config.get("cluster"), owner="cluster")
     t0 = time.perf_counter()
     store, out = Path(store), Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    done = {}
+    manifest = RunManifest(out, fresh=fresh)
+    done = {"reused": [], "timings": {}}
     if not store.exists() and config.get("survey") is not None:
         survey, paths = make_survey(config["survey"], store.parent, progress=progress)
         store = paths["store"]
         say(survey.summary())
         done["survey"] = paths
+    # Before anything is trained: the labels are those of the store's objects.
+    check_labels(as_dataset(store).table, cluster_cfg, where=str(store))
+    if cluster_cfg["known_positives"] is not None and not isinstance(
+        cluster_cfg["known_positives"], (str, Path)
+    ):
+        cluster_cfg["known_positives"] = [str(v) for v in cluster_cfg["known_positives"]]
+    out.mkdir(parents=True, exist_ok=True)
+    store_hash = file_hash(store)
+
+    def step(name, key, run, outputs, reuse):
+        """Reuse step ``name`` when the manifest allows, else ``run()`` and record it."""
+        t = time.perf_counter()
+        entry = manifest.reusable(name, key)
+        if entry is not None:
+            done["reused"].append(name)
+            say(f"{name}: unchanged since {entry['finished']}; reused")
+            result = reuse(entry)
+        else:
+            manifest.forget(name)
+            result, info = run()
+            manifest.record(name, key, outputs(result), **info)
+        done["timings"][name] = round(time.perf_counter() - t, 1)
+        return result
 
     def train_and_embed(prefix, model_config):
         cfg = _with_steps(model_config, steps)
-        run = out / f"{prefix}run"
-        trained = train_model(store, cfg, out=run, device=device, progress=progress)
-        path = out / f"{prefix}latents.h5"
-        latents, table = embed_latents(trained, store, out=path, device=device, progress=progress)
-        h = trained.history
-        say(f"{prefix}train: {trained.recipe}, {h.step[-1]} steps, loss {h.loss[-1]:.4g}; "
-            f"wrote {run} and {path}")  # fmt: skip
+        run_dir, path = out / f"{prefix}run", out / f"{prefix}latents.h5"
+
+        def train():
+            trained = train_model(store, cfg, out=run_dir, device=device, progress=progress)
+            h = trained.history
+            say(f"{prefix}train: {trained.recipe}, {h.step[-1]} steps, loss {h.loss[-1]:.4g}; "
+                f"wrote {run_dir}")  # fmt: skip
+            return trained, {"recipe": trained.recipe, "steps": int(h.step[-1])}
+
+        trained = step(
+            f"{prefix}train", manifest.key(step="train", store=store_hash, model=cfg), train,
+            lambda t: {"checkpoint": t.checkpoint},
+            lambda _e: TrainedModel.load(run_dir / "last.pt"),
+        )  # fmt: skip
+
+        def embed():
+            latents, table = embed_latents(trained, store, out=path, device=device,
+                                           progress=progress)  # fmt: skip
+            say(f"{prefix}embed: {len(latents)} objects; wrote {path}")
+            return (latents, table), {}
+
+        def reuse_latents(_entry):
+            latents, table, _ = read_latents(path)
+            return latents, table
+
+        key = manifest.key(step="embed", store=store_hash,
+                           checkpoint=file_hash(trained.checkpoint))  # fmt: skip
+        latents, table = step(f"{prefix}embed", key, embed, lambda _r: {"latents": path},
+                              reuse_latents)  # fmt: skip
         return trained, path, latents, table
 
     main, latents_path, latents, table = train_and_embed("", config.get("model", {}))
+    latents_hash = file_hash(latents_path)
     inputs = {"latents": latents_path, "checkpoint": main.checkpoint, "store": store}
-    clusters = cluster_latents(latents, table, config.get("cluster"), inputs=inputs)
-    done["cluster"] = clusters.write(out / "cluster", overwrite=True)
-    done["metrics"] = metrics = clusters.summary.get("metrics")
-    line = f"cluster: {clusters.summary['n_clusters']} clusters of {len(latents)} objects"
-    if metrics:
-        line += (
-            f"; on {metrics['evaluated_on']} ({metrics['n']}): accuracy "
-            f"{metrics['accuracy']:.3f}, completeness {metrics['completeness']:.3f}"
-        )
-    say(line)
+    known = cluster_cfg["known_positives"]
+    known_hash = file_hash(known) if isinstance(known, (str, Path)) else None
+
+    def cluster():
+        clusters = cluster_latents(latents, table, cluster_cfg, inputs=inputs)
+        paths = clusters.write(out / "cluster", overwrite=True)
+        metrics = clusters.summary.get("metrics")
+        line = f"cluster: {clusters.summary['n_clusters']} clusters of {len(latents)} objects"
+        if metrics and "accuracy" in metrics:
+            line += (
+                f"; on {metrics['evaluated_on']} ({metrics['n']}): accuracy "
+                f"{metrics['accuracy']:.3f}, completeness {metrics['completeness']:.3f}"
+            )
+        say(line)
+        return (paths, metrics), {"metrics": metrics}
+
+    def reuse_cluster(entry):
+        names = entry["outputs"]
+        return {k: manifest.output("cluster", k) for k in names}, entry.get("metrics")
+
+    key = manifest.key(step="cluster", latents=latents_hash, config=cluster_cfg,
+                       known_positives=known_hash)  # fmt: skip
+    done["cluster"], done["metrics"] = step("cluster", key, cluster, lambda r: r[0],
+                                            reuse_cluster)  # fmt: skip
 
     scored, model, context = (latents, table), None, None
     inputs = {"latents": latents_path, "store": store}
+    parts = {"latents": latents_hash}
     if recon["recon_recipe"]:
         recon_config = {"recipe": recon["recon_recipe"], "steps": recon["recon_steps"],
                         "config": recon["recon_config"]}  # fmt: skip
@@ -129,11 +209,22 @@ def run_lens_search(store, out, config=None, *, steps=None, device=None, progres
         anomaly_cfg["recon"] = True
         inputs |= {"latents": scored_path, "checkpoint": model.checkpoint,
                    "context": latents_path}  # fmt: skip
-    anomalies = score_anomalies(
-        *scored, anomaly_cfg, model=model, data=store, context=context, inputs=inputs,
-        progress=progress,
+        parts = {"latents": file_hash(scored_path), "checkpoint": file_hash(model.checkpoint),
+                 "context": latents_hash}  # fmt: skip
+
+    def anomalies():
+        result = score_anomalies(
+            *scored, anomaly_cfg, model=model, data=store, context=context, inputs=inputs,
+            progress=progress,
+        )  # fmt: skip
+        paths = result.write(out / "anomalies", overwrite=True)
+        say(f"anomalies: {len(table)} objects ranked by {', '.join(result.summary['scorers'])}")
+        return paths, {"scorers": result.summary["scorers"]}
+
+    key = manifest.key(step="anomalies", store=store_hash, config=anomaly_cfg, **parts)
+    done["anomalies"] = step(
+        "anomalies", key, anomalies, lambda paths: paths,
+        lambda entry: {k: manifest.output("anomalies", k) for k in entry["outputs"]},
     )  # fmt: skip
-    done["anomalies"] = anomalies.write(out / "anomalies", overwrite=True)
-    say(f"anomalies: {len(table)} objects ranked by {', '.join(anomalies.summary['scorers'])}")
     say(f"done in {time.perf_counter() - t0:.0f} s; outputs in {out}")
     return done

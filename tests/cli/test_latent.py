@@ -112,7 +112,7 @@ def test_cluster_names_the_labels_when_the_positive_one_is_absent(run, tmp_path,
     args = ["cluster", str(run["latents"]), "--k", "4", "--labels-column", "kind"]
     assert main([*args, "--out", str(tmp_path / "c")]) == 2
     err = capsys.readouterr().err
-    assert "the positive label 'True' is not among the labels [" in err
+    assert "the positive label 'True' is not among the labels of column 'kind' [" in err
     assert "'lens'" in err
 
 

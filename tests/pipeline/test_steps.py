@@ -215,6 +215,12 @@ class TestOtherSteps:
             open_or_ingest(tmp_path / "f")
         with pytest.raises(FileNotFoundError, match="no such cutout store"):
             open_or_ingest(tmp_path / "none.h5")
+        with pytest.raises(FileNotFoundError, match=r"nothing: no such file or folder"):
+            open_or_ingest(tmp_path / "nothing", store=tmp_path / "t.h5")
+        (tmp_path / "notes.txt").write_text("not cutouts")
+        with pytest.raises(ValueError, match=r"notes.txt: neither a cutout store \(.h5, .hdf5\)"):
+            open_or_ingest(tmp_path / "notes.txt", store=tmp_path / "t.h5")
+        assert not (tmp_path / "t.h5").exists()
 
     def test_results_are_written_only_when_asked(self, tmp_path):
         z, table = blobs()
