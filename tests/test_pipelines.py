@@ -2,6 +2,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from astropy.table import QTable
 
 from astrounsup.io import read_store
@@ -98,17 +99,42 @@ def _search_config(tmp_path):
     return path
 
 
-def _lens_search(*args):
-    return subprocess.run(
-        [sys.executable, str(ROOT / "pipelines" / "lens_search.py"), *map(str, args)],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+def _script(name):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / "pipelines" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class _Result:
+    def __init__(self, returncode, stdout, stderr):
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+@pytest.fixture
+def lens_search(capsys):
+    """Run ``pipelines/lens_search.py`` in this process (its ``main``), as from a shell."""
+    module = _script("lens_search")
+
+    def run(*args):
+        capsys.readouterr()
+        try:
+            code = module.main([str(a) for a in args])
+        except SystemExit as stop:  # argparse errors
+            code = stop.code
+        out = capsys.readouterr()
+        return _Result(code, out.out, out.err)
+
+    return run
 
 
 class TestLensSearchOnYourData:
-    """``pipelines/lens_search.py --data``: a survey of your own, with or without labels."""
+    """``pipelines/lens_search.py --data``: a survey of your own, with or without labels
+    (its ``main`` in this process; ``TestPipeline`` runs the script itself)."""
 
-    def test_fits_cutouts_and_a_catalog_without_labels(self, small_survey, tmp_path):
+    def test_fits_cutouts_and_a_catalog_without_labels(self, small_survey, tmp_path, lens_search):
         from astrounsup.io import write_fits_cutouts
 
         s = small_survey
@@ -120,7 +146,7 @@ class TestLensSearchOnYourData:
         out = tmp_path / "out"
         args = ["--data", tmp_path / "fits", "--catalog", tmp_path / "catalog.ecsv",
                 "--config", _search_config(tmp_path), "--steps", "2", "--out", out]  # fmt: skip
-        result = _lens_search(*args)
+        result = lens_search(*args)
         assert result.returncode == 0, result.stderr
         assert "ingested 30 cutouts" in result.stdout
         clusters = QTable.read(out / "cluster" / "clusters.ecsv")
@@ -128,11 +154,12 @@ class TestLensSearchOnYourData:
         assert "lens_score" not in clusters.colnames  # no labels: clusters only
         assert len(QTable.read(out / "anomalies" / "anomalies.ecsv")) == 30
         # The re-run reuses every step.
-        again = _lens_search(*args)
+        again = lens_search(*args)
         assert again.returncode == 0, again.stderr
-        assert again.stdout.count("reused") == 6
+        assert again.stdout.count("reused") == 7
+        assert (out / "report" / "index.html").exists()
 
-    def test_labels_and_known_lenses_of_a_store(self, small_survey, tmp_path):
+    def test_labels_and_known_lenses_of_a_store(self, small_survey, tmp_path, lens_search):
         from astrounsup.io import write_store
 
         s = small_survey
@@ -142,20 +169,22 @@ class TestLensSearchOnYourData:
                     pixel_scale=s.pixel_scale)  # fmt: skip
         config = _search_config(tmp_path)
         common = ["--data", tmp_path / "mine.h5", "--config", config, "--steps", "2"]
-        result = _lens_search(*common, "--labels", "grade", "--positive", "yes",
+        result = lens_search(*common, "--labels", "grade", "--positive", "yes",
                               "--labeled-fraction", "0.5", "--out", tmp_path / "a")  # fmt: skip
         assert result.returncode == 0, result.stderr
         clusters = QTable.read(tmp_path / "a" / "cluster" / "clusters.ecsv")
         assert {"grade_score", "grade_rank", "labeled"} <= set(clusters.colnames)
         ids = tmp_path / "known.txt"
         ids.write_text("\n".join(str(i) for i in table["object_id"][table["is_lens"]][:5]))
-        result = _lens_search(*common, "--known-lenses", ids, "--out", tmp_path / "b")
+        result = lens_search(*common, "--known-lenses", ids, "--out", tmp_path / "b")
         assert result.returncode == 0, result.stderr
         clusters = QTable.read(tmp_path / "b" / "cluster" / "clusters.ecsv")
         assert clusters["labeled"].sum() == 5
         assert len(set(clusters["lens_rank"])) == 40  # every object ranked, no ties
 
-    def test_bad_input_is_one_line_naming_it_before_training(self, small_survey, tmp_path):
+    def test_bad_input_is_one_line_naming_it_before_training(
+        self, small_survey, tmp_path, lens_search
+    ):
         from astrounsup.io import write_store
 
         s = small_survey
@@ -175,7 +204,7 @@ class TestLensSearchOnYourData:
         ]  # fmt: skip
         for args, named in cases:
             out = tmp_path / "out"
-            result = _lens_search(*args, "--config", config, "--out", out)
+            result = lens_search(*args, "--config", config, "--out", out)
             assert result.returncode == 2, (args, result.stderr)
             lines = result.stderr.strip().splitlines()
             assert len(lines) == 1, lines
@@ -183,7 +212,7 @@ class TestLensSearchOnYourData:
             assert named in lines[0]
             assert "Traceback" not in result.stderr
             assert not (out / "run").exists()
-        both = _lens_search("--data", tmp_path / "mine.h5", "--labels", "kind",
+        both = lens_search("--data", tmp_path / "mine.h5", "--labels", "kind",
                             "--known-lenses", ids)  # fmt: skip
         assert both.returncode == 2
         assert "two label regimes" in both.stderr

@@ -17,7 +17,7 @@ __all__ = ["LENS_SEARCH_ANOMALY_DEFAULTS", "run_lens_search"]
 #: relative to the objects most alike in the main latents.
 LENS_SEARCH_ANOMALY_DEFAULTS = {"recon_recipe": None, "recon_steps": None, "recon_config": {}}
 
-_SECTIONS = ("survey", "model", "cluster", "anomalies")
+_SECTIONS = ("survey", "model", "cluster", "anomalies", "report")
 
 
 def _with_steps(model_config, steps):
@@ -41,7 +41,9 @@ def run_lens_search(store, out, config=None, *, steps=None, device=None, progres
        clusters and rank every object (``out/cluster``);
     4. rank every object by anomaly scores (``out/anomalies``); with ``recon_recipe``,
        after training that model too (``out/recon_run``, ``out/recon_latents.h5``) and
-       scoring its reconstruction errors against look-alikes in the main latents.
+       scoring its reconstruction errors against look-alikes in the main latents;
+    5. write the browsable report (``out/report/index.html``,
+       :func:`astrounsup.report.write_report`; settings in a ``report`` section).
 
     The labels are checked against the store's catalog before anything is trained. Each
     finished step is recorded in ``out/manifest.json`` with a hash of its inputs' contents
@@ -59,7 +61,8 @@ def run_lens_search(store, out, config=None, *, steps=None, device=None, progres
         (:data:`astrounsup.pipeline.TRAIN_DEFAULTS`), ``cluster``
         (:data:`astrounsup.pipeline.CLUSTER_DEFAULTS`) and ``anomalies``
         (:data:`astrounsup.pipeline.ANOMALY_DEFAULTS` and
-        :data:`LENS_SEARCH_ANOMALY_DEFAULTS`).
+        :data:`LENS_SEARCH_ANOMALY_DEFAULTS`), ``report``
+        (:data:`astrounsup.report.REPORT_DEFAULTS`).
     steps : int, optional
         Training steps of every model, replacing the configured ones.
     device : str, optional
@@ -74,7 +77,8 @@ def run_lens_search(store, out, config=None, *, steps=None, device=None, progres
     Returns
     -------
     dict
-        The paths written by each step (``survey``, ``cluster``, ``anomalies``), the
+        The paths written by each step (``survey``, ``cluster``, ``anomalies``,
+        ``report``), the
         clustering ``metrics`` (None without labels), ``reused`` (the steps taken from an
         earlier run) and ``timings`` (seconds per step).
 
@@ -226,5 +230,67 @@ def run_lens_search(store, out, config=None, *, steps=None, device=None, progres
         "anomalies", key, anomalies, lambda paths: paths,
         lambda entry: {k: manifest.output("anomalies", k) for k in entry["outputs"]},
     )  # fmt: skip
+
+    report_cfg = config.get("report") or {}
+    facts = _facts(store, table, main, model, device, done)
+
+    def report():
+        from astropy.table import QTable
+
+        from astrounsup.report import write_report
+
+        links = {f"latents ({latents_path.name})": latents_path}
+        for group in ("cluster", "anomalies"):
+            links |= {f"{group}: {Path(p).name}": p for p in done[group].values()}
+        for prefix in ("", "recon_"):
+            for name in ("loss_curve.png", "history.json"):
+                if (out / f"{prefix}run" / name).exists():
+                    links[f"{prefix}run/{name}"] = out / f"{prefix}run" / name
+        links["manifest.json"] = manifest.path
+        page = write_report(
+            out / "report", store, latents, QTable.read(done["cluster"]["clusters"]),
+            QTable.read(done["anomalies"]["anomalies"]), summary=facts, links=links,
+            config=report_cfg,
+        )  # fmt: skip
+        say(f"report: {page}")
+        return page, {}
+
+    key = manifest.key(step="report", store=store_hash, latents=latents_hash,
+                       clusters=file_hash(done["cluster"]["clusters"]),
+                       anomalies=file_hash(done["anomalies"]["anomalies"]),
+                       config=report_cfg)  # fmt: skip
+    done["report"] = step("report", key, report, lambda page: {"index": page},
+                          lambda _e: out / "report" / "index.html")  # fmt: skip
     say(f"done in {time.perf_counter() - t0:.0f} s; outputs in {out}")
     return done
+
+
+def _facts(store, table, main, recon, device, done):
+    """The run summary at the top of the report."""
+    import torch
+
+    from astrounsup._provenance import _PACKAGES, _version
+
+    h = main.history
+    facts = {"data": str(store), "objects": len(table), "bands": ", ".join(main.bands),
+             "model": f"{main.recipe}, {h.step[-1]} steps, loss {h.loss[-1]:.4g}"}  # fmt: skip
+    if recon is not None:
+        facts["anomaly model"] = f"{recon.recipe}, {recon.history.step[-1]} steps"
+    facts["device"] = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    facts["step times (s)"] = ", ".join(f"{k} {v:g}" for k, v in done["timings"].items())
+    if done["reused"]:
+        facts["reused from an earlier run"] = ", ".join(done["reused"])
+    metrics = done.get("metrics") or {}
+    for key in ("accuracy", "completeness", "precision", "score_auroc"):
+        if metrics.get(key) is not None:
+            facts[f"lens {key.replace('_', ' ')} ({metrics.get('evaluated_on')})"] = metrics[key]
+    facts["versions"] = "; ".join(
+        [f"astrounsup {_astrounsup_version()}"] + [f"{p} {_version(p)}" for p in _PACKAGES]
+    )
+    return facts
+
+
+def _astrounsup_version():
+    from astrounsup import __version__
+
+    return __version__

@@ -14,7 +14,7 @@ RECON = {"recon_recipe": "vae", "recon_steps": 2, "methods": ["lof"], "n_neighbo
          "context_neighbors": 5, "gallery": 0,
          "recon_config": {"model": {"latent_dim": 4, "widths": [4, 8]},
                           "training": {"batch_size": 8, "compile": False}}}  # fmt: skip
-STEPS = ["train", "embed", "cluster", "recon_train", "recon_embed", "anomalies"]
+STEPS = ["train", "embed", "cluster", "recon_train", "recon_embed", "anomalies", "report"]
 
 
 def config(**cluster):
@@ -55,7 +55,7 @@ class TestReuse:
         np.testing.assert_array_equal(QTable.read(again["cluster"]["clusters"])["cluster"],
                                       clusters["cluster"])  # fmt: skip
 
-        # Another k: only the clustering is redone (the anomalies do not read it).
+        # Another k: only the clustering and the report are redone.
         other, _ = run(store, out, config(labels_column="is_lens", labeled_fraction=0.5, k=2))
         assert other["reused"] == ["train", "embed", "recon_train", "recon_embed", "anomalies"]
         assert set(QTable.read(other["cluster"]["clusters"])["cluster"]) == {0, 1}
@@ -64,6 +64,7 @@ class TestReuse:
         (out / "anomalies" / "anomalies.ecsv").write_text("edited")
         edited, _ = run(store, out, config(labels_column="is_lens", labeled_fraction=0.5, k=2))
         assert "anomalies" not in edited["reused"]
+        assert "report" not in edited["reused"]
         assert list(QTable.read(out / "anomalies" / "anomalies.ecsv")["object_id"]) == ranked
 
         fresh, _ = run(store, out, config(labels_column="is_lens", labeled_fraction=0.5, k=2),

@@ -1,0 +1,381 @@
+"""``report/index.html``: one static page per run, opened from ``file://``."""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["REPORT_DEFAULTS", "legacy_viewer_url", "write_report"]
+
+#: Settings of :func:`write_report`.
+REPORT_DEFAULTS = {
+    "cluster_nearest": 6,  # cutouts nearest each cluster's centre
+    "cluster_random": 3,  # and a random few of its other members
+    "top": 24,  # lens candidates and anomalies shown
+    "lookalikes_of": 3,  # top candidates and anomalies whose look-alikes are shown
+    "lookalikes": 6,
+    "map_neighbors": 15,  # UMAP
+    "seed": 0,
+}
+
+_STYLE = """
+body{font-family:system-ui,sans-serif;margin:1.5em;color:#222;background:#fafafa}
+h1{font-size:1.5em} h2{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid #ccc}
+table.summary td{padding:2px 10px;vertical-align:top} table.summary td:first-child{color:#555}
+.gallery{display:flex;flex-wrap:wrap;gap:8px}
+.card{background:#fff;border:2px solid #ddd;border-radius:4px;padding:4px;width:140px;
+      font-size:11px;line-height:1.35}
+.card img{width:128px;height:128px;image-rendering:pixelated;display:block}
+.card.focus{border-color:#1f77b4}
+.card[data-grade=lens]{background:#e6f4e6} .card[data-grade=not]{background:#f4e6e6}
+.card[data-grade=unsure]{background:#f4f0dd}
+.note{color:#555;font-size:0.9em}
+"""
+
+
+def legacy_viewer_url(ra, dec, *, zoom=16):
+    """The Legacy Survey sky viewer at ``ra``, ``dec`` (degrees); a plain link, nothing is
+    fetched.
+
+    Examples
+    --------
+    >>> legacy_viewer_url(150.1, 2.2)
+    'https://www.legacysurvey.org/viewer?ra=150.100000&dec=2.200000&layer=ls-dr10&zoom=16'
+    """
+    return (
+        f"https://www.legacysurvey.org/viewer?ra={float(ra):.6f}&dec={float(dec):.6f}"
+        f"&layer=ls-dr10&zoom={int(zoom)}"
+    )
+
+
+def _value(v):
+    """A plain Python value of a table cell (units dropped, masked as None)."""
+    if np.ma.is_masked(v):
+        return None
+    v = getattr(v, "value", v)
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and not np.isfinite(v):
+        return None
+    return v
+
+
+def _fmt(v, digits=3):
+    v = _value(v)
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.{digits}g}"
+    return html.escape(str(v))
+
+
+def _joined(table, ids, columns):
+    """``columns`` of ``table`` in the order of ``ids`` (by ``object_id``)."""
+    if table is None:
+        return {}
+    pos = {str(v): i for i, v in enumerate(table["object_id"])}
+    missing = [i for i in ids if i not in pos]
+    if missing:
+        msg = f"write_report: {len(missing)} objects are not in a catalog, e.g. {missing[:3]}"
+        raise ValueError(msg)
+    rows = np.array([pos[i] for i in ids])
+    return {c: np.asarray(table[c])[rows] for c in columns if c in table.colnames}
+
+
+def _palette(n):
+    """``n`` distinct colours (hex): Category20 for up to 20, else spread over Turbo."""
+    from bokeh.palettes import Category20, Turbo256
+
+    if n <= 20:
+        return list(Category20[20][:n]) if n > 2 else list(Category20[3][:n])
+    return [Turbo256[int(i)] for i in np.linspace(0, 255, n)]
+
+
+def _colours(values):
+    """Hex colours of a column: categories (bool, strings, few integers) get distinct
+    colours; numbers are coloured by their percentile rank on Viridis."""
+    from bokeh.palettes import Viridis256
+
+    v = np.asarray(values)
+    categorical = v.dtype.kind in "bUSO" or (v.dtype.kind in "iu" and len(np.unique(v)) <= 64)
+    if categorical:
+        cats = sorted(np.unique(v.astype(str)).tolist(), key=lambda s: (len(s), s))
+        pal = _palette(len(cats))
+        lookup = dict(zip(cats, pal, strict=True))
+        return [lookup[str(x)] for x in v], cats
+    x = v.astype(np.float64)
+    ok = np.isfinite(x)
+    out = np.full(len(x), "#bbbbbb", dtype=object)
+    if ok.any():
+        from scipy.stats import rankdata
+
+        r = (rankdata(x[ok]) - 1) / max(ok.sum() - 1, 1)
+        out[ok] = [Viridis256[round(t * 255)] for t in r]
+    return out.tolist(), None
+
+
+def _card(i, ids, ra, dec, cluster, extra, *, kind):
+    """One gallery card: thumbnail, id, RA/Dec, cluster, scores, the sky-viewer link."""
+    lines = [f"<b>{html.escape(ids[i])}</b>"]
+    if ra is not None:
+        lines.append(f"RA {float(ra[i]):.5f} Dec {float(dec[i]):+.5f}")
+    if cluster is not None:
+        lines.append(f"cluster {_fmt(cluster[i])}")
+    lines += [f"{html.escape(name)} {_fmt(col[i])}" for name, col in extra.items()]
+    link = ""
+    if ra is not None:
+        link = f'<a href="{legacy_viewer_url(ra[i], dec[i])}" target="_blank">sky viewer</a>'
+    return (
+        f'<div class="card" data-id="{html.escape(ids[i])}" data-kind="{kind}">'
+        f'<img src="thumbs/{i}.png" alt="{html.escape(ids[i])}" loading="lazy">'
+        + "<br>".join(lines)
+        + f"<br>{link}</div>"
+    )
+
+
+def _gallery(title, rows, note, *, kind, ids, ra, dec, cluster, extra, anchor):
+    cards = "\n".join(_card(i, ids, ra, dec, cluster, {k: v for k, v in extra.items()},
+                            kind=kind) for i in rows)  # fmt: skip
+    return (
+        f'<section id="{anchor}"><h2>{html.escape(title)}</h2>'
+        f'<p class="note">{note}</p><div class="gallery" data-gallery="{anchor}" '
+        f'data-count="{len(rows)}">{cards}</div></section>'
+    )
+
+
+def _map(xy, ids, thumbs, columns, default):
+    """The bokeh scatter of the 2-D map, with hover thumbnails and a colour selector."""
+    from bokeh.embed import components
+    from bokeh.layouts import column
+    from bokeh.models import ColumnDataSource, CustomJS, HoverTool, Select
+    from bokeh.plotting import figure
+
+    data = {"x": xy[:, 0], "y": xy[:, 1], "object_id": ids, "thumb": thumbs}
+    shown = {}
+    for name, values in columns.items():
+        colours, _ = _colours(values)
+        data[f"colour__{name}"] = colours
+        shown[name] = [_fmt(v) for v in values]
+    for name in ("cluster", "lens_score", "lens_rank", "anomaly_score", "anomaly_rank"):
+        if name in shown:
+            data[f"show__{name}"] = shown[name]
+    data["colour"] = list(data[f"colour__{default}"])
+    source = ColumnDataSource(data)
+    fig = figure(width=760, height=600, tools="pan,wheel_zoom,box_zoom,reset,save",
+                 active_scroll="wheel_zoom", title="UMAP of the latents",
+                 x_axis_label="UMAP 1 (arbitrary units)",
+                 y_axis_label="UMAP 2 (arbitrary units)")  # fmt: skip
+    fig.scatter("x", "y", source=source, size=6, color="colour", alpha=0.8)
+    rows = "".join(
+        f"<div>{n.replace('_', ' ')}: @show__{n}</div>" for n in
+        ("cluster", "lens_score", "lens_rank", "anomaly_score", "anomaly_rank")
+        if f"show__{n}" in data
+    )  # fmt: skip
+    tooltip = (f'<div class="hover"><img src="@thumb" width="96" height="96">'
+               f"<div><b>@object_id</b></div>{rows}</div>")  # fmt: skip
+    fig.add_tools(HoverTool(tooltips=tooltip))
+    select = Select(title="Colour by", value=default, options=list(columns))
+    select.js_on_change("value", CustomJS(args={"source": source}, code="""
+        const d = source.data;
+        d['colour'] = Array.from(d['colour__' + cb_obj.value]);
+        source.change.emit();
+    """))  # fmt: skip
+    return components(column(select, fig))
+
+
+def write_report(out, store, latents, clusters, anomalies=None, *, summary=None, links=None,
+                 config=None):  # fmt: skip
+    """Write a static report folder for one run: ``out/index.html`` and its thumbnails.
+
+    The page holds a run summary, an interactive 2-D map of the latents (UMAP; pan, zoom,
+    hover shows the cutout, id, cluster and scores; colour by cluster, lens score,
+    anomaly score or any scalar catalog column), galleries (each cluster: the cutouts
+    nearest its centre and a random few, its size and labelled fractions; the top lens
+    candidates; the top anomalies; look-alikes of the top few of each), and links to the
+    catalogs and figures. Every card shows the id, RA/Dec, cluster, scores and ranks, and
+    a link to the Legacy Survey sky viewer at its position. It works from ``file://``
+    with no server and no internet (the map's JavaScript is inlined). The folder is
+    assembled beside ``out`` and moved there when complete.
+
+    Parameters
+    ----------
+    out : str or pathlib.Path
+        The report folder (replaced when it exists).
+    store : str, pathlib.Path or astrounsup.io.CutoutDataset
+        The cutouts, one per row of ``latents``.
+    latents : array_like of shape (n, d)
+    clusters : astropy.table.Table
+        The cluster catalog (:func:`astrounsup.pipeline.cluster_latents`): ``object_id``
+        and ``cluster``, with labels ``lens_score``, ``lens_rank``, ``labeled``.
+    anomalies : astropy.table.Table, optional
+        The anomaly catalog (:func:`astrounsup.pipeline.score_anomalies`).
+    summary : dict, optional
+        Run facts shown at the top (name to value), e.g. data, bands, model, timings.
+    links : dict of str to path, optional
+        Catalogs and figures to link (name to file).
+    config : dict, optional
+        Over :data:`REPORT_DEFAULTS`.
+
+    Returns
+    -------
+    pathlib.Path
+        ``out/index.html``.
+
+    Raises
+    ------
+    ValueError
+        Latents of another length than the store, or catalogs of other objects.
+    """
+    from PIL import Image
+
+    from astrounsup._atomic import atomic_directory
+    from astrounsup.io import as_dataset
+    from astrounsup.latent import Reducer, SimilaritySearch
+    from astrounsup.pipeline._config import merge_config
+    from astrounsup.report.thumbnails import THUMBNAIL_Q, THUMBNAIL_STRETCH, composite_thumbnails
+
+    cfg = merge_config(REPORT_DEFAULTS, config, owner="report")
+    data = as_dataset(store)
+    z = np.asarray(latents, dtype=np.float64)
+    if z.ndim != 2 or len(z) != len(data):
+        msg = (
+            f"write_report: latents must be (n, d) with one row per cutout of {store} "
+            f"({len(data)}); got shape {z.shape}"
+        )
+        raise ValueError(msg)
+    table = data.table
+    ids = [str(v) for v in table["object_id"]]
+    n = len(ids)
+    ra = np.asarray(table["ra"], dtype=np.float64) if "ra" in table.colnames else None
+    dec = np.asarray(table["dec"], dtype=np.float64) if "dec" in table.colnames else None
+    cl = _joined(clusters, ids, clusters.colnames)
+    an = _joined(anomalies, ids, anomalies.colnames) if anomalies is not None else {}
+    cluster = cl.get("cluster")
+    rng = np.random.default_rng(cfg["seed"])
+    out = Path(out)
+    with atomic_directory(out) as tmp:
+        (tmp / "thumbs").mkdir()
+        raw = data.with_normalizer(None)
+        for start in range(0, n, 256):
+            rows = list(range(start, min(n, start + 256)))
+            images, masks, _ = raw[rows]
+            images = np.where(masks.numpy(), np.nan, images.numpy())  # masked: black
+            rgb = composite_thumbnails(images, bands=data.bands, pixel_scale=data.pixel_scale)
+            for i, im in zip(rows, rgb, strict=True):
+                Image.fromarray(im).save(tmp / "thumbs" / f"{i}.png")
+        xy = Reducer("umap", n_components=2, n_neighbors=min(cfg["map_neighbors"], n - 1),
+                     random_state=cfg["seed"]).fit_transform(z)  # fmt: skip
+        columns = {}
+        if cluster is not None:
+            columns["cluster"] = cluster
+        for name in ("lens_candidate", "lens_score", "labeled"):
+            if name in cl:
+                columns[name] = cl[name]
+        if "anomaly_score" in an:
+            columns["anomaly_score"] = an["anomaly_score"]
+        for name, values in cl.items():
+            if (
+                name not in columns
+                and name not in ("object_id", "ra", "dec")
+                and (np.asarray(values).ndim == 1)
+            ):
+                columns[name] = values
+        rank = {"lens_rank": cl.get("lens_rank"), "anomaly_rank": an.get("anomaly_rank")}
+        columns |= {k: v for k, v in rank.items() if v is not None}
+        script, div = _map(xy, ids, [f"thumbs/{i}.png" for i in range(n)], columns,
+                           "cluster" if "cluster" in columns else next(iter(columns)))  # fmt: skip
+        sections = []
+        nav = []
+        card_cols = {}
+        for name in ("lens_score", "lens_rank"):
+            if name in cl:
+                card_cols[name.replace("_", " ")] = cl[name]
+        for name in ("anomaly_score", "anomaly_rank"):
+            if name in an:
+                card_cols[name.replace("_", " ")] = an[name]
+        common = {"ids": ids, "ra": ra, "dec": dec, "cluster": cluster, "extra": card_cols}
+        if cluster is not None:
+            for c in sorted(np.unique(cluster).tolist()):
+                members = np.flatnonzero(cluster == c)
+                centre = z[members].mean(0)
+                order = members[np.argsort(((z[members] - centre) ** 2).sum(1))]
+                near = order[: cfg["cluster_nearest"]].tolist()
+                rest = order[cfg["cluster_nearest"] :]
+                few = sorted(rng.choice(rest, size=min(cfg["cluster_random"], rest.size),
+                                        replace=False).tolist()) if rest.size else []  # fmt: skip
+                note = f"{members.size} objects"
+                if "lens_cluster_fraction" in cl:
+                    note += f"; lens fraction of its labelled members {_fmt(cl['lens_cluster_fraction'][members[0]])}"  # noqa: E501
+                if "labeled" in cl:
+                    note += f"; {int(np.sum(cl['labeled'][members]))} labelled"
+                if "lens_candidate" in cl and bool(cl["lens_candidate"][members[0]]):
+                    note += "; <b>named a lens cluster</b>"
+                note += f". The {len(near)} nearest its centre, then {len(few)} at random."
+                sections.append(_gallery(f"Cluster {c}", near + few, note, kind="cluster",
+                                         anchor=f"cluster-{c}", **common))  # fmt: skip
+            nav.append('<a href="#cluster-' + str(sorted(np.unique(cluster).tolist())[0])
+                       + '">clusters</a>')  # fmt: skip
+        lens_top, anomaly_top = [], []
+        if "lens_rank" in cl:
+            lens_top = np.argsort(cl["lens_rank"])[: cfg["top"]].tolist()
+            sections.append(_gallery(
+                "Top lens candidates", lens_top,
+                "By the per-object lens score (rank 1 first); labelled objects included.",
+                kind="lens", anchor="lenses", **common))  # fmt: skip
+            nav.append('<a href="#lenses">lens candidates</a>')
+        if "anomaly_rank" in an:
+            anomaly_top = np.argsort(an["anomaly_rank"])[: cfg["top"]].tolist()
+            sections.append(_gallery(
+                "Top anomalies", anomaly_top, "By the combined anomaly score (rank 1 first).",
+                kind="anomaly", anchor="anomalies", **common))  # fmt: skip
+            nav.append('<a href="#anomalies">anomalies</a>')
+        chosen = lens_top[: cfg["lookalikes_of"]] + anomaly_top[: cfg["lookalikes_of"]]
+        if chosen and n > 1:
+            search = SimilaritySearch(n_neighbors=min(cfg["lookalikes"], n - 1)).fit(z, ids=ids)
+            for i in chosen:
+                found = search.query_ids([ids[i]])
+                nbrs = [ids.index(str(v)) for v in found["neighbor_id"]]
+                sections.append(_gallery(
+                    f"Look-alikes of {ids[i]}", [i, *nbrs],
+                    "The object, then its nearest neighbours in the latents.",
+                    kind="lookalike", anchor=f"like-{i}", **common))  # fmt: skip
+            nav.append(f'<a href="#like-{chosen[0]}">look-alikes</a>')
+        facts = dict(summary or {})
+        facts.setdefault("objects", n)
+        facts.setdefault("bands", ", ".join(data.bands))
+        facts["thumbnails"] = (
+            f"asinh composite (Lupton et al. 2004) of the bands {', '.join(data.bands[-3:])} "
+            f"as blue, green, red, each in units of the cutout's own sky noise; stretch "
+            f"{THUMBNAIL_STRETCH:g} sigma, Q {THUMBNAIL_Q:g}; bar in arcsec"
+        )
+        rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{_fmt(v, 4)}</td></tr>"
+                       for k, v in facts.items())  # fmt: skip
+        link_items = "".join(
+            f'<li><a href="{html.escape(os.path.relpath(Path(p), out))}">{html.escape(name)}'
+            f"</a></li>" for name, p in (links or {}).items()
+        )  # fmt: skip
+        from bokeh.resources import INLINE
+
+        page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>astrounsup report</title>
+<style>{_STYLE}</style>
+{INLINE.render()}
+{script}
+</head><body>
+<h1>{html.escape(str(facts.get("title", "astrounsup run report")))}</h1>
+<p>{" · ".join(nav)}</p>
+<h2>Run</h2><table class="summary">{rows}</table>
+<h2>Latent map</h2>
+<p class="note">UMAP of the latents; hover a point for its cutout; wheel to zoom, drag to pan.</p>
+{div}
+{"".join(sections)}
+<h2>Catalogs and figures</h2><ul class="links">{link_items}</ul>
+<script id="report-data" type="application/json">{json.dumps({"n_objects": n})}</script>
+</body></html>
+"""
+        (tmp / "index.html").write_text(page, encoding="utf-8")
+    return out / "index.html"

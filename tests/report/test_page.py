@@ -1,0 +1,187 @@
+"""The report page, in a real headless browser (Chromium through Selenium), and its files."""
+
+import os
+import shutil
+import time
+
+import numpy as np
+import pytest
+
+from astrounsup.io import write_store
+from astrounsup.pipeline import cluster_latents, score_anomalies
+from astrounsup.report import legacy_viewer_url, write_report
+
+N = 40
+
+
+@pytest.fixture(scope="module")
+def run(small_survey, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("report")
+    s = small_survey
+    table = s.table[:N]
+    store = tmp / "cutouts.h5"
+    write_store(store, s.images[:N], table, bands=s.bands, pixel_scale=s.pixel_scale)
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(N, 6)) + 4.0 * np.asarray(table["is_lens"])[:, None]
+    clusters = cluster_latents(z, table, {"k": 4, "labels_column": "is_lens",
+                                          "labeled_fraction": 0.5}).tables["clusters"]  # fmt: skip
+    anomalies = score_anomalies(z, table, {"methods": ["lof"], "n_neighbors": 5,
+                                           "gallery": 0}).tables["anomalies"]  # fmt: skip
+    clusters.write(tmp / "clusters.ecsv")
+    page = write_report(tmp / "report", store, z, clusters, anomalies,
+                        summary={"data": "a test survey", "model": "none"},
+                        links={"clusters": tmp / "clusters.ecsv"})  # fmt: skip
+    return {"page": page, "clusters": clusters, "anomalies": anomalies, "z": z,
+            "store": store, "dir": tmp}  # fmt: skip
+
+
+def test_the_folder_holds_the_page_and_one_thumbnail_per_object(run):
+    folder = run["page"].parent
+    assert run["page"].name == "index.html"
+    assert len(list((folder / "thumbs").glob("*.png"))) == N
+    assert not [p for p in run["dir"].iterdir() if p.name.endswith(".partial")]
+
+
+def test_bad_input_leaves_no_report(run, tmp_path):
+    with pytest.raises(ValueError, match=r"latents must be \(n, d\) with one row per cutout"):
+        write_report(tmp_path / "r", run["store"], run["z"][:-1], run["clusters"])
+    others = run["clusters"].copy()
+    others["object_id"][0] = "somebody-else"
+    with pytest.raises(ValueError, match=r"1 objects are not in a catalog, e.g. \['sim"):
+        write_report(tmp_path / "r", run["store"], run["z"], others)
+    assert not (tmp_path / "r").exists()
+
+
+def test_the_sky_viewer_link_is_built_from_ra_dec():
+    url = legacy_viewer_url(10.5, -3.25, zoom=14)
+    assert (
+        url
+        == "https://www.legacysurvey.org/viewer?ra=10.500000&dec=-3.250000&layer=ls-dr10&zoom=14"
+    )
+
+
+def _chromium():
+    binary = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    if not binary or not driver:
+        pytest.skip("the browser tests need Chromium and chromedriver (Debian: chromium "
+                    "chromium-driver); not found on PATH")  # fmt: skip
+    webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium (.[test])")
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1200,1000",
+                "--disable-dev-shm-usage"):  # fmt: skip
+        options.add_argument(arg)
+    options.binary_location = binary
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service(driver), options=options)
+
+
+@pytest.fixture(scope="module")
+def browser(run):
+    driver = _chromium()
+    driver.get(run["page"].as_uri())
+    deadline = time.time() + 20
+    while time.time() < deadline and not driver.execute_script(_PLOT_POINT):
+        time.sleep(0.2)
+    yield driver
+    driver.quit()
+
+
+# Where the map's first point is drawn: the plot view's element and canvas coordinates.
+_PLOT_POINT = """
+function* walk(v) {
+  yield v;
+  for (const c of (v.child_views || [])) yield* walk(c);
+}
+if (typeof Bokeh === 'undefined') return null;
+const roots = Bokeh.index.roots ? [...Bokeh.index.roots] : Object.values(Bokeh.index);
+for (const r of roots) for (const v of walk(r)) {
+  if (v.frame && v.model.renderers && v.model.renderers.length) {
+    const d = v.model.renderers[0].data_source.data;
+    const i = arguments.length ? arguments[0] : 0;
+    return {el: v.el, x: v.frame.x_scale.compute(d.x[i]), y: v.frame.y_scale.compute(d.y[i]),
+            n: d.x.length, id: d.object_id[i]};
+  }
+}
+return null;
+"""
+
+# Images anywhere in the page, shadow roots included (bokeh draws its tooltips there).
+_SHADOW_IMAGES = """
+const found = [];
+function look(root) {
+  for (const el of root.querySelectorAll('*')) {
+    if (el.tagName === 'IMG' && el.closest && el.getAttribute('src').startsWith('thumbs/')
+        && el.offsetParent !== null && !el.closest('.card')) found.push(el.getAttribute('src'));
+    if (el.shadowRoot) look(el.shadowRoot);
+  }
+}
+look(document);
+return found;
+"""
+
+
+def test_the_page_loads_without_console_errors_and_the_map_renders(browser):
+    errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert errors == []
+    point = browser.execute_script(_PLOT_POINT)
+    assert point is not None, "no bokeh plot view"
+    assert point["n"] == N
+    size = browser.execute_script("const r = arguments[0].getBoundingClientRect();"
+                                  "return [r.width, r.height];", point["el"])  # fmt: skip
+    assert size[0] > 300
+    assert size[1] > 300
+
+
+def test_gallery_counts_match_the_catalogs(browser, run):
+    clusters = run["clusters"]
+    count = browser.execute_script(
+        "const out = {}; for (const g of document.querySelectorAll('[data-gallery]'))"
+        " out[g.dataset.gallery] = g.querySelectorAll('.card').length; return out;"
+    )
+    sizes = {int(c): int((clusters["cluster"] == c).sum()) for c in np.unique(clusters["cluster"])}
+    for c, size in sizes.items():
+        assert count[f"cluster-{c}"] == min(size, 6 + 3)
+    assert count["lenses"] == min(24, N)
+    assert count["anomalies"] == min(24, N)
+    looks = [k for k in count if k.startswith("like-")]
+    assert len(looks) == 6
+    assert all(count[k] == 7 for k in looks)  # the object and its 6 look-alikes
+    # The top lens card is the object ranked first, with its sky-viewer link.
+    first = browser.execute_script(
+        "const c = document.querySelector('[data-gallery=lenses] .card');"
+        "return [c.dataset.id, c.querySelector('a').href];"
+    )
+    top = clusters[np.argmin(clusters["lens_rank"])]
+    assert first[0] == top["object_id"]
+    assert first[1] == legacy_viewer_url(top["ra"].value, top["dec"].value)
+
+
+def test_hovering_a_point_shows_its_thumbnail(browser):
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    point = browser.execute_script(_PLOT_POINT)
+    rect = browser.execute_script("const r = arguments[0].getBoundingClientRect();"
+                                  "return [r.width, r.height];", point["el"])  # fmt: skip
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", point["el"])
+    ActionChains(browser).move_to_element_with_offset(
+        point["el"], int(point["x"] - rect[0] / 2), int(point["y"] - rect[1] / 2)
+    ).perform()
+    deadline = time.time() + 5
+    shown = []
+    while time.time() < deadline and not shown:
+        shown = browser.execute_script(_SHADOW_IMAGES)
+        time.sleep(0.1)
+    assert shown, "no tooltip thumbnail after hovering the first point"
+    assert all(src.startswith("thumbs/") for src in shown)
+
+
+def test_a_screenshot_is_not_blank(browser, tmp_path):
+    from PIL import Image
+
+    path = tmp_path / "shot.png"
+    assert browser.save_screenshot(os.fspath(path))
+    pixels = np.asarray(Image.open(path).convert("L"), dtype=float)
+    assert pixels.std() > 10
