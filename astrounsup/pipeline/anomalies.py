@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from astrounsup.pipeline._config import merge_config
+from astrounsup._config import merge_config
 from astrounsup.pipeline._results import StepResult
 
 __all__ = ["ANOMALY_DEFAULTS", "score_anomalies"]

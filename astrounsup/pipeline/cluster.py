@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from astrounsup.pipeline._config import merge_config
+from astrounsup._config import merge_config
 from astrounsup.pipeline._results import StepResult
 
 __all__ = ["CLUSTER_DEFAULTS", "check_labels", "cluster_latents", "cluster_outputs"]

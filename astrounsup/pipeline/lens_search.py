@@ -7,7 +7,7 @@ import copy
 import time
 from pathlib import Path
 
-from astrounsup.pipeline._config import merge_config
+from astrounsup._config import merge_config
 
 __all__ = ["LENS_SEARCH_ANOMALY_DEFAULTS", "run_lens_search"]
 

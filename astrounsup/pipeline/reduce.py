@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 
-from astrounsup.pipeline._config import merge_config
+from astrounsup._config import merge_config
 from astrounsup.pipeline._results import StepResult
 
 __all__ = [

@@ -56,8 +56,8 @@ def make_survey(config, out, *, progress=True):
     paths : dict of str to pathlib.Path
         ``"store"``, ``"fits"``, ``"truth"`` and ``"montage"`` (those written).
     """
+    from astrounsup._config import merge_config
     from astrounsup.io import write_survey_directory
-    from astrounsup.pipeline._config import merge_config
     from astrounsup.plotting import kind_montage, save_figure
     from astrounsup.simulate import simulate_lens_survey
 
@@ -97,8 +97,8 @@ def make_stars(config, out):
     paths : dict of str to pathlib.Path
         ``"table"`` and ``"figure"``.
     """
+    from astrounsup._config import merge_config
     from astrounsup.catalog import write_catalog
-    from astrounsup.pipeline._config import merge_config
     from astrounsup.plotting import color_magnitude_figure, save_figure
     from astrounsup.simulate import simulate_stars
 

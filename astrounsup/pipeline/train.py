@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-from astrounsup.pipeline._config import merge_config
+from astrounsup._config import merge_config
 
 __all__ = ["TRAIN_DEFAULTS", "embed_latents", "train_model"]
 

@@ -233,9 +233,9 @@ def write_report(out, store, latents, clusters, anomalies=None, *, summary=None,
     from PIL import Image
 
     from astrounsup._atomic import atomic_directory
+    from astrounsup._config import merge_config
     from astrounsup.io import as_dataset
     from astrounsup.latent import Reducer, SimilaritySearch
-    from astrounsup.pipeline._config import merge_config
     from astrounsup.report.thumbnails import THUMBNAIL_Q, THUMBNAIL_STRETCH, composite_thumbnails
 
     cfg = merge_config(REPORT_DEFAULTS, config, owner="report")
