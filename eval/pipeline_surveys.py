@@ -127,6 +127,13 @@ def _reliability(score, truth, bins=(0.0, 0.2, 0.4, 0.6, 0.8, 1.0)):
     return rows
 
 
+def snr_quartiles(snr):
+    """The quartile edges of the arcs' signal-to-noise ``snr`` and each arc's quartile (0-3;
+    a quartile holds its lower edge, the last also its upper one)."""
+    edges = np.quantile(snr, [0.0, 0.25, 0.5, 0.75, 1.0])
+    return edges, np.clip(np.searchsorted(edges, snr, side="right") - 1, 0, 3)
+
+
 def lens_metrics(clusters):
     """Figures of the cluster catalog, on the rows whose labels were not used."""
     from astrounsup.latent import binary_metrics
@@ -150,9 +157,7 @@ def lens_metrics(clusters):
         "score_accuracy": float(np.mean((score > 0.5) == truth)),
         "reliability": _reliability(score, truth),
     }
-    snr = np.asarray(clusters["arc_snr"])[held][truth]
-    edges = np.quantile(snr, [0.0, 0.25, 0.5, 0.75, 1.0])
-    quart = np.clip(np.searchsorted(edges, snr, side="right") - 1, 0, 3)
+    edges, quart = snr_quartiles(np.asarray(clusters["arc_snr"])[held][truth])
     out["completeness_by_arc_snr"] = [
         {
             "quartile": q + 1,

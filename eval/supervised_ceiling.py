@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from pipeline_surveys import make_store
+from pipeline_surveys import make_store, snr_quartiles
 from sklearn.metrics import roc_auc_score, roc_curve
 
 from astrounsup.io import AsinhNormalizer, CutoutDataset, read_store
@@ -101,13 +101,12 @@ def main(argv=None):
     )
     snr = np.asarray(table["arc_snr"], dtype=float)
     lens = test & y & np.isfinite(snr)
-    edges = np.quantile(snr[lens], [0, 0.25, 0.5, 0.75, 1])
+    edges, quart = snr_quartiles(snr[lens])
     for q in range(4):
-        hi = snr <= edges[q + 1] if q == 3 else snr < edges[q + 1]
-        sel = lens & (snr >= edges[q]) & hi
+        sel = quart == q
         print(
             f"  arc S/N quartile {q + 1} ({edges[q]:.1f}-{edges[q + 1]:.1f}): completeness "
-            f"{called[sel].mean():.2f} ({sel.sum()} lenses)"
+            f"{called[lens][sel].mean():.2f} ({sel.sum()} lenses)"
         )
     print(f"runtime {time.perf_counter() - t0:.0f} s")
     return 0

@@ -118,7 +118,6 @@ def main(argv=None):
         out = args.out or ROOT / output.get("directory", "catalogs/lens_search")
         cfg["cluster"] = _cluster_labels(cfg.get("cluster", {}), args, own_data=bool(args.data))
         if args.data:
-            Path(out).mkdir(parents=True, exist_ok=True)
             store, report = open_or_ingest(args.data, store=Path(out) / "cutouts.h5",
                                            catalog=args.catalog)  # fmt: skip
             if report is not None:

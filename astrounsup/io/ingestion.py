@@ -160,6 +160,7 @@ def ingest(
             raise FileExistsError(msg)
     mode = "a" if dest.exists() else "w"
     done = 0
+    dest.parent.mkdir(parents=True, exist_ok=True)
     with h5py.File(dest, mode) as f:
         if mode == "a":
             done = _rollback(f)

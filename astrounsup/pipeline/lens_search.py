@@ -269,6 +269,7 @@ def _facts(store, table, main, recon, device, done):
     """The run summary at the top of the report."""
     import torch
 
+    from astrounsup import __version__
     from astrounsup._provenance import _PACKAGES, _version
 
     h = main.history
@@ -285,12 +286,6 @@ def _facts(store, table, main, recon, device, done):
         if metrics.get(key) is not None:
             facts[f"lens {key.replace('_', ' ')} ({metrics.get('evaluated_on')})"] = metrics[key]
     facts["versions"] = "; ".join(
-        [f"astrounsup {_astrounsup_version()}"] + [f"{p} {_version(p)}" for p in _PACKAGES]
+        [f"astrounsup {__version__}"] + [f"{p} {_version(p)}" for p in _PACKAGES]
     )
     return facts
-
-
-def _astrounsup_version():
-    from astrounsup import __version__
-
-    return __version__

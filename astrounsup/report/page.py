@@ -138,8 +138,7 @@ def _card(i, ids, ra, dec, cluster, extra, *, kind):
 
 
 def _gallery(title, rows, note, *, kind, ids, ra, dec, cluster, extra, anchor):
-    cards = "\n".join(_card(i, ids, ra, dec, cluster, {k: v for k, v in extra.items()},
-                            kind=kind) for i in rows)  # fmt: skip
+    cards = "\n".join(_card(i, ids, ra, dec, cluster, extra, kind=kind) for i in rows)
     return (
         f'<section id="{anchor}"><h2>{html.escape(title)}</h2>'
         f'<p class="note">{note}</p><div class="gallery" data-gallery="{anchor}" '
@@ -337,8 +336,7 @@ def write_report(out, store, latents, clusters, anomalies=None, *, summary=None,
         if chosen and n > 1:
             search = SimilaritySearch(n_neighbors=min(cfg["lookalikes"], n - 1)).fit(z, ids=ids)
             for i in chosen:
-                found = search.query_ids([ids[i]])
-                nbrs = [ids.index(str(v)) for v in found["neighbor_id"]]
+                nbrs = [int(r) for r in search.query_ids([ids[i]])["neighbor_row"]]
                 sections.append(_gallery(
                     f"Look-alikes of {ids[i]}", [i, *nbrs],
                     "The object, then its nearest neighbours in the latents.",

@@ -62,6 +62,11 @@ class TestIngest:
         assert attrs["pixel_scale"] == pytest.approx(0.263)
         assert len(Table.read(report.rejects)) == 0
 
+    def test_the_store_folder_is_made_when_missing(self, cube_files, tmp_path):
+        report = ingest(cube_files[0].parent, tmp_path / "new" / "run" / "s.h5")
+        assert report.n_written == 6
+        assert read_store(tmp_path / "new" / "run" / "s.h5")[0].shape[0] == 6
+
     def test_same_format_as_simulate(self, small_survey, cube_files, tmp_path):
         from astrounsup.io import write_store
 
