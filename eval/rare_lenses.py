@@ -8,7 +8,7 @@ A real survey holds ~1e-3 lenses and a team knows a few dozen of them, but no ne
 This makes a survey with 1% lenses (``lens_fraction = 0.01``, 1% anomalies; ours with the
 settings of ``pipelines/configs/synthetic_survey.toml`` otherwise, or the lenstronomy one of
 ``eval/lenstronomy_survey.py``), trains and embeds with the main job's model settings
-(``pipelines/configs/lens_search.toml``: :func:`astrounsup.pipeline.train_model` and
+(``pipelines/configs/lens_search_full.toml``: :func:`astrounsup.pipeline.train_model` and
 :func:`astrounsup.pipeline.embed_latents`, as the main job runs them), and clusters with its
 cluster settings but ``known_positives`` = the ids of ``--known`` lenses drawn at random
 (:func:`astrounsup.pipeline.cluster_latents`; positive-unlabeled scoring), once per
@@ -34,6 +34,32 @@ from pipeline_surveys import main_job_config, make_store
 from sklearn.metrics import roc_auc_score
 
 TARGET = 0.5
+
+
+def known_lenses(table, n_known, seed):
+    """The ids of ``n_known`` lenses drawn at random (the list a team would have)."""
+    lens = np.asarray(table["is_lens"])
+    ids = np.asarray(table["object_id"]).astype(str)
+    rng = np.random.default_rng(1000 + seed)
+    return list(rng.choice(ids[lens], size=min(n_known, int(lens.sum()) - 1), replace=False))
+
+
+def known_positive_config(cfg, known):
+    """The main job's cluster settings with ``known`` as the only labels."""
+    dropped = ("labels_column", "labeled_fraction")
+    cluster = {k: v for k, v in cfg["cluster"].items() if k not in dropped}
+    return cluster | {"known_positives": list(known)}
+
+
+def kept_latents(survey, n, seed, workdir, *, n_known=50, steps=None):
+    """The latents of one training seed at 1% lenses, kept in ``workdir``: read when an
+    earlier run left them there, else trained and embedded as :func:`run` does."""
+    from astrounsup.latent import read_latents
+
+    kept = Path(workdir) / f"{survey}_run{seed}" / "latents.h5"
+    if not kept.exists():
+        run(survey, n, n_known, [seed], workdir, steps=steps)
+    return read_latents(kept)[:2]
 
 
 def run(survey, n, n_known, seeds, workdir, *, steps=None, rescore=False):
@@ -63,12 +89,8 @@ def run(survey, n, n_known, seeds, workdir, *, steps=None, rescore=False):
             # Kept in the workdir, so the scoring can be measured again without training.
             write_latents(kept, latents, table)
         lens = np.asarray(table["is_lens"])
-        ids = np.asarray(table["object_id"]).astype(str)
-        rng = np.random.default_rng(1000 + seed)
-        known = rng.choice(ids[lens], size=min(n_known, int(lens.sum()) - 1), replace=False)
-        dropped = ("labels_column", "labeled_fraction")
-        cluster = {k: v for k, v in cfg["cluster"].items() if k not in dropped}
-        result = cluster_latents(latents, table, cluster | {"known_positives": list(known)})
+        known = known_lenses(table, n_known, seed)
+        result = cluster_latents(latents, table, known_positive_config(cfg, known))
         cat = result.tables["clusters"]
         unknown = ~np.asarray(cat["labeled"])
         truth = np.asarray(cat["is_lens"])[unknown]

@@ -3,8 +3,8 @@
     python pipelines/lens_search.py [--data PATH] [--catalog CAT]
                                     [--labels COLUMN [--positive VALUE]
                                      [--labeled-fraction F]]
-                                    [--known-lenses IDS_FILE] [--config TOML] [--out DIR]
-                                    [--steps N] [--fresh]
+                                    [--known-lenses IDS_FILE] [--vetted GRADES]
+                                    [--config TOML] [--out DIR] [--steps N] [--fresh]
 
 ``--data`` is a cutout store (``.h5``), a folder or glob of FITS cutouts, or a catalog
 with a file column; FITS cutouts are ingested into ``OUT/cutouts.h5`` first (an
@@ -12,7 +12,9 @@ interrupted ingest resumes). Without ``--data`` the built-in synthetic survey
 (``pipelines/configs/synthetic_survey.toml``) is made unless its store exists, and its
 ``is_lens`` column names the clusters as the config says: the README main job.
 
-Reads the TOML config (``pipelines/configs/lens_search.toml``) and runs
+Reads the TOML config (``pipelines/configs/lens_search.toml``, the quick main job;
+``--config pipelines/configs/lens_search_full.toml`` trains as long as ``eval/`` measures,
+for real data) and runs
 :func:`astrounsup.pipeline.run_lens_search`: trains the configured model and embeds every
 cutout; clusters the latents; with labels (``--labels COLUMN``, of any type, the lens
 label named by ``--positive`` unless it is True or 1: a share
@@ -22,6 +24,10 @@ object by its own lens score; ranks every object by anomaly scores. With your ow
 config's labels column (the built-in survey's truth) is not used: without ``--labels`` or
 ``--known-lenses`` the run has no labels. Labels are checked against the data before
 anything is trained.
+
+``--vetted`` takes the grades exported from a run's report (``object_id, grade, kind,
+time``): they join the labels and every object is ranked again (``OUT/rank/``, the
+report's candidates follow it); the steps before are reused.
 
 Everything lands in ``--out`` (default: the config's ``[output] directory``): the runs,
 latents, ``cluster/`` and ``anomalies/`` catalogs and figures, and ``manifest.json``; a
@@ -66,6 +72,9 @@ def _parser():
                              "measure the result (default: the config's)")  # fmt: skip
     parser.add_argument("--known-lenses", type=Path, default=None, metavar="IDS_FILE",
                         help="file of known lens ids, one per line (no negatives)")  # fmt: skip
+    parser.add_argument("--vetted", type=Path, default=None, metavar="GRADES",
+                        help="grades exported from a report (CSV/ECSV): fold them into the "
+                             "labels and re-rank (needs labels or known lenses)")  # fmt: skip
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="lens-search TOML")
     parser.add_argument("--out", type=Path, default=None, help="override output.directory")
     parser.add_argument("--steps", type=int, default=None,
@@ -129,10 +138,12 @@ def main(argv=None):
             if survey_section is None:
                 parser.error(f"{args.config}: no [survey] section; name your data with --data")
             survey, survey_dir = _survey_config(ROOT / survey_section["config"])
+            if "fits" in survey_section:  # the search itself reads only the store
+                survey["fits"] = bool(survey_section["fits"])
             store = survey_dir / "cutouts.h5"
             print(f"using the survey {store}" if store.exists() else f"simulating {store}")
             cfg["survey"] = survey
-        run_lens_search(store, out, cfg, steps=args.steps, fresh=args.fresh)
+        run_lens_search(store, out, cfg, steps=args.steps, fresh=args.fresh, vetted=args.vetted)
     except (ValueError, TypeError, OSError, KeyError, StoreError) as err:
         print(f"lens_search.py: error: {err}", file=sys.stderr)
         return 2

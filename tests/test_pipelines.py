@@ -11,6 +11,19 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 class TestPipeline:
+    def test_the_main_job_is_the_full_search_with_shorter_trainings(self):
+        import tomllib
+
+        configs = ROOT / "pipelines" / "configs"
+        main = tomllib.loads((configs / "lens_search.toml").read_text())
+        full = tomllib.loads((configs / "lens_search_full.toml").read_text())
+        assert (main["model"]["steps"], main["anomalies"]["recon_steps"]) == (400, 250)
+        assert (full["model"]["steps"], full["anomalies"]["recon_steps"]) == (1200, 600)
+        assert main["survey"].pop("fits") is False
+        for cfg in (main, full):
+            del cfg["model"]["steps"], cfg["anomalies"]["recon_steps"]
+        assert main == full
+
     def test_synthetic_survey_pipeline(self, tmp_path):
         result = subprocess.run(
             [
@@ -201,6 +214,10 @@ class TestLensSearchOnYourData:
              "mine.h5: no column 'grade'"),
             (["--data", tmp_path / "mine.h5", "--known-lenses", ids],
              "known_positives: 2 of 2 ids are not in"),
+            (["--data", tmp_path / "mine.h5", "--vetted", tmp_path / "notes.txt"],
+             "re-ranking needs labels"),
+            (["--data", tmp_path / "mine.h5", "--labels", "is_lens", "--vetted",
+              tmp_path / "notes.txt"], "notes.txt: cannot read as a table (Format could not"),
         ]  # fmt: skip
         for args, named in cases:
             out = tmp_path / "out"

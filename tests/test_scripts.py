@@ -61,6 +61,9 @@ SCRIPTS = [
                              "--seeds", "0"], "precision_top100"),
     ("eval/supervised_ceiling.py", ["--survey", "ours", "--n", "150", "--steps", "2",
                                     "--workdir", "{tmp}"], "precision of the top 100"),
+    ("eval/vetting.py", ["--survey", "ours", "--n", "1500", "--known", "5", "--steps", "2",
+                         "--grade", "10", "--next", "20", "--rounds", "2",
+                         "--workdir", "{tmp}"], "precision_next_after"),
     ("eval/simclr_settings.py", ["--train", "64", "--test", "32", "--steps", "1",
                                  "--batch-size", "16", "--k", "3", "--repeats", "1"],
      "linear probe (10% labels)"),
@@ -153,3 +156,21 @@ def test_the_lenstronomy_survey_and_the_pipeline_on_it(tmp_path, capsys, monkeyp
     status, out = _run("eval/pipeline_surveys.py", ["--report", str(tmp_path / "r.jsonl")],
                        capsys, monkeypatch)  # fmt: skip
     assert "anomaly_auroc" in out
+
+
+def test_main_job_benchmark_prints_every_step(tmp_path, capsys, monkeypatch):
+    text = (ROOT / "pipelines" / "configs" / "lens_search.toml").read_text()
+    for old, new in (("k = 20", "k = 3"), ("batch_size = 128", "batch_size = 8"),
+                     ("batch_size = 64", "batch_size = 8"),
+                     ("context_neighbors = 50", "context_neighbors = 5")):  # fmt: skip
+        assert old in text
+        text = text.replace(old, new)
+    config = tmp_path / "tiny.toml"
+    config.write_text(text)
+    argv = ["--n", "100", "--steps", "2", "--config", str(config), "--workdir", str(tmp_path)]
+    status, out = _run("bench/main_job.py", argv, capsys, monkeypatch)
+    assert status in (0, 1)
+    steps = [line.split()[0] for line in out.splitlines()[1:10]]
+    assert steps == ["survey", "train", "embed", "cluster", "recon_train", "recon_embed",
+                     "anomalies", "report", "total"]  # fmt: skip
+    assert "anomaly AUROC" in out

@@ -5,6 +5,7 @@ from astrounsup._lazy import attach
 __getattr__, __dir__, __all__ = attach(
     __name__,
     {
+        "grades": ["GRADE_COLUMNS", "GRADE_KINDS", "grade_labels", "grades_table", "read_grades"],
         "table": ["CATALOG_FORMATS", "provenance", "result_catalog", "write_catalog"],
     },
 )

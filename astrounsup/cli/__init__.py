@@ -20,6 +20,7 @@ COMMANDS = {
     "train": ("train", "train a model on cutouts (torchrun for many processes)"),
     "embed": ("train", "latent vectors of a store's cutouts"),
     "cluster": ("latent", "cluster latents; with labels, name and score clusters"),
+    "rank": ("latent", "fold vetted grades into a clustering's labels and re-rank"),
     "reduce": ("latent", "PCA/UMAP/t-SNE of latents or a table; the main sequence"),
     "anomalies": ("latent", "rank objects by anomaly scores"),
     "similar": ("latent", "nearest neighbours of objects or of a new cutout"),

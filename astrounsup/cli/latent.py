@@ -1,5 +1,6 @@
-"""``astrounsup cluster``, ``reduce``, ``anomalies`` and ``similar``: the latent-space steps
-of :mod:`astrounsup.pipeline` on latents files, with their outputs written to a folder."""
+"""``astrounsup cluster``, ``rank``, ``reduce``, ``anomalies`` and ``similar``: the
+latent-space steps of :mod:`astrounsup.pipeline` on latents files, with their outputs
+written to a folder."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ _LATENTS = "LATENTS.h5 from astrounsup embed"
 def add_arguments(name, parser):
     {
         "cluster": _cluster_arguments,
+        "rank": _rank_arguments,
         "reduce": _reduce_arguments,
         "anomalies": _anomaly_arguments,
         "similar": _similar_arguments,
@@ -125,6 +127,52 @@ def _cluster(args):
             f"{m['n_labeled']} known positives; estimated share of all positives that are "
             f"known {m['label_frequency']:.3f}"
         )
+    print_paths(result.write(args.out, fmt=args.format, overwrite=args.overwrite))
+    return 0
+
+
+# --- rank -------------------------------------------------------------------------------
+
+
+def _rank_arguments(p):
+    p.add_argument("latents", type=Path, help=_LATENTS)
+    p.add_argument(
+        "--clusters", type=Path, required=True,
+        help="clusters catalog of astrounsup cluster run with labels on these latents",
+    )  # fmt: skip
+    p.add_argument(
+        "--vetted", type=Path, required=True,
+        help="grades exported from the report (CSV or ECSV: object_id, grade, kind, time)",
+    )  # fmt: skip
+    add_output_options(p, seed=False)
+    p.set_defaults(func=_rank)
+
+
+def _rank(args):
+    from astrounsup.catalog import read_grades
+    from astrounsup.io import read_catalog
+    from astrounsup.latent import read_latents
+    from astrounsup.pipeline import check_outputs, rerank_candidates
+
+    grades = read_grades(args.vetted)
+    clusters = read_catalog(args.clusters)
+    latents, table, _ = read_latents(args.latents)
+    check_outputs(args.out, ["clusters", "cluster_summary"], fmt=args.format,
+                  overwrite=args.overwrite)  # fmt: skip
+    inputs = {"latents": args.latents, "clusters": args.clusters, "grades": args.vetted}
+    result = rerank_candidates(latents, table, clusters, grades, inputs=inputs)
+    counts = result.summary["n_grades"]
+    print("grades: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    if counts["anomaly anomaly"] + counts["anomaly not"]:
+        print("  anomaly grades are kept in the catalog (anomaly_grade); they do not re-rank")
+    m = result.summary["metrics"]
+    if m.get("regime") == "labeled" and m.get("n"):
+        print(
+            f"{m['n_labeled']} labeled with the grades; on {m['evaluated_on']} ({m['n']}): "
+            f"per-object score AUROC {m['score_auroc']:.3f}"
+        )
+    else:
+        print(f"{m['n_labeled']} known positives with the graded lenses")
     print_paths(result.write(args.out, fmt=args.format, overwrite=args.overwrite))
     return 0
 

@@ -101,6 +101,8 @@ class CutoutDataset(torch.utils.data.Dataset):
         # Each cutout's border sky and noise for the normaliser, measured on first use; one
         # dict shared by every with_normalizer copy, so no copy measures them again.
         self._sky = {}
+        # Every cutout as read and normalised, when in_memory() made this copy.
+        self._memory = None
         self.table = src.table
         self.bands = tuple(src.bands)
         self.pixel_scale = src.pixel_scale
@@ -129,6 +131,44 @@ class CutoutDataset(torch.utils.data.Dataset):
         """
         other = copy.copy(self)
         other.normalizer = normalizer
+        other._memory = None
+        return other
+
+    def in_memory(self, *, max_bytes=2**31):
+        """This dataset with every cutout read, repaired and normalised once and kept in
+        memory: the same batches, served without reading or normalising again (as a
+        training of many epochs over a small survey wants).
+
+        Parameters
+        ----------
+        max_bytes : int, optional
+            The most memory to use (4 bytes per pixel for the values, 1 for the mask);
+            a larger dataset is returned as it is, read from its source each time.
+
+        Returns
+        -------
+        CutoutDataset
+            A copy holding the cutouts in memory, or this dataset when they would not fit.
+
+        Examples
+        --------
+        >>> images = np.random.default_rng(0).normal(size=(6, 2, 16, 16)).astype("f4")
+        >>> ds = CutoutDataset(images, bands=("g", "r"))
+        >>> kept = ds.in_memory()
+        >>> bool(torch.equal(kept[[4, 1]][0], ds[[4, 1]][0])), ds.in_memory(max_bytes=10) is ds
+        (True, True)
+        """
+        n = len(self)
+        need = n * int(np.prod(self._source.shape[1:])) * 5
+        if need > max_bytes or self._memory is not None:
+            return self
+        values = torch.empty((n, *self._source.shape[1:]), dtype=torch.float32)
+        masks = torch.empty(values.shape, dtype=torch.bool)
+        for lo in range(0, n, 512):
+            rows = np.arange(lo, min(n, lo + 512))
+            values[lo : rows[-1] + 1], masks[lo : rows[-1] + 1] = self._load(rows)
+        other = copy.copy(self)
+        other._memory = (values, masks)
         return other
 
     def __getitem__(self, index):
@@ -158,6 +198,9 @@ class CutoutDataset(torch.utils.data.Dataset):
         if indices.size and (indices.min() < -n or indices.max() >= n):
             msg = f"indices out of range for a dataset of {n} cutouts: {indices.tolist()[:8]}"
             raise IndexError(msg)
+        if self._memory is not None:
+            rows = torch.from_numpy(indices % n)
+            return self._memory[0][rows], self._memory[1][rows]
         shape = (indices.size, *self._source.shape[1:])
         x = _new_tensor(shape, torch.float32)
         images, flags, maybe_bad = self._source.read(indices % n, out=x.numpy())

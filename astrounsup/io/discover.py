@@ -111,7 +111,9 @@ def read_catalog(path):
     try:
         table = Table.read(path, format=fmt) if fmt else Table.read(path)
     except Exception as err:  # astropy raises many types for unreadable tables
-        msg = f"{path}: cannot read as a table ({err})"
+        # astropy's messages may append a table of every format; the first line says why.
+        why = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        msg = f"{path}: cannot read as a table ({why})"
         raise ValueError(msg) from err
     return QTable(table)
 

@@ -5,7 +5,7 @@ by an explicit call.
 Steps: :func:`open_or_ingest`, :func:`make_survey` / :func:`make_stars`,
 :func:`train_model`, :func:`embed_latents`, :func:`cluster_latents`,
 :func:`score_anomalies`, :func:`reduce_features`, :func:`find_main_sequence`,
-:func:`find_similar`; :func:`run_lens_search` composes the lens search.
+:func:`find_similar`, :func:`rerank_candidates`; :func:`run_lens_search` composes the lens search.
 """
 
 from astrounsup._lazy import attach
@@ -18,6 +18,7 @@ __getattr__, __dir__, __all__ = attach(
         "cluster": ["CLUSTER_DEFAULTS", "check_labels", "cluster_latents", "cluster_outputs"],
         "data": ["open_or_ingest"],
         "lens_search": ["LENS_SEARCH_ANOMALY_DEFAULTS", "run_lens_search"],
+        "rank": ["rerank_candidates"],
         "reduce": [
             "MAIN_SEQUENCE_DEFAULTS",
             "REDUCE_DEFAULTS",

@@ -227,7 +227,8 @@ def cluster_latents(latents, table, config=None, *, inputs=None):
     reduction = {}
     if cfg["reduce"]:
         n_components = cfg["n_components"] or REDUCE_COMPONENTS[cfg["reduce"]]
-        reduction = {"n_components": n_components, "metric": cfg["metric"]}
+        reduction = {"n_components": n_components, "metric": cfg["metric"],
+                     "fit_size": cfg["fit_size"]}  # fmt: skip
     meta = provenance(
         "astrounsup cluster", **inputs, method=cfg["method"], k=cfg["k"],
         reduce=cfg["reduce"] or "none", **reduction, seed=cfg["seed"],
@@ -270,6 +271,10 @@ def cluster_latents(latents, table, config=None, *, inputs=None):
             threshold=cfg["threshold"], name=name, seed=cfg["seed"],
         )  # fmt: skip
         columns |= new
+        # What a later re-ranking with vetted grades needs to rebuild these labels.
+        meta |= {"score_name": name, "labels_column": column or "",
+                 "positive": "" if positive is None else str(positive),
+                 "threshold": cfg["threshold"]}  # fmt: skip
         summary.meta.update(meta | metrics)
         result.tables["cluster_summary"] = summary
         meta |= metrics
@@ -277,7 +282,13 @@ def cluster_latents(latents, table, config=None, *, inputs=None):
     result.tables["clusters"] = result_catalog(table, columns, meta=meta)
     result.tables = {k: result.tables[k] for k in cluster_outputs(cfg)}
     xy = Reducer("pca", n_components=2, random_state=cfg["seed"]).fit_transform(latents)
+    marked, what = (), "lens"
+    if column:  # clusters called positive from labels of both classes
+        called = np.asarray(columns[f"{name}_candidate"], bool)
+        marked, what = np.unique(est.labels_[called]).tolist(), f"named {name}"
     result.figures["latent_map"] = latent_map_figure(
-        xy, groups=est.labels_, title=f"{cfg['method']}: clusters", axis_label="PC"
-    )
+        xy, groups=est.labels_, marked=marked, marked_label=what,
+        title=f"{cfg['method']}, k = {est.n_clusters_}: clusters on the first two principal "
+              "components of the latents", axis_label="latent PC", group_label="cluster",
+    )  # fmt: skip
     return result

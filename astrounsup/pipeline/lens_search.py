@@ -32,13 +32,15 @@ def _with_steps(model_config, steps):
 
 
 def run_lens_search(store, out, config=None, *, steps=None, device=None, progress=True,
-                    log=print, fresh=False):  # fmt: skip
+                    log=print, fresh=False, vetted=None):  # fmt: skip
     """Search a cutout store for strong lenses and anomalies, writing every output in ``out``.
 
     1. With a ``survey`` section and no ``store`` yet, simulate the survey there;
     2. train the ``model`` (``out/run``) and embed every cutout (``out/latents.h5``);
     3. cluster the latents; with ``labels_column`` or ``known_positives``, name the
-       clusters and rank every object (``out/cluster``);
+       clusters and rank every object (``out/cluster``); with ``vetted`` grades, fold
+       them into the labels and rank again (``out/rank``,
+       :func:`astrounsup.pipeline.rerank_candidates`);
     4. rank every object by anomaly scores (``out/anomalies``); with ``recon_recipe``,
        after training that model too (``out/recon_run``, ``out/recon_latents.h5``) and
        scoring its reconstruction errors against look-alikes in the main latents;
@@ -73,12 +75,15 @@ def run_lens_search(store, out, config=None, *, steps=None, device=None, progres
         Called with a line of text as each step ends.
     fresh : bool, optional
         Redo every step, whatever the manifest says.
+    vetted : str or pathlib.Path, optional
+        Grades exported from an earlier run's report (:func:`astrounsup.catalog.read_grades`);
+        they need labels (``labels_column`` or ``known_positives``) to re-rank with.
 
     Returns
     -------
     dict
-        The paths written by each step (``survey``, ``cluster``, ``anomalies``,
-        ``report``), the
+        The paths written by each step (``survey``, ``cluster``, ``rank`` with
+        ``vetted``, ``anomalies``, ``report``), the
         clustering ``metrics`` (None without labels), ``reused`` (the steps taken from an
         earlier run) and ``timings`` (seconds per step).
 
@@ -118,7 +123,18 @@ def run_lens_search(store, out, config=None, *, steps=None, device=None, progres
         say(survey.summary())
         done["survey"] = paths
     # Before anything is trained: the labels are those of the store's objects.
-    check_labels(as_dataset(store).table, cluster_cfg, where=str(store))
+    store_table = as_dataset(store).table
+    labels = check_labels(store_table, cluster_cfg, where=str(store))
+    if vetted is not None:
+        from astrounsup.catalog import grade_labels, read_grades
+
+        if labels == (None, None):
+            msg = (
+                f"vetted grades {vetted}: re-ranking needs labels to fold them into (a labels "
+                "column or known lenses); this run has none"
+            )
+            raise ValueError(msg)
+        grade_labels(read_grades(vetted), store_table["object_id"], where=str(store))
     if cluster_cfg["known_positives"] is not None and not isinstance(
         cluster_cfg["known_positives"], (str, Path)
     ):
@@ -202,6 +218,34 @@ def run_lens_search(store, out, config=None, *, steps=None, device=None, progres
     done["cluster"], done["metrics"] = step("cluster", key, cluster, lambda r: r[0],
                                             reuse_cluster)  # fmt: skip
 
+    clusters_path = done["cluster"]["clusters"]
+    if vetted is not None:
+
+        def rank():
+            from astrounsup.catalog import read_grades
+            from astrounsup.io import read_catalog
+            from astrounsup.pipeline.rank import rerank_candidates
+
+            result = rerank_candidates(
+                latents, table, read_catalog(clusters_path), read_grades(vetted),
+                inputs={"latents": latents_path, "clusters": clusters_path, "grades": vetted},
+            )  # fmt: skip
+            paths = result.write(out / "rank", overwrite=True)
+            counts = result.summary["n_grades"]
+            say("rank: re-ranked with the grades of " + str(vetted) + " ("
+                + ", ".join(f"{k} {v}" for k, v in counts.items() if v) + ")")  # fmt: skip
+            return paths, {"grades": counts}
+
+        key = manifest.key(step="rank", latents=latents_hash, clusters=file_hash(clusters_path),
+                           grades=file_hash(vetted))  # fmt: skip
+        done["rank"] = step(
+            "rank", key, rank, lambda paths: paths,
+            lambda entry: {k: manifest.output("rank", k) for k in entry["outputs"]},
+        )  # fmt: skip
+        clusters_path = done["rank"]["clusters"]
+    else:
+        manifest.forget("rank")
+
     scored, model, context = (latents, table), None, None
     inputs = {"latents": latents_path, "store": store}
     parts = {"latents": latents_hash}
@@ -233,6 +277,8 @@ def run_lens_search(store, out, config=None, *, steps=None, device=None, progres
 
     report_cfg = config.get("report") or {}
     facts = _facts(store, table, main, model, device, done)
+    if vetted is not None:
+        facts["lens ranking"] = f"re-ranked with the grades of {vetted} (rank/)"
 
     def report():
         from astropy.table import QTable
@@ -240,15 +286,15 @@ def run_lens_search(store, out, config=None, *, steps=None, device=None, progres
         from astrounsup.report import write_report
 
         links = {f"latents ({latents_path.name})": latents_path}
-        for group in ("cluster", "anomalies"):
-            links |= {f"{group}: {Path(p).name}": p for p in done[group].values()}
+        for group in ("cluster", "rank", "anomalies"):
+            links |= {f"{group}: {Path(p).name}": p for p in done.get(group, {}).values()}
         for prefix in ("", "recon_"):
             for name in ("loss_curve.png", "history.json"):
                 if (out / f"{prefix}run" / name).exists():
                     links[f"{prefix}run/{name}"] = out / f"{prefix}run" / name
         links["manifest.json"] = manifest.path
         page = write_report(
-            out / "report", store, latents, QTable.read(done["cluster"]["clusters"]),
+            out / "report", store, latents, QTable.read(clusters_path),
             QTable.read(done["anomalies"]["anomalies"]), summary=facts, links=links,
             config=report_cfg,
         )  # fmt: skip
@@ -256,7 +302,7 @@ def run_lens_search(store, out, config=None, *, steps=None, device=None, progres
         return page, {}
 
     key = manifest.key(step="report", store=store_hash, latents=latents_hash,
-                       clusters=file_hash(done["cluster"]["clusters"]),
+                       clusters=file_hash(clusters_path),
                        anomalies=file_hash(done["anomalies"]["anomalies"]),
                        config=report_cfg)  # fmt: skip
     done["report"] = step("report", key, report, lambda page: {"index": page},

@@ -49,7 +49,15 @@ def train_model(data, config=None, *, out=None, resume=False, device=None, progr
         device=device, progress=progress,
     )  # fmt: skip
     if out is not None and is_main_process():
-        fig = loss_curve_figure(trained.history.as_dict())
+        from astrounsup.training import LOSS_LABELS
+
+        h = trained.history
+        batch = ((trained.config or {}).get("training") or {}).get("batch_size")
+        title = (f"{trained.recipe} ({type(trained.model).__name__}, latent dim "
+                 f"{trained.latent_dim}): {h.step[-1]} steps"
+                 + (f", batch {batch}" if batch else ""))  # fmt: skip
+        fig = loss_curve_figure(h.as_dict(), title=title,
+                                loss_label=LOSS_LABELS.get(trained.recipe, "loss"))  # fmt: skip
         save_figure(fig, Path(out) / "loss_curve.png", dpi=100)
     return trained
 

@@ -7,6 +7,7 @@ __getattr__, __dir__, __all__ = attach(
     {
         "diagrams": [
             "color_magnitude_figure",
+            "distinct_colours",
             "latent_map_figure",
             "loss_curve_figure",
             "main_sequence_figure",

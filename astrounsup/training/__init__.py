@@ -18,6 +18,7 @@ __getattr__, __dir__, __all__ = attach(
         ],
         "recipes": [
             "DEFAULT_MAX_STEPS",
+            "LOSS_LABELS",
             "MODELS",
             "build_model",
             "contrastive_view_settings",

@@ -26,6 +26,7 @@ import numpy as np
 
 __all__ = [
     "DEFAULT_MAX_STEPS",
+    "LOSS_LABELS",
     "MODELS",
     "build_model",
     "contrastive_view_settings",
@@ -46,6 +47,22 @@ MODELS = {
     "rotation": {"latent_dim": 64},
     "inpaint": {},
 }
+
+#: What each recipe's training loss is, with its unit (the loss-curve axis label).
+LOSS_LABELS = {
+    "cae": "mean squared error [normalised flux$^2$ per pixel]",
+    "dae": "mean squared error of the clean cutout [normalised flux$^2$ per pixel]",
+    "sae": "mean squared error + sparsity penalty [normalised flux$^2$ per pixel]",
+    "cae-contractive": "mean squared error + contractive penalty [normalised flux$^2$ per pixel]",
+    "vae": "negative ELBO [nats per unmasked pixel]",
+    "simclr": "NT-Xent contrastive loss [nats per view]",
+    "rotation": "cross-entropy of the rotation [nats per cutout]",
+    "inpaint": "mean squared error in the holes [normalised flux$^2$ per pixel]",
+}
+
+#: The most memory :func:`train` holds the normalised cutouts in (larger surveys are read
+#: from their source at every step).
+TRAINING_MEMORY_BYTES = 2 * 2**30
 
 #: Training steps when the config does not say.
 DEFAULT_MAX_STEPS = 1000
@@ -484,7 +501,8 @@ def train(
         raise ValueError(msg) from err
     if resume and out is not None and (out / "last.pt").exists():
         trainer.resume(out / "last.pt")
-    trainer.fit(dataset)
+    # Many epochs over the same cutouts: read and normalise each once (when they fit).
+    trainer.fit(dataset.in_memory(max_bytes=TRAINING_MEMORY_BYTES))
     if out is not None and trainer.rank == 0:
         import json
 

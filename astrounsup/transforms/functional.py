@@ -15,6 +15,7 @@ import math
 import torch
 import torch.nn.functional as F  # noqa: N812 - the PyTorch convention
 
+from astrounsup._numeric import asinh
 from astrounsup.instrument import (
     fft_convolve,
     fft_size,
@@ -491,7 +492,9 @@ def scale_stretched_flux(images, factors, asinh_scale):
         raise ValueError(msg)
     k = k[None, :, None, None]
     f = _per_sample(factors, b, images.device, images.dtype)[:, None, None, None]
-    return torch.asinh(f * torch.sinh(k * images)) / k
+    stretched = f * torch.sinh(k * images)
+    # torch's asinh is not vectorised on the CPU
+    return (asinh(stretched) if stretched.device.type == "cpu" else torch.asinh(stretched)) / k
 
 
 def mask_rectangles(shape, top, left, height, width, *, device=None):

@@ -379,3 +379,61 @@ def test_cluster_known_positives_bad_input(run, tmp_path, capsys, extra, match):
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1
     assert re.search(match, err)
+
+
+def test_rank_folds_vetted_grades_in(run, tmp_path, capsys):
+    _, table, _ = read_latents(run["latents"])
+    lenses = np.asarray(table["object_id"])[np.asarray(table["is_lens"])]
+    (tmp_path / "known.txt").write_text("\n".join(lenses[:5]) + "\n")
+    out = tmp_path / "c"
+    args = ["cluster", str(run["latents"]), "--k", "3", "--known-positives",
+            str(tmp_path / "known.txt"), "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    grades = tmp_path / "grades.csv"
+    grades.write_text(
+        "object_id,grade,kind,time\n"
+        f"{lenses[5]},lens,lens,2026-12-01T20:00:00.000Z\n"
+        f"{lenses[0]},not,lens,2026-12-01T20:00:01.000Z\n"
+        f"{table['object_id'][1]},anomaly,anomaly,2026-12-01T20:00:02.000Z\n"
+    )
+    capsys.readouterr()
+    args = ["rank", str(run["latents"]), "--clusters", str(out / "clusters.ecsv"),
+            "--vetted", str(grades), "--out", str(tmp_path / "r")]  # fmt: skip
+    assert main(args) == 0, capsys.readouterr().err
+    printed = capsys.readouterr().out
+    assert "lens lens 1, lens not 1, lens unsure 0, anomaly anomaly 1" in printed
+    assert "5 known positives with the graded lenses" in printed
+    assert "anomaly grades are kept in the catalog" in printed
+    ranked = QTable.read(tmp_path / "r" / "clusters.ecsv")
+    known = set(np.asarray(ranked["object_id"])[np.asarray(ranked["labeled"])])
+    assert known == set(lenses[1:6])
+    assert sorted(ranked["lens_rank"]) == list(range(1, len(ranked) + 1))
+    assert main(args) == 2  # outputs exist: refused
+    assert "exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("case", "match"),
+    [
+        ("no-labels", "not a clustering named from labels"),
+        ("missing", r"nope\.csv: no such file"),
+        ("unknown-id", r"1 graded objects are not in .*clusters\.ecsv, e\.g\. \['zzz'\]"),
+    ],
+)
+def test_rank_bad_input_is_one_line(run, tmp_path, capsys, case, match):
+    _, table, _ = read_latents(run["latents"])
+    labels = ["--labels-column", "is_lens"] if case != "no-labels" else []
+    assert main(["cluster", str(run["latents"]), "--k", "3", *labels,
+                 "--out", str(tmp_path / "c")]) == 0  # fmt: skip
+    grades = tmp_path / "grades.csv"
+    who = "zzz" if case == "unknown-id" else table["object_id"][0]
+    grades.write_text(f"object_id,grade,kind,time\n{who},lens,lens,2026-12-01T20:00:00\n")
+    vetted = tmp_path / "nope.csv" if case == "missing" else grades
+    capsys.readouterr()
+    code = main(["rank", str(run["latents"]), "--clusters", str(tmp_path / "c" / "clusters.ecsv"),
+                 "--vetted", str(vetted), "--out", str(tmp_path / "r")])  # fmt: skip
+    assert code == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert re.search(match, err), err
+    assert not (tmp_path / "r").exists()

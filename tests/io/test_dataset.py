@@ -130,6 +130,28 @@ class TestStoreSource:
         x, _, _ = ds[[5, 1]]
         np.testing.assert_allclose(x.numpy(), wider.transform(raw[[5, 1]][0]).numpy(), rtol=1e-6)
 
+    def test_in_memory_serves_the_same_batches(self, small_survey, store):
+        norm = AsinhNormalizer().fit(np.nan_to_num(small_survey.images[:20]))
+        ds = CutoutDataset(store, normalizer=norm)
+        kept = ds.in_memory()
+        assert kept is not ds
+        for rows in ([5, 1, 2, 5], list(range(60)), [59, -1]):
+            x, mask, idx = kept[rows]
+            ref_x, ref_mask, ref_idx = ds[rows]
+            assert torch.equal(x, ref_x)
+            assert torch.equal(mask, ref_mask)
+            assert torch.equal(idx, ref_idx)
+        assert bool(kept[list(range(60))][1].any())  # masked pixels kept too
+        x, _, _ = kept[[3]]
+        x += 1.0  # a batch is a copy: the kept cutouts do not change
+        assert torch.equal(kept[[3]][0], ds[[3]][0])
+        with pytest.raises(IndexError, match="out of range"):
+            kept[[60]]
+        # Another normaliser reads from the store again.
+        raw = kept.with_normalizer(None)
+        assert torch.equal(raw[[5]][0], CutoutDataset(store)[[5]][0])
+        assert ds.in_memory(max_bytes=1000) is ds
+
 
 class TestOtherSources:
     def test_array(self, small_survey):

@@ -117,3 +117,53 @@ class TestLabelsCheckedBeforeTraining:
         clusters = QTable.read(done["cluster"]["clusters"])
         assert "lens_score" not in clusters.colnames
         assert len(QTable.read(done["anomalies"]["anomalies"])) == 40
+
+
+class TestVetted:
+    def test_grades_rerank_and_only_the_steps_after_the_clustering_are_redone(
+        self, store, tmp_path
+    ):
+        from astrounsup.catalog import grades_table
+        from astrounsup.pipeline import rerank_candidates
+
+        out = tmp_path / "run"
+        cfg = config(labels_column="is_lens", labeled_fraction=0.5)
+        first, _ = run(store, out, cfg)
+        clusters = QTable.read(first["cluster"]["clusters"])
+        top = clusters[np.argsort(clusters["lens_rank"])][:4]
+        grades = grades_table(top["object_id"], ["lens", "not", "unsure", "not"],
+                              time="2026-12-01T20:00:00")  # fmt: skip
+        path = tmp_path / "grades.csv"
+        grades.write(path, format="ascii.csv")
+        done, lines = run(store, out, cfg, vetted=path)
+        assert done["reused"] == ["train", "embed", "cluster", "recon_train", "recon_embed",
+                                  "anomalies"]  # fmt: skip
+        assert any(line.startswith("rank: re-ranked") for line in lines)
+        ranked = QTable.read(done["rank"]["clusters"])
+        from astrounsup.latent import read_latents
+
+        z, table, _ = read_latents(out / "latents.h5")
+        ref = rerank_candidates(z, table, clusters, grades).tables["clusters"]
+        np.testing.assert_allclose(ranked["lens_score"], ref["lens_score"])
+        assert list(ranked["lens_grade"][np.argsort(ranked["lens_rank_before"])][:4]) == [
+            "lens", "not", "unsure", "not"]  # fmt: skip
+        assert "re-ranked with the grades" in (out / "report" / "index.html").read_text()
+        again, _ = run(store, out, cfg, vetted=path)
+        assert "rank" in again["reused"]
+        # Without the grades the report follows the clustering again.
+        plain, _ = run(store, out, cfg)
+        assert "report" not in plain["reused"]
+        assert "rank" not in plain
+
+    def test_bad_grades_stop_the_run_before_any_training(self, store, tmp_path):
+        path = tmp_path / "grades.csv"
+        path.write_text("object_id,grade,kind,time\nnobody,lens,lens,2026-12-01T20:00:00\n")
+        out = tmp_path / "run"
+        with pytest.raises(ValueError, match=r"1 graded objects are not in .*cutouts.h5"):
+            run(store, out, config(labels_column="is_lens"), vetted=path)
+        path.write_text("object_id,grade,kind,time\nx,great,lens,2026-12-01T20:00:00\n")
+        with pytest.raises(ValueError, match=r"grades.csv row 1 \(x\): grade 'great'"):
+            run(store, out, config(labels_column="is_lens"), vetted=path)
+        with pytest.raises(ValueError, match="re-ranking needs labels"):
+            run(store, out, config(), vetted=path)
+        assert not (out / "run").exists()

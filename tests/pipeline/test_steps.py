@@ -73,6 +73,20 @@ class TestClusterLatents:
         assert list(result.tables) == ["cluster_summary", "clusters"]
         assert "latent_map" in result.figures
 
+    def test_the_map_marks_the_clusters_named_lenses(self):
+        z, table = blobs()
+        cfg = {"k": 3, "labels_column": "is_lens", "labeled_fraction": 0.5}
+        result = cluster_latents(z, table, cfg)
+        cat = result.tables["clusters"]
+        lens_cluster = int(np.bincount(cat["cluster"][cat["is_lens"]]).argmax())
+        ax = result.figures["latent_map"].axes[0]
+        legend = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert legend == [f"{c} (40)" + (" named lens" if c == lens_cluster else "")
+                          for c in range(3)]  # fmt: skip
+        assert ax.get_xlabel() == "latent PC 1 [arbitrary units]"
+        plain = cluster_latents(z, table, {"k": 3}).figures["latent_map"].axes[0]
+        assert "named" not in " ".join(t.get_text() for t in plain.get_legend().get_texts())
+
     def test_choose_k_on_the_reduced_features(self):
         z, table = blobs()
         result = cluster_latents(z, table, {"k": 3, "reduce": "pca", "choose_k": "2:5"})

@@ -185,3 +185,89 @@ def test_a_screenshot_is_not_blank(browser, tmp_path):
     assert browser.save_screenshot(os.fspath(path))
     pixels = np.asarray(Image.open(path).convert("L"), dtype=float)
     assert pixels.std() > 10
+
+
+def _lens_cards(browser, gallery="lenses"):
+    return browser.find_elements("css selector", f"[data-gallery={gallery}] .card")
+
+
+def _reload(browser, timeout=20):
+    """Reload the page; its lens cards once the page's scripts have run."""
+    browser.refresh()
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        loaded = "document.getElementById('grades-export') !== null"
+        if browser.execute_script(f"return document.readyState === 'complete' && {loaded}"):
+            cards = _lens_cards(browser)
+            if cards:
+                return cards
+        time.sleep(0.2)
+    raise AssertionError("the page did not load again")
+
+
+def _downloaded(folder, name, timeout=10):
+    deadline = time.time() + timeout
+    path = folder / name
+    while time.time() < deadline:
+        if path.exists() and path.stat().st_size and not list(folder.glob("*.crdownload")):
+            return path
+        time.sleep(0.1)
+    raise AssertionError(f"no download {name} in {folder}: {os.listdir(folder)}")
+
+
+def test_grading_three_cards_and_exporting_gives_the_csv(browser, tmp_path):
+    from astropy.table import Table
+
+    from astrounsup.catalog import read_grades
+
+    browser.execute_script("localStorage.clear();")
+    downloads = {"behavior": "allow", "downloadPath": os.fspath(tmp_path)}
+    browser.execute_cdp_cmd("Browser.setDownloadBehavior", downloads)
+    cards = _reload(browser)
+    ids = [c.get_attribute("data-id") for c in cards[:3]]
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", cards[0])
+    cards[0].click()
+    active = browser.switch_to.active_element
+    for key in "lnu":  # each grade moves the focus to the next card
+        browser.switch_to.active_element.send_keys(key)
+    assert active.get_attribute("data-id") == ids[0]
+    assert [c.get_attribute("data-grade") for c in cards[:4]] == ["lens", "not", "unsure", None]
+    # The same object elsewhere on the page shows its grade too.
+    same = browser.find_elements("css selector", f'.card[data-id="{ids[0]}"]'
+                                 '[data-grade-kind="lens"]')  # fmt: skip
+    assert all(c.get_attribute("data-grade") == "lens" for c in same)
+    # A lens key on an anomaly card grades nothing; its own key does.
+    anomaly = _lens_cards(browser, "anomalies")[0]
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", anomaly)
+    anomaly.click()
+    browser.switch_to.active_element.send_keys("l")
+    assert anomaly.get_attribute("data-grade") is None
+    anomaly.click()
+    browser.switch_to.active_element.send_keys("a")
+    assert anomaly.get_attribute("data-grade") == "anomaly"
+    browser.find_element("id", "export-csv").click()
+    path = _downloaded(tmp_path, "grades.csv")
+    lines = path.read_text().splitlines()
+    assert lines[0] == "object_id,grade,kind,time"
+    rows = [line.split(",") for line in lines[1:]]
+    assert [r[:3] for r in rows] == [
+        [ids[0], "lens", "lens"], [ids[1], "not", "lens"], [ids[2], "unsure", "lens"],
+        [anomaly.get_attribute("data-id"), "anomaly", "anomaly"],
+    ]  # fmt: skip
+    times = [r[3] for r in rows]
+    assert times == sorted(times)
+    assert len(read_grades(path)) == 4
+    browser.find_element("id", "export-ecsv").click()
+    ecsv = Table.read(_downloaded(tmp_path, "grades.ecsv"), format="ascii.ecsv")
+    assert list(ecsv["object_id"]) == [r[0] for r in rows]
+    # Kept in localStorage: a reload shows them again; X clears one.
+    cards = _reload(browser)
+    assert [c.get_attribute("data-grade") for c in cards[:3]] == ["lens", "not", "unsure"]
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", cards[1])
+    cards[1].click()
+    browser.switch_to.active_element.send_keys("x")
+    assert cards[1].get_attribute("data-grade") is None
+    assert "lens not" not in browser.find_element("id", "grade-counts").text
+    errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert errors == []
+    browser.execute_script("localStorage.clear();")

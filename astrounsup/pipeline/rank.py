@@ -1,0 +1,150 @@
+"""The re-ranking step: fold a person's vetted grades into a clustering's labels and score
+every object again (the loop of grading a report's candidates and looking at the next)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from astrounsup.pipeline._results import StepResult
+
+__all__ = ["rerank_candidates"]
+
+_REGIMES = ("labeled", "positive-unlabeled")
+
+
+def _by_id(clusters, ids, where):
+    """Rows of ``clusters`` in the order of ``ids`` (the latents'), matched by object_id."""
+    if "object_id" not in clusters.colnames:
+        msg = f"{where}: no object_id column"
+        raise ValueError(msg)
+    cat_ids = np.asarray(clusters["object_id"]).astype(str)
+    if len(cat_ids) == len(ids) and np.array_equal(cat_ids, ids):
+        return clusters
+    pos = {v: i for i, v in enumerate(cat_ids.tolist())}
+    missing = [v for v in ids.tolist() if v not in pos]
+    if missing or len(cat_ids) != len(ids):
+        msg = (
+            f"{where} holds other objects than the latents ({len(cat_ids)} rows against "
+            f"{len(ids)}; e.g. {missing[:3]} not in it): they are not of the same run"
+        )
+        raise ValueError(msg)
+    return clusters[[pos[v] for v in ids.tolist()]]
+
+
+def rerank_candidates(latents, table, clusters, grades, *, inputs=None):
+    """Fold vetted lens grades into the labels of a named clustering and rank every object
+    again.
+
+    The labels are rebuilt as the clustering step used them and the grades of kind
+    ``lens`` replace them: ``lens`` makes an object a labeled positive, ``not`` a labeled
+    negative, ``unsure`` leaves it as it was. In the labeled regime (a share of labels of
+    both classes) the grades join those labels. In the positive-unlabeled regime (a list
+    of known lenses) graded lenses join the known ones and a ``not`` removes an object
+    from them; every other object stays unlabeled, i.e. counted among the negatives, as a
+    ``not`` already was. The clusters are those of ``clusters``; the per-object score is
+    refitted (:func:`astrounsup.latent.label_clusters`) on the features the clusters were
+    found in, rebuilt from ``latents`` with the settings in ``clusters.meta``. Grades of
+    kind ``anomaly`` are carried into the catalog (``anomaly_grade``) and do not change
+    the lens ranking.
+
+    Parameters
+    ----------
+    latents : array_like of shape (n, d)
+    table : astropy.table.Table
+        The latents' catalog (``object_id`` per row).
+    clusters : astropy.table.Table
+        The clusters catalog of :func:`astrounsup.pipeline.cluster_latents` run with labels
+        on these latents (its ``meta`` holds the settings).
+    grades : astropy.table.Table
+        :func:`astrounsup.catalog.read_grades`.
+    inputs : dict, optional
+        Input files recorded in the catalogs' provenance (``latents``, ``clusters``,
+        ``grades``).
+
+    Returns
+    -------
+    StepResult
+        Tables ``clusters`` (every object, in the order of ``latents``: the clustering's
+        columns with ``<name>_cluster_fraction``, ``<name>_score``, ``<name>_candidate``,
+        ``<name>_rank`` and ``labeled`` refitted, and ``<name>_rank_before``,
+        ``lens_grade``, ``anomaly_grade``) and ``cluster_summary``; summary
+        ``n_grades`` (grade -> count) and ``metrics`` (on the known labels neither used
+        nor graded).
+
+    Raises
+    ------
+    ValueError
+        A catalog without named clusters, of other objects than the latents, or grades of
+        objects not in them (naming the first few).
+    """
+    from astrounsup._provenance import provenance
+    from astrounsup.catalog import grade_labels, result_catalog
+    from astrounsup.latent import LatentClusterer, known_labels, label_clusters, parse_positive
+
+    inputs = dict(inputs or {})
+    where = str(inputs.get("clusters", "the clusters catalog"))
+    z = np.asarray(latents, dtype=np.float64)
+    ids = np.asarray(table["object_id"]).astype(str)
+    if z.ndim != 2 or len(z) != len(ids):
+        msg = f"latents must be (n, d) with one row per catalog row ({len(ids)}); got {z.shape}"
+        raise ValueError(msg)
+    meta = dict(clusters.meta)
+    name, regime = meta.get("score_name"), meta.get("regime")
+    if not name or regime not in _REGIMES or "labeled" not in clusters.colnames:
+        msg = (
+            f"{where}: not a clustering named from labels (its meta has no score_name and "
+            "regime); run the cluster step with labels_column or known_positives first"
+        )
+        raise ValueError(msg)
+    clusters = _by_id(clusters, ids, where)
+    lens_grade = grade_labels(grades, ids, kind="lens", where=where)
+    anomaly_grade = grade_labels(grades, ids, kind="anomaly", where=where)
+    is_lens, is_not = lens_grade == "lens", lens_grade == "not"
+    labeled = np.asarray(clusters["labeled"], dtype=bool)
+    if regime == "labeled":
+        column = meta.get("labels_column")
+        if column not in clusters.colnames:
+            msg = f"{where}: the labels column {column!r} of its clustering is not in it"
+            raise ValueError(msg)
+        original = clusters[column]
+        known = known_labels(original)
+        positive = parse_positive(meta.get("positive") or None, original)
+        y = np.asarray(original) == positive
+        y = np.where(is_lens, True, np.where(is_not, False, y))
+        known = known | is_lens | is_not
+        labels = np.ma.array(y, mask=~known)
+        labeled = labeled | is_lens | is_not
+    else:
+        y = (labeled | is_lens) & ~is_not
+        labels, labeled = y, y
+    reduce = meta.get("reduce")
+    seed = int(meta.get("seed", 0))
+    features = z
+    if reduce and reduce != "none":
+        est = LatentClusterer(
+            "kmeans", n_clusters=int(meta.get("k", 2)), reduce=reduce,
+            n_components=meta.get("n_components"), metric=meta.get("metric", "euclidean"),
+            fit_size=meta.get("fit_size"), random_state=seed,
+        ).fit(z)  # fmt: skip
+        features = est.reducer_.embedding_
+    cluster = np.asarray(clusters["cluster"])
+    new, summary, metrics = label_clusters(
+        cluster, labels, features=features, positive=True, labeled=labeled,
+        threshold=float(meta.get("threshold", 0.5)), name=name, seed=seed,
+    )  # fmt: skip
+    columns = new | {
+        f"{name}_rank_before": np.asarray(clusters[f"{name}_rank"]),
+        "lens_grade": lens_grade,
+        "anomaly_grade": anomaly_grade,
+    }
+    counts = {f"lens {g}": int(np.sum(lens_grade == g)) for g in ("lens", "not", "unsure")}
+    counts |= {f"anomaly {g}": int(np.sum(anomaly_grade == g)) for g in ("anomaly", "not")}
+    keep = {k: v for k, v in meta.items() if k not in ("step", "date", "astrounsup_version")}
+    run_meta = keep | provenance("astrounsup rank", **inputs) | metrics
+    run_meta["n_grades"] = counts
+    summary.meta.update(run_meta)
+    result = StepResult()
+    result.tables["clusters"] = result_catalog(clusters, columns, meta=run_meta)
+    result.tables["cluster_summary"] = summary
+    result.summary = {"n_grades": counts, "metrics": metrics}
+    return result
