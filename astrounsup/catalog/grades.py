@@ -117,9 +117,9 @@ def read_grades(path):
 
     Examples
     --------
-    >>> import tempfile, os
-    >>> path = os.path.join(tempfile.mkdtemp(), "grades.csv")
-    >>> _ = open(path, "w").write(
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "grades.csv"
+    >>> _ = path.write_text(
     ...     "object_id,grade,kind,time\\n"
     ...     "obj1,not,lens,2026-12-01T20:00:00\\n"
     ...     "obj1,lens,lens,2026-12-01T20:01:00\\n")
