@@ -1,4 +1,4 @@
-"""Evaluation: the README main job, with its own defaults, on our survey and on another's.
+"""Evaluation: the lens search at its recommended settings, on our survey and on another's.
 
     python eval/pipeline_surveys.py --survey ours|lenstronomy [--n 2000] [--seeds 0,1,2]
                                     [--steps N] [--recon-recipe inpaint] [--workdir DIR]
@@ -29,8 +29,8 @@ labels it did not use:
 * anomalies: AUROC, precision in the top 1%, and the recall of each kind in the top 1% and
   3% of the ranking.
 
-Each survey is one run of this script (28-31 min on 2 cores at the defaults: three runs of
-the main job, about 10 min each; ``--seeds 0`` runs one);
+Each survey is one run of this script (about 21 min on 2 cores at the defaults: three
+runs of the full lens search, about 7 min each; ``--seeds 0`` runs one);
 ``--record`` appends its figures as a JSON line and ``--report`` prints the surveys in the
 file side by side; ``--rescore`` measures the catalogs a ``--workdir`` run left again,
 without training, and with ``--redo-anomalies`` does its anomaly step again on the
