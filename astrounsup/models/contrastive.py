@@ -6,7 +6,7 @@ from torch import nn
 
 from astrounsup.losses import NTXentLoss, correlation_penalty
 from astrounsup.models._base import EncoderModel
-from astrounsup.models.encoders import ConvEncoder
+from astrounsup.models.encoders import MAX_LATENT_DIM, ConvEncoder, _bounded_int
 
 __all__ = ["SimCLR"]
 
@@ -56,8 +56,11 @@ class SimCLR(EncoderModel):
     ):
         super().__init__()
         self._remember(locals())
-        if not (isinstance(projection_dim, int) and projection_dim > 0):
-            msg = f"projection_dim must be a positive integer; got {projection_dim!r}"
+        if not _bounded_int(projection_dim, MAX_LATENT_DIM):
+            msg = (
+                f"projection_dim must be an integer in [1, {MAX_LATENT_DIM}]; got "
+                f"{projection_dim!r}"
+            )
             raise ValueError(msg)
         if not (
             isinstance(decorrelation_weight, (int, float))

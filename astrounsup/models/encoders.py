@@ -10,6 +10,15 @@ from torch import nn
 __all__ = ["ConvDecoder", "ConvEncoder", "check_architecture"]
 
 MIN_SIZE, MAX_SIZE = 16, 256
+#: Upper bounds of a model's bands, latent dimension and layer widths: far above any survey
+#: or architecture in use, low enough that a corrupt or crafted config (a checkpoint's
+#: included) cannot make a model of terabytes.
+MAX_BANDS, MAX_LATENT_DIM, MAX_WIDTH = 64, 4096, 2048
+
+
+def _bounded_int(value, upper):
+    """An int (not a bool) in [1, upper]."""
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= upper
 
 
 def check_architecture(*, bands, size, latent_dim, widths, kind="plain"):
@@ -20,15 +29,21 @@ def check_architecture(*, bands, size, latent_dim, widths, kind="plain"):
     ValueError
         Naming the parameter, what is allowed and what was given.
     """
-    if not (isinstance(bands, int) and bands > 0):
-        msg = f"bands must be a positive integer; got {bands!r}"
+    if not _bounded_int(bands, MAX_BANDS):
+        msg = f"bands must be an integer in [1, {MAX_BANDS}]; got {bands!r}"
         raise ValueError(msg)
-    if not (isinstance(latent_dim, int) and latent_dim > 0):
-        msg = f"latent_dim must be a positive integer; got {latent_dim!r}"
+    if not _bounded_int(latent_dim, MAX_LATENT_DIM):
+        msg = f"latent_dim must be an integer in [1, {MAX_LATENT_DIM}]; got {latent_dim!r}"
+        raise ValueError(msg)
+    if isinstance(widths, (str, bytes)) or not hasattr(widths, "__iter__"):
+        msg = f"widths must be a sequence of integers in [1, {MAX_WIDTH}]; got {widths!r}"
         raise ValueError(msg)
     widths = tuple(widths)
-    if not widths or not all(isinstance(w, int) and w > 0 for w in widths):
-        msg = f"widths must be a non-empty sequence of positive integers; got {widths!r}"
+    if not widths or not all(_bounded_int(w, MAX_WIDTH) for w in widths):
+        msg = (
+            f"widths must be a non-empty sequence of integers in [1, {MAX_WIDTH}]; got "
+            f"{widths!r}"
+        )
         raise ValueError(msg)
     if kind not in ("plain", "resnet"):
         msg = f"kind must be 'plain' or 'resnet'; got {kind!r}"

@@ -249,10 +249,27 @@ class TrainedModel:
         if model_class is None or "extra" not in state:
             msg = f"{checkpoint}: holds no astrounsup model (class {state.get('model_class')!r})"
             raise ValueError(msg)
-        cfg = dict(state["model_config"])
-        model = model_class(cfg.pop("bands"), **cfg)
-        _load_weights(model, state, checkpoint)
         extra = state["extra"]
+        cfg = state.get("model_config")
+        if not isinstance(cfg, dict) or "bands" not in cfg or not isinstance(extra, dict):
+            msg = f"{checkpoint}: its model config is missing or not a table of settings"
+            raise ValueError(msg)
+        cfg = dict(cfg)
+        bands = cfg.pop("bands")
+        if isinstance(extra.get("bands"), (list, tuple)) and bands != len(extra["bands"]):
+            msg = (
+                f"{checkpoint}: its model has {bands!r} bands but it names "
+                f"{len(extra['bands'])} ({extra['bands']})"
+            )
+            raise ValueError(msg)
+        # The saved config is checked as a new model's would be (bounds included) before
+        # anything is allocated: a corrupt or crafted one is refused, not built.
+        try:
+            model = model_class(bands, **cfg)
+        except (TypeError, ValueError) as err:
+            msg = f"{checkpoint}: its {model_class.__name__} config is refused ({err})"
+            raise ValueError(msg) from None
+        _load_weights(model, state, checkpoint)
         history = state.get("history")
         return cls(
             model.eval(),

@@ -193,8 +193,8 @@ class TestBadConfig:
     @pytest.mark.parametrize(
         ("kwargs", "match"),
         [
-            ({"latent_dim": 0}, "latent_dim must be a positive integer"),
-            ({"latent_dim": -3}, "latent_dim must be a positive integer"),
+            ({"latent_dim": 0}, r"latent_dim must be an integer in \[1, 4096\]"),
+            ({"latent_dim": -3}, r"latent_dim must be an integer in \[1, 4096\]"),
             ({"size": 8}, r"size must be an integer in \[16, 256\] px"),
             ({"size": 20, "widths": (8, 16, 32, 64)}, r"size must be an integer in \[32, 256\]"),
             ({"widths": ()}, "widths must be a non-empty sequence"),
@@ -209,12 +209,22 @@ class TestBadConfig:
             ConvAutoencoder(3, **args)
 
     def test_others(self):
-        with pytest.raises(ValueError, match="bands must be a positive integer"):
-            VAE(0, size=32)
+        for bands in (0, 65, 10**9, True):
+            with pytest.raises(ValueError, match=r"bands must be an integer in \[1, 64\]"):
+                VAE(bands, size=32)
+        with pytest.raises(ValueError, match=r"latent_dim must be an integer in \[1, 4096\]"):
+            VAE(3, size=32, latent_dim=4097)
+        with pytest.raises(ValueError, match=r"widths .* integers in \[1, 2048\]"):
+            VAE(3, size=32, widths=(8, 4096))
+        with pytest.raises(ValueError, match=r"widths must be a sequence"):
+            VAE(3, size=32, widths=8)
         with pytest.raises(ValueError, match="beta must be a number >= 0"):
             VAE(3, size=32, beta=-1.0)
-        with pytest.raises(ValueError, match="projection_dim must be a positive integer"):
-            SimCLR(3, size=32, projection_dim=0)
+        for dim in (0, 5000):
+            with pytest.raises(
+                ValueError, match=r"projection_dim must be an integer in \[1, 4096\]"
+            ):
+                SimCLR(3, size=32, projection_dim=dim)
         for bad in (-1.0, True, "1"):
             with pytest.raises(ValueError, match="decorrelation_weight must be a number >= 0"):
                 SimCLR(3, size=32, decorrelation_weight=bad)

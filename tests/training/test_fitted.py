@@ -165,3 +165,27 @@ class TestTrainedModel:
             TrainedModel.load(tmp_path / "x.pt")
         with pytest.raises(FileNotFoundError, match="no such checkpoint"):
             TrainedModel.load(tmp_path / "y.pt")
+
+    @pytest.mark.parametrize(
+        ("change", "match"),
+        [
+            ({"bands": 10**9}, r"its model has 1000000000 bands but it names 3"),
+            ({"latent_dim": 10**9}, r"ConvAutoencoder config is refused \(latent_dim must be an "
+                                    r"integer in \[1, 4096\]"),
+            ({"widths": [10**7, 10**7]}, r"widths must be a non-empty sequence of integers in "
+                                         r"\[1, 2048\]"),
+            ({"size": 10**6}, r"size must be an integer in \[16, 256\]"),
+            ({"bogus": 1}, r"config is refused \(.*'bogus'"),
+            ({"latent_dim": True}, r"latent_dim must be an integer"),
+        ],
+    )  # fmt: skip
+    def test_a_crafted_model_config_is_refused_before_building(self, fitted, tmp_path, change,
+                                                               match):  # fmt: skip
+        from astrounsup.training import load_checkpoint, save_checkpoint
+
+        state = load_checkpoint(fitted.save(tmp_path / "model.pt"))
+        state["model_config"] = dict(state["model_config"]) | change
+        save_checkpoint(tmp_path / "crafted.pt", state)
+        # Refused at once (a model of 10**9 bands or latents would need terabytes).
+        with pytest.raises(ValueError, match=r"crafted\.pt: .*" + match):
+            TrainedModel.load(tmp_path / "crafted.pt")

@@ -133,7 +133,7 @@ class TestBadConfiguration:
     @pytest.mark.parametrize(
         ("toml", "match"),
         [
-            ("[model]\nlatent_dim = 0\n", "latent_dim must be a positive integer"),
+            ("[model]\nlatent_dim = 0\n", r"latent_dim must be an integer in \[1, 4096\]"),
             (
                 "[model]\nwidths = [8, 16, 32, 64, 128, 256]\n",
                 r"size must be an integer in \[128, 256\] px for 6 downsampling stages; got 64",
