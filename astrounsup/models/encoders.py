@@ -41,8 +41,7 @@ def check_architecture(*, bands, size, latent_dim, widths, kind="plain"):
     widths = tuple(widths)
     if not widths or not all(_bounded_int(w, MAX_WIDTH) for w in widths):
         msg = (
-            f"widths must be a non-empty sequence of integers in [1, {MAX_WIDTH}]; got "
-            f"{widths!r}"
+            f"widths must be a non-empty sequence of integers in [1, {MAX_WIDTH}]; got {widths!r}"
         )
         raise ValueError(msg)
     if kind not in ("plain", "resnet"):
