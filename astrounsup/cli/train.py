@@ -45,6 +45,7 @@ def _embed_arguments(parser):
     parser.add_argument("--checkpoint", type=Path, required=True, help="a trained model")
     parser.add_argument("--data", type=Path, required=True, help="the HDF5 cutout store")
     parser.add_argument("--out", type=Path, required=True, help="the latents file (.h5)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     parser.add_argument("--batch-size", type=int, default=256, help="cutouts per batch")
     parser.add_argument("--device", default=None, help=_DEVICE_HELP)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -76,6 +77,10 @@ def _train(args):
 def _embed(args):
     from astrounsup.pipeline import embed_latents
 
+    # Refused before any work, as every other command's outputs are.
+    if args.out.exists() and not args.overwrite:
+        msg = f"{args.out} exists; pass --overwrite to replace it"
+        raise FileExistsError(msg)
     embed_latents(
         args.checkpoint, args.data, out=args.out, batch_size=args.batch_size,
         device=args.device, progress=not args.quiet,

@@ -437,3 +437,18 @@ def test_rank_bad_input_is_one_line(run, tmp_path, capsys, case, match):
     assert len(err.strip().splitlines()) == 1
     assert re.search(match, err), err
     assert not (tmp_path / "r").exists()
+
+
+def test_embed_refuses_an_existing_output_unless_overwrite(run, tmp_path, capsys):
+    out = tmp_path / "z.h5"
+    out.write_bytes(b"earlier latents")
+    args = ["embed", "--checkpoint", str(run["checkpoint"]), "--data", str(run["store"]),
+            "--out", str(out)]  # fmt: skip
+    capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"astrounsup embed: error: {out} exists; pass --overwrite to replace it"]
+    assert out.read_bytes() == b"earlier latents"
+    assert main([*args, "--overwrite"]) == 0
+    z, _, _ = read_latents(out)
+    np.testing.assert_array_equal(z, read_latents(run["latents"])[0])
