@@ -6,6 +6,12 @@ __getattr__, __dir__, __all__ = attach(
     __name__,
     {
         "grades": ["GRADE_COLUMNS", "GRADE_KINDS", "grade_labels", "grades_table", "read_grades"],
-        "table": ["CATALOG_FORMATS", "provenance", "result_catalog", "write_catalog"],
+        "table": [
+            "CATALOG_FORMATS",
+            "id_positions",
+            "provenance",
+            "result_catalog",
+            "write_catalog",
+        ],
     },
 )

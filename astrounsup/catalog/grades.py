@@ -185,18 +185,13 @@ def grade_labels(grades, object_ids, *, kind="lens", where="the catalog"):
     if kind not in GRADE_KINDS:
         msg = f"grade_labels: kind {kind!r}; allowed: {list(GRADE_KINDS)}"
         raise ValueError(msg)
-    ids = np.asarray(object_ids).astype(str)
-    pos = {v: i for i, v in enumerate(ids.tolist())}
+    from astrounsup.catalog.table import id_positions
+
     rows = np.asarray(grades["kind"]).astype(str) == kind
     graded = np.asarray(grades["object_id"]).astype(str)[rows]
     values = np.asarray(grades["grade"]).astype(str)[rows]
-    unknown = [g for g in graded.tolist() if g not in pos]
-    if unknown:
-        msg = (
-            f"{len(unknown)} graded objects are not in {where}, e.g. {unknown[:3]}; grades "
-            "belong to the run whose report they were made in"
-        )
-        raise ValueError(msg)
-    out = np.full(len(ids), "", dtype=object)
-    out[[pos[g] for g in graded.tolist()]] = values
+    # Grades belong to the run whose report they were made in.
+    at = id_positions(object_ids, graded, what="graded objects", where=where)
+    out = np.full(len(object_ids), "", dtype=object)
+    out[at] = values
     return out.astype(str)

@@ -13,7 +13,7 @@ from astropy.table import QTable
 from astrounsup._atomic import atomic_path
 from astrounsup._provenance import provenance
 
-__all__ = ["CATALOG_FORMATS", "provenance", "result_catalog", "write_catalog"]
+__all__ = ["CATALOG_FORMATS", "id_positions", "provenance", "result_catalog", "write_catalog"]
 
 #: File suffix -> astropy table format.
 CATALOG_FORMATS = {
@@ -25,6 +25,42 @@ CATALOG_FORMATS = {
     ".h5": "hdf5",
     ".hdf5": "hdf5",
 }
+
+
+def id_positions(reference, wanted, *, what="objects", where="the catalog"):
+    """Where each of the ids ``wanted`` stands in ``reference``: the join of two files by
+    ``object_id``, refused when an id is missing.
+
+    Parameters
+    ----------
+    reference : array_like of shape (n,)
+        The ids of the table joined into (e.g. its ``object_id`` column).
+    wanted : array_like of shape (m,)
+        The ids to find.
+    what, where : str, optional
+        What the wanted ids are and what ``reference`` is, for the message.
+
+    Returns
+    -------
+    numpy.ndarray of shape (m,), int
+
+    Raises
+    ------
+    ValueError
+        ``"<k> <what> are not in <where>, e.g. [...]"``.
+
+    Examples
+    --------
+    >>> id_positions(["a", "b", "c"], ["c", "a"]).tolist()
+    [2, 0]
+    """
+    pos = {v: i for i, v in enumerate(np.asarray(reference).astype(str).tolist())}
+    ids = np.asarray(wanted).astype(str).tolist()
+    missing = [v for v in ids if v not in pos]
+    if missing:
+        msg = f"{len(missing)} {what} are not in {where}, e.g. {missing[:3]}"
+        raise ValueError(msg)
+    return np.array([pos[v] for v in ids], dtype=np.int64)
 
 
 def result_catalog(source, columns, *, meta=None):

@@ -17,18 +17,16 @@ def _by_id(clusters, ids, where):
     if "object_id" not in clusters.colnames:
         msg = f"{where}: no object_id column"
         raise ValueError(msg)
-    cat_ids = np.asarray(clusters["object_id"]).astype(str)
-    if len(cat_ids) == len(ids) and np.array_equal(cat_ids, ids):
-        return clusters
-    pos = {v: i for i, v in enumerate(cat_ids.tolist())}
-    missing = [v for v in ids.tolist() if v not in pos]
-    if missing or len(cat_ids) != len(ids):
+    if len(clusters) != len(ids):
         msg = (
-            f"{where} holds other objects than the latents ({len(cat_ids)} rows against "
-            f"{len(ids)}; e.g. {missing[:3]} not in it): they are not of the same run"
+            f"{where} holds other objects than the latents ({len(clusters)} rows against "
+            f"{len(ids)}): they are not of the same run"
         )
         raise ValueError(msg)
-    return clusters[[pos[v] for v in ids.tolist()]]
+    from astrounsup.catalog import id_positions
+
+    return clusters[id_positions(clusters["object_id"], ids, what="latents' objects",
+                                 where=where)]  # fmt: skip
 
 
 def rerank_candidates(latents, table, clusters, grades, *, inputs=None):

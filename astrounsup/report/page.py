@@ -188,12 +188,9 @@ def _joined(table, ids, columns):
     """``columns`` of ``table`` in the order of ``ids`` (by ``object_id``)."""
     if table is None:
         return {}
-    pos = {str(v): i for i, v in enumerate(table["object_id"])}
-    missing = [i for i in ids if i not in pos]
-    if missing:
-        msg = f"write_report: {len(missing)} objects are not in a catalog, e.g. {missing[:3]}"
-        raise ValueError(msg)
-    rows = np.array([pos[i] for i in ids])
+    from astrounsup.catalog import id_positions
+
+    rows = id_positions(table["object_id"], ids, where="a catalog")
     return {c: np.asarray(table[c])[rows] for c in columns if c in table.colnames}
 
 

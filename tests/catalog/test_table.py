@@ -69,3 +69,13 @@ def test_provenance_names_the_step_and_software():
     assert meta["latents"] == "x.h5"
     assert "skip" not in meta
     assert "scikit-learn" in meta["versions"]
+
+
+def test_id_positions_join_by_id_and_name_the_missing():
+    from astrounsup.catalog import id_positions
+
+    assert id_positions(np.array(["x", "y", "z"]), ["z", "x", "y"]).tolist() == [2, 0, 1]
+    with pytest.raises(
+        ValueError, match=r"2 graded objects are not in the store, e\.g\. \['q', 'r'\]"
+    ):
+        id_positions(["x"], ["q", "x", "r"], what="graded objects", where="the store")
