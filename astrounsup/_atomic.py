@@ -8,6 +8,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from astrounsup._locks import output_lock, remove_stale_partials
+
 
 def _default_mode(directory):
     """Permissions a plain ``open()``/``mkdir()`` would give under the current umask;
@@ -23,27 +25,55 @@ def atomic_path(path):
 
     The temporary file lives in the same directory, so the final rename is atomic on POSIX
     file systems. If the body raises, the temporary file is removed and ``path`` is left as
-    it was.
+    it was; a write that failed for lack of space becomes one
+    :class:`~astrounsup._h5write.OutOfSpaceError` naming ``path``. The lock of ``path``
+    (:func:`astrounsup._locks.output_lock`) is held throughout, and temporary files that
+    interrupted writes of ``path`` left are removed first.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
+    with output_lock(path):
+        remove_stale_partials(path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+        os.close(fd)
+        tmp = Path(tmp)
+        with _replacing(path, tmp):
+            yield tmp
+
+
+@contextlib.contextmanager
+def _replacing(path, tmp):
     try:
         yield tmp
         os.chmod(tmp, _default_mode(directory=False))
         os.replace(tmp, path)
+    except OSError as err:
+        raise _named(path, err) from None
     finally:
         tmp.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
 def atomic_directory(path):
-    """Yield a temporary directory beside ``path``; it replaces ``path`` only on success."""
+    """Yield a temporary directory beside ``path``; it replaces ``path`` only on success.
+
+    Like :func:`atomic_path`, it holds the lock of ``path`` and first removes what
+    interrupted writes of ``path`` left."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
+    with output_lock(path):
+        remove_stale_partials(path)
+        old = path.with_name(f".{path.name}.old")
+        if old.is_dir() and not path.exists():  # killed between the two renames below
+            os.replace(old, path)
+        shutil.rmtree(old, ignore_errors=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
+        with _replacing_directory(path, tmp):
+            yield tmp
+
+
+@contextlib.contextmanager
+def _replacing_directory(path, tmp):
     try:
         yield tmp
         os.chmod(tmp, _default_mode(directory=True))
@@ -55,5 +85,25 @@ def atomic_directory(path):
             shutil.rmtree(old)
         else:
             os.replace(tmp, path)
+    except OSError as err:
+        raise _named(path, err) from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def raise_named(path):
+    """Within the block, a write that fails for lack of space raises one
+    :class:`~astrounsup._h5write.OutOfSpaceError` naming ``path``."""
+    try:
+        yield
+    except OSError as err:
+        raise _named(path, err) from None
+
+
+def _named(path, err):
+    """``err``, or for lack of space an :class:`OutOfSpaceError` naming ``path`` (not the
+    temporary file)."""
+    from astrounsup._h5write import no_space_error
+
+    return no_space_error(path, err) or err

@@ -54,6 +54,20 @@ def _command_of(argv):
     return next((a for a in argv if not a.startswith("-")), None)
 
 
+def _holding_outputs(args):
+    """The lock of the command's output (``--out``, or ingest's store) for its whole run, so
+    that a second writer is refused before any work; process 0 of a torchrun writes."""
+    import contextlib
+    import os
+
+    from astrounsup._locks import output_lock
+
+    out = getattr(args, "dest", None) or getattr(args, "out", None)
+    if out is None or os.environ.get("RANK", "0") != "0":  # torchrun names each process
+        return contextlib.nullcontext()
+    return output_lock(out)
+
+
 def main(argv=None):
     """Run the ``astrounsup`` command line; returns the exit status."""
     from astrounsup.training.distributed import init_from_environment, shutdown
@@ -63,7 +77,8 @@ def main(argv=None):
     try:
         if args.command == "train":
             init_from_environment()
-        return args.func(args)
+        with _holding_outputs(args):
+            return args.func(args)
     except _USER_ERRORS as err:
         print(f"astrounsup {args.command}: error: {err}", file=sys.stderr)
         return 2

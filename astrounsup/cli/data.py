@@ -33,7 +33,14 @@ def _ingest_arguments(parser):
         "store's catalog; its relative paths start from SRC",
     )
     parser.add_argument("--file-column", default="file", help="catalog column of file paths")
-    parser.add_argument("--id-column", default="object_id", help="catalog column of object ids")
+    parser.add_argument(
+        "--id-column", default=None,
+        help="catalog column of object ids (None: object_id when there, else file names)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--allow-outside", action="store_true",
+        help="read catalog files outside SRC's folder too (absolute paths, '..')",
+    )  # fmt: skip
     parser.add_argument(
         "--band-pattern",
         default=None,
@@ -69,6 +76,7 @@ def _ingest(args):
         compression=None if args.compression == "none" else args.compression,
         overwrite=args.overwrite,
         progress=not args.quiet,
+        allow_outside=args.allow_outside,
     )
     resumed = f" (resumed after {report.resumed_from} entries)" if report.resumed_from else ""
     print(

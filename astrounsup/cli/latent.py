@@ -387,6 +387,7 @@ def _similar(args):
         result = find_similar(latents, table, config, ids=args.id, inputs=inputs)
     else:
         from astrounsup.io import read_cutout
+        from astrounsup.pipeline import check_latents_model
         from astrounsup.training import TrainedModel
 
         checkpoint = args.checkpoint or attrs.get("checkpoint")
@@ -394,6 +395,7 @@ def _similar(args):
             msg = "--cutout needs --checkpoint (the latents file names none)"
             raise ValueError(msg)
         trained = TrainedModel.load(checkpoint)
+        check_latents_model(trained, attrs, latents=args.latents, checkpoint=checkpoint)
         cutout = read_cutout(args.cutout, bands=trained.bands)
         vector = trained.embed(cutout.image[None], progress=False)
         result = find_similar(

@@ -43,12 +43,17 @@ class CutoutDataset(torch.utils.data.Dataset):
         Arcsec per pixel of an array source.
     file_column, id_column : str, optional
         Catalog columns holding the file path (relative to the catalog's directory) and
-        the object id. Rows sharing an id with a ``band`` column are one object's bands.
+        the object id (default ``object_id`` when there, else the file names; a column
+        named here must exist). Rows sharing an id with a ``band`` column are one
+        object's bands.
     band_pattern : str, optional
         Regular expression on file names with groups ``object_id`` and ``band`` that
         groups per-band files into objects.
     normalizer : astrounsup.io.AsinhNormalizer, optional
         Fitted normalisation applied to every item.
+    allow_outside : bool, optional
+        Let a catalog file name files outside its folder (see
+        :func:`astrounsup.io.discover.discover_cutouts`).
 
     Attributes
     ----------
@@ -76,9 +81,10 @@ class CutoutDataset(torch.utils.data.Dataset):
         table=None,
         pixel_scale=None,
         file_column="file",
-        id_column="object_id",
+        id_column=None,
         band_pattern=None,
         normalizer=None,
+        allow_outside=False,
     ):
         self.normalizer = normalizer
         kind = source_kind(source)
@@ -93,6 +99,7 @@ class CutoutDataset(torch.utils.data.Dataset):
                 file_column=file_column,
                 id_column=id_column,
                 band_pattern=band_pattern,
+                allow_outside=allow_outside,
             )
             src = _FitsSource(entries, meta, bands)
         self._source = src

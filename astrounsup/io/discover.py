@@ -123,11 +123,12 @@ def discover_cutouts(
     *,
     bands=None,
     file_column="file",
-    id_column="object_id",
+    id_column=None,
     band_pattern=None,
     strict=True,
     geometry=True,
     base=None,
+    allow_outside=False,
 ):
     """Find the cutouts of a FITS source without reading their pixels.
 
@@ -147,6 +148,10 @@ def discover_cutouts(
     base : str or pathlib.Path, optional
         The folder that relative paths in a catalog's file column start from; default the
         catalog file's folder (the current directory for an in-memory table).
+    allow_outside : bool, optional
+        Let a catalog's file column name files outside ``base`` (absolute paths, ``..``);
+        without it such a path is refused, naming its row, before any file is opened. An
+        in-memory table without ``base`` may name any file.
 
     Returns
     -------
@@ -161,11 +166,14 @@ def discover_cutouts(
     kind = source_kind(source)
     if kind in ("table", "catalog"):
         catalog = source if kind == "table" else read_catalog(source)
+        # A table built in Python names its files as its author chose; a catalog file's
+        # paths stay in its folder (or ``base``) unless allowed out.
+        allow_outside = allow_outside or (kind == "table" and base is None)
         if base is None:
             base = Path(".") if kind == "table" else Path(source).parent
         base = Path(base)
         entries, ids, table, bands = _catalog_entries(
-            catalog, base, bands, file_column, id_column, strict
+            catalog, base, bands, file_column, id_column, strict, allow_outside
         )
     else:
         paths = find_fits(source)
@@ -191,7 +199,7 @@ def discover_cutouts(
         for oid, entry in zip(ids, entries, strict=True):
             files = ", ".join(str(p) for p in entry if p is not None)
             if oid in seen:
-                msg = f"duplicate {id_column} {oid!r}: {seen[oid]} and {files}"
+                msg = f"duplicate {id_column or 'object_id'} {oid!r}: {seen[oid]} and {files}"
                 raise ValueError(msg)
             seen[oid] = files
     n = len(entries)
@@ -210,18 +218,16 @@ def discover_cutouts(
     return entries, table, None if bands is None else tuple(bands)
 
 
-def _catalog_entries(catalog, base, bands, file_column, id_column, strict):
+def _catalog_entries(catalog, base, bands, file_column, id_column, strict, allow_outside):
     if file_column not in catalog.colnames:
         msg = f"catalog has no file column {file_column!r}; its columns are {catalog.colnames}"
         raise ValueError(msg)
-    files = [
-        Path(str(f)) if Path(str(f)).is_absolute() else base / str(f) for f in catalog[file_column]
-    ]
-    ids = (
-        [str(i) for i in catalog[id_column]]
-        if id_column in catalog.colnames
-        else [_stem(p) for p in files]
-    )
+    if id_column is not None and id_column not in catalog.colnames:
+        msg = f"catalog has no id column {id_column!r}; its columns are {catalog.colnames}"
+        raise ValueError(msg)
+    files = [_inside(str(f), base, k, allow_outside) for k, f in enumerate(catalog[file_column])]
+    column = id_column or ("object_id" if "object_id" in catalog.colnames else None)
+    ids = [str(i) for i in catalog[column]] if column else [_stem(p) for p in files]
     if "band" not in catalog.colnames:
         table = QTable(catalog)
         table.remove_column(file_column)
@@ -267,6 +273,22 @@ def _fits_geometry(entries, strict):
                 msg = f"{first}: cannot read FITS header ({type(err).__name__}: {err})"
                 raise CutoutReadError(msg) from err
     return {"ra": ra, "dec": dec}
+
+
+def _inside(name, base, row, allow_outside):
+    """The path of a catalog's file entry ``name``: relative ones start from ``base``, and
+    neither they nor absolute ones may leave it unless ``allow_outside``."""
+    path = Path(name) if Path(name).is_absolute() else Path(base) / name
+    if not allow_outside:
+        root = os.path.normpath(os.path.abspath(base))
+        where = os.path.normpath(os.path.abspath(path))
+        if os.path.commonpath([root, where]) != root:
+            msg = (
+                f"catalog row {row}: file {name!r} is outside the source folder {base}; "
+                "allow files elsewhere explicitly (allow_outside=True, --allow-outside)"
+            )
+            raise ValueError(msg)
+    return path
 
 
 def source_kind(source):

@@ -33,6 +33,7 @@ from astropy.io.misc.hdf5 import read_table_hdf5, write_table_hdf5
 from astropy.table import QTable
 
 from astrounsup._atomic import atomic_path
+from astrounsup._h5write import open_h5_for_writing
 from astrounsup._provenance import provenance
 
 __all__ = [
@@ -189,7 +190,7 @@ def write_store(
         msg = f"masks must have the shape of images {images.shape}; got {np.shape(masks)}"
         raise ValueError(msg)
     path = Path(path)
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+    with atomic_path(path) as tmp, open_h5_for_writing(tmp, "w", name=path) as f:
         init_store(
             f,
             cutout_shape=images.shape[1:],

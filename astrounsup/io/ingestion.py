@@ -13,6 +13,8 @@ import numpy as np
 from astropy.table import QTable
 
 from astrounsup._atomic import atomic_path
+from astrounsup._h5write import open_h5_for_writing, raise_if_failed
+from astrounsup._locks import output_lock, remove_stale_partials
 from astrounsup._progress import progress_bar
 from astrounsup.io.discover import discover_cutouts, read_entry
 from astrounsup.io.fits import CutoutReadError
@@ -66,11 +68,12 @@ def ingest(
     catalog=None,
     bands=None,
     file_column="file",
-    id_column="object_id",
+    id_column=None,
     band_pattern=None,
     compression=None,
     overwrite=False,
     progress=True,
+    allow_outside=False,
 ):
     """Convert FITS cutouts into one HDF5 cutout store, resumably.
 
@@ -92,10 +95,13 @@ def ingest(
         A table with a ``file_column`` whose other columns are carried into the store's
         catalog. A relative path in it starts from ``source`` when that is a folder, else
         from the catalog file's folder (the current directory for an in-memory table);
-        ``astrounsup ingest SRC DEST --catalog CAT`` follows the same rule.
+        ``astrounsup ingest SRC DEST --catalog CAT`` follows the same rule. Paths that leave
+        that folder (absolute, ``..``) are refused unless ``allow_outside``.
     bands : sequence of str, optional
         Bands to keep, in order (default: those of the first cutout).
     file_column, id_column : str, optional
+        The catalog's columns of files and of object ids (default ``object_id`` when
+        there, else the file names; a column named here must exist).
     band_pattern : str, optional
         Regular expression grouping per-band files by object (groups ``object_id``, ``band``).
     compression : {None, "gzip", "lzf"}, optional
@@ -104,6 +110,8 @@ def ingest(
         Start again even if ``dest`` is complete or belongs to another ingest.
     progress : bool, optional
         Show a progress bar (``tqdm.auto``).
+    allow_outside : bool, optional
+        Read catalog files outside the source folder too.
 
     Returns
     -------
@@ -118,33 +126,47 @@ def ingest(
         Nothing could be ingested.
     """
     dest = Path(dest)
-    base = None
-    if catalog is not None and source is not None:
-        if not Path(source).is_dir():
-            msg = (
-                f"source must be the folder that the catalog's relative paths start from, "
-                f"or None, when a catalog is given; got {source!r}"
-            )
-            raise ValueError(msg)
-        base = source
-    entries, table, bands = discover_cutouts(
-        catalog if catalog is not None else source,
-        base=base,
-        bands=bands,
-        file_column=file_column,
-        id_column=id_column,
-        band_pattern=band_pattern,
-        strict=False,
-        geometry=False,  # every file's WCS is read with its pixels
-    )
-    sig = _signature(entries, bands or (), {"compression": compression})
+    with output_lock(dest):  # a second writer of dest is refused, not interleaved
+        remove_stale_partials(dest)
+        base = None
+        if catalog is not None and source is not None:
+            if not Path(source).is_dir():
+                msg = (
+                    f"source must be the folder that the catalog's relative paths start from, "
+                    f"or None, when a catalog is given; got {source!r}"
+                )
+                raise ValueError(msg)
+            base = source
+        entries, table, bands = discover_cutouts(
+            catalog if catalog is not None else source,
+            base=base,
+            bands=bands,
+            file_column=file_column,
+            id_column=id_column,
+            band_pattern=band_pattern,
+            strict=False,
+            geometry=False,  # every file's WCS is read with its pixels
+            allow_outside=allow_outside,
+        )
+        sig = _signature(entries, bands or (), {"compression": compression})
+        return _ingest_locked(
+            dest, sig, entries, table, bands, compression=compression, overwrite=overwrite,
+            progress=progress,
+        )  # fmt: skip
+
+
+def _ingest_locked(dest, sig, entries, table, bands, *, compression, overwrite, progress):
     if dest.exists() and overwrite:
         dest.unlink()
     if dest.exists():
-        with h5py.File(dest, "r") as f:
-            complete = bool(f.attrs.get("complete", False))
-            same = f.attrs.get("ingest_signature") == sig
-            n_done = int(f.attrs.get("n_cutouts", 0))
+        try:
+            with h5py.File(dest, "r") as f:
+                complete = bool(f.attrs.get("complete", False))
+                same = f.attrs.get("ingest_signature") == sig
+                n_done = int(f.attrs.get("n_cutouts", 0))
+        except OSError as err:
+            msg = f"{dest}: exists but is not a readable HDF5 store ({err}); use overwrite"
+            raise FileExistsError(msg) from None
         if complete and same:
             rej = rejects_path(dest)
             n_rej = len(QTable.read(rej)) if rej.exists() else 0
@@ -158,26 +180,14 @@ def ingest(
                 "command to resume it, or use overwrite"
             )
             raise FileExistsError(msg)
-    mode = "a" if dest.exists() else "w"
-    done = 0
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with h5py.File(dest, mode) as f:
-        if mode == "a":
-            done = _rollback(f)
-        else:
-            f.attrs["ingest_signature"] = sig
-            f.attrs["complete"] = False
-            g = f.create_group("ingest")
-            g.attrs["done"] = 0
-            for name, dt in (
-                ("entry", "i8"),
-                ("ra", "f8"),
-                ("dec", "f8"),
-                ("object_id", h5py.string_dtype()),
-                ("reject_entry", "i8"),
-                ("reject_reason", h5py.string_dtype()),
-            ):
-                g.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dt, chunks=(1024,))
+    kept = "the cutouts ingested so far are kept and the same command resumes"
+    if not dest.exists():
+        # The store appears only once its empty structure is written, so a run stopped in
+        # its first moment leaves nothing that could not be resumed.
+        with atomic_path(dest) as tmp, open_h5_for_writing(tmp, "w", name=dest) as f:
+            _init_progress(f, sig)
+    with open_h5_for_writing(dest, "a", kept=kept) as f:
+        done = _rollback(f)
         resumed_from = done
         if "images" in f:  # the first ingested cutout fixed the bands
             bands = tuple(str(b) for b in f.attrs["bands"])
@@ -205,8 +215,9 @@ def ingest(
         if not nothing:
             out_table = _store_table(f, table)
             n_written = len(out_table)
-            del f["ingest"]
             finish_store(f, out_table, step="astrounsup.io.ingest")
+            raise_if_failed(f)  # complete on disk before the progress records go
+            del f["ingest"]
     if nothing:
         # An empty store helps no one: keep only the rejects, which say why.
         dest.unlink()
@@ -216,6 +227,23 @@ def ingest(
         )
         raise ValueError(msg)
     return IngestReport(dest, rejects_path(dest), n_written, len(rej), resumed_from)
+
+
+def _init_progress(f, sig):
+    """The attributes and ``/ingest`` group of a new store's progress records."""
+    f.attrs["ingest_signature"] = sig
+    f.attrs["complete"] = False
+    g = f.create_group("ingest")
+    g.attrs["done"] = 0
+    for name, dt in (
+        ("entry", "i8"),
+        ("ra", "f8"),
+        ("dec", "f8"),
+        ("object_id", h5py.string_dtype()),
+        ("reject_entry", "i8"),
+        ("reject_reason", h5py.string_dtype()),
+    ):
+        g.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dt, chunks=(1024,))
 
 
 def _check_entry(i, paths, table, state, f, ids_seen):
@@ -288,9 +316,9 @@ def _commit(f, batch, bands, compression):
     if bad:
         _grow(g["reject_entry"], [i for i, _ in bad])
         _grow(g["reject_reason"], [r for _, r in bad])
-    f.flush()
+    raise_if_failed(f)  # the batch is on disk before the mark that says so
     g.attrs["done"] = batch[-1][0] + 1
-    f.flush()
+    raise_if_failed(f)
 
 
 def _rollback(f):

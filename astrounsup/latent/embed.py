@@ -15,6 +15,7 @@ from astropy.io.misc.hdf5 import write_table_hdf5
 from astropy.table import QTable
 
 from astrounsup._atomic import atomic_path
+from astrounsup._h5write import open_h5_for_writing
 from astrounsup._provenance import provenance
 
 __all__ = ["LATENTS_FORMAT", "is_latents_file", "read_latents", "write_latents"]
@@ -61,7 +62,7 @@ def write_latents(path, latents, table, *, meta=None, step="astrounsup.latent.wr
         )
         raise ValueError(msg)
     path = Path(path)
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+    with atomic_path(path) as tmp, open_h5_for_writing(tmp, "w", name=path) as f:
         f.attrs["format"] = LATENTS_FORMAT
         f.create_dataset("latents", data=latents)
         write_table_hdf5(QTable(table), f, path="catalog", serialize_meta=True)
@@ -86,20 +87,56 @@ def read_latents(path):
     FileNotFoundError
         No such file.
     ValueError
-        Not an astrounsup latents file.
+        Not an astrounsup latents file, or a damaged one: rows that do not match its
+        catalog, vectors that are not finite, blank or repeated object ids.
     """
     from astropy.io.misc.hdf5 import read_table_hdf5
 
     if not Path(path).is_file():
         msg = f"{path}: no such latents file"
         raise FileNotFoundError(msg)
-    with h5py.File(path, "r") as f:
-        if f.attrs.get("format") != LATENTS_FORMAT:
-            msg = f"{path}: not an astrounsup latents file"
+    try:
+        with h5py.File(path, "r") as f:
+            if f.attrs.get("format") != LATENTS_FORMAT:
+                msg = f"{path}: not an astrounsup latents file"
+                raise ValueError(msg)
+            table = QTable(read_table_hdf5(f, path="catalog"))
+            table.convert_bytestring_to_unicode()
+            latents, attrs = f["latents"][...], dict(f.attrs.items())
+    except (OSError, KeyError) as err:  # truncated or damaged: h5py names no file
+        msg = f"{path}: damaged latents file ({err}); embed again"
+        raise ValueError(msg) from None
+    _check_rows(path, latents, table)
+    return latents, table, attrs
+
+
+def _check_rows(path, latents, table):
+    """One finite vector per row, and unique, non-blank object ids."""
+    if latents.ndim != 2 or len(latents) != len(table):
+        msg = (
+            f"{path}: damaged latents file: {latents.shape} vectors for {len(table)} catalog "
+            "rows; embed again"
+        )
+        raise ValueError(msg)
+    bad = ~np.isfinite(latents).all(axis=1)
+    if bad.any():
+        msg = (
+            f"{path}: {int(bad.sum())} latent vectors are not finite (first at row "
+            f"{int(np.argmax(bad))}); embed again"
+        )
+        raise ValueError(msg)
+    if "object_id" in table.colnames:
+        ids = np.asarray(table["object_id"]).astype(str)
+        blank = np.char.strip(ids) == ""
+        if blank.any():
+            first = int(np.argmax(blank))
+            msg = f"{path}: {int(blank.sum())} blank object ids (first at row {first})"
             raise ValueError(msg)
-        table = QTable(read_table_hdf5(f, path="catalog"))
-        table.convert_bytestring_to_unicode()
-        return f["latents"][...], table, dict(f.attrs.items())
+        uniq, counts = np.unique(ids, return_counts=True)
+        if (counts > 1).any():
+            dup = uniq[counts > 1]
+            msg = f"{path}: {len(dup)} object ids repeat, e.g. {dup[:3].tolist()}"
+            raise ValueError(msg)
 
 
 def is_latents_file(path):

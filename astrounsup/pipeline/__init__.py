@@ -28,6 +28,6 @@ __getattr__, __dir__, __all__ = attach(
         ],
         "similar": ["SIMILAR_DEFAULTS", "find_similar"],
         "survey": ["make_stars", "make_survey", "star_defaults", "survey_defaults"],
-        "train": ["TRAIN_DEFAULTS", "embed_latents", "train_model"],
+        "train": ["TRAIN_DEFAULTS", "check_latents_model", "embed_latents", "train_model"],
     },
 )

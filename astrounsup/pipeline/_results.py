@@ -31,7 +31,11 @@ class StepResult:
     dpi: int = 110
 
     def write(self, out, *, fmt="ecsv", overwrite=False):
-        """Write every table and figure into the folder ``out``, each atomically.
+        """Write every table and figure into the folder ``out``, as one unit.
+
+        Everything is first written into a temporary folder beside ``out`` and moved into
+        ``out`` only once all of it is written, so a failure (a full disk) leaves ``out``
+        as it was. The lock of ``out`` is held meanwhile: a second writer is refused.
 
         Parameters
         ----------
@@ -47,16 +51,40 @@ class StepResult:
             Each output by name (a figure's name followed by ``"_figure"`` when a table has
             the same name).
         """
+        import os
+        import shutil
+        import tempfile
+
+        from astrounsup._atomic import raise_named
+        from astrounsup._locks import output_lock, remove_stale_partials
         from astrounsup.catalog import write_catalog
         from astrounsup.plotting import save_figure
 
-        check_outputs(out, self.tables, fmt=fmt, overwrite=overwrite)
-        paths = {}
-        for name, table in self.tables.items():
-            paths[name] = write_catalog(table, output_path(out, name, fmt), overwrite=overwrite)
-        for name, fig in self.figures.items():
-            key = f"{name}_figure" if name in paths else name
-            paths[key] = save_figure(fig, Path(out) / f"{name}.png", dpi=self.dpi)
+        out = Path(out)
+        with output_lock(out):
+            check_outputs(out, self.tables, fmt=fmt, overwrite=overwrite)
+            remove_stale_partials(out)
+            parent = Path(os.path.abspath(out)).parent
+            parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(
+                tempfile.mkdtemp(prefix=f".{Path(os.path.abspath(out)).name}.", suffix=".partial",
+                                 dir=parent)
+            )  # fmt: skip
+            try:
+                staged = {}
+                with raise_named(out):
+                    for name, table in self.tables.items():
+                        staged[name] = write_catalog(table, output_path(staging, name, fmt))
+                    for name, fig in self.figures.items():
+                        key = f"{name}_figure" if name in staged else name
+                        staged[key] = save_figure(fig, staging / f"{name}.png", dpi=self.dpi)
+                    out.mkdir(parents=True, exist_ok=True)
+                paths = {}
+                for key, path in staged.items():
+                    paths[key] = out / path.name
+                    os.replace(path, paths[key])
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
         return paths
 
 

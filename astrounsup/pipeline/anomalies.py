@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from astrounsup._config import merge_config
+from astrounsup.catalog.table import id_positions
 from astrounsup.pipeline._results import StepResult
 
 __all__ = ["ANOMALY_DEFAULTS", "score_anomalies"]
@@ -37,18 +38,14 @@ def _context(context, table, cfg, inputs):
         raise ValueError(msg)
     vectors, ctable = context if isinstance(context, tuple) else (context, None)
     vectors = np.asarray(vectors)
-    if len(vectors) != len(table):
+    if ctable is not None and "object_id" in table.colnames and "object_id" in ctable.colnames:
+        # Joined by object_id: the same objects in any order (others there are ignored).
+        rows = id_positions(ctable["object_id"], table["object_id"],
+                            what=f"objects of {where}", where=f"context {name}")  # fmt: skip
+        vectors = vectors[rows]
+    elif len(vectors) != len(table):
         msg = f"context {name} has {len(vectors)} objects; {where} {len(table)}"
         raise ValueError(msg)
-    if ctable is not None and "object_id" in table.colnames and "object_id" in ctable.colnames:
-        ids, cids = np.asarray(table["object_id"]), np.asarray(ctable["object_id"])
-        if not np.array_equal(ids, cids):
-            first = int(np.argmax(ids != cids))
-            msg = (
-                f"context {name} lists other objects than {where} (row {first}: object_id "
-                f"{cids[first]!r}, not {ids[first]!r}); embed the same store"
-            )
-            raise ValueError(msg)
     if len(vectors) <= cfg["context_neighbors"]:
         msg = (
             f"context_neighbors {cfg['context_neighbors']} needs more objects than that; "
@@ -80,15 +77,17 @@ def score_anomalies(
     model : astrounsup.training.TrainedModel or path, optional
         The autoencoder or VAE whose reconstruction errors ``recon`` adds.
     data : path, numpy.ndarray or astrounsup.io.CutoutDataset, optional
-        The cutouts, in the order of ``latents``: reconstructed with ``recon``, shown in
-        the gallery.
+        The cutouts: reconstructed with ``recon``, shown in the gallery. A store or dataset
+        is joined to ``table`` by ``object_id`` (it must hold every object, in any order);
+        an array must be in the order of ``latents``.
     context : array_like of shape (n, d) or (array, table), optional
         Latents of the same objects in another embedding (e.g. SimCLR): with ``recon``,
         each model score is also given relative to those of the objects most alike there
         (``*_context``), with LOF in the joint space of those latents and the log errors
         (``context_lof``), and those are combined instead of the raw model scores (the
         artefact scores, :data:`astrounsup.latent.ARTEFACT_SCORES`, stay as they are). A
-        table given with it must list the same ``object_id`` in the same order.
+        table given with it is joined by ``object_id``: it must hold every scored object,
+        in any order.
     inputs : dict, optional
         Input files and settings for the provenance and the messages (``latents``,
         ``checkpoint``, ``store``, ``context``).
@@ -141,12 +140,15 @@ def score_anomalies(
             "latents file names neither)"
         )
         raise ValueError(msg)
+    # The cutouts of each latent vector, found by object_id (None: by position).
+    cutout_rows = None if data is None else _cutout_rows(data, table, inputs)
     scores, shown = {}, {}
     for m in methods:
         est = AnomalyScorer(m, n_neighbors=cfg["n_neighbors"], random_state=cfg["seed"])
         scores[m] = est.fit_score(latents)
     if cfg["recon"]:
         extra = model_scores(model, data, device=cfg["device"], progress=progress)
+        extra = {k: v[cutout_rows] for k, v in extra.items()} if cutout_rows is not None else extra
         if len(extra["chi2"]) != len(latents):
             msg = (
                 f"{inputs.get('store', 'the cutouts')} has {len(extra['chi2'])} cutouts; "
@@ -196,16 +198,33 @@ def score_anomalies(
     result = StepResult(summary={"scorers": list(scores), "order": order})
     result.tables["anomalies"] = result_catalog(table, columns, meta=meta)[order]
     if cfg["gallery"] and data is not None:
-        result.figures["anomalies"] = _gallery(data, table, order[: cfg["gallery"]])
+        top = order[: cfg["gallery"]]
+        shown_rows = top if cutout_rows is None else cutout_rows[top]
+        result.figures["anomalies"] = _gallery(data, table, top, shown_rows)
     return result
 
 
-def _gallery(data, table, rows):
+def _cutout_rows(data, table, inputs):
+    """Row of ``data`` holding each latent vector's cutout, joined by ``object_id`` when
+    both have ids (refused naming the ids the cutouts lack), else ``None``."""
+    from astrounsup.io import as_dataset
+
+    if isinstance(data, np.ndarray):  # bare pixels: no ids, so in the latents' order
+        return None
+    ids = getattr(as_dataset(data), "table", None)
+    if ids is None or "object_id" not in ids.colnames or "object_id" not in table.colnames:
+        return None
+    return id_positions(ids["object_id"], table["object_id"],
+                        what=f"objects of {inputs.get('latents', 'the latents')}",
+                        where=str(inputs.get("store", "the cutouts")))  # fmt: skip
+
+
+def _gallery(data, table, rows, data_rows):
     from astrounsup.io import as_dataset
     from astrounsup.plotting import gallery
 
     dataset = as_dataset(data)
-    images = dataset[[int(r) for r in rows]][0].numpy()
+    images = dataset[[int(r) for r in data_rows]][0].numpy()
     ids = np.asarray(table["object_id"])[rows] if "object_id" in table.colnames else rows
     titles = [f"#{k + 1} {i}" for k, i in enumerate(ids)]
     return gallery(images, dataset.bands, titles=titles)

@@ -102,6 +102,37 @@ def embed_latents(model, data, *, out=None, batch_size=256, device=None, progres
             "recipe": trained.recipe,
             "store": data if isinstance(data, (str, os.PathLike)) else None,
             "model_class": type(trained.model).__name__,
+            "model_fingerprint": trained.fingerprint(),
         }
         write_latents(out, latents, table, meta=meta, step="astrounsup embed")
     return latents, table
+
+
+def check_latents_model(trained, attrs, *, latents="the latents", checkpoint="the checkpoint"):
+    """Refuse a model other than the one that embedded a latents file (new vectors from
+    another model do not live in that space).
+
+    Parameters
+    ----------
+    trained : astrounsup.training.TrainedModel
+    attrs : dict
+        The latents file's attributes (:func:`astrounsup.latent.read_latents`); a file
+        without a ``model_fingerprint`` is checked by its model class only.
+    latents, checkpoint : str, optional
+        Their names, for the message.
+
+    Raises
+    ------
+    ValueError
+        Naming both files.
+    """
+    saved = attrs.get("model_fingerprint")
+    other = (saved is not None and str(saved) != trained.fingerprint()) or attrs.get(
+        "model_class", type(trained.model).__name__
+    ) != type(trained.model).__name__
+    if other:
+        msg = (
+            f"{checkpoint} is not the model that embedded {latents} (its weights differ); "
+            "give that model's checkpoint, or embed the store with this one"
+        )
+        raise ValueError(msg)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import torch
@@ -19,8 +20,12 @@ def save_checkpoint(path, state):
     pathlib.Path
     """
     path = Path(path)
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    # Serialised in memory and written by Python, whose write errors (a full disk) are
+    # reported; torch.save's own file writer turns them into an unrelated RuntimeError.
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        fh.write(buffer.getbuffer())
     return path
 
 

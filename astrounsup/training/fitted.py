@@ -199,6 +199,31 @@ class TrainedModel:
             "config": self.config,
         }
 
+    def fingerprint(self):
+        """A SHA-256 of the weights and the normalisation (hex): the same for the same trained
+        model wherever it is loaded, different for any other.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from astrounsup.training import train
+        >>> images = np.random.default_rng(0).normal(size=(16, 1, 32, 32)).astype("f4")
+        >>> fitted = train(images, model="cae", bands=("r",), progress=False,
+        ...                config={"model": {"latent_dim": 2, "widths": [4, 4]},
+        ...                        "training": {"max_steps": 1, "batch_size": 8}})
+        >>> len(fitted.fingerprint())
+        64
+        """
+        import hashlib
+        import json
+
+        h = hashlib.sha256()
+        for name, tensor in sorted(self.model.state_dict().items()):
+            h.update(name.encode())
+            h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        h.update(json.dumps(self.normalizer.to_dict(), sort_keys=True, default=str).encode())
+        return h.hexdigest()
+
     def save(self, path):
         """Write the model and its settings as a checkpoint that :meth:`load` reads,
         atomically (without the optimiser state, so training cannot resume from it).

@@ -178,8 +178,9 @@ def resolve_config(config=None, *, model="cae"):
     Raises
     ------
     ValueError
-        For an unknown section or key (naming it and the allowed ones), or a section that
-        is not a table.
+        For an unknown section or key (naming it and the allowed ones), a section that
+        is not a table, or a training setting of the wrong type or range
+        (:func:`astrounsup.training.trainer.check_training_settings`).
 
     Examples
     --------
@@ -220,7 +221,83 @@ def resolve_config(config=None, *, model="cae"):
                 msg = f"config[{section!r}]: unknown key {key!r}{owner}; allowed: {allowed}"
                 raise ValueError(msg)
             out[section][key] = copy.deepcopy(value)
+    from astrounsup.training.trainer import check_training_settings
+
+    try:
+        check_training_settings(**out["training"])
+    except ValueError as err:
+        msg = f"config['training']: {err}"
+        raise ValueError(msg) from None
     return out
+
+
+#: Training settings a resumed run may change: how long it runs and how often it saves.
+_RESUMABLE_CHANGES = ("max_steps", "checkpoint_every", "checkpoint_minutes", "patience")
+
+
+def _check_resumable(path, extra):
+    """Refuse to resume from ``path`` without a checkpoint there, or with other cutouts
+    (the normalisation fitted on them differs), bands or settings than the run it
+    continues."""
+    from astrounsup.training.checkpoint import load_checkpoint
+
+    if not path.exists():
+        msg = f"{path}: no checkpoint to resume from; run without resume to start a new run"
+        raise FileNotFoundError(msg)
+    state = load_checkpoint(path)
+    if "optimizer" not in state:  # Trainer.resume says why it cannot go on from this one
+        return
+    saved = state.get("extra", {})
+    # Other pixels show as another normalisation (fitted on the cutouts); a store's path
+    # alone says little (the same file named from another folder, or rewritten).
+    for key in ("recipe", "bands", "input_size", "pixel_scale", "normalization"):
+        a, b = _plain(saved.get(key)), _plain(extra.get(key))
+        if not _same(a, b):
+            if key == "normalization":
+                what = "cutouts"
+                a, b = (np.round((d or {}).get("scale") or [], 4).tolist() for d in (a, b))
+                key = "normalisation scale"
+            else:
+                what = key
+            msg = (
+                f"{path}: was trained on other {what} ({key} {a!r}, now {b!r}); resume with "
+                "the same data and config, or start a new run"
+            )
+            raise ValueError(msg)
+    old, new = saved.get("config") or {}, extra.get("config") or {}
+    for section in sorted(set(old) | set(new)):
+        a, b = old.get(section) or {}, new.get(section) or {}
+        for key in sorted(set(a) | set(b)):
+            if section == "training" and key in _RESUMABLE_CHANGES:
+                continue
+            if not _same(_plain(a.get(key)), _plain(b.get(key))):
+                msg = (
+                    f"{path}: was trained with [{section}] {key} = {_plain(a.get(key))!r}, "
+                    f"now {_plain(b.get(key))!r}; resume with the same config, or start a new run"
+                )
+                raise ValueError(msg)
+
+
+def _same(a, b):
+    """Equal, NaN equal to NaN."""
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return a == b
+
+
+def _plain(value):
+    """``value`` with tuples as lists and numpy scalars as Python numbers, for comparing."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        return value.item()
+    return value
 
 
 def contrastive_view_settings(*, bands, size, pixel_scale, asinh_scale):
@@ -423,7 +500,9 @@ def train(
         Where training writes its checkpoints (``last.pt``, resumable) and
         ``history.json``; nothing is written without it.
     resume : bool, optional
-        Continue from ``out_dir/last.pt`` when it exists.
+        Continue from ``out_dir/last.pt``: refused when there is none, or when it was
+        trained on other cutouts, bands or settings (only ``max_steps``,
+        ``checkpoint_every``, ``checkpoint_minutes`` and ``patience`` may change).
     device : str, optional
         ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``; default CUDA, then MPS, then CPU.
     progress : bool, optional
@@ -449,7 +528,10 @@ def train(
     >>> fitted.embed(images, progress=False).shape
     (40, 4)
     """
+    import contextlib
+
     from astrounsup._atomic import atomic_path
+    from astrounsup._locks import output_lock
     from astrounsup.io import AsinhNormalizer, as_dataset
     from astrounsup.training.fitted import TrainedModel
     from astrounsup.training.trainer import Trainer
@@ -499,14 +581,18 @@ def train(
     except TypeError as err:
         msg = f"bad [training] setting ({err})"
         raise ValueError(msg) from err
-    if resume and out is not None and (out / "last.pt").exists():
-        trainer.resume(out / "last.pt")
-    # Many epochs over the same cutouts: read and normalise each once (when they fit).
-    trainer.fit(dataset.in_memory(max_bytes=TRAINING_MEMORY_BYTES))
-    if out is not None and trainer.rank == 0:
-        import json
+    # One training writes a run folder at a time (process 0 writes for all of them).
+    lock = output_lock(out) if out is not None and trainer.rank == 0 else contextlib.nullcontext()
+    with lock:
+        if resume and out is not None:
+            _check_resumable(out / "last.pt", trained.extra_state())
+            trainer.resume(out / "last.pt")
+        # Many epochs over the same cutouts: read and normalise each once (when they fit).
+        trainer.fit(dataset.in_memory(max_bytes=TRAINING_MEMORY_BYTES))
+        if out is not None and trainer.rank == 0:
+            import json
 
-        with atomic_path(out / "history.json") as tmp:
-            tmp.write_text(json.dumps(trainer.history.as_dict()))
+            with atomic_path(out / "history.json") as tmp:
+                tmp.write_text(json.dumps(trainer.history.as_dict()))
     trained.model, trained.history = trainer.model.eval(), trainer.history
     return trained

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import math
+import numbers
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,7 +17,13 @@ from astrounsup._provenance import provenance
 from astrounsup.training.checkpoint import _load_weights, load_checkpoint, save_checkpoint
 from astrounsup.training.objectives import reconstruction_objective
 
-__all__ = ["Trainer", "TrainingHistory", "select_device", "warmup_cosine"]
+__all__ = [
+    "Trainer",
+    "TrainingHistory",
+    "check_training_settings",
+    "select_device",
+    "warmup_cosine",
+]
 
 
 # Independent random streams of a run, each seeded by (seed, stream, index).
@@ -56,6 +64,61 @@ class TrainingHistory:
         }
 
 
+def _is_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_real(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+#: Each training setting: (check, what is allowed) for :func:`check_training_settings`.
+_SETTINGS = {
+    "max_steps": (lambda v: _is_int(v) and v > 0, "a positive integer"),
+    "batch_size": (lambda v: _is_int(v) and v > 0, "a positive integer"),
+    "eval_every": (lambda v: _is_int(v) and v > 0, "a positive integer"),
+    "warmup_steps": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    "seed": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    "patience": (lambda v: v is None or (_is_int(v) and v > 0), "a positive integer or none"),
+    "checkpoint_every": (
+        lambda v: v is None or (_is_int(v) and v > 0),
+        "a positive number of steps or none",
+    ),
+    "checkpoint_minutes": (
+        lambda v: v is None or (_is_real(v) and v > 0),
+        "a positive number of minutes or none",
+    ),
+    "lr": (lambda v: _is_real(v) and 0 <= v <= 10, "a number in [0, 10]"),
+    "weight_decay": (lambda v: _is_real(v) and v >= 0, "a number >= 0"),
+    "grad_clip": (lambda v: v is None or (_is_real(v) and v >= 0), "a number >= 0 or none"),
+    "val_fraction": (lambda v: _is_real(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "amp": (lambda v: v in ("auto", "bf16", "fp16", "off"), "'auto', 'bf16', 'fp16' or 'off'"),
+    "compile": (lambda v: isinstance(v, bool), "true or false"),
+}
+
+
+def check_training_settings(**settings):
+    """Refuse a training setting of the wrong type or range, naming it, what is allowed
+    and what was given (``true`` is not a batch size, nor ``-3`` a checkpoint interval).
+
+    Raises
+    ------
+    ValueError
+
+    Examples
+    --------
+    >>> check_training_settings(batch_size=True)
+    Traceback (most recent call last):
+    ...
+    ValueError: batch_size must be a positive integer; got True
+    """
+    for name, value in settings.items():
+        check, allowed = _SETTINGS[name]
+        if not check(value):
+            msg = f"{name} must be {allowed}; got {value!r}"
+            raise ValueError(msg)
+
+
 class Trainer:
     """Train a model on a :class:`astrounsup.io.CutoutDataset`.
 
@@ -91,6 +154,10 @@ class Trainer:
         Stop after this many validations without improvement.
     checkpoint_every : int or None, optional
         Steps between checkpoints (one is always written at the end) in ``out_dir``.
+    checkpoint_minutes : float or None, optional
+        Also write a checkpoint when this long has passed since the last one (with
+        ``out_dir``), so that a killed run loses at most that much; ``None``: only
+        ``checkpoint_every`` and the end.
     out_dir : path, optional
     device : str or torch.device, optional
         Default :func:`select_device`.
@@ -120,6 +187,7 @@ class Trainer:
         eval_every=50,
         patience=None,
         checkpoint_every=None,
+        checkpoint_minutes=5.0,
         out_dir=None,
         device=None,
         amp="auto",
@@ -128,20 +196,12 @@ class Trainer:
         extra_state=None,
         compile=False,
     ):
-        for name, value in (
-            ("max_steps", max_steps),
-            ("batch_size", batch_size),
-            ("eval_every", eval_every),
-        ):
-            if not (isinstance(value, int) and value > 0):
-                msg = f"{name} must be a positive integer; got {value!r}"
-                raise ValueError(msg)
-        if not 0 <= val_fraction < 1:
-            msg = f"val_fraction must be in [0, 1); got {val_fraction!r}"
-            raise ValueError(msg)
-        if amp not in ("auto", "bf16", "fp16", "off"):
-            msg = f"amp must be 'auto', 'bf16', 'fp16' or 'off'; got {amp!r}"
-            raise ValueError(msg)
+        check_training_settings(
+            max_steps=max_steps, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+            warmup_steps=warmup_steps, grad_clip=grad_clip, val_fraction=val_fraction,
+            eval_every=eval_every, patience=patience, checkpoint_every=checkpoint_every,
+            checkpoint_minutes=checkpoint_minutes, amp=amp, seed=seed, compile=compile,
+        )  # fmt: skip
         if checkpoint_every is not None and out_dir is None:
             msg = "checkpoint_every needs out_dir, where the checkpoints go"
             raise ValueError(msg)
@@ -159,6 +219,7 @@ class Trainer:
         self.grad_clip, self.val_fraction = grad_clip, val_fraction
         self.eval_every, self.patience = eval_every, patience
         self.checkpoint_every = checkpoint_every
+        self.checkpoint_minutes = checkpoint_minutes
         self.out_dir = None if out_dir is None else Path(out_dir)
         self.seed, self.progress = int(seed), bool(progress)
         self.extra_state = dict(extra_state or {})
@@ -248,7 +309,10 @@ class Trainer:
                     images, masks, self._generator("step", step * self.world + self.rank)
                 )
             if not torch.isfinite(loss):
-                msg = f"loss is {float(loss)} at step {step}; lower lr or check the data"
+                msg = (
+                    f"loss is {float(loss.detach())} at step {step} (lr {self.lr:g}); lower lr "
+                    "or check the data"
+                )
                 raise FloatingPointError(msg)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
@@ -273,7 +337,8 @@ class Trainer:
                 and self._validate(dataset, val_idx)
             ):
                 break
-            if self.checkpoint_every and self.step % self.checkpoint_every == 0:
+            periodic = self.checkpoint_every and self.step % self.checkpoint_every == 0
+            if periodic or self._checkpoint_due():
                 self._save_on_rank0(self.out_dir / "last.pt")
         bar.close()
         if self.out_dir is not None:
@@ -281,8 +346,26 @@ class Trainer:
         return self.history
 
     def _save_on_rank0(self, path):
+        self._last_save = time.monotonic()
         if self.rank == 0:
             self.save(path)
+
+    def _checkpoint_due(self):
+        """Whether ``checkpoint_minutes`` have passed since the last checkpoint (decided on
+        process 0 and shared, so that every process agrees)."""
+        if self.out_dir is None or self.checkpoint_minutes is None:
+            return False
+        last = getattr(self, "_last_save", None)
+        if last is None:
+            self._last_save = last = time.monotonic()
+        due = time.monotonic() - last >= 60.0 * self.checkpoint_minutes
+        if self.distributed:
+            import torch.distributed as dist
+
+            flag = torch.tensor([float(due)], device=self.device)
+            dist.broadcast(flag, src=0)
+            due = bool(flag.item())
+        return due
 
     @torch.no_grad()
     def _validate(self, dataset, val_idx):

@@ -232,17 +232,25 @@ def test_anomalies_relative_to_a_context_embedding(run, context, tmp_path):
     assert (cat.meta["context_neighbors"], cat.meta["context_components"]) == (7, 4)
 
 
-def test_anomalies_refuse_a_context_of_other_objects(run, context, tmp_path, capsys):
+def test_anomalies_join_the_context_by_id_and_refuse_other_objects(run, context, tmp_path, capsys):
     args = ["anomalies", str(run["latents"]), "--recon", "--out", str(tmp_path / "x")]
     _, table, _ = read_latents(run["latents"])
     fewer = tmp_path / "fewer.h5"
     write_latents(fewer, context[1][:-1], table[:-1])
     assert main([*args, "--context", str(fewer)]) == 2
-    assert f"context {fewer} has {len(table) - 1} objects" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"1 objects of {run['latents']} are not in context {fewer}, e.g. " in err
+    # The same objects in another order are joined by object_id.
     shuffled = tmp_path / "shuffled.h5"
     write_latents(shuffled, context[1][::-1], table[::-1])
-    assert main([*args, "--context", str(shuffled)]) == 2
-    assert "lists other objects than" in capsys.readouterr().err
+    scores = []
+    for name, ctx in (("same", context[0]), ("shuffled", shuffled)):
+        argv = ["anomalies", str(run["latents"]), "--recon", "--gallery", "0", "--context",
+                str(ctx), "--quiet", "--out", str(tmp_path / name)]  # fmt: skip
+        assert main(argv) == 0
+        scores.append(QTable.read(tmp_path / name / "anomalies.ecsv"))
+    assert list(scores[0]["object_id"]) == list(scores[1]["object_id"])
+    np.testing.assert_allclose(scores[0]["anomaly_score"], scores[1]["anomaly_score"])
     plain = ["anomalies", str(run["latents"]), "--context", str(context[0])]
     assert main([*plain, "--out", str(tmp_path / "y")]) == 2
     assert "context needs recon" in capsys.readouterr().err

@@ -1,3 +1,4 @@
+import re
 import shutil
 from pathlib import Path
 
@@ -231,6 +232,33 @@ class TestCatalogPaths:
         with pytest.raises(ValueError, match="source must be the folder that the catalog"):
             ingest(cube_files[0], tmp_path / "s.h5", catalog=cat)
         assert not (tmp_path / "s.h5").exists()
+
+    @pytest.mark.parametrize("escape", ["../outside.fits", "/etc/passwd", "sub/../../x.fits"])
+    def test_files_outside_the_source_folder_are_refused(self, escape, cube_files, tmp_path):
+        folder = cube_files[0].parent
+        outside = tmp_path / "outside.fits"
+        shutil.copy(cube_files[0], outside)
+        cat = Table({"file": [cube_files[1].name, escape], "object_id": ["a", "b"]})
+        cat.write(folder / "cat.ecsv", overwrite=True)
+        row = re.escape(f"catalog row 1: file '{escape}' is outside the source folder")
+        with pytest.raises(ValueError, match=row):
+            ingest(folder / "cat.ecsv", tmp_path / "s.h5")
+        assert not (tmp_path / "s.h5").exists()
+        if escape == "../outside.fits":  # allowed explicitly, it is read
+            report = ingest(folder / "cat.ecsv", tmp_path / "s.h5", allow_outside=True)
+            assert report.n_written == 2
+
+    def test_an_id_column_named_must_exist(self, cube_files, tmp_path, capsys):
+        folder = cube_files[0].parent
+        Table({"file": [p.name for p in cube_files[:2]], "name": ["a", "b"]}).write(
+            folder / "cat.ecsv", overwrite=True
+        )
+        argv = ["ingest", str(folder / "cat.ecsv"), str(tmp_path / "s.h5"), "--quiet"]
+        assert main([*argv, "--id-column", "nope"]) == 2
+        err = capsys.readouterr().err
+        assert "catalog has no id column 'nope'; its columns are ['file', 'name']" in err
+        assert main([*argv, "--id-column", "name"]) == 0
+        assert list(read_store(tmp_path / "s.h5")[1]["object_id"]) == ["a", "b"]
 
 
 class TestIngestCLI:

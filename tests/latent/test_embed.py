@@ -40,3 +40,26 @@ def test_write_latents_refuses_a_table_of_other_length(tmp_path):
     with pytest.raises(ValueError, match=r"one row per table row \(2\); got shape \(3, 4\)"):
         write_latents(tmp_path / "z.h5", np.zeros((3, 4)), QTable({"object_id": ["a", "b"]}))
     assert not (tmp_path / "z.h5").exists()
+
+
+@pytest.mark.parametrize(
+    ("ids", "vectors", "match"),
+    [
+        (["a", "b", "a"], np.zeros((3, 2)), r"1 object ids repeat, e\.g\. \['a'\]"),
+        (["a", " ", "c"], np.zeros((3, 2)), r"1 blank object ids \(first at row 1\)"),
+        (["a", "b", "c"], [[0, 0], [0, np.nan], [0, 0]],
+         r"1 latent vectors are not finite \(first at row 1\)"),
+    ],
+)  # fmt: skip
+def test_damaged_latents_are_refused_naming_the_file(ids, vectors, match, tmp_path):
+    path = write_latents(tmp_path / "l.h5", np.asarray(vectors), QTable({"object_id": ids}))
+    with pytest.raises(ValueError, match=f"l.h5: {match}"):
+        read_latents(path)
+
+
+def test_a_truncated_latents_file_is_refused_naming_it(tmp_path):
+    path = write_latents(tmp_path / "l.h5", np.eye(3), QTable({"object_id": ["a", "b", "c"]}))
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match=r"l\.h5: damaged latents file \(.*\); embed again"):
+        read_latents(path)

@@ -246,3 +246,29 @@ class TestOtherSteps:
             check_outputs(tmp_path / "c", ["clusters"])
         result.write(tmp_path / "c", fmt="fits", overwrite=True)
         assert (tmp_path / "c" / "clusters.fits").exists()
+
+
+class _FullDiskFigure:
+    """A figure whose saving fails as on a full disk."""
+
+    def savefig(self, path, **kwargs):
+        import errno
+        import os
+
+        with open(path, "wb") as fh:
+            fh.write(b"\x89PNG")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+
+def test_a_step_writes_its_outputs_as_one_unit(tmp_path):
+    from astrounsup.pipeline import StepResult
+
+    out = tmp_path / "anomalies"
+    table = QTable({"object_id": ["a", "b"], "score": [1.0, 2.0]})
+    result = StepResult(tables={"anomalies": table}, figures={"map": _FullDiskFigure()})
+    with pytest.raises(OSError, match=r"anomalies: no space left to write it"):
+        result.write(out)
+    assert list(tmp_path.iterdir()) == []  # neither the table nor a temporary folder
+    paths = StepResult(tables={"anomalies": table}).write(out)
+    assert sorted(p.name for p in out.iterdir()) == ["anomalies.ecsv"]
+    assert paths == {"anomalies": out / "anomalies.ecsv"}

@@ -330,3 +330,41 @@ def test_the_vae_recipe_is_in_noise_units_through_train():
                            "training": {"max_steps": 1, "batch_size": 8}})  # fmt: skip
     assert fitted.model.noise_scale == [float(v) for v in fitted.normalizer.scale_]
     assert fitted.model.noise_softening == fitted.normalizer.softening
+
+
+def test_resuming_needs_the_checkpoint_and_the_same_data_and_config(
+    store, config, tmp_path, small_survey, capsys
+):
+    run = tmp_path / "run"
+    assert _train(store, config, run, "cae", "--steps", "2", "--resume") == 2
+    assert "run/last.pt: no checkpoint to resume from" in capsys.readouterr().err
+    assert _train(store, config, run, "cae", "--steps", "2") == 0
+    other = tmp_path / "other.toml"
+    other.write_text(config.read_text().replace("latent_dim = 6", "latent_dim = 5"))
+    assert _train(store, other, run, "cae", "--steps", "4", "--resume") == 2
+    err = capsys.readouterr().err
+    assert "was trained with [model] latent_dim = 6, now 5" in err
+    s = small_survey
+    brighter = write_store(tmp_path / "brighter.h5", 3 * s.images, s.table, bands=s.bands,
+                           pixel_scale=s.pixel_scale)  # fmt: skip
+    assert _train(brighter, config, run, "cae", "--steps", "4", "--resume") == 2
+    assert "was trained on other cutouts (normalisation scale" in capsys.readouterr().err
+    assert _train(store, config, run, "cae", "--steps", "4", "--resume") == 0  # the same: fine
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("batch_size = true", "batch_size must be a positive integer; got True"),
+        ("checkpoint_every = -3", "checkpoint_every must be a positive number of steps"),
+        ("lr = 1e30", r"lr must be a number in \[0, 10\]; got 1e\+30"),
+        ('lr = "fast"', r"lr must be a number in \[0, 10\]; got 'fast'"),
+        ("max_steps = 2.5", "max_steps must be a positive integer; got 2.5"),
+        ("val_fraction = 1.0", r"val_fraction must be a number in \[0, 1\); got 1.0"),
+    ],
+)
+def test_a_bad_training_setting_is_named_with_its_file(setting, message, tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text(f"[training]\n{setting}\n")
+    with pytest.raises(ValueError, match=rf"bad\.toml: config\['training'\]: {message}"):
+        resolve_config(path)

@@ -136,7 +136,7 @@ class TestPieces:
         [
             ({"max_steps": 0}, "max_steps must be a positive integer"),
             ({"batch_size": -1}, "batch_size must be a positive integer"),
-            ({"val_fraction": 1.0}, r"val_fraction must be in \[0, 1\)"),
+            ({"val_fraction": 1.0}, r"val_fraction must be a number in \[0, 1\)"),
             ({"amp": "fp8"}, "amp must be"),
             ({"checkpoint_every": 5}, "checkpoint_every needs out_dir"),
         ],
@@ -201,3 +201,24 @@ def test_compiled_step_trains(dataset):
     torch.manual_seed(0)
     h = _trainer(ConvAutoencoder(3, **SMALL), max_steps=6, compile=True).fit(dataset)
     assert h.loss[-1] < h.loss[0]
+
+
+def test_a_checkpoint_is_written_every_few_minutes_by_default(dataset, tmp_path, monkeypatch):
+    assert Trainer(ConvAutoencoder(bands=3, **SMALL), max_steps=1).checkpoint_minutes == 5.0
+    clock = iter(range(0, 10_000, 200))  # 200 s pass between readings of the clock
+    monkeypatch.setattr("astrounsup.training.trainer.time.monotonic", lambda: next(clock))
+    trainer = _trainer(ConvAutoencoder(bands=3, **SMALL), tmp_path, max_steps=6)
+    saved = []
+    monkeypatch.setattr(trainer, "save", lambda path: saved.append(trainer.step))
+    trainer.fit(dataset)
+    assert saved[:-1]  # some before the end, as minutes passed
+    assert saved[-1] == 6
+    assert len(saved) < 7  # not at every step
+
+
+def test_training_settings_of_the_wrong_type_are_refused():
+    model = ConvAutoencoder(bands=3, **SMALL)
+    with pytest.raises(ValueError, match="batch_size must be a positive integer; got True"):
+        Trainer(model, max_steps=2, batch_size=True)
+    with pytest.raises(ValueError, match="checkpoint_minutes must be a positive number"):
+        Trainer(model, max_steps=2, checkpoint_minutes=-1)

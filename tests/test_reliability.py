@@ -1,0 +1,208 @@
+"""Reliability probes: what a careful operator does to a fresh install, and the exit code and
+message each must give (full disks, concurrent writers, partial state)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from astrounsup.io import read_store, write_fits_cutouts, write_store
+
+# A command run in-process under growing file-size limits (RLIMIT_FSIZE, with SIGXFSZ
+# ignored, so a write past the limit fails with EFBIG as a write on a full disk fails with
+# ENOSPC) until it completes, the last time without a limit; prints one JSON line per run:
+# the limit, exit status and stderr.
+_WORKER = textwrap.dedent(
+    """
+    import contextlib, io, json, resource, signal, sys, tempfile
+    # Their first import writes caches and probes (joblib, tempfile): not what is tested.
+    import joblib.parallel, matplotlib.pyplot, sklearn.cluster, torch
+    from astrounsup.cli import main
+    tempfile.gettempdir()
+
+    argv, limits = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
+    for limit in limits + [None]:
+        soft = hard if limit is None else limit
+        err = io.StringIO()
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        try:
+            with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+                rc = main(argv)
+        except BaseException as exc:  # anything escaping main is a failure of the probe
+            rc = f"escaped: {type(exc).__name__}: {exc}"
+        finally:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))
+        print(json.dumps({"limit": limit, "rc": rc, "stderr": err.getvalue()}), flush=True)
+        if rc == 0:  # complete: later runs would (rightly) refuse the existing output
+            break
+    """
+)
+
+#: File-size limits (bytes): before anything is written, inside the first file, and
+#: part-way through the larger ones.
+LIMITS = [0, 500, 2_000, 30_000, 300_000]
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory, small_survey, tiny_config):
+    """A store, its FITS files, a tiny model and its latents."""
+    from astrounsup.pipeline import embed_latents
+    from astrounsup.training import train
+
+    root = tmp_path_factory.mktemp("reliability")
+    s = small_survey
+    write_store(root / "s.h5", s.images, s.table, bands=s.bands, pixel_scale=s.pixel_scale)
+    write_fits_cutouts(root / "fits", s.images, s.table, bands=s.bands, pixel_scale=0.263)
+    config = {"model": {"latent_dim": 6, "widths": [8, 16]},
+              "training": {"max_steps": 2, "batch_size": 8}}  # fmt: skip
+    train(root / "s.h5", model="cae", config=config, out_dir=root / "run", progress=False)
+    embed_latents(root / "run" / "last.pt", root / "s.h5", out=root / "latents.h5", progress=False)
+    (root / "tiny.toml").write_text(tiny_config.read_text())
+    (root / "an_id.txt").write_text(str(s.table["object_id"][3]))
+    return root
+
+
+def _command(name, root, out):
+    data, lat = str(root / "s.h5"), str(root / "latents.h5")
+    return {
+        "simulate": ["simulate", "lenses", "--n", "70", "--seed", "1", "--out", out, "--quiet"],
+        "ingest": ["ingest", str(root / "fits"), out, "--quiet"],
+        "train": ["train", "--data", data, "--model", "cae", "--config", str(root / "tiny.toml"),
+                  "--out", out, "--steps", "2", "--quiet"],
+        "embed": ["embed", "--checkpoint", str(root / "run" / "last.pt"), "--data", data,
+                  "--out", out, "--quiet"],
+        "cluster": ["cluster", lat, "--k", "3", "--out", out],
+        "reduce": ["reduce", lat, "--method", "pca", "--out", out],
+        "anomalies": ["anomalies", lat, "--out", out],
+        "similar": ["similar", lat, "--id", (root / "an_id.txt").read_text(), "--k", "5",
+                    "--out", out],
+    }[name]  # fmt: skip
+
+
+#: Each command's output, when not a folder named ``result``.
+_OUTPUT = {"ingest": "store.h5", "embed": "latents.h5"}
+
+
+def _partials(root):
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*.partial"))
+
+
+@pytest.mark.parametrize(
+    "name", ["simulate", "ingest", "train", "embed", "cluster", "reduce", "anomalies", "similar"]
+)
+def test_a_full_disk_is_one_line_naming_the_file_and_the_rerun_completes(name, workspace):
+    out = workspace / f"out-{name}" / _OUTPUT.get(name, "result")
+    argv = _command(name, workspace, str(out))
+    proc = subprocess.run(
+        [sys.executable, "-c", _WORKER, json.dumps(argv), json.dumps(LIMITS)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    *failures, last = runs
+    assert last["rc"] == 0, last
+    assert len(failures) >= 2, runs  # the small limits hit some write
+    for r in failures:
+        lines = r["stderr"].strip().splitlines()
+        assert r["rc"] == 2, r
+        assert len(lines) == 1, r
+        assert lines[0].startswith(f"astrounsup {name}: error: "), r
+        assert "no space left" in lines[0], r
+        assert f"out-{name}" in lines[0], r
+    assert _partials(workspace) == []
+    if name == "ingest":  # resumed after each failure: every object once, the same pixels
+        images, table, _ = read_store(out)
+        reference, ref_table, _ = read_store(workspace / "s.h5")
+        order = np.argsort(np.asarray(table["object_id"]))
+        assert list(table["object_id"][order]) == sorted(ref_table["object_id"])
+        ref_order = np.argsort(np.asarray(ref_table["object_id"]))
+        np.testing.assert_array_equal(images[order], reference[ref_order])
+
+
+_HOLDER = textwrap.dedent(
+    """
+    import sys
+    from astrounsup._locks import output_lock
+    with output_lock(sys.argv[1]):
+        print("held", flush=True)
+        sys.stdin.read()
+    """
+)
+
+
+@pytest.mark.parametrize("name", ["ingest", "embed", "train", "anomalies"])
+def test_a_second_writer_of_the_same_output_is_refused_in_one_line(name, workspace, capsys):
+    from astrounsup.cli import main
+
+    out = workspace / f"busy-{name}" / _OUTPUT.get(name, "result")
+    holder = subprocess.Popen([sys.executable, "-c", _HOLDER, str(out)], text=True,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert main(_command(name, workspace, str(out))) == 2
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+        holder.stdout.close()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith(f"astrounsup {name}: error: {out}: another process is writing")
+    assert not out.exists()
+
+
+def test_recon_scores_join_the_store_by_object_id_not_by_row(workspace, capsys):
+    from astropy.table import QTable
+
+    from astrounsup.cli import main
+
+    images, table, _ = read_store(workspace / "s.h5")
+    perm = np.random.default_rng(0).permutation(len(table))
+    write_store(workspace / "shuffled.h5", images[perm], QTable(table)[perm],
+                bands=("g", "r", "i"), pixel_scale=0.263)  # fmt: skip
+    lat = str(workspace / "latents.h5")
+    tables = {}
+    for store in ("s.h5", "shuffled.h5"):
+        out = workspace / f"recon-{store}"
+        argv = ["anomalies", lat, "--recon", "--data", str(workspace / store), "--quiet",
+                "--gallery", "4", "--out", str(out)]  # fmt: skip
+        assert main(argv) == 0, capsys.readouterr().err
+        tables[store] = QTable.read(out / "anomalies.ecsv")
+    a, b = tables["s.h5"], tables["shuffled.h5"]
+    assert list(a["object_id"]) == list(b["object_id"])
+    np.testing.assert_allclose(a["score_chi2"], b["score_chi2"], rtol=1e-5)
+    # A store lacking some of the latents' objects is refused, naming them.
+    write_store(workspace / "fewer.h5", images[:50], QTable(table)[:50],
+                bands=("g", "r", "i"), pixel_scale=0.263)  # fmt: skip
+    argv = ["anomalies", lat, "--recon", "--data", str(workspace / "fewer.h5"), "--quiet",
+            "--out", str(workspace / "recon-fewer")]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "10 objects of" in err[0]
+    assert "are not in" in err[0]
+    assert "fewer.h5" in err[0]
+
+
+def test_similar_cutout_refuses_a_model_other_than_the_latents_one(workspace, capsys):
+    from astrounsup.cli import main
+    from astrounsup.training import train
+
+    config = {"model": {"latent_dim": 6, "widths": [8, 16]},
+              "training": {"max_steps": 2, "batch_size": 8, "seed": 7}}  # fmt: skip
+    other = workspace / "other-run"
+    train(workspace / "s.h5", model="cae", config=config, out_dir=other, progress=False)
+    cutout = str(sorted((workspace / "fits").glob("*.fits"))[0])
+    lat = str(workspace / "latents.h5")
+    argv = ["similar", lat, "--cutout", cutout, "--k", "3"]
+    assert main([*argv, "--checkpoint", str(other / "last.pt"), "--out", str(other / "q")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert f"{other / 'last.pt'} is not the model that embedded {lat}" in err[0]
+    assert main([*argv, "--out", str(other / "q")]) == 0  # the latents' own checkpoint
