@@ -11,7 +11,7 @@ from pathlib import Path
 from astrounsup._locks import output_lock, remove_stale_partials
 
 
-def _default_mode(directory):
+def default_mode(directory):
     """Permissions a plain ``open()``/``mkdir()`` would give under the current umask;
     ``mkstemp``/``mkdtemp`` create owner-only files, which must not leak into outputs."""
     umask = os.umask(0)
@@ -45,7 +45,7 @@ def atomic_path(path):
 def _replacing(path, tmp):
     try:
         yield tmp
-        os.chmod(tmp, _default_mode(directory=False))
+        os.chmod(tmp, default_mode(directory=False))
         os.replace(tmp, path)
     except OSError as err:
         raise _named(path, err) from None
@@ -76,7 +76,7 @@ def atomic_directory(path):
 def _replacing_directory(path, tmp):
     try:
         yield tmp
-        os.chmod(tmp, _default_mode(directory=True))
+        os.chmod(tmp, default_mode(directory=True))
         if path.exists():
             old = path.with_name(f".{path.name}.old")
             shutil.rmtree(old, ignore_errors=True)

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -94,9 +95,18 @@ def _partials(root):
     return sorted(str(p.relative_to(root)) for p in root.rglob("*.partial"))
 
 
+def _writers(default, every):
+    """``every`` command, those outside ``default`` marked slow (the default run checks
+    one of each kind of writer: a resumable store, an HDF5 file, a catalog folder)."""
+    return [n if n in default else pytest.param(n, marks=pytest.mark.slow) for n in every]
+
+
 @pytest.mark.parametrize(
-    "name", ["simulate", "ingest", "train", "embed", "cluster", "reduce", "anomalies", "similar"]
-)
+    "name",
+    _writers(("ingest", "embed", "cluster"),
+             ("simulate", "ingest", "train", "embed", "cluster", "reduce", "anomalies",
+              "similar")),
+)  # fmt: skip
 def test_a_full_disk_is_one_line_naming_the_file_and_the_rerun_completes(name, workspace):
     out = workspace / f"out-{name}" / _OUTPUT.get(name, "result")
     argv = _command(name, workspace, str(out))
@@ -206,3 +216,135 @@ def test_similar_cutout_refuses_a_model_other_than_the_latents_one(workspace, ca
     assert len(err) == 1
     assert f"{other / 'last.pt'} is not the model that embedded {lat}" in err[0]
     assert main([*argv, "--out", str(other / "q")]) == 0  # the latents' own checkpoint
+
+
+def test_cutouts_without_good_pixels_are_flagged_and_never_ranked_as_normal(
+    workspace, small_survey, capsys
+):
+    from astropy.table import QTable
+
+    from astrounsup.cli import main
+    from astrounsup.pipeline import embed_latents
+
+    s = small_survey
+    images = s.images.copy()
+    images[:20] = np.nan  # 20 empty cutouts
+    images[20, 1] = np.nan  # one band missing
+    store = write_store(workspace / "empty.h5", images, s.table, bands=s.bands,
+                        pixel_scale=s.pixel_scale)  # fmt: skip
+    lat = workspace / "empty-latents.h5"
+    embed_latents(workspace / "run" / "last.pt", store, out=lat, progress=False)
+    out = workspace / "empty-anomalies"
+    assert main(["anomalies", str(lat), "--out", str(out), "--gallery", "0"]) == 0
+    assert "21 flagged for bad pixels (bad_pixel_flag): not scored" in capsys.readouterr().out
+    cat = QTable.read(out / "anomalies.ecsv")
+    flagged = np.asarray(cat["bad_pixel_flag"])
+    assert flagged.sum() == 21
+    assert list(cat["anomaly_rank"]) == list(range(1, len(cat) + 1))
+    assert not flagged[:-21].any()  # listed last
+    assert np.isnan(np.asarray(cat["anomaly_score"])[flagged]).all()
+    assert set(cat["object_id"][flagged]) == set(s.table["object_id"][:21])
+
+
+# Runs a command once cleanly, then for each kill point k: kills it (SIGKILL, at the k-th
+# commit: a file moved into place or an HDF5 flush) and runs it again; each in a forked
+# child, so the probe pays for one start. Prints one JSON line per run.
+_KILLER = textwrap.dedent(
+    """
+    import json, os, signal, sys
+    import joblib.parallel, matplotlib.pyplot, sklearn.cluster, torch
+    from astrounsup import _h5write
+    from astrounsup.cli import main
+
+    argv, slot, outs, points = (json.loads(a) for a in sys.argv[1:5])
+
+    def child(out, kill_at):
+        pid = os.fork()
+        if pid == 0:
+            if kill_at:
+                calls = [0]
+
+                def counted(real):
+                    def call(*args, **kwargs):
+                        calls[0] += 1
+                        if calls[0] == kill_at:
+                            os.kill(os.getpid(), signal.SIGKILL)
+                        return real(*args, **kwargs)
+                    return call
+
+                os.replace = counted(os.replace)
+                _h5write.GuardedFile.flush = counted(_h5write.GuardedFile.flush)
+            args = list(argv)
+            args[slot] = out
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 1)
+            os._exit(main(args))
+        _, status = os.waitpid(pid, 0)
+        return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+
+    print(json.dumps({"clean": child(outs[0], 0)}), flush=True)
+    for k, out in zip(points, outs[1:]):
+        killed = child(out, k)
+        rerun = child(out, 0) if killed == -signal.SIGKILL else None  # else it completed
+        print(json.dumps({"k": k, "killed": killed, "rerun": rerun}), flush=True)
+    """
+)
+
+#: Kill points: the first, second, third and fifth commit of the run.
+KILL_POINTS = [1, 2, 3, 5]
+
+
+def _same_outputs(a, b):
+    """The files under folders or files ``a`` and ``b`` hold the same data (provenance
+    dates and run times aside)."""
+    from astropy.table import QTable
+
+    from astrounsup.latent import is_latents_file, read_latents
+
+    files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file()) if a.is_dir() else [""]
+    other = sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file()) if b.is_dir() else [""]
+    assert files == other
+    for rel in files:
+        x, y = (a / rel, b / rel) if rel else (a, b)
+        if x.suffix == ".ecsv":
+            tx, ty = QTable.read(x), QTable.read(y)
+            assert tx.colnames == ty.colnames
+            for col in tx.colnames:
+                np.testing.assert_array_equal(np.asarray(tx[col]), np.asarray(ty[col]))
+        elif x.suffix == ".h5" and is_latents_file(x):
+            np.testing.assert_array_equal(read_latents(x)[0], read_latents(y)[0])
+        elif x.suffix == ".h5":
+            (ix, txs, _), (iy, tys, _) = read_store(x), read_store(y)
+            np.testing.assert_array_equal(ix, iy)
+            assert list(txs["object_id"]) == list(tys["object_id"])
+        elif x.name == "history.json":
+            hx, hy = json.loads(x.read_text()), json.loads(y.read_text())
+            assert hx["loss"] == hy["loss"]
+
+
+@pytest.mark.parametrize(
+    "name",
+    _writers(("ingest", "cluster"), ("ingest", "embed", "train", "cluster", "anomalies",
+                                      "simulate")),
+)  # fmt: skip
+def test_a_killed_command_reruns_to_the_outputs_of_an_uninterrupted_run(name, workspace):
+    base = workspace / f"kill-{name}"
+    out_name = _OUTPUT.get(name, "result")
+    outs = [str(base / f"run{k}" / out_name) for k in [0, *KILL_POINTS]]
+    argv = _command(name, workspace, outs[0])
+    proc = subprocess.run(
+        [sys.executable, "-c", _KILLER, json.dumps(argv), json.dumps(argv.index(outs[0])),
+         json.dumps(outs), json.dumps(KILL_POINTS)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert runs[0] == {"clean": 0}, proc.stderr[-3000:]
+    killed = 0
+    for run, out in zip(runs[1:], outs[1:], strict=True):
+        assert run["killed"] in (-9, 0), run
+        killed += run["killed"] == -9
+        assert run["rerun"] == (0 if run["killed"] else None), (run, proc.stderr[-3000:])
+        _same_outputs(Path(outs[0]), Path(out))
+    assert killed >= 2  # most points fall inside the run
+    assert _partials(base) == []

@@ -18,7 +18,7 @@ def add_arguments(name, parser):
 
 
 def _ingest_arguments(parser):
-    from astrounsup.io import BAND_FILE_PATTERN, COMPRESSIONS
+    from astrounsup.io import BAND_FILE_PATTERN, COMPRESSIONS, MAX_BAD_FRACTION
 
     parser.add_argument(
         "src",
@@ -56,6 +56,11 @@ def _ingest_arguments(parser):
         default="none",
         help="compression of the images (none reads fastest)",
     )
+    parser.add_argument(
+        "--max-bad-fraction", type=float, default=MAX_BAD_FRACTION,
+        help="reject a cutout with a band having more than this fraction of bad pixels "
+        "(or none good)",
+    )  # fmt: skip
     parser.add_argument("--overwrite", action="store_true", help="start again from scratch")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=_ingest)
@@ -77,6 +82,7 @@ def _ingest(args):
         overwrite=args.overwrite,
         progress=not args.quiet,
         allow_outside=args.allow_outside,
+        max_bad_fraction=args.max_bad_fraction,
     )
     resumed = f" (resumed after {report.resumed_from} entries)" if report.resumed_from else ""
     print(

@@ -345,6 +345,11 @@ def _anomalies(args):
     paths = result.write(args.out, fmt=args.format, overwrite=args.overwrite)
     scorers = ", ".join(result.summary["scorers"])
     print(f"{len(latents)} objects ranked by {scorers} ({args.combine} of ranks)")
+    if result.summary["n_flagged"]:
+        print(
+            f"  {result.summary['n_flagged']} flagged for bad pixels (bad_pixel_flag): not "
+            "scored, listed last"
+        )
     print(f"  catalog {paths['anomalies']}")
     if "anomalies_figure" in paths:
         print(f"  figure  {paths['anomalies_figure']}")

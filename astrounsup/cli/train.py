@@ -36,6 +36,10 @@ def _train_arguments(parser):
         f"{DEFAULT_MAX_STEPS})",
     )
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    parser.add_argument(
+        "--pixel-scale", type=float, default=None,
+        help="arcsec per pixel, for cutouts that do not record theirs (None: theirs)",
+    )  # fmt: skip
     parser.add_argument("--device", default=None, help=_DEVICE_HELP)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=_train)
@@ -61,7 +65,7 @@ def _train(args):
     t0 = time.perf_counter()
     trained = train_model(
         args.data, config, out=args.out, resume=args.resume, device=args.device,
-        progress=not args.quiet,
+        progress=not args.quiet, pixel_scale=args.pixel_scale,
     )  # fmt: skip
     if is_main_process():
         h = trained.history

@@ -26,9 +26,11 @@ __getattr__, __dir__, __all__ = attach(
         ],
         "hdf5": [
             "COMPRESSIONS",
+            "MAX_BAD_FRACTION",
             "STORE_FORMAT",
             "STORE_VERSION",
             "StoreError",
+            "bad_pixel_flags",
             "open_store",
             "read_store",
             "store_info",

@@ -28,7 +28,8 @@ class _StoreSource:
             self.has_masks = "masks" in f
             # Counted once when the store was written: clean cutouts need no pixel check.
             # (A store without the counts is checked pixel by pixel.)
-            self.bad_pixels = f["bad_pixels"][...] if "bad_pixels" in f else None
+            bad = f["bad_pixels"][...] if "bad_pixels" in f else None
+            self.bad_pixels = None if bad is None else bad.reshape(len(bad), -1).sum(axis=1)
             self._raw = (
                 _RawChunkReader(f["images"]) if _RawChunkReader.usable(f["images"]) else None
             )

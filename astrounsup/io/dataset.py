@@ -141,6 +141,42 @@ class CutoutDataset(torch.utils.data.Dataset):
         other._memory = None
         return other
 
+    def with_pixel_scale(self, pixel_scale):
+        """A dataset of the same cutouts whose unknown pixel scale is ``pixel_scale``.
+
+        Parameters
+        ----------
+        pixel_scale : float
+            Arcsec per pixel, > 0.
+
+        Returns
+        -------
+        CutoutDataset
+
+        Raises
+        ------
+        ValueError
+            Not a positive number, or the cutouts know another scale (more than 0.5% off).
+        """
+        if (
+            isinstance(pixel_scale, bool)
+            or not isinstance(pixel_scale, (int, float, np.floating))
+            or not np.isfinite(pixel_scale)
+            or pixel_scale <= 0
+        ):
+            msg = f"pixel_scale must be a positive number of arcsec; got {pixel_scale!r}"
+            raise ValueError(msg)
+        known = self.pixel_scale
+        if np.isfinite(known) and abs(known - pixel_scale) > 0.005 * known:
+            msg = (
+                f"pixel_scale {pixel_scale} arcsec given, but the cutouts have {known:.4g} "
+                "arcsec per pixel"
+            )
+            raise ValueError(msg)
+        other = copy.copy(self)
+        other.pixel_scale = float(pixel_scale)
+        return other
+
     def in_memory(self, *, max_bytes=2**31):
         """This dataset with every cutout read, repaired and normalised once and kept in
         memory: the same batches, served without reading or normalising again (as a
@@ -389,7 +425,8 @@ def as_dataset(data, *, bands=None, pixel_scale=None, table=None):
         The band of each plane of an array (default ``band0``, ``band1``, ...), or the
         bands to read from FITS files.
     pixel_scale : float, optional
-        Arcsec per pixel of an array (default unknown, NaN).
+        Arcsec per pixel of an array (default unknown, NaN), or of other cutouts that do
+        not know theirs (:meth:`CutoutDataset.with_pixel_scale`).
     table : astropy.table.Table, optional
         One metadata row per cutout of an array (default: ids ``"0"``, ``"1"``, ...).
 
@@ -400,8 +437,9 @@ def as_dataset(data, *, bands=None, pixel_scale=None, table=None):
     Raises
     ------
     ValueError
-        ``pixel_scale`` or ``table`` given for data that is not an array, or ``bands``
-        for a store or a dataset, which know their own (the message names the option).
+        ``table`` given for data that is not an array, ``bands`` for a store or a
+        dataset, which know their own (the message names the option), or a
+        ``pixel_scale`` that contradicts the cutouts'.
 
     Examples
     --------
@@ -417,18 +455,22 @@ def as_dataset(data, *, bands=None, pixel_scale=None, table=None):
     else:
         kind = source_kind(data)
     given = {"bands": bands, "pixel_scale": pixel_scale, "table": table}
-    allowed = {"array": given, "fits": {"bands"}, "catalog": {"bands"}, "table": {"bands"}}
+    # A pixel scale may also be given to cutouts that do not know theirs.
+    allowed = {"array": given, "fits": {"bands", "pixel_scale"},
+               "catalog": {"bands", "pixel_scale"}, "table": {"bands", "pixel_scale"},
+               "store": {"pixel_scale"}, "dataset": {"pixel_scale"}}  # fmt: skip
     refused = [k for k, v in given.items() if v is not None and k not in allowed.get(kind, ())]
     if refused:
         what = {"dataset": "a CutoutDataset", "store": "a store"}.get(kind, f"{kind} data")
         msg = f"{', '.join(refused)} describe(s) cutouts given as an array; {what} knows its own"
         raise ValueError(msg)
-    if kind == "dataset":
-        return data
     if isinstance(data, torch.Tensor):
         data = data.detach().cpu().numpy()
     if kind == "array":
         return CutoutDataset(
             np.asarray(data, dtype=np.float32), bands=bands, pixel_scale=pixel_scale, table=table
         )
-    return CutoutDataset(data, bands=bands)
+    dataset = data if kind == "dataset" else CutoutDataset(data, bands=bands)
+    if pixel_scale is None:
+        return dataset
+    return dataset.with_pixel_scale(pixel_scale)

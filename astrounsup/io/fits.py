@@ -3,7 +3,10 @@ file per object holding a ``(bands, ny, nx)`` cube with a TAN WCS."""
 
 from __future__ import annotations
 
+import bz2
 import contextlib
+import gzip
+import io
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -53,6 +56,8 @@ class Cutout:
         From the ``OBJECT`` keyword, if any.
     paths : tuple of str
         The file(s) the cutout came from.
+    flux_unit : str or None
+        The pixel unit from the ``BUNIT`` keyword, if any.
     """
 
     image: np.ndarray
@@ -62,6 +67,7 @@ class Cutout:
     pixel_scale: float = np.nan
     object_id: str | None = None
     paths: tuple[str, ...] = field(default_factory=tuple)
+    flux_unit: str | None = None
 
 
 _BAND_KEYS = ("FILTER", "BAND", "FILTNAM1", "FILTER1")
@@ -118,6 +124,38 @@ def _sky_geometry(header, shape):
     return ra, dec, scale
 
 
+_NAXIS_CARD = re.compile(rb"NAXIS(\d{0,3}) *=\s*([-+]?\d+)")
+
+
+def _check_naxis(path, raw):
+    """Refuse a header whose NAXIS is beyond the FITS standard's 0 to 999, or with a
+    negative axis length: astropy would try to build that many axes (a crafted
+    ``NAXIS = 99999999999`` takes all memory) or read a negative size for ever."""
+    for m in _NAXIS_CARD.finditer(raw):
+        if m.start() % 80 or m.end() - m.start() > 80:
+            continue
+        axis, value = m.group(1).decode(), int(m.group(2))
+        if (not axis and not 0 <= value <= 999) or value < 0:
+            allowed = "0 to 999" if not axis else "a length >= 0"
+            msg = f"{path}: header declares NAXIS{axis} = {value}; FITS allows {allowed}"
+            raise CutoutReadError(msg)
+
+
+def _check_declared_sizes(path, hdul, size):
+    """Refuse HDUs whose headers declare more data than the file holds (a damaged or
+    crafted NAXISn would otherwise have gigabytes allocated and read); a last block short
+    of its padding is left to astropy."""
+    for k, h in enumerate(hdul):
+        info = h.fileinfo() or {}
+        start, span = info.get("datLoc"), info.get("datSpan")
+        if start is not None and span is not None and start + span > size + 2880:
+            msg = (
+                f"{path}: HDU {k} declares {span} bytes of data but the file holds "
+                f"{max(size - start, 0)} after its header"
+            )
+            raise CutoutReadError(msg)
+
+
 @contextlib.contextmanager
 def _open(path):
     """Open a FITS file with every HDU loaded, turning failures into CutoutReadError."""
@@ -128,21 +166,58 @@ def _open(path):
     if path.stat().st_size == 0:
         msg = f"{path}: empty file"
         raise CutoutReadError(msg)
-    # Our own file handle, so that it is closed even when astropy fails half-way.
-    with open(path, "rb") as fh, warnings.catch_warnings():
+    raw = _file_bytes(path)
+    _check_naxis(path, raw)
+    with warnings.catch_warnings():
         warnings.simplefilter("error", category=Warning)
         warnings.filterwarnings("ignore", category=FITSFixedWarning)
         try:
-            hdul = fits.open(fh, memmap=False, lazy_load_hdus=False)
+            hdul = fits.open(io.BytesIO(raw), memmap=False, lazy_load_hdus=False)
+        except Exception as err:
+            msg = f"{path}: cannot read FITS ({type(err).__name__}: {err})"
+            raise CutoutReadError(msg) from err
+        try:
+            _check_declared_sizes(path, hdul, len(raw))
             for h in hdul:  # load every HDU's data now, while truncation is an error
                 _ = h.data
+        except CutoutReadError:
+            hdul.close()
+            raise
         except Exception as err:
+            hdul.close()
             msg = f"{path}: cannot read FITS ({type(err).__name__}: {err})"
             raise CutoutReadError(msg) from err
         try:
             yield hdul
         finally:
             hdul.close()
+
+
+#: Largest FITS file a cutout may decompress to (a crafted .gz could fill the memory).
+MAX_FITS_BYTES = 2**31
+
+
+def _file_bytes(path):
+    """The bytes of a FITS file, gzip or bzip2 files decompressed (at most MAX_FITS_BYTES)."""
+    with open(path, "rb") as fh:
+        head = fh.read(3)
+        fh.seek(0)
+        if head[:2] == b"\x1f\x8b":
+            opener = gzip.GzipFile(fileobj=fh)
+        elif head == b"BZh":
+            opener = bz2.BZ2File(fh)
+        else:
+            opener = contextlib.nullcontext(fh)
+        try:
+            with opener as stream:
+                raw = stream.read(MAX_FITS_BYTES + 1)
+        except (OSError, EOFError, ValueError) as err:
+            msg = f"{path}: cannot decompress ({type(err).__name__}: {err})"
+            raise CutoutReadError(msg) from err
+    if len(raw) > MAX_FITS_BYTES:
+        msg = f"{path}: larger than {MAX_FITS_BYTES} bytes (decompressed); not a cutout"
+        raise CutoutReadError(msg)
+    return raw
 
 
 def _band_indices(path, names, bands):
@@ -161,6 +236,49 @@ def _band_indices(path, names, bands):
         msg = f"{path}: no band(s) {missing}; the file has {list(names)}"
         raise CutoutReadError(msg)
     return out
+
+
+def _parse(path, hdul, hdu):
+    """The pixels and header facts of an open FITS cutout (see :func:`read_cutout`)."""
+    primary = hdul[0].header
+    if hdu is not None:
+        try:
+            chosen = [hdul[hdu]]
+        except (KeyError, IndexError) as err:
+            msg = f"{path}: no HDU {hdu!r}"
+            raise CutoutReadError(msg) from err
+    else:
+        chosen = _image_hdus(hdul)
+    if not chosen or chosen[0].data is None:
+        msg = f"{path}: no image data (found HDUs {[type(h).__name__ for h in hdul]})"
+        raise CutoutReadError(msg)
+    ndims = {h.data.ndim for h in chosen}
+    if ndims == {3} and len(chosen) == 1:
+        h = chosen[0]
+        data = np.asarray(h.data, dtype=np.float32)
+        names = _cube_bands(h.header, data.shape[0])
+        header = h.header
+    elif ndims == {2}:
+        shapes = {h.data.shape for h in chosen}
+        if len(shapes) != 1:
+            msg = f"{path}: image HDUs differ in shape {sorted(shapes)}; cannot stack bands"
+            raise CutoutReadError(msg)
+        data = np.stack([np.asarray(h.data, dtype=np.float32) for h in chosen])
+        names = [_plane_band(h, primary, k) for k, h in enumerate(chosen)]
+        header = chosen[0].header
+    else:
+        dims = sorted(ndims)
+        msg = (
+            f"{path}: expected one 3-D cube (bands, y, x) or 2-D images; "
+            f"got data of {dims} dimensions"
+        )
+        raise CutoutReadError(msg)
+    if len(set(names)) != len(names):
+        names = [f"{b}#{k}" for k, b in enumerate(names)]
+    ra, dec, scale = _sky_geometry(header, data.shape)
+    object_id = primary.get("OBJECT") or header.get("OBJECT")
+    unit = header.get("BUNIT") or primary.get("BUNIT")
+    return data, names, ra, dec, scale, object_id, unit
 
 
 def read_cutout(path, *, bands=None, hdu=None):
@@ -206,43 +324,13 @@ def read_cutout(path, *, bands=None, hdu=None):
     """
     path = Path(path)
     with _open(path) as hdul:
-        primary = hdul[0].header
-        if hdu is not None:
-            try:
-                chosen = [hdul[hdu]]
-            except (KeyError, IndexError) as err:
-                msg = f"{path}: no HDU {hdu!r}"
-                raise CutoutReadError(msg) from err
-        else:
-            chosen = _image_hdus(hdul)
-        if not chosen or chosen[0].data is None:
-            msg = f"{path}: no image data (found HDUs {[type(h).__name__ for h in hdul]})"
-            raise CutoutReadError(msg)
-        ndims = {h.data.ndim for h in chosen}
-        if ndims == {3} and len(chosen) == 1:
-            h = chosen[0]
-            data = np.asarray(h.data, dtype=np.float32)
-            names = _cube_bands(h.header, data.shape[0])
-            header = h.header
-        elif ndims == {2}:
-            shapes = {h.data.shape for h in chosen}
-            if len(shapes) != 1:
-                msg = f"{path}: image HDUs differ in shape {sorted(shapes)}; cannot stack bands"
-                raise CutoutReadError(msg)
-            data = np.stack([np.asarray(h.data, dtype=np.float32) for h in chosen])
-            names = [_plane_band(h, primary, k) for k, h in enumerate(chosen)]
-            header = chosen[0].header
-        else:
-            dims = sorted(ndims)
-            msg = (
-                f"{path}: expected one 3-D cube (bands, y, x) or 2-D images; "
-                f"got data of {dims} dimensions"
-            )
-            raise CutoutReadError(msg)
-        if len(set(names)) != len(names):
-            names = [f"{b}#{k}" for k, b in enumerate(names)]
-        ra, dec, scale = _sky_geometry(header, data.shape)
-        object_id = primary.get("OBJECT") or header.get("OBJECT")
+        try:
+            data, names, ra, dec, scale, object_id, unit = _parse(path, hdul, hdu)
+        except CutoutReadError:
+            raise
+        except Exception as err:  # a card astropy cannot parse, a WCS it refuses, ...
+            msg = f"{path}: unreadable header ({type(err).__name__}: {err})"
+            raise CutoutReadError(msg) from err
     if not np.isfinite(data).any():
         msg = f"{path}: every pixel is NaN or infinite"
         raise CutoutReadError(msg)
@@ -257,6 +345,7 @@ def read_cutout(path, *, bands=None, hdu=None):
         pixel_scale=scale,
         object_id=None if object_id is None else str(object_id),
         paths=(str(path),),
+        flux_unit=None if unit is None else str(unit).strip() or None,
     )
 
 
@@ -294,6 +383,11 @@ def read_cutout_group(paths, *, bands):
             )
             raise CutoutReadError(msg)
     first = planes[0]
+    units = {c.flux_unit for c in planes}
+    if len(units) > 1:
+        found = {str(p): c.flux_unit for p, c in zip(paths, planes, strict=True)}
+        msg = f"the band files give different pixel units (BUNIT): {found}"
+        raise CutoutReadError(msg)
     return Cutout(
         image=np.concatenate([c.image for c in planes]),
         bands=tuple(bands),
@@ -302,6 +396,7 @@ def read_cutout_group(paths, *, bands):
         pixel_scale=first.pixel_scale,
         object_id=first.object_id,
         paths=tuple(str(p) for p in paths),
+        flux_unit=first.flux_unit,
     )
 
 

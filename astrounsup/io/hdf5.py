@@ -1,6 +1,6 @@
 """The HDF5 cutout store: one file holding many cutouts and their metadata table.
 
-Layout (format ``astrounsup.cutouts``, version 1):
+Layout (format ``astrounsup.cutouts``, version 2):
 
 ``/images``
     float32 dataset of shape ``(n, bands, ny, nx)``, chunked in blocks of whole cutouts.
@@ -10,11 +10,15 @@ Layout (format ``astrounsup.cutouts``, version 1):
 ``/masks`` (optional)
     bool dataset of the same shape, True where a pixel is flagged bad.
 ``/bad_pixels``
-    int32 ``(n,)``: the number of NaN, infinite or flagged pixels of each cutout, counted
-    once at writing so that readers check only the cutouts that have any.
+    int32 ``(n, bands)``: the number of NaN, infinite or flagged pixels of each cutout in
+    each band, counted once at writing so that readers check only the cutouts that have
+    any (version 1 stores hold ``(n,)``, the sum over the bands).
 ``/catalog``
     The metadata table (astropy's HDF5 table format with serialised units and ``meta``),
-    one row per cutout, with at least ``object_id``, ``ra`` and ``dec``.
+    one row per cutout, with at least ``object_id``, ``ra`` and ``dec``, and (version 2)
+    ``bad_fraction`` ``(n, bands)``, the fraction of each band's pixels that are bad, and
+    ``bad_pixel_flag``, True where a band has no good pixel or more than the
+    ``max_bad_fraction`` file attribute bad.
 file attributes
     ``format``, ``format_version``, ``bands``, ``pixel_scale`` (arcsec), ``flux_unit``,
     ``n_cutouts``, the provenance (``step``, ``astrounsup_version``, ``date``, ``versions``) and
@@ -38,9 +42,11 @@ from astrounsup._provenance import provenance
 
 __all__ = [
     "COMPRESSIONS",
+    "MAX_BAD_FRACTION",
     "STORE_FORMAT",
     "STORE_VERSION",
     "StoreError",
+    "bad_pixel_flags",
     "open_store",
     "read_store",
     "store_info",
@@ -48,7 +54,10 @@ __all__ = [
 ]
 
 STORE_FORMAT = "astrounsup.cutouts"
-STORE_VERSION = 1
+STORE_VERSION = 2
+#: Default most bad pixels a band of a cutout may have before the cutout is flagged (and
+#: rejected by ingest).
+MAX_BAD_FRACTION = 0.5
 _CHUNK_BYTES = 4 << 20  # ~4 MiB chunks of whole cutouts: fast sequential reads
 #: Compressions of `/images` (see the module documentation for their cost).
 COMPRESSIONS = (None, "gzip", "lzf")
@@ -107,9 +116,11 @@ def init_store(
         chunks=(chunk_n, *cutout_shape),
         **filters,
     )
+    nb = len(bands)
     f.create_dataset(
-        "bad_pixels", shape=(n,), maxshape=(None,), dtype="i4", chunks=(max(1024, chunk_n),)
-    )
+        "bad_pixels", shape=(n, nb), maxshape=(None, nb), dtype="i4",
+        chunks=(max(1024, chunk_n), nb),
+    )  # fmt: skip
     if masks:
         f.create_dataset(
             "masks",
@@ -123,17 +134,60 @@ def init_store(
 
 
 def count_bad_pixels(images, masks=None):
-    """NaN, infinite or flagged pixels of each cutout, int32 (n,)."""
+    """NaN, infinite or flagged pixels of each cutout in each band, int32 (n, bands)."""
     bad = ~np.isfinite(images)
     if masks is not None:
         bad |= masks
-    return bad.reshape(len(images), -1).sum(axis=1).astype(np.int32)
+    return bad.reshape(*images.shape[:2], -1).sum(axis=2).astype(np.int32)
 
 
-def finish_store(f, table, *, step="astrounsup.io.write_store"):
-    """Write the catalog, stamp the provenance of ``step`` and mark an open store complete
-    (the last write)."""
+def bad_pixel_flags(bad_pixels, pixels_per_band, *, max_bad_fraction=MAX_BAD_FRACTION):
+    """``(bad_fraction, flag)`` from per-band counts of bad pixels.
+
+    Parameters
+    ----------
+    bad_pixels : array_like of int, shape (n, bands)
+    pixels_per_band : int
+    max_bad_fraction : float, optional
+        A cutout is flagged when a band has more than this fraction bad, or none good.
+
+    Returns
+    -------
+    bad_fraction : numpy.ndarray of shape (n, bands), float32
+    flag : numpy.ndarray of shape (n,), bool
+
+    Examples
+    --------
+    >>> frac, flag = bad_pixel_flags([[0, 4], [1, 0], [3, 0]], 4, max_bad_fraction=0.5)
+    >>> frac.tolist(), flag.tolist()
+    ([[0.0, 1.0], [0.25, 0.0], [0.75, 0.0]], [True, False, True])
+    """
+    check_bad_fraction(max_bad_fraction)
+    frac = np.asarray(bad_pixels, dtype=np.float64) / float(pixels_per_band)
+    frac = frac.reshape(len(frac), -1)
+    flag = ((frac > max_bad_fraction) | (frac >= 1.0)).any(axis=1)
+    return frac.astype(np.float32), flag
+
+
+def check_bad_fraction(value, name="max_bad_fraction"):
+    """Refuse a bad-pixel threshold outside [0, 1]."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        msg = f"{name} must be a number in [0, 1]; got {value!r}"
+        raise ValueError(msg)
+
+
+def finish_store(f, table, *, step="astrounsup.io.write_store", max_bad_fraction=MAX_BAD_FRACTION):
+    """Write the catalog (with each cutout's ``bad_fraction`` and ``bad_pixel_flag``), stamp
+    the provenance of ``step`` and mark an open store complete (the last write)."""
     _check_table(table, f["images"].shape[0])
+    table = QTable(table)
+    frac, flag = bad_pixel_flags(
+        f["bad_pixels"][...], int(np.prod(f["images"].shape[2:])),
+        max_bad_fraction=max_bad_fraction,
+    )  # fmt: skip
+    table["bad_fraction"] = frac
+    table["bad_pixel_flag"] = flag
+    f.attrs["max_bad_fraction"] = float(max_bad_fraction)
     if "catalog" in f:
         del f["catalog"]
     write_table_hdf5(QTable(table), f, path="catalog", serialize_meta=True)
@@ -145,7 +199,16 @@ def finish_store(f, table, *, step="astrounsup.io.write_store"):
 
 
 def write_store(
-    path, images, table, *, bands, pixel_scale, flux_unit="nmgy", masks=None, compression=None
+    path,
+    images,
+    table,
+    *,
+    bands,
+    pixel_scale,
+    flux_unit="nmgy",
+    masks=None,
+    compression=None,
+    max_bad_fraction=MAX_BAD_FRACTION,
 ):
     """Write cutouts and their metadata to an HDF5 store, atomically.
 
@@ -167,6 +230,9 @@ def write_store(
         Flagged pixels, stored as ``/masks``.
     compression : {None, "gzip", "lzf"}, optional
         Compression of ``/images`` (see the module documentation for the cost).
+    max_bad_fraction : float, optional
+        Cutouts with a band more bad than this (or with no good pixel) are kept but
+        flagged: ``bad_pixel_flag`` in the catalog.
 
     Returns
     -------
@@ -186,6 +252,7 @@ def write_store(
         msg = f"images have {images.shape[1]} bands but bands names {len(bands)}: {list(bands)}"
         raise ValueError(msg)
     _check_table(table, images.shape[0])
+    check_bad_fraction(max_bad_fraction)
     if masks is not None and np.shape(masks) != images.shape:
         msg = f"masks must have the shape of images {images.shape}; got {np.shape(masks)}"
         raise ValueError(msg)
@@ -209,7 +276,7 @@ def write_store(
             if block_masks is not None:
                 f["masks"][lo : lo + step] = block_masks
             f["bad_pixels"][lo : lo + step] = count_bad_pixels(block, block_masks)
-        finish_store(f, table)
+        finish_store(f, table, max_bad_fraction=max_bad_fraction)
     return path
 
 

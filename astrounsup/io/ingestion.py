@@ -18,7 +18,14 @@ from astrounsup._locks import output_lock, remove_stale_partials
 from astrounsup._progress import progress_bar
 from astrounsup.io.discover import discover_cutouts, read_entry
 from astrounsup.io.fits import CutoutReadError
-from astrounsup.io.hdf5 import count_bad_pixels, finish_store, init_store
+from astrounsup.io.hdf5 import (
+    MAX_BAD_FRACTION,
+    bad_pixel_flags,
+    check_bad_fraction,
+    count_bad_pixels,
+    finish_store,
+    init_store,
+)
 
 __all__ = ["IngestReport", "ingest", "rejects_path"]
 
@@ -74,6 +81,7 @@ def ingest(
     overwrite=False,
     progress=True,
     allow_outside=False,
+    max_bad_fraction=MAX_BAD_FRACTION,
 ):
     """Convert FITS cutouts into one HDF5 cutout store, resumably.
 
@@ -112,6 +120,9 @@ def ingest(
         Show a progress bar (``tqdm.auto``).
     allow_outside : bool, optional
         Read catalog files outside the source folder too.
+    max_bad_fraction : float, optional
+        Reject a cutout with a band that has more than this fraction of bad (NaN,
+        infinite or flagged) pixels, or no good pixel.
 
     Returns
     -------
@@ -126,6 +137,7 @@ def ingest(
         Nothing could be ingested.
     """
     dest = Path(dest)
+    check_bad_fraction(max_bad_fraction)
     with output_lock(dest):  # a second writer of dest is refused, not interleaved
         remove_stale_partials(dest)
         base = None
@@ -148,14 +160,17 @@ def ingest(
             geometry=False,  # every file's WCS is read with its pixels
             allow_outside=allow_outside,
         )
-        sig = _signature(entries, bands or (), {"compression": compression})
+        options = {"compression": compression, "max_bad_fraction": max_bad_fraction}
+        sig = _signature(entries, bands or (), options)
         return _ingest_locked(
             dest, sig, entries, table, bands, compression=compression, overwrite=overwrite,
-            progress=progress,
+            progress=progress, max_bad_fraction=max_bad_fraction,
         )  # fmt: skip
 
 
-def _ingest_locked(dest, sig, entries, table, bands, *, compression, overwrite, progress):
+def _ingest_locked(
+    dest, sig, entries, table, bands, *, compression, overwrite, progress, max_bad_fraction
+):
     if dest.exists() and overwrite:
         dest.unlink()
     if dest.exists():
@@ -191,7 +206,7 @@ def _ingest_locked(dest, sig, entries, table, bands, *, compression, overwrite, 
         resumed_from = done
         if "images" in f:  # the first ingested cutout fixed the bands
             bands = tuple(str(b) for b in f.attrs["bands"])
-        state = {"bands": bands}
+        state = {"bands": bands, "max_bad_fraction": max_bad_fraction}
         ids_seen = {
             str(s.decode() if isinstance(s, bytes) else s): int(e)
             for s, e in zip(f["ingest/object_id"][...], f["ingest/entry"][...], strict=True)
@@ -215,7 +230,9 @@ def _ingest_locked(dest, sig, entries, table, bands, *, compression, overwrite, 
         if not nothing:
             out_table = _store_table(f, table)
             n_written = len(out_table)
-            finish_store(f, out_table, step="astrounsup.io.ingest")
+            finish_store(
+                f, out_table, step="astrounsup.io.ingest", max_bad_fraction=max_bad_fraction
+            )
             raise_if_failed(f)  # complete on disk before the progress records go
             del f["ingest"]
     if nothing:
@@ -270,6 +287,19 @@ def _check_entry(i, paths, table, state, f, ids_seen):
                 f"store's {expected}"
             ),
         )
+    unit = cutout.flux_unit or "unknown"
+    expected_unit = str(f.attrs["flux_unit"]) if "images" in f else state.setdefault("unit", unit)
+    if unit != expected_unit:
+        return (
+            i,
+            oid,
+            None,
+            f"{where}: object {oid}: pixel unit (BUNIT) {unit!r} differs from the store's "
+            f"{expected_unit!r}",
+        )
+    bad = _too_bad(cutout.image, cutout.bands, state["max_bad_fraction"])
+    if bad:
+        return i, oid, None, f"{where}: object {oid}: {bad}"
     if oid in ids_seen:
         return (
             i,
@@ -283,6 +313,21 @@ def _check_entry(i, paths, table, state, f, ids_seen):
     ids_seen[oid] = i
     state.setdefault("shape", cutout.image.shape)
     return i, oid, cutout, None
+
+
+def _too_bad(image, bands, max_bad_fraction):
+    """Why ``image`` is too damaged to keep (a band without a good pixel, or with more
+    than ``max_bad_fraction`` bad), or ``None``."""
+    frac, _ = bad_pixel_flags(count_bad_pixels(image[None]), int(np.prod(image.shape[1:])))
+    for band, f in zip(bands, frac[0], strict=True):
+        if f >= 1.0:
+            return f"band {band} has no good pixel (all NaN, infinite or flagged)"
+        if f > max_bad_fraction:
+            return (
+                f"band {band} has {100 * f:.2f}% bad pixels (NaN, infinite or flagged), more "
+                f"than max_bad_fraction {max_bad_fraction}"
+            )
+    return None
 
 
 def _grow(ds, values):
@@ -301,6 +346,7 @@ def _commit(f, batch, bands, compression):
             cutout_shape=first.image.shape,
             bands=bands,
             pixel_scale=first.pixel_scale,
+            flux_unit=first.flux_unit or "unknown",
             compression=compression,
         )
     g = f["ingest"]
@@ -330,7 +376,7 @@ def _rollback(f):
         g[name].resize((keep,))
     if "images" in f:
         f["images"].resize((keep, *f["images"].shape[1:]))
-        f["bad_pixels"].resize((keep,))
+        f["bad_pixels"].resize((keep, *f["bad_pixels"].shape[1:]))
     keep_rej = int(np.sum(g["reject_entry"][...] < done))
     for name in ("reject_entry", "reject_reason"):
         g[name].resize((keep_rej,))

@@ -34,8 +34,9 @@ class StepResult:
         """Write every table and figure into the folder ``out``, as one unit.
 
         Everything is first written into a temporary folder beside ``out`` and moved into
-        ``out`` only once all of it is written, so a failure (a full disk) leaves ``out``
-        as it was. The lock of ``out`` is held meanwhile: a second writer is refused.
+        ``out`` only once all of it is written (the folder itself, when ``out`` is new), so
+        a failure (a full disk, a kill) leaves ``out`` as it was. The lock of ``out`` is
+        held meanwhile: a second writer is refused.
 
         Parameters
         ----------
@@ -55,7 +56,7 @@ class StepResult:
         import shutil
         import tempfile
 
-        from astrounsup._atomic import raise_named
+        from astrounsup._atomic import default_mode, raise_named
         from astrounsup._locks import output_lock, remove_stale_partials
         from astrounsup.catalog import write_catalog
         from astrounsup.plotting import save_figure
@@ -78,14 +79,25 @@ class StepResult:
                     for name, fig in self.figures.items():
                         key = f"{name}_figure" if name in staged else name
                         staged[key] = save_figure(fig, staging / f"{name}.png", dpi=self.dpi)
-                    out.mkdir(parents=True, exist_ok=True)
-                paths = {}
-                for key, path in staged.items():
-                    paths[key] = out / path.name
-                    os.replace(path, paths[key])
+                paths = {key: out / path.name for key, path in staged.items()}
+                if not out.exists():  # the whole folder appears at once
+                    os.chmod(staging, default_mode(directory=True))
+                    os.replace(staging, out)
+                else:  # beside what the folder holds already: file by file
+                    for key, path in staged.items():
+                        os.replace(path, paths[key])
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
         return paths
+
+
+def bad_pixel_flags_of(table):
+    """The ``bad_pixel_flag`` column of ``table`` as bools (all False without one)."""
+    import numpy as np
+
+    if "bad_pixel_flag" not in table.colnames:
+        return np.zeros(len(table), dtype=bool)
+    return np.asarray(table["bad_pixel_flag"], dtype=bool)
 
 
 def output_path(out, name, fmt):

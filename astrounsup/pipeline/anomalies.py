@@ -8,7 +8,7 @@ import numpy as np
 
 from astrounsup._config import merge_config
 from astrounsup.catalog.table import id_positions
-from astrounsup.pipeline._results import StepResult
+from astrounsup.pipeline._results import StepResult, bad_pixel_flags_of
 
 __all__ = ["ANOMALY_DEFAULTS", "score_anomalies"]
 
@@ -99,8 +99,11 @@ def score_anomalies(
     StepResult
         Table ``anomalies``: every object, most anomalous first, with ``score_<scorer>``,
         ``percentile_<scorer>``, ``anomaly_score`` (the combination) and
-        ``anomaly_rank``; figure ``anomalies`` (the top of the list) when ``data`` is
-        given; summary ``scorers``, ``order`` (rows of ``table``, most anomalous first).
+        ``anomaly_rank``; objects whose ``bad_pixel_flag`` is set (a band without good
+        pixels, or too many bad: see :func:`astrounsup.io.bad_pixel_flags`) are scored
+        by none (NaN) and ranked after all others; figure ``anomalies`` (the top of the
+        list) when ``data`` is given; summary ``scorers``, ``order`` (rows of ``table``,
+        most anomalous first), ``n_flagged``.
 
     Raises
     ------
@@ -142,10 +145,18 @@ def score_anomalies(
         raise ValueError(msg)
     # The cutouts of each latent vector, found by object_id (None: by position).
     cutout_rows = None if data is None else _cutout_rows(data, table, inputs)
+    # Cutouts flagged for bad pixels are scored by none and listed after every other.
+    good = ~bad_pixel_flags_of(table)
+    n_good = int(good.sum())
+    if n_good == 0:
+        msg = f"every one of the {len(table)} objects is flagged for bad pixels (bad_pixel_flag)"
+        raise ValueError(msg)
+    if context is not None:
+        context = context[good]
     scores, shown = {}, {}
     for m in methods:
         est = AnomalyScorer(m, n_neighbors=cfg["n_neighbors"], random_state=cfg["seed"])
-        scores[m] = est.fit_score(latents)
+        scores[m] = est.fit_score(np.asarray(latents)[good])
     if cfg["recon"]:
         extra = model_scores(model, data, device=cfg["device"], progress=progress)
         extra = {k: v[cutout_rows] for k, v in extra.items()} if cutout_rows is not None else extra
@@ -155,6 +166,7 @@ def score_anomalies(
                 f"{inputs.get('latents', 'the latents')} {len(latents)}"
             )
             raise ValueError(msg)
+        extra = {k: np.asarray(v)[good] for k, v in extra.items()}
         # The per-band chi-squares are in the catalog, not in the combination.
         combined_keys = [k for k in extra if k in (*CONTEXT_ERRORS, "elbo")]
         inpainted = [k for k in extra if k.startswith("inpaint_")]
@@ -179,12 +191,21 @@ def score_anomalies(
         msg = "no scorer: give methods and/or recon"
         raise ValueError(msg)
     combined = combine_ranks(scores, how=cfg["combine"])
+
+    def every_row(values):  # NaN for the flagged rows
+        out = np.full((len(table), *np.shape(values)[1:]), np.nan)
+        out[good] = values
+        return out
+
     columns = {}
     for name, s in (shown | scores).items():
-        columns[f"score_{name}"] = s
-        columns[f"percentile_{name}"] = rank_scores(s)
-    columns["anomaly_score"] = combined
-    columns["anomaly_rank"] = rank = descending_rank(combined)
+        columns[f"score_{name}"] = every_row(s)
+        columns[f"percentile_{name}"] = every_row(rank_scores(s))
+    columns["anomaly_score"] = every_row(combined)
+    rank = np.empty(len(table), dtype=np.int64)
+    rank[good] = descending_rank(combined)
+    rank[~good] = n_good + 1 + np.arange(len(table) - n_good)
+    columns["anomaly_rank"] = rank
     order = np.argsort(rank)
     with_context = context is not None
     meta = provenance(
@@ -194,8 +215,11 @@ def score_anomalies(
         store=inputs.get("store"), context=inputs.get("context") if with_context else None,
         context_neighbors=cfg["context_neighbors"] if with_context else None,
         context_components=cfg["context_components"] if with_context else None,
+        n_flagged_unscored=len(table) - n_good,
     )  # fmt: skip
-    result = StepResult(summary={"scorers": list(scores), "order": order})
+    result = StepResult(
+        summary={"scorers": list(scores), "order": order, "n_flagged": len(table) - n_good}
+    )
     result.tables["anomalies"] = result_catalog(table, columns, meta=meta)[order]
     if cfg["gallery"] and data is not None:
         top = order[: cfg["gallery"]]

@@ -16,7 +16,9 @@ __all__ = ["TRAIN_DEFAULTS", "embed_latents", "train_model"]
 TRAIN_DEFAULTS = {"recipe": "cae", "steps": None, "config": {}}
 
 
-def train_model(data, config=None, *, out=None, resume=False, device=None, progress=True):
+def train_model(
+    data, config=None, *, out=None, resume=False, device=None, progress=True, pixel_scale=None
+):
     """Train a model on cutouts.
 
     Parameters
@@ -28,10 +30,12 @@ def train_model(data, config=None, *, out=None, resume=False, device=None, progr
     out : str or pathlib.Path, optional
         The run folder: ``last.pt`` (resumable), ``history.json`` and ``loss_curve.png``.
     resume : bool, optional
-        Continue from ``out/last.pt`` when it exists.
+        Continue from ``out/last.pt`` (see :func:`astrounsup.training.train`).
     device : str, optional
     progress : bool, optional
         Show a progress bar.
+    pixel_scale : float, optional
+        Arcsec per pixel, for cutouts that do not know theirs.
 
     Returns
     -------
@@ -46,7 +50,7 @@ def train_model(data, config=None, *, out=None, resume=False, device=None, progr
         training_config.setdefault("training", {})["max_steps"] = cfg["steps"]
     trained = train(
         data, model=cfg["recipe"], config=training_config, out_dir=out, resume=resume,
-        device=device, progress=progress,
+        device=device, progress=progress, pixel_scale=pixel_scale,
     )  # fmt: skip
     if out is not None and is_main_process():
         from astrounsup.training import LOSS_LABELS

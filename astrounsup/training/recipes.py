@@ -332,7 +332,7 @@ def contrastive_view_settings(*, bands, size, pixel_scale, asinh_scale):
     if not np.isfinite(pixel_scale):
         msg = (
             "pixel_scale: SimCLR's views blur to a seeing in arcsec, so they need the "
-            "cutouts' arcsec per pixel (give pixel_scale= with an array); got NaN"
+            "cutouts' arcsec per pixel (pixel_scale=, --pixel-scale); got NaN"
         )
         raise ValueError(msg)
     from astrounsup.instrument import kernel_half_width
@@ -495,7 +495,8 @@ def train(
         A partial config (see :func:`resolve_config`), merged over the recipe's defaults.
     bands, pixel_scale, table : optional
         What an array's planes are, its arcsec per pixel, and a metadata row per cutout
-        (see :func:`astrounsup.io.as_dataset`); SimCLR needs ``pixel_scale``.
+        (see :func:`astrounsup.io.as_dataset`); SimCLR needs a pixel scale, which
+        ``pixel_scale`` also gives a store or FITS cutouts that lack one.
     out_dir : str or pathlib.Path, optional
         Where training writes its checkpoints (``last.pt``, resumable) and
         ``history.json``; nothing is written without it.

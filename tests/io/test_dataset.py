@@ -268,13 +268,17 @@ class TestBatches:
         with pytest.raises(ValueError, match="batch_size must be a positive integer"):
             CutoutDataset(store).loader(0)
 
-    def test_store_counts_bad_pixels_once(self, small_survey, store):
+    def test_store_counts_bad_pixels_once_per_band(self, small_survey, store):
         import h5py
 
         with h5py.File(store) as f:
             counts = f["bad_pixels"][...]
-        expected = (~np.isfinite(small_survey.images)).reshape(60, -1).sum(axis=1)
+        expected = (~np.isfinite(small_survey.images)).reshape(60, 3, -1).sum(axis=2)
         np.testing.assert_array_equal(counts, expected)
+        table = CutoutDataset(store).table
+        np.testing.assert_allclose(table["bad_fraction"], expected / 64**2, rtol=1e-6)
+        flagged = (expected / 64**2 > 0.5).any(axis=1)
+        np.testing.assert_array_equal(table["bad_pixel_flag"], flagged)
 
 
 class TestRawChunkReads:

@@ -9,6 +9,8 @@ from astropy.io import fits
 from astropy.utils.data import get_pkg_data_filename
 from astropy.wcs import WCS
 from astropy.wcs.utils import proj_plane_pixel_scales
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from astrounsup.io import (
     CutoutReadError,
@@ -320,3 +322,59 @@ class TestCutoutHeader:
         h = cutout_header(ra=10.0, dec=20.0, shape=(1, 11, 11), bands=["r"], pixel_scale=0.5)
         assert h["CRPIX1"] == 6.0
         assert h["CD1_1"] == pytest.approx(-0.5 / 3600)
+
+
+# --- fuzz: whatever the bytes, read_cutout returns a cutout or raises CutoutReadError ---
+
+_FUZZ_KEYS = ["BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "NAXIS3", "BSCALE", "BZERO", "BANDS",
+              "CDELT1", "CD1_1", "CTYPE1", "CRVAL1", "BUNIT", "FILTER", "OBJECT",
+              "END"]  # fmt: skip
+_FUZZ_VALUES = ["0", "-1", "3", "64", "99999999999", "-32", "1e309", "NAN", "'g,r,i'", "'",
+                "T", "''", "'RA---XYZ'", "1.5", "-0"]  # fmt: skip
+
+
+def _cube_bytes(tmp_path):
+    data = np.random.default_rng(0).normal(size=(3, 8, 8)).astype(">f4")
+    header = cutout_header(ra=150.0, dec=2.0, shape=(3, 8, 8), bands=("g", "r", "i"),
+                           pixel_scale=0.2)  # fmt: skip
+    path = tmp_path / "cube.fits"
+    fits.PrimaryHDU(data, header=header).writeto(path, overwrite=True)
+    return path.read_bytes()
+
+
+@settings(max_examples=150, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(
+    kind=st.sampled_from(["card", "bytes", "truncate", "extend"]),
+    key=st.sampled_from(_FUZZ_KEYS),
+    value=st.sampled_from(_FUZZ_VALUES),
+    where=st.integers(min_value=0, max_value=2 * 2880 + 3 * 64 * 4),
+    junk=st.binary(min_size=1, max_size=64),
+)
+def test_fuzzed_fits_files_only_ever_raise_cutout_read_errors(
+    kind, key, value, where, junk, tmp_path
+):
+    good = _cube_bytes(tmp_path)
+    data = bytearray(good)
+    if kind == "card":  # one header card rewritten (or a new one put first)
+        card = f"{key:<8}= {value:>20}".ljust(80).encode()[:80]
+        at = good.find(key.ljust(8).encode())
+        at = (at // 80) * 80 if at >= 0 and at < 2880 else 80 * (where % 36)
+        data[at : at + 80] = card
+    elif kind == "bytes":
+        data[where % len(data) : where % len(data) + len(junk)] = junk
+    elif kind == "truncate":
+        data = data[: where % len(data)]
+    else:
+        data += junk
+    path = tmp_path / "fuzzed.fits"
+    path.write_bytes(bytes(data))
+    try:
+        cutout = read_cutout(path)
+    except CutoutReadError as err:
+        message = str(err)
+    else:
+        message = None
+        assert cutout.image.ndim == 3
+        assert cutout.image.dtype == np.float32
+    assert message is None or message.startswith(str(path)), message  # names the file

@@ -350,3 +350,69 @@ def test_killed_process_resumes_to_the_same_store(messy_dir, tmp_path, monkeypat
     report = ingest(messy_dir, tmp_path / "part.h5")
     assert report.resumed_from == 2 * commits
     _assert_same_store(tmp_path / "part.h5", tmp_path / "whole.h5")
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        ("band", "band r has no good pixel (all NaN, infinite or flagged)"),
+        ("all_but_one", "band g has 99.98% bad pixels"),  # 4095 of 4096 (12,287 of 12,288)
+        ("most", "band i has 76.56% bad pixels (NaN, infinite or flagged), more than "
+                 "max_bad_fraction 0.5"),
+    ],
+)  # fmt: skip
+def test_cutouts_with_a_band_too_damaged_are_rejected(damage, reason, small_survey, tmp_path):
+    from astrounsup.io import write_fits_cutouts
+
+    s = small_survey
+    images = s.images[:4].copy()
+    images[:, :, :1] = np.nan  # one row bad everywhere: kept
+    if damage == "band":
+        images[2, 1] = np.nan
+    elif damage == "all_but_one":
+        images[2] = np.nan
+        images[2, 0, 5, 5] = 1.0
+    else:
+        images[2, 2, 16:] = np.nan
+    write_fits_cutouts(tmp_path / "fits", images, s.table[:4], bands=s.bands, pixel_scale=0.263)
+    report = ingest(tmp_path / "fits", tmp_path / "s.h5", progress=False)
+    assert (report.n_written, report.n_rejected) == (3, 1)
+    rejects = Table.read(rejects_path(tmp_path / "s.h5"))
+    assert rejects["object_id"][0] == s.table["object_id"][2]
+    assert reason in rejects["reason"][0]
+    table = read_store(tmp_path / "s.h5")[1]
+    np.testing.assert_allclose(table["bad_fraction"], 1 / 64)
+    assert not table["bad_pixel_flag"].any()
+    if damage == "most":  # a looser threshold keeps it, flagged by none
+        report = ingest(tmp_path / "fits", tmp_path / "t.h5", progress=False,
+                        max_bad_fraction=0.8)  # fmt: skip
+        assert report.n_written == 4
+
+
+def test_the_store_takes_its_unit_from_bunit(small_survey, tmp_path):
+    from astrounsup.io import store_info, write_fits_cutouts
+
+    s = small_survey
+    write_fits_cutouts(tmp_path / "adu", s.images[:3], s.table[:3], bands=s.bands,
+                       pixel_scale=0.263, flux_unit="ADU")  # fmt: skip
+    ingest(tmp_path / "adu", tmp_path / "adu.h5", progress=False)
+    assert store_info(tmp_path / "adu.h5")["flux_unit"] == "ADU"
+    # One file in other units is rejected, naming both.
+    write_fits_cutouts(tmp_path / "nmgy", s.images[3:4], s.table[3:4], bands=s.bands,
+                       pixel_scale=0.263, flux_unit="nmgy")  # fmt: skip
+    mixed = tmp_path / "mixed"
+    shutil.copytree(tmp_path / "adu", mixed)
+    shutil.copy(next((tmp_path / "nmgy").glob("*.fits")), mixed)
+    report = ingest(mixed, tmp_path / "mixed.h5", progress=False)
+    assert (report.n_written, report.n_rejected) == (3, 1)
+    reason = Table.read(report.rejects)["reason"][0]
+    assert "pixel unit (BUNIT) 'nmgy' differs from the store's 'ADU'" in reason
+    # Without BUNIT the unit is not guessed.
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for p in sorted((tmp_path / "adu").glob("*.fits")):
+        with fits.open(p) as hdul:
+            del hdul[0].header["BUNIT"]
+            hdul.writeto(bare / p.name)
+    ingest(bare, tmp_path / "bare.h5", progress=False)
+    assert store_info(tmp_path / "bare.h5")["flux_unit"] == "unknown"

@@ -73,6 +73,20 @@ class TestClusterLatents:
         assert list(result.tables) == ["cluster_summary", "clusters"]
         assert "latent_map" in result.figures
 
+    def test_cutouts_flagged_for_bad_pixels_are_no_candidates_and_rank_last(self):
+        z, table = blobs()
+        cfg = {"k": 3, "labels_column": "is_lens", "labeled_fraction": 0.5}
+        plain = cluster_latents(z, table, cfg).tables["clusters"]
+        flagged = np.zeros(120, bool)
+        flagged[[41, 45, 50]] = True  # in the lens group
+        table["bad_pixel_flag"] = flagged
+        cat = cluster_latents(z, table, cfg).tables["clusters"]
+        assert not np.asarray(cat["lens_candidate"])[flagged].any()
+        assert sorted(cat["lens_rank"][flagged]) == [118, 119, 120]
+        # The others keep their order.
+        good = ~flagged
+        assert np.all(np.argsort(cat["lens_rank"][good]) == np.argsort(plain["lens_rank"][good]))
+
     def test_the_map_marks_the_clusters_named_lenses(self):
         z, table = blobs()
         cfg = {"k": 3, "labels_column": "is_lens", "labeled_fraction": 0.5}

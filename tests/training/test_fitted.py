@@ -127,7 +127,10 @@ class TestTrain:
             tmp_path / "s.h5", small_survey.images[:4], small_survey.table[:4],
             bands=small_survey.bands, pixel_scale=0.263,
         )  # fmt: skip
-        with pytest.raises(ValueError, match=r"pixel_scale describe.* a store knows its own"):
+        with pytest.raises(ValueError, match=r"table describe.* a store knows its own"):
+            train(store, table=small_survey.table[:4], config=TINY, progress=False)
+        # A pixel scale only where the cutouts lack one, or agree.
+        with pytest.raises(ValueError, match=r"pixel_scale 0\.2 arcsec given, but the cutouts"):
             train(store, pixel_scale=0.2, config=TINY, progress=False)
 
 

@@ -368,3 +368,25 @@ def test_a_bad_training_setting_is_named_with_its_file(setting, message, tmp_pat
     path.write_text(f"[training]\n{setting}\n")
     with pytest.raises(ValueError, match=rf"bad\.toml: config\['training'\]: {message}"):
         resolve_config(path)
+
+
+def test_a_store_without_a_pixel_scale_can_be_given_one(small_survey, tmp_path, capsys):
+    s = small_survey
+    store = write_store(tmp_path / "noscale.h5", s.images[:24], s.table[:24], bands=s.bands,
+                        pixel_scale=None)  # fmt: skip
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[model]\nlatent_dim = 4\nprojection_dim = 4\nwidths = [4, 8]\n"
+                   "[training]\nbatch_size = 8\n")  # fmt: skip
+    argv = ["train", "--data", str(store), "--model", "simclr", "--config", str(cfg),
+            "--steps", "1", "--quiet", "--out", str(tmp_path / "run")]  # fmt: skip
+    assert main(argv) == 2
+    assert "need the cutouts' arcsec per pixel (pixel_scale=, --pixel-scale)" in (
+        capsys.readouterr().err
+    )
+    assert main([*argv, "--pixel-scale", "0.263"]) == 0
+    assert TrainedModel.load(tmp_path / "run" / "last.pt").pixel_scale == pytest.approx(0.263)
+    known = write_store(tmp_path / "scale.h5", s.images[:24], s.table[:24], bands=s.bands,
+                        pixel_scale=0.2)  # fmt: skip
+    argv[2] = str(known)
+    assert main([*argv, "--pixel-scale", "0.263", "--out", str(tmp_path / "r2")]) == 2
+    assert "pixel_scale 0.263 arcsec given, but the cutouts have 0.2" in capsys.readouterr().err

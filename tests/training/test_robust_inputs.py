@@ -119,6 +119,9 @@ def test_every_recipe_trains_on_real_hsc_pixels(model, tmp_path):
     write_fits_cutouts(tmp_path / "fits", stamps, table, bands=bands, pixel_scale=0.168,
                        per_band_columns=())  # fmt: skip
     report = ingest(tmp_path / "fits", tmp_path / "hsc.h5", progress=False)
-    assert report.n_written == len(stamps)
+    # Stamps at the scenes' edges where a band is (almost) all masked are rejected.
+    worst = (~np.isfinite(stamps)).reshape(n, len(bands), -1).mean(axis=2).max(axis=1)
+    assert (report.n_written, report.n_rejected) == ((worst <= 0.5).sum(), (worst > 0.5).sum())
+    assert report.n_written >= 30
     fitted = train(tmp_path / "hsc.h5", model=model, config=TINY, progress=False)
-    _check_trained(fitted, tmp_path / "hsc.h5", len(stamps))
+    _check_trained(fitted, tmp_path / "hsc.h5", report.n_written)
