@@ -264,7 +264,8 @@ def _init_progress(f, sig):
 
 
 def _check_entry(i, paths, table, state, f, ids_seen):
-    """(i, object_id, cutout or None, reason or None) for entry i.
+    """(i, object_id, cutout or None, reason or None, bad pixels per band or None) for
+    entry i.
 
     ``state["bands"]`` is fixed by the first readable cutout when no bands were asked for.
     """
@@ -272,7 +273,7 @@ def _check_entry(i, paths, table, state, f, ids_seen):
     try:
         cutout = read_entry(paths, state["bands"], oid)
     except CutoutReadError as err:
-        return i, oid, None, f"object {oid}: {err}"
+        return i, oid, None, f"object {oid}: {err}", None
     where = ", ".join(str(p) for p in paths if p is not None)
     if state["bands"] is None:
         state["bands"] = cutout.bands
@@ -286,6 +287,7 @@ def _check_entry(i, paths, table, state, f, ids_seen):
                 f"{where}: object {oid}: shape {cutout.image.shape} differs from the "
                 f"store's {expected}"
             ),
+            None,
         )
     unit = cutout.flux_unit or "unknown"
     expected_unit = str(f.attrs["flux_unit"]) if "images" in f else state.setdefault("unit", unit)
@@ -296,10 +298,12 @@ def _check_entry(i, paths, table, state, f, ids_seen):
             None,
             f"{where}: object {oid}: pixel unit (BUNIT) {unit!r} differs from the store's "
             f"{expected_unit!r}",
+            None,
         )
-    bad = _too_bad(cutout.image, cutout.bands, state["max_bad_fraction"])
+    counts = count_bad_pixels(cutout.image[None])  # (1, bands), kept for the store
+    bad = _too_bad(counts, cutout.image, cutout.bands, state["max_bad_fraction"])
     if bad:
-        return i, oid, None, f"{where}: object {oid}: {bad}"
+        return i, oid, None, f"{where}: object {oid}: {bad}", None
     if oid in ids_seen:
         return (
             i,
@@ -309,16 +313,17 @@ def _check_entry(i, paths, table, state, f, ids_seen):
                 f"{where}: object {oid}: duplicate object_id (first ingested from "
                 f"entry {ids_seen[oid]})"
             ),
+            None,
         )
     ids_seen[oid] = i
     state.setdefault("shape", cutout.image.shape)
-    return i, oid, cutout, None
+    return i, oid, cutout, None, counts
 
 
-def _too_bad(image, bands, max_bad_fraction):
-    """Why ``image`` is too damaged to keep (a band without a good pixel, or with more
-    than ``max_bad_fraction`` bad), or ``None``."""
-    frac, _ = bad_pixel_flags(count_bad_pixels(image[None]), int(np.prod(image.shape[1:])))
+def _too_bad(counts, image, bands, max_bad_fraction):
+    """Why ``image``, with ``counts`` bad pixels per band, is too damaged to keep (a band
+    without a good pixel, or with more than ``max_bad_fraction`` bad), or ``None``."""
+    frac, _ = bad_pixel_flags(counts, int(np.prod(image.shape[1:])))
     for band, f in zip(bands, frac[0], strict=True):
         if f >= 1.0:
             return f"band {band} has no good pixel (all NaN, infinite or flagged)"
@@ -338,7 +343,7 @@ def _grow(ds, values):
 
 def _commit(f, batch, bands, compression):
     """Append a batch; the progress mark moves only after the data is written."""
-    good = [(i, oid, c) for i, oid, c, _ in batch if c is not None]
+    good = [(i, oid, c, n) for i, oid, c, _, n in batch if c is not None]
     if good and "images" not in f:
         first = good[0][2]
         init_store(
@@ -351,14 +356,13 @@ def _commit(f, batch, bands, compression):
         )
     g = f["ingest"]
     if good:
-        block = np.stack([c.image for _, _, c in good])
-        _grow(f["images"], block)
-        _grow(f["bad_pixels"], count_bad_pixels(block))
-        _grow(g["ra"], [c.ra for _, _, c in good])
-        _grow(g["dec"], [c.dec for _, _, c in good])
-        _grow(g["object_id"], [oid for _, oid, _ in good])
-        _grow(g["entry"], [i for i, _, _ in good])
-    bad = [(i, reason) for i, _, c, reason in batch if c is None]
+        _grow(f["images"], np.stack([c.image for _, _, c, _ in good]))
+        _grow(f["bad_pixels"], np.concatenate([n for *_, n in good]))
+        _grow(g["ra"], [c.ra for _, _, c, _ in good])
+        _grow(g["dec"], [c.dec for _, _, c, _ in good])
+        _grow(g["object_id"], [oid for _, oid, _, _ in good])
+        _grow(g["entry"], [i for i, *_ in good])
+    bad = [(i, reason) for i, _, c, reason, _ in batch if c is None]
     if bad:
         _grow(g["reject_entry"], [i for i, _ in bad])
         _grow(g["reject_reason"], [r for _, r in bad])
