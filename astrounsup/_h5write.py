@@ -229,7 +229,11 @@ def open_h5_for_writing(path, mode, *, name=None, kept="nothing was replaced"):
     guarded = GuardedFile(path, create=mode == "w")
     guarded.name, guarded.kept = (path if name is None else name), kept
     try:
-        f = h5py.File(guarded, "w" if mode == "w" else "r+", locking=False)
+        # The newer file format (HDF5 >= 1.10) checksums every metadata block, so a damaged
+        # file is refused by HDF5 instead of misread, or read in an endless loop.
+        f = h5py.File(
+            guarded, "w" if mode == "w" else "r+", locking=False, libver=("v110", "latest")
+        )
     except Exception:
         guarded.close()
         raise

@@ -15,7 +15,7 @@ import os
 import shutil
 from pathlib import Path
 
-__all__ = ["OutputBusyError", "output_lock", "remove_stale_partials"]
+__all__ = ["OutputBusyError", "being_written", "output_lock", "remove_stale_partials"]
 
 _HELD = {}  # resolved output path -> [fd, depth]
 
@@ -81,6 +81,27 @@ def _acquire(path, lock):
         if same:
             return fd
         os.close(fd)
+
+
+def being_written(path):
+    """Whether another process holds the lock of output ``path`` now (it is writing it).
+
+    Only looks: it neither creates nor removes the lock file.
+    """
+    path, lock = _lock_file(path)
+    if path in _HELD:
+        return False  # this process is the writer
+    try:
+        fd = os.open(lock, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing releases a lock taken here
+    return False
 
 
 def remove_stale_partials(path):

@@ -14,6 +14,11 @@ def add_arguments(name, parser):
         _ingest_arguments(parser)
     else:
         parser.add_argument("store", type=Path, help="an HDF5 cutout store")
+        parser.add_argument(
+            "--verify",
+            action="store_true",
+            help="check every cutout against its checksum; exit status 1 if any is damaged",
+        )
         parser.set_defaults(func=_info)
 
 
@@ -97,7 +102,7 @@ def _ingest(args):
 def _info(args):
     from astropy.table import Table
 
-    from astrounsup.io import rejects_path, store_info
+    from astrounsup.io import rejects_path, store_info, verify_store
 
     info = store_info(args.store)
     rows = [
@@ -118,12 +123,39 @@ def _info(args):
             + (", with masks" if info["has_masks"] else ""),
         ),
         ("catalog", ", ".join(info["columns"])),
+        (
+            "checksums",
+            f"{info['checksum']} of every cutout, checked when read"
+            if info["has_checksums"]
+            else "none (written before format 3: damage cannot be detected)",
+        ),
         ("written", f"{info.get('date', 'unknown')} by astrounsup {info['astrounsup_version']}"),
     ]
     rej = rejects_path(args.store)
     if rej.exists():
         rows.append(("rejects", f"{len(Table.read(rej))} in {rej}"))
+    status = 0
+    if args.verify:
+        damaged = verify_store(args.store)
+        n = info["shape"][0]
+        if damaged.size:
+            ids = _ids_of(args.store, damaged)
+            rows.append(("verified", f"{damaged.size} of {n} cutouts DAMAGED: {ids}"))
+            status = 1
+        else:
+            rows.append(("verified", f"all {n} cutouts match their checksums"))
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         print(f"{key:>{width}}: {value}")
-    return 0
+    return status
+
+
+def _ids_of(store, rows, most=20):
+    """The object ids of store rows ``rows``, at most ``most`` of them, as text."""
+    from astrounsup.io import open_store
+    from astrounsup.io.hdf5 import read_table
+
+    with open_store(store) as f:
+        ids = read_table(f)["object_id"][rows[:most]]
+    more = f" and {len(rows) - most} more" if len(rows) > most else ""
+    return ", ".join(map(str, ids)) + more

@@ -34,6 +34,7 @@ __getattr__, __dir__, __all__ = attach(
             "open_store",
             "read_store",
             "store_info",
+            "verify_store",
             "write_store",
         ],
         "ingestion": ["IngestReport", "ingest", "rejects_path"],

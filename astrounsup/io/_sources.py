@@ -9,14 +9,21 @@ import astropy.units as u
 import numpy as np
 from astropy.table import QTable
 
+from astrounsup._checksums import row_checksums
 from astrounsup.io._rawchunks import _RawChunkReader
 from astrounsup.io.discover import read_entry
 from astrounsup.io.fits import CutoutReadError
-from astrounsup.io.hdf5 import open_store, read_table
+from astrounsup.io.hdf5 import StoreError, damaged_message, open_store, read_checked, read_table
 
 
 class _StoreSource:
-    """Lazy reader of an HDF5 store: one open file per process, row runs read as slices."""
+    """Lazy reader of an HDF5 store: one open file per process, row runs read as slices.
+
+    Each process checks a cutout's pixels against its checksum the first time it reads
+    it, and checks every cutout again after the file changes on disk (its size or
+    modification time): a second pass over every batch's bytes would cost as much as
+    reading them, and what was checked cannot change unless the file is written.
+    """
 
     def __init__(self, path):
         self.path = Path(path)
@@ -28,27 +35,48 @@ class _StoreSource:
             self.has_masks = "masks" in f
             # Counted once when the store was written: clean cutouts need no pixel check.
             # (A store without the counts is checked pixel by pixel.)
-            bad = f["bad_pixels"][...] if "bad_pixels" in f else None
+            bad = read_checked(f, "bad_pixels") if "bad_pixels" in f else None
             self.bad_pixels = None if bad is None else bad.reshape(len(bad), -1).sum(axis=1)
+            # Reads are checked against these (a store before format 3 has none).
+            self.checksums = read_checked(f, "checksums") if "checksums" in f else None
             self._raw = (
                 _RawChunkReader(f["images"]) if _RawChunkReader.usable(f["images"]) else None
             )
         self._file = None
         self._fd = None
         self._pid = None
+        self._checked = None  # per process: rows whose checksum this process verified
+        self._stamp = None
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        # Open files do not cross processes; each process opens its own.
-        state.update(_file=None, _fd=None, _pid=None)
+        # Open files do not cross processes; each process opens and checks its own.
+        state.update(_file=None, _fd=None, _pid=None, _checked=None, _stamp=None)
         return state
 
     def _handle(self):
         if self._file is None or self._pid != os.getpid():
             self._file = open_store(self.path)
-            self._fd = os.open(self.path, os.O_RDONLY) if self._raw is not None else None
+            self._fd = os.open(self.path, os.O_RDONLY)
             self._pid = os.getpid()
+            self._checked = np.zeros(self.shape[0], dtype=bool)
+            self._stamp = _stamp(self._fd)
         return self._file
+
+    def _verify(self, indices, images):
+        """Check the rows of ``indices`` not yet checked by this process (all of them again
+        once the file has changed) against their checksums."""
+        stamp = _stamp(self._fd)  # after the read: a write during it shows here
+        if stamp != self._stamp:
+            self._checked[:] = False
+            self._stamp = stamp
+        todo = np.nonzero(~self._checked[indices])[0]
+        if todo.size == 0:
+            return
+        bad = todo[row_checksums(images, todo) != self.checksums[indices[todo]]]
+        if bad.size:
+            raise StoreError(damaged_message(self.path, np.unique(indices[bad]), self.table))
+        self._checked[indices[todo]] = True
 
     def __del__(self, _getpid=os.getpid, _close=os.close):
         # The os functions are bound now: at interpreter exit the module may be gone.
@@ -58,12 +86,25 @@ class _StoreSource:
     def __len__(self):
         return self.shape[0]
 
+    def _read_run(self, f, lo, hi, images, flags, pos):
+        try:
+            if self._raw is not None:
+                self._raw.read(self._fd, lo, hi, images[pos : pos + hi - lo])
+            else:
+                f["images"].read_direct(images, np.s_[lo:hi], np.s_[pos : pos + hi - lo])
+            if flags is not None:
+                f["masks"].read_direct(flags, np.s_[lo:hi], np.s_[pos : pos + hi - lo])
+        except (OSError, ValueError, RuntimeError) as err:
+            msg = f"{self.path}: cutouts {lo} to {hi - 1} cannot be read ({err})"
+            raise StoreError(msg) from err
+
     def read(self, indices, out=None):
         """Images (and flags) of ``indices`` in that order; ``out`` receives the images.
 
         Indices are visited in file order and grouped into runs of consecutive rows, each
         read with one call straight into its place in the output (a sequential batch is a
-        single run; a shuffled one, single rows).
+        single run; a shuffled one, single rows). The pixels read are checked against
+        their checksums: a damaged cutout raises :class:`StoreError` naming it.
         """
         f = self._handle()
         indices = np.asarray(indices)
@@ -78,14 +119,16 @@ class _StoreSource:
         stops = [*starts[1:], rows.size]
         for a, b in zip(starts, stops, strict=True):
             lo, hi, pos = int(rows[a]), int(rows[b - 1]) + 1, int(order[a])
-            if self._raw is not None:
-                self._raw.read(self._fd, lo, hi, images[pos : pos + b - a])
-            else:
-                f["images"].read_direct(images, np.s_[lo:hi], np.s_[pos : pos + b - a])
-            if flags is not None:
-                f["masks"].read_direct(flags, np.s_[lo:hi], np.s_[pos : pos + b - a])
+            self._read_run(f, lo, hi, images, flags, pos)
+        if self.checksums is not None:
+            self._verify(indices, images)
         maybe_bad = None if self.bad_pixels is None else self.bad_pixels[indices] > 0
         return images, flags, maybe_bad
+
+
+def _stamp(fd):
+    st = os.fstat(fd)
+    return st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
 
 class _ArraySource:

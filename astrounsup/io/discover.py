@@ -172,6 +172,7 @@ def discover_cutouts(
         if base is None:
             base = Path(".") if kind == "table" else Path(source).parent
         base = Path(base)
+        catalog = _coordinates_checked(catalog, "catalog" if kind == "table" else source)
         entries, ids, table, bands = _catalog_entries(
             catalog, base, bands, file_column, id_column, strict, allow_outside
         )
@@ -216,6 +217,57 @@ def discover_cutouts(
     first = ["object_id", "ra", "dec"]
     table = table[first + [c for c in table.colnames if c not in first]]
     return entries, table, None if bands is None else tuple(bands)
+
+
+#: Where each catalog coordinate may lie, degrees.
+_COORDINATE_RANGES = {"ra": (-360.0, 360.0), "dec": (-90.0, 90.0)}
+
+
+def _coordinates_checked(catalog, where):
+    """The catalog with its ``ra``/``dec`` columns as degrees (empty cells NaN), refusing a
+    value that is not a number or lies outside the sky, naming the row."""
+    catalog = QTable(catalog, copy=False)
+    for col, (lo, hi) in _COORDINATE_RANGES.items():
+        if col not in catalog.colnames:
+            continue
+        column = catalog[col]
+        unit = getattr(column, "unit", None)
+        unit = u.deg if unit is None or unit == u.dimensionless_unscaled else unit
+        values = np.ma.getdata(column)
+        masked = np.ma.getmaskarray(column)
+        if np.asarray(values).dtype.kind in "fiub":
+            degrees = np.where(masked, np.nan, np.asarray(values, dtype=np.float64))
+        else:
+            degrees = _numbers(values.tolist(), masked.tolist(), f"{where}: column {col!r}")
+        try:
+            degrees = (degrees * u.Unit(unit)).to_value(u.deg)
+        except (u.UnitsError, ValueError, TypeError):
+            msg = f"{where}: column {col!r} has unit {unit!s}, not an angle"
+            raise ValueError(msg) from None
+        outside = np.nonzero(np.isfinite(degrees) & ((degrees < lo) | (degrees > hi)))[0]
+        if outside.size:
+            k = int(outside[0])
+            msg = (
+                f"{where}: column {col!r} must lie in [{lo:g}, {hi:g}] degrees; row {k} has "
+                f"{degrees[k]:g}"
+            )
+            raise ValueError(msg)
+        catalog[col] = degrees * u.deg
+    return catalog
+
+
+def _numbers(values, masked, where):
+    """Floats of a text column (empty or masked cells NaN), refusing the first non-number."""
+    out = np.full(len(values), np.nan)
+    for k, (value, gone) in enumerate(zip(values, masked, strict=True)):
+        if gone or (isinstance(value, str) and not value.strip()):
+            continue
+        try:
+            out[k] = float(value)
+        except (TypeError, ValueError):
+            msg = f"{where} must hold numbers (degrees); row {k} has {value!r}"
+            raise ValueError(msg) from None
+    return out
 
 
 def _catalog_entries(catalog, base, bands, file_column, id_column, strict, allow_outside):

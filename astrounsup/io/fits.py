@@ -7,8 +7,10 @@ import bz2
 import contextlib
 import gzip
 import io
+import lzma
 import re
 import warnings
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -198,26 +200,50 @@ MAX_FITS_BYTES = 2**31
 
 
 def _file_bytes(path):
-    """The bytes of a FITS file, gzip or bzip2 files decompressed (at most MAX_FITS_BYTES)."""
+    """The bytes of a FITS file, gzip, bzip2, xz or one-member zip files decompressed (at
+    most MAX_FITS_BYTES); anything that then does not begin as FITS does is refused, so
+    astropy never decompresses (unbounded) what was not checked here."""
     with open(path, "rb") as fh:
-        head = fh.read(3)
+        head = fh.read(6)
         fh.seek(0)
-        if head[:2] == b"\x1f\x8b":
-            opener = gzip.GzipFile(fileobj=fh)
-        elif head == b"BZh":
-            opener = bz2.BZ2File(fh)
-        else:
-            opener = contextlib.nullcontext(fh)
         try:
-            with opener as stream:
+            with _decompressing(path, fh, head) as stream:
                 raw = stream.read(MAX_FITS_BYTES + 1)
-        except (OSError, EOFError, ValueError) as err:
+        except CutoutReadError:
+            raise
+        except (OSError, EOFError, ValueError, zipfile.BadZipFile, lzma.LZMAError) as err:
             msg = f"{path}: cannot decompress ({type(err).__name__}: {err})"
             raise CutoutReadError(msg) from err
     if len(raw) > MAX_FITS_BYTES:
         msg = f"{path}: larger than {MAX_FITS_BYTES} bytes (decompressed); not a cutout"
         raise CutoutReadError(msg)
+    if not raw.startswith(b"SIMPLE  ="):
+        msg = f"{path}: cannot read FITS (it does not begin with the SIMPLE card of a FITS file)"
+        raise CutoutReadError(msg)
     return raw
+
+
+@contextlib.contextmanager
+def _decompressing(path, fh, head):
+    if head[:2] == b"\x1f\x8b":
+        with gzip.GzipFile(fileobj=fh) as stream:
+            yield stream
+    elif head[:3] == b"BZh":
+        with bz2.BZ2File(fh) as stream:
+            yield stream
+    elif head == b"\xfd7zXZ\x00":
+        with lzma.LZMAFile(fh) as stream:
+            yield stream
+    elif head[:4] == b"PK\x03\x04":
+        with zipfile.ZipFile(fh) as archive:
+            members = archive.infolist()
+            if len(members) != 1:
+                msg = f"{path}: a zip archive of {len(members)} files; a zipped FITS holds one"
+                raise CutoutReadError(msg)
+            with archive.open(members[0]) as stream:
+                yield stream
+    else:
+        yield fh
 
 
 def _band_indices(path, names, bands):

@@ -1,6 +1,6 @@
 """The HDF5 cutout store: one file holding many cutouts and their metadata table.
 
-Layout (format ``astrounsup.cutouts``, version 2):
+Layout (format ``astrounsup.cutouts``, version 3):
 
 ``/images``
     float32 dataset of shape ``(n, bands, ny, nx)``, chunked in blocks of whole cutouts.
@@ -13,6 +13,10 @@ Layout (format ``astrounsup.cutouts``, version 2):
     int32 ``(n, bands)``: the number of NaN, infinite or flagged pixels of each cutout in
     each band, counted once at writing so that readers check only the cutouts that have
     any (version 1 stores hold ``(n,)``, the sum over the bands).
+``/checksums``
+    uint64 ``(n,)`` (version 3): the XXH3-64 hash of each cutout's float32 pixels, verified
+    after every read, so a cutout changed on disk after writing is found the first time it
+    is read (:func:`verify_store` checks them all).
 ``/catalog``
     The metadata table (astropy's HDF5 table format with serialised units and ``meta``),
     one row per cutout, with at least ``object_id``, ``ra`` and ``dec``, and (version 2)
@@ -21,8 +25,10 @@ Layout (format ``astrounsup.cutouts``, version 2):
     ``max_bad_fraction`` file attribute bad.
 file attributes
     ``format``, ``format_version``, ``bands``, ``pixel_scale`` (arcsec), ``flux_unit``,
-    ``n_cutouts``, the provenance (``step``, ``astrounsup_version``, ``date``, ``versions``) and
-    ``complete``, which is set last:
+    ``n_cutouts``, ``checksum`` (the hash's name; ``/catalog`` and ``/bad_pixels`` carry a
+    ``checksum`` attribute of their own bytes), ``attrs_checksum`` (of the attributes that
+    say what the pixels mean: bands, pixel scale, unit, ...), the provenance (``step``,
+    ``astrounsup_version``, ``date``, ``versions``) and ``complete``, which is set last:
     a store whose writer was interrupted never reads as complete.
 """
 
@@ -33,11 +39,14 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import xxhash
 from astropy.io.misc.hdf5 import read_table_hdf5, write_table_hdf5
 from astropy.table import QTable
 
 from astrounsup._atomic import atomic_path
+from astrounsup._checksums import CHECKSUM, array_checksum, mismatched, row_checksums
 from astrounsup._h5write import open_h5_for_writing
+from astrounsup._locks import being_written
 from astrounsup._provenance import provenance
 
 __all__ = [
@@ -50,14 +59,17 @@ __all__ = [
     "open_store",
     "read_store",
     "store_info",
+    "verify_store",
     "write_store",
 ]
 
 STORE_FORMAT = "astrounsup.cutouts"
-STORE_VERSION = 2
+STORE_VERSION = 3
 #: Default most bad pixels a band of a cutout may have before the cutout is flagged (and
 #: rejected by ingest).
 MAX_BAD_FRACTION = 0.5
+#: The datasets astropy writes a table into (the rows, and the units and ``meta``).
+_TABLE_DATASETS = ("catalog", "catalog.__table_column_meta__")
 _CHUNK_BYTES = 4 << 20  # ~4 MiB chunks of whole cutouts: fast sequential reads
 #: Compressions of `/images` (see the module documentation for their cost).
 COMPRESSIONS = (None, "gzip", "lzf")
@@ -105,6 +117,7 @@ def init_store(
     f.attrs["bands"] = np.array(bands, dtype=h5py.string_dtype())
     f.attrs["pixel_scale"] = float(pixel_scale) if pixel_scale is not None else np.nan
     f.attrs["flux_unit"] = flux_unit
+    f.attrs["checksum"] = CHECKSUM
     filters = {"compression": compression, "shuffle": compression is not None}
     if compression == "gzip":
         filters["compression_opts"] = 1
@@ -121,6 +134,9 @@ def init_store(
         "bad_pixels", shape=(n, nb), maxshape=(None, nb), dtype="i4",
         chunks=(max(1024, chunk_n), nb),
     )  # fmt: skip
+    f.create_dataset(
+        "checksums", shape=(n,), maxshape=(None,), dtype="u8", chunks=(max(4096, chunk_n),)
+    )
     if masks:
         f.create_dataset(
             "masks",
@@ -188,14 +204,34 @@ def finish_store(f, table, *, step="astrounsup.io.write_store", max_bad_fraction
     table["bad_fraction"] = frac
     table["bad_pixel_flag"] = flag
     f.attrs["max_bad_fraction"] = float(max_bad_fraction)
-    if "catalog" in f:
-        del f["catalog"]
+    for name in _TABLE_DATASETS:
+        if name in f:
+            del f[name]
     write_table_hdf5(QTable(table), f, path="catalog", serialize_meta=True)
+    for name in ("bad_pixels", *_TABLE_DATASETS):
+        if name in f:
+            f[name].attrs["checksum"] = array_checksum(f[name][...])
     f.attrs["n_cutouts"] = f["images"].shape[0]
+    f.attrs["format_version"] = STORE_VERSION
     for key, value in provenance(step).items():
         f.attrs[key] = value
+    f.attrs["attrs_checksum"] = _attrs_checksum(f)
     f.flush()
     f.attrs["complete"] = True
+
+
+#: File attributes that change what the cutouts mean; ``attrs_checksum`` covers them.
+_SCIENCE_ATTRS = (
+    "bands", "pixel_scale", "flux_unit", "n_cutouts", "max_bad_fraction", "checksum",
+    "format_version",
+)  # fmt: skip
+
+
+def _attrs_checksum(f):
+    h = xxhash.xxh3_64()
+    for key in _SCIENCE_ATTRS:
+        h.update(f"{key}={np.asarray(f.attrs.get(key)).tolist()!r};".encode())
+    return h.intdigest()
 
 
 def write_store(
@@ -276,6 +312,7 @@ def write_store(
             if block_masks is not None:
                 f["masks"][lo : lo + step] = block_masks
             f["bad_pixels"][lo : lo + step] = count_bad_pixels(block, block_masks)
+            f["checksums"][lo : lo + step] = row_checksums(block)
         finish_store(f, table, max_bad_fraction=max_bad_fraction)
     return path
 
@@ -293,30 +330,97 @@ def open_store(path):
     FileNotFoundError
         If there is no such file.
     StoreError
-        If the file cannot be opened as HDF5, is not an astrounsup store, or is incomplete.
+        If the file cannot be opened as HDF5, another process is writing it, it is not an
+        astrounsup store, it is incomplete, or it lacks a dataset or attribute of the format.
     """
     path = Path(path)
     if not path.exists():
         msg = f"{path}: no such cutout store"
         raise FileNotFoundError(msg)
+    if path.is_dir():
+        inside = sorted(p.name for p in path.glob("*.h5"))
+        hint = f" (it holds {', '.join(inside)})" if inside else ""
+        msg = f"{path}: a folder, not a cutout store{hint}"
+        raise StoreError(msg)
     try:
         f = h5py.File(path, "r")
     except (OSError, ValueError) as err:
-        msg = f"{path}: cannot be opened as HDF5 ({err})"
+        if "unable to lock file" in str(err):
+            msg = (
+                f"{path}: another program has it open for writing (HDF5 refuses to read a "
+                "file while it is written); close it there, or wait for it to finish"
+            )
+        else:
+            msg = f"{path}: cannot be opened as HDF5 ({err})"
         raise StoreError(msg) from err
-    fmt = f.attrs.get("format")
-    if fmt != STORE_FORMAT:
+    try:
+        _check_structure(f, path)
+    except StoreError:
         f.close()
+        raise
+    except (OSError, KeyError, ValueError, RuntimeError, TypeError) as err:
+        f.close()
+        msg = f"{path}: a damaged store: its structure cannot be read ({err})"
+        raise StoreError(msg) from err
+    return f
+
+
+def _check_structure(f, path):
+    fmt = f.attrs.get("format")
+    if fmt is None and "images" in f and "catalog" in f:
+        msg = f"{path}: a damaged store: its 'format' attribute cannot be read"
+        raise StoreError(msg)
+    if fmt != STORE_FORMAT:
         msg = f"{path}: not an astrounsup cutout store (format={fmt!r})"
         raise StoreError(msg)
     if not bool(f.attrs.get("complete", False)):
-        f.close()
+        if being_written(path):
+            msg = f"{path}: another process is writing this store now; wait for it to finish"
+        else:
+            msg = (
+                f"{path}: the store is incomplete (its writer was interrupted; "
+                "`astrounsup ingest` resumes it)"
+            )
+        raise StoreError(msg)
+    version = int(f.attrs.get("format_version", 1))
+    if version > STORE_VERSION:
         msg = (
-            f"{path}: the store is incomplete (its writer was interrupted; "
-            "`astrounsup ingest` resumes it)"
+            f"{path}: store format version {version} is newer than this astrounsup reads "
+            f"({STORE_VERSION}); upgrade astrounsup"
         )
         raise StoreError(msg)
-    return f
+    needed = ["images", "catalog"]
+    needed += ["bad_pixels"] if version >= 2 else []
+    needed += ["checksums"] if version >= 3 else []
+    lacking = [f"/{name}" for name in needed if not isinstance(f.get(name), h5py.Dataset)]
+    lacking += [f"the {a!r} attribute" for a in ("bands", "pixel_scale") if a not in f.attrs]
+    if lacking:
+        msg = (
+            f"{path}: a damaged store: it lacks {', '.join(lacking)} (restore it, or ingest "
+            "its cutouts again)"
+        )
+        raise StoreError(msg)
+    expected = f.attrs.get("attrs_checksum")
+    if expected is not None and _attrs_checksum(f) != int(expected):
+        msg = (
+            f"{path}: a damaged store: its attributes (bands, pixel scale, unit, ...) differ "
+            "from the checksum written with them (restore it, or ingest its cutouts again)"
+        )
+        raise StoreError(msg)
+    images = f["images"]
+    if images.ndim != 4 or len(f.attrs["bands"]) != images.shape[1]:
+        msg = (
+            f"{path}: a damaged store: /images has shape {images.shape} but the store "
+            f"names {len(f.attrs['bands'])} bands"
+        )
+        raise StoreError(msg)
+    for name in ("bad_pixels", "checksums"):
+        if name in f and f[name].shape[0] != images.shape[0]:
+            msg = (
+                f"{path}: a damaged store: /{name} has {f[name].shape[0]} rows, /images "
+                f"{images.shape[0]}"
+            )
+            raise StoreError(msg)
 
 
 def _attrs(f):
@@ -325,12 +429,50 @@ def _attrs(f):
     return attrs
 
 
+def read_checked(f, name):
+    """The whole dataset ``name`` of an open store, after checking it against its
+    ``checksum`` attribute (when it has one)."""
+    try:
+        values = f[name][...]
+    except (OSError, ValueError, KeyError, RuntimeError) as err:
+        msg = f"{f.filename}: /{name} cannot be read ({err}); the store is damaged"
+        raise StoreError(msg) from err
+    expected = f[name].attrs.get("checksum")
+    if expected is not None and array_checksum(values) != int(expected):
+        msg = (
+            f"{f.filename}: /{name} is damaged: its bytes differ from the checksum written "
+            "with them (restore the store, or ingest its cutouts again)"
+        )
+        raise StoreError(msg)
+    return values
+
+
 def read_table(f):
-    """The ``/catalog`` table of an open store, strings as ``str``."""
-    table = QTable(read_table_hdf5(f, path="catalog"))
+    """The ``/catalog`` table of an open store, strings as ``str``; its bytes are checked
+    against their checksum first."""
+    for name in _TABLE_DATASETS:
+        if name in f:
+            read_checked(f, name)
+    try:
+        table = QTable(read_table_hdf5(f, path="catalog"))
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        msg = f"{f.filename}: /catalog cannot be read as a table ({err}); the store is damaged"
+        raise StoreError(msg) from err
     # HDF5 holds strings as bytes; give them back as the str they were written as.
     table.convert_bytestring_to_unicode()
     return table
+
+
+def damaged_message(path, rows, table):
+    """The one-line error for cutouts ``rows`` whose pixels fail their checksum."""
+    rows = np.asarray(rows)
+    ids = ", ".join(str(table["object_id"][r]) for r in rows[:5])
+    more = f" and {rows.size - 5} more" if rows.size > 5 else ""
+    return (
+        f"{path}: {rows.size} cutout{'s' if rows.size != 1 else ''} damaged (object_id "
+        f"{ids}{more}): pixels differ from the checksum written with them; `astrounsup info "
+        "--verify STORE` counts them all (restore the store, or ingest its cutouts again)"
+    )
 
 
 def read_store(path):
@@ -356,10 +498,77 @@ def read_store(path):
     Raises
     ------
     StoreError
-        If the file is not an astrounsup store, or its writer did not finish.
+        If the file is not an astrounsup store, its writer did not finish, or a cutout's
+        pixels or the catalog differ from their checksums.
     """
     with open_store(path) as f:
-        return f["images"][...], read_table(f), _attrs(f)
+        table = read_table(f)
+        images = _read_rows(f, "images", 0, f["images"].shape[0])
+        if "checksums" in f:
+            bad = mismatched(images, read_checked(f, "checksums"))
+            if bad.size:
+                raise StoreError(damaged_message(path, bad, table))
+        return images, table, _attrs(f)
+
+
+def _read_rows(f, name, lo, hi):
+    try:
+        return f[name][lo:hi]
+    except (OSError, ValueError, RuntimeError) as err:
+        msg = f"{f.filename}: rows {lo} to {hi - 1} of /{name} cannot be read ({err})"
+        raise StoreError(msg) from err
+
+
+def verify_store(path):
+    """Check every cutout of a store against its checksum (and the catalog, the bad-pixel
+    counts and the masks' compressed chunks).
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        A complete store of format version 3 or later.
+
+    Returns
+    -------
+    numpy.ndarray of int64
+        Rows whose pixels differ from their checksum (empty when all are intact).
+
+    Raises
+    ------
+    StoreError
+        If the store has no checksums (written before format version 3), or the catalog,
+        the counts or a chunk of masks are damaged.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from astrounsup.simulate import simulate_lens_survey
+    >>> s = simulate_lens_survey(6, seed=0)
+    >>> p = write_store(pathlib.Path(tempfile.mkdtemp()) / "s.h5", s.images, s.table,
+    ...                 bands=s.bands, pixel_scale=s.pixel_scale)
+    >>> verify_store(p).tolist()
+    []
+    """
+    with open_store(path) as f:
+        if "checksums" not in f:
+            msg = (
+                f"{path}: format version {int(f.attrs.get('format_version', 1))} has no "
+                "checksums, so damage cannot be detected (ingest the cutouts again to add them)"
+            )
+            raise StoreError(msg)
+        read_table(f)
+        if "bad_pixels" in f:
+            read_checked(f, "bad_pixels")
+        expected = read_checked(f, "checksums")
+        n = f["images"].shape[0]
+        step = f["images"].chunks[0] * 16
+        bad = []
+        for lo in range(0, n, step):
+            hi = min(n, lo + step)
+            bad.append(lo + mismatched(_read_rows(f, "images", lo, hi), expected[lo:hi]))
+            if "masks" in f:
+                _read_rows(f, "masks", lo, hi)
+        return np.concatenate([np.zeros(0, np.int64), *bad]).astype(np.int64)
 
 
 def store_info(path):
@@ -373,6 +582,7 @@ def store_info(path):
             chunks=images.chunks,
             compression=images.compression,
             has_masks="masks" in f,
+            has_checksums="checksums" in f,
             columns=read_table(f).colnames,
             size_bytes=Path(path).stat().st_size,
         )

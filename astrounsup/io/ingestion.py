@@ -13,6 +13,7 @@ import numpy as np
 from astropy.table import QTable
 
 from astrounsup._atomic import atomic_path
+from astrounsup._checksums import CHECKSUM, row_checksums
 from astrounsup._h5write import open_h5_for_writing, raise_if_failed
 from astrounsup._locks import output_lock, remove_stale_partials
 from astrounsup._progress import progress_bar
@@ -356,8 +357,11 @@ def _commit(f, batch, bands, compression):
         )
     g = f["ingest"]
     if good:
-        _grow(f["images"], np.stack([c.image for _, _, c, _ in good]))
+        images = np.stack([c.image for _, _, c, _ in good]).astype(np.float32, copy=False)
+        _add_checksums(f)
+        _grow(f["images"], images)
         _grow(f["bad_pixels"], np.concatenate([n for *_, n in good]))
+        _grow(f["checksums"], row_checksums(images))
         _grow(g["ra"], [c.ra for _, _, c, _ in good])
         _grow(g["dec"], [c.dec for _, _, c, _ in good])
         _grow(g["object_id"], [oid for _, oid, _, _ in good])
@@ -371,6 +375,19 @@ def _commit(f, batch, bands, compression):
     raise_if_failed(f)
 
 
+def _add_checksums(f):
+    """Give a store begun before format version 3 the checksums of its cutouts so far."""
+    if "checksums" in f:
+        return
+    images = f["images"]
+    f.create_dataset(
+        "checksums", shape=(0,), maxshape=(None,), dtype="u8", chunks=(images.chunks[0] * 4,)
+    )
+    f.attrs["checksum"] = CHECKSUM
+    for lo in range(0, images.shape[0], images.chunks[0]):
+        _grow(f["checksums"], row_checksums(images[lo : lo + images.chunks[0]]))
+
+
 def _rollback(f):
     """Drop rows written after the last progress mark; return the entries done."""
     g = f["ingest"]
@@ -381,6 +398,8 @@ def _rollback(f):
     if "images" in f:
         f["images"].resize((keep, *f["images"].shape[1:]))
         f["bad_pixels"].resize((keep, *f["bad_pixels"].shape[1:]))
+        if "checksums" in f:
+            f["checksums"].resize((keep,))
     keep_rej = int(np.sum(g["reject_entry"][...] < done))
     for name in ("reject_entry", "reject_reason"):
         g[name].resize((keep_rej,))

@@ -1,8 +1,9 @@
 """Latents files: the latent vectors of a set of cutouts with their catalog and provenance.
 
 Layout (HDF5): ``/latents`` float32 ``(n, D)``; ``/catalog`` one row per object (astropy's
-HDF5 table format, units and ``meta`` kept); file attributes ``format``
-(``astrounsup.latents``), the provenance and the settings of the step that wrote it.
+HDF5 table format, units and ``meta`` kept); each with a ``checksum`` attribute (XXH3-64 of
+its bytes, checked when read); file attributes ``format`` (``astrounsup.latents``), the
+provenance and the settings of the step that wrote it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from astropy.io.misc.hdf5 import write_table_hdf5
 from astropy.table import QTable
 
 from astrounsup._atomic import atomic_path
+from astrounsup._checksums import array_checksum
 from astrounsup._h5write import open_h5_for_writing
 from astrounsup._provenance import provenance
 
@@ -22,6 +24,8 @@ __all__ = ["LATENTS_FORMAT", "is_latents_file", "read_latents", "write_latents"]
 
 #: The ``format`` attribute of a latents file.
 LATENTS_FORMAT = "astrounsup.latents"
+#: Its datasets (astropy writes the catalog's units and meta beside it).
+_DATASETS = ("latents", "catalog", "catalog.__table_column_meta__")
 
 
 def write_latents(path, latents, table, *, meta=None, step="astrounsup.latent.write_latents"):
@@ -66,6 +70,9 @@ def write_latents(path, latents, table, *, meta=None, step="astrounsup.latent.wr
         f.attrs["format"] = LATENTS_FORMAT
         f.create_dataset("latents", data=latents)
         write_table_hdf5(QTable(table), f, path="catalog", serialize_meta=True)
+        for name in _DATASETS:
+            if name in f:
+                f[name].attrs["checksum"] = array_checksum(f[name][...])
         for key, value in provenance(step, **(meta or {})).items():
             f.attrs[key] = value
     return path
@@ -100,14 +107,25 @@ def read_latents(path):
             if f.attrs.get("format") != LATENTS_FORMAT:
                 msg = f"{path}: not an astrounsup latents file"
                 raise ValueError(msg)
+            _check_sums(path, f)
             table = QTable(read_table_hdf5(f, path="catalog"))
             table.convert_bytestring_to_unicode()
             latents, attrs = f["latents"][...], dict(f.attrs.items())
-    except (OSError, KeyError) as err:  # truncated or damaged: h5py names no file
+    except (OSError, KeyError, TypeError) as err:  # truncated or damaged: h5py names no file
         msg = f"{path}: damaged latents file ({err}); embed again"
         raise ValueError(msg) from None
     _check_rows(path, latents, table)
     return latents, table, attrs
+
+
+def _check_sums(path, f):
+    """Each dataset's bytes against the checksum written with them (files written before
+    checksums have none)."""
+    for name in _DATASETS:
+        expected = f[name].attrs.get("checksum") if name in f else None
+        if expected is not None and array_checksum(f[name][...]) != int(expected):
+            msg = f"{path}: damaged latents file: /{name} differs from its checksum; embed again"
+            raise ValueError(msg)
 
 
 def _check_rows(path, latents, table):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from astrounsup._config import merge_config
+from astrounsup._estimators import check_int
 from astrounsup.catalog.table import id_positions
 from astrounsup.pipeline._results import StepResult, bad_pixel_flags_of
 
@@ -30,12 +31,6 @@ def _context(context, table, cfg, inputs):
     """The context latents, checked against the scored objects before any scoring."""
     name = inputs.get("context", "the context latents")
     where = inputs.get("latents", "the latents")
-    if cfg["context_components"] < 0:
-        msg = f"context_components must be >= 0; got {cfg['context_components']}"
-        raise ValueError(msg)
-    if cfg["context_neighbors"] < 1:
-        msg = f"context_neighbors must be >= 1; got {cfg['context_neighbors']}"
-        raise ValueError(msg)
     vectors, ctable = context if isinstance(context, tuple) else (context, None)
     vectors = np.asarray(vectors)
     if ctable is not None and "object_id" in table.colnames and "object_id" in ctable.colnames:
@@ -127,6 +122,10 @@ def score_anomalies(
     )
 
     cfg = merge_config(ANOMALY_DEFAULTS, config, owner="anomalies")
+    # Checked whether or not they are used this time, so a typo never passes unseen.
+    check_int("anomalies", "gallery", cfg["gallery"], 0)
+    check_int("anomalies", "context_neighbors", cfg["context_neighbors"], 1)
+    check_int("anomalies", "context_components", cfg["context_components"], 0)
     inputs = dict(inputs or {})
     methods = [m for m in cfg["methods"] if m != "none"]
     unknown = [m for m in methods if m not in SCORERS]

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from astrounsup._config import merge_config
-from astrounsup.pipeline._results import StepResult, bad_pixel_flags_of
+from astrounsup._estimators import check_number
+from astrounsup.pipeline._results import StepResult, bad_pixel_flags_of, flagged_last
 
 __all__ = ["CLUSTER_DEFAULTS", "check_labels", "cluster_latents", "cluster_outputs"]
 
@@ -157,20 +158,6 @@ def check_labels(table, config=None, *, where="the data"):
     return None, known_ids
 
 
-def _flagged_last(columns, name, flagged):
-    """Cutouts flagged for bad pixels are no candidates and rank after every other."""
-    if not flagged.any() or f"{name}_rank" not in columns:
-        return
-    rank = np.asarray(columns[f"{name}_rank"])
-    order = np.lexsort((rank, flagged))
-    new = np.empty_like(rank)
-    new[order] = np.arange(1, len(rank) + 1)
-    columns[f"{name}_rank"] = new
-    candidate = np.asarray(columns[f"{name}_candidate"], dtype=bool).copy()
-    candidate[flagged] = False
-    columns[f"{name}_candidate"] = candidate
-
-
 def cluster_latents(latents, table, config=None, *, inputs=None):
     """Cluster latent vectors; with labels, name the clusters and rank every object.
 
@@ -231,6 +218,7 @@ def cluster_latents(latents, table, config=None, *, inputs=None):
     from astrounsup.plotting import latent_map_figure
 
     cfg = merge_config(CLUSTER_DEFAULTS, config, owner="cluster")
+    check_number("cluster", "threshold", cfg["threshold"], 0.0, 1.0)  # even if unused here
     inputs = dict(inputs or {})
     where = inputs.get("latents", "the latents")
     if cfg["reduce"] is None and (cfg["metric"] != "euclidean" or cfg["fit_size"] is not None):
@@ -285,7 +273,7 @@ def cluster_latents(latents, table, config=None, *, inputs=None):
             threshold=cfg["threshold"], name=name, seed=cfg["seed"],
         )  # fmt: skip
         columns |= new
-        _flagged_last(columns, name, bad_pixel_flags_of(table))
+        flagged_last(columns, name, bad_pixel_flags_of(table))
         # What a later re-ranking with vetted grades needs to rebuild these labels.
         meta |= {"score_name": name, "labels_column": column or "",
                  "positive": "" if positive is None else str(positive),

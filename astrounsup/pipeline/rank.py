@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from astrounsup.pipeline._results import StepResult
+from astrounsup.pipeline._results import StepResult, bad_pixel_flags_of, flagged_last
 
 __all__ = ["rerank_candidates"]
 
@@ -64,7 +64,8 @@ def rerank_candidates(latents, table, clusters, grades, *, inputs=None):
     StepResult
         Tables ``clusters`` (every object, in the order of ``latents``: the clustering's
         columns with ``<name>_cluster_fraction``, ``<name>_score``, ``<name>_candidate``,
-        ``<name>_rank`` and ``labeled`` refitted, and ``<name>_rank_before``,
+        ``<name>_rank`` and ``labeled`` refitted (cutouts with ``bad_pixel_flag`` set are
+        no candidates and rank last, as in the clustering), and ``<name>_rank_before``,
         ``lens_grade``, ``anomaly_grade``) and ``cluster_summary``; summary
         ``n_grades`` (grade -> count) and ``metrics`` (on the known labels neither used
         nor graded).
@@ -130,6 +131,8 @@ def rerank_candidates(latents, table, clusters, grades, *, inputs=None):
         cluster, labels, features=features, positive=True, labeled=labeled,
         threshold=float(meta.get("threshold", 0.5)), name=name, seed=seed,
     )  # fmt: skip
+    # Flagged cutouts (bad pixels) stay out of the candidates, as the clustering kept them.
+    flagged_last(new, name, bad_pixel_flags_of(table) | bad_pixel_flags_of(clusters))
     columns = new | {
         f"{name}_rank_before": np.asarray(clusters[f"{name}_rank"]),
         "lens_grade": lens_grade,

@@ -255,9 +255,15 @@ def test_anomalies_join_the_context_by_id_and_refuse_other_objects(run, context,
     assert main([*plain, "--out", str(tmp_path / "y")]) == 2
     assert "context needs recon" in capsys.readouterr().err
     assert main([*args, "--context", str(context[0]), "--context-components", "-1"]) == 2
-    assert "context_components must be >= 0; got -1" in capsys.readouterr().err
+    assert "context_components must be an integer >= 0; got -1" in capsys.readouterr().err
     assert main([*args, "--context", str(context[0]), "--context-neighbors", "0"]) == 2
-    assert "context_neighbors must be >= 1; got 0" in capsys.readouterr().err
+    assert "context_neighbors must be an integer >= 1; got 0" in capsys.readouterr().err
+    # Checked also where they would not be used, so a slip never passes unseen.
+    assert main([*plain[:2], "--gallery", "-5", "--out", str(tmp_path / "g")]) == 2
+    assert "anomalies: gallery must be an integer >= 0; got -5" in capsys.readouterr().err
+    assert main([*plain[:2], "--context-neighbors", "-2", "--out", str(tmp_path / "g")]) == 2
+    assert "context_neighbors must be an integer >= 1; got -2" in capsys.readouterr().err
+    assert not (tmp_path / "g").exists()
     assert main([*args, "--context", str(context[0]), "--context-neighbors", "100"]) == 2
     err = capsys.readouterr().err
     assert f"context_neighbors 100 needs more objects than that; {context[0]} has" in err

@@ -1,3 +1,4 @@
+import astropy.units as u
 import numpy as np
 import pytest
 import torch
@@ -201,7 +202,7 @@ class TestOtherSources:
         ds = CutoutDataset(tmp_path / "cat.ecsv")
         assert list(ds.table["object_id"]) == [f"obj{k}" for k in range(6)]
         np.testing.assert_array_equal(ds.table["is_lens"], small_survey.table["is_lens"][:6])
-        np.testing.assert_allclose(ds.table["ra"], np.arange(6.0))  # catalog wins
+        np.testing.assert_allclose(ds.table["ra"].to_value(u.deg), np.arange(6.0))  # catalog wins
         np.testing.assert_allclose(ds.table["dec"].value, small_survey.table["dec"][:6].value)
         np.testing.assert_array_equal(
             ds[5][0].numpy(), np.nan_to_num(small_survey.images[5], nan=float(ds[5][0][0, 0, 0]))

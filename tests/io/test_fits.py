@@ -1,4 +1,7 @@
+import bz2
 import gzip
+import lzma
+import zipfile
 from pathlib import Path
 
 import astropy.units as u
@@ -120,6 +123,42 @@ class TestCompressed:
         gz = tmp_path / "cube.fits.gz"
         gz.write_bytes(gzip.compress(Path(cube_files[1]).read_bytes()))
         np.testing.assert_array_equal(read_cutout(gz).image, small_survey.images[1])
+
+    @staticmethod
+    def _compressed(kind, data, path):
+        if kind == "zip":
+            with zipfile.ZipFile(path, "w") as z:
+                z.writestr("cube.fits", data)
+        else:
+            path.write_bytes(
+                {"gz": gzip.compress, "bz2": bz2.compress, "xz": lzma.compress}[kind](data)
+            )
+        return path
+
+    @pytest.mark.parametrize("kind", ["gz", "bz2", "xz", "zip"])
+    def test_every_whole_file_compression_is_checked_before_astropy(
+        self, kind, small_survey, cube_files, tmp_path
+    ):
+        data = Path(cube_files[1]).read_bytes()
+        path = self._compressed(kind, data, tmp_path / f"cube.fits.{kind}")
+        np.testing.assert_array_equal(read_cutout(path).image, small_survey.images[1])
+        # A crafted header inside the compression meets the same checks as a plain one.
+        card = next(i for i in range(0, 2880, 80) if data[i : i + 8] == b"NAXIS   ")
+        crafted = data[:card] + b"NAXIS   = 99999999999".ljust(80) + data[card + 80 :]
+        bad = self._compressed(kind, crafted, tmp_path / f"bad.fits.{kind}")
+        declared = rf"bad\.fits\.{kind}: header declares NAXIS = 99999999999"
+        with pytest.raises(CutoutReadError, match=declared):
+            read_cutout(bad)
+        junk = self._compressed(kind, b"hello world" * 300, tmp_path / f"junk.fits.{kind}")
+        with pytest.raises(CutoutReadError, match="does not begin with the SIMPLE card"):
+            read_cutout(junk)
+
+    def test_a_zip_of_many_files_is_refused(self, cube_files, tmp_path):
+        with zipfile.ZipFile(tmp_path / "two.zip", "w") as z:
+            z.write(cube_files[0], "a.fits")
+            z.write(cube_files[1], "b.fits")
+        with pytest.raises(CutoutReadError, match=r"two\.zip: a zip archive of 2 files"):
+            read_cutout(tmp_path / "two.zip")
 
     def test_astropy_compressed_files(self):
         c = read_cutout(_astropy_data("comp.fits"))

@@ -2,6 +2,7 @@ import re
 import shutil
 from pathlib import Path
 
+import astropy.units as u
 import h5py
 import numpy as np
 import pytest
@@ -259,6 +260,46 @@ class TestCatalogPaths:
         assert "catalog has no id column 'nope'; its columns are ['file', 'name']" in err
         assert main([*argv, "--id-column", "name"]) == 0
         assert list(read_store(tmp_path / "s.h5")[1]["object_id"]) == ["a", "b"]
+
+
+class TestCatalogCoordinates:
+    """A catalog's ra/dec are checked before any file is read: a slip never leaves a store
+    that cannot be finished."""
+
+    @pytest.mark.parametrize(
+        ("ra", "dec", "match"),
+        [
+            (["150.1", "abc", "150.3"], [2.0, 2.1, 2.2],
+             r"cat\.csv: column 'ra' must hold numbers \(degrees\); row 1 has 'abc'"),
+            (["150.1", "150.2", "150.3"], [2.0, 95.0, 2.2],
+             r"cat\.csv: column 'dec' must lie in \[-90, 90\] degrees; row 1 has 95"),
+        ],
+    )  # fmt: skip
+    def test_bad_values_are_named_before_any_work(
+        self, ra, dec, match, cube_files, tmp_path, capsys
+    ):
+        folder = cube_files[0].parent
+        Table({"file": [p.name for p in cube_files[:3]], "ra": ra, "dec": dec}).write(
+            folder / "cat.csv", overwrite=True
+        )
+        with pytest.raises(ValueError, match=match):
+            ingest(folder / "cat.csv", tmp_path / "s.h5")
+        assert main(["ingest", str(folder / "cat.csv"), str(tmp_path / "s.h5"), "--quiet"]) == 2
+        assert capsys.readouterr().err.count("\n") == 1
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["cubes"]  # nothing written
+
+    def test_empty_cells_come_from_the_wcs_and_units_are_converted(
+        self, small_survey, cube_files, tmp_path
+    ):
+        folder = cube_files[0].parent
+        ra = [None, small_survey.table["ra"][1].to_value(u.hourangle), None]
+        cat = Table({"file": [p.name for p in cube_files[:3]]})
+        cat["ra"] = np.ma.masked_invalid([np.nan if v is None else v for v in ra]) * u.hourangle
+        cat.write(folder / "cat.ecsv", overwrite=True)
+        _, table, _ = read_store(ingest(folder / "cat.ecsv", tmp_path / "s.h5").store)
+        np.testing.assert_allclose(
+            table["ra"].to_value(u.deg), small_survey.table["ra"][:3].to_value(u.deg), atol=1e-6
+        )
 
 
 class TestIngestCLI:

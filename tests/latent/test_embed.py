@@ -63,3 +63,18 @@ def test_a_truncated_latents_file_is_refused_naming_it(tmp_path):
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(ValueError, match=r"l\.h5: damaged latents file \(.*\); embed again"):
         read_latents(path)
+
+
+@pytest.mark.parametrize("name", ["latents", "catalog"])
+def test_changed_bytes_in_a_latents_file_are_found(name, tmp_path):
+    z = np.random.default_rng(0).normal(size=(20, 4))
+    path = write_latents(tmp_path / "l.h5", z, QTable({"object_id": [f"o{i}" for i in range(20)]}))
+    with h5py.File(path, "r") as f:
+        offset = f[name].id.get_offset()
+    with open(path, "r+b") as fh:  # one bit, in the 6th row or the 8th id
+        fh.seek(offset + 21)
+        byte = fh.read(1)
+        fh.seek(-1, 1)
+        fh.write(bytes([byte[0] ^ 0x01]))
+    with pytest.raises(ValueError, match=rf"l\.h5: damaged latents file: /{name} differs from"):
+        read_latents(path)

@@ -50,6 +50,28 @@ class TestRerankCandidates:
         assert result.summary["n_grades"]["lens lens"] == 4
         assert result.summary["n_grades"]["lens not"] == 3
 
+    def test_cutouts_flagged_for_bad_pixels_stay_last(self, survey):
+        z, table = survey
+        table = table.copy()
+        lenses = np.flatnonzero(table["is_lens"])
+        flagged = np.zeros(len(table), bool)
+        flagged[lenses[10:13]] = True  # lenses that the score would put near the top
+        table["bad_pixel_flag"] = flagged
+        known = _ids(table, lenses[:8])
+        cat = cluster_latents(z, table, BASE | {"known_positives": known}).tables["clusters"]
+        grades = grades_table(_ids(table, lenses[8:10]), ["lens", "lens"], time=T)
+        out = rerank_candidates(z, table, cat, grades).tables["clusters"]
+        assert not np.asarray(out["lens_candidate"])[flagged].any()
+        assert sorted(out["lens_rank"][flagged]) == [298, 299, 300]
+        # The others keep the order they have without flags.
+        table["bad_pixel_flag"] = False
+        cat["bad_pixel_flag"] = False
+        plain = rerank_candidates(z, table, cat, grades).tables["clusters"]
+        assert np.asarray(plain["lens_candidate"])[flagged].any()  # flags did change it
+        np.testing.assert_array_equal(
+            np.argsort(out["lens_rank"][~flagged]), np.argsort(plain["lens_rank"][~flagged])
+        )
+
     def test_a_not_removes_a_known_positive(self, survey):
         z, table = survey
         known = _ids(table, np.flatnonzero(table["is_lens"])[:8])

@@ -125,6 +125,7 @@ class TestClusterLatents:
             ({"labeled_fraction": 0.2}, "labeled_fraction needs labels_column"),
             ({"choose_k": "2-5"}, "choose_k must be LO:HI"),
             ({"labels_column": "is_lens", "positive": "lens"}, "positive label"),
+            ({"threshold": -3}, r"cluster: threshold must be a finite number in \[0.0, 1.0\]"),
         ],
     )
     def test_bad_settings(self, config, match):
