@@ -4,6 +4,7 @@ message each must give (full disks, concurrent writers, partial state)."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from astrounsup.io import read_store, write_fits_cutouts, write_store
 
@@ -348,3 +350,177 @@ def test_a_killed_command_reruns_to_the_outputs_of_an_uninterrupted_run(name, wo
         _same_outputs(Path(outs[0]), Path(out))
     assert killed >= 2  # most points fall inside the run
     assert _partials(base) == []
+
+
+# --- The probe table: one row per failure the issue lists, run through the command line. ---
+
+
+def _damaged_store(root, tmp):
+    from tests.io.test_checksums import _data_offset, _flip
+
+    path = tmp / "damaged.h5"
+    path.write_bytes((root / "s.h5").read_bytes())
+    _flip(path, _data_offset(path, "images", 3) + 64)
+    return path
+
+
+def _store_without(what):
+    def make(root, tmp):
+        import h5py
+
+        path = tmp / "lacking.h5"
+        path.write_bytes((root / "s.h5").read_bytes())
+        with h5py.File(path, "a") as f:
+            if what.startswith("/"):
+                del f[what[1:]]
+            else:
+                del f.attrs[what]
+        return path
+
+    return make
+
+
+def _latents(kind):
+    def make(root, tmp):
+        from astrounsup.latent import read_latents, write_latents
+
+        z, table, _ = read_latents(root / "latents.h5")
+        if kind == "nan":
+            z[4, 1] = np.nan
+        elif kind == "duplicate":
+            table["object_id"][5] = table["object_id"][6]
+        path = write_latents(tmp / f"{kind}.h5", z, table)
+        if kind == "truncated":
+            data = (root / "latents.h5").read_bytes()
+            path.write_bytes(data[: len(data) // 2])
+        return path
+
+    return make
+
+
+def _toml(text):
+    def make(root, tmp):
+        path = tmp / "c.toml"
+        path.write_text(text)
+        return path
+
+    return make
+
+
+def _catalog(ra_or_file):
+    def make(root, tmp):
+        from astropy.table import Table
+
+        files = sorted(p.name for p in (root / "fits").glob("*.fits"))[:4]
+        cat = Table({"file": files, "ra": [150.0] * 4, "dec": [2.0] * 4})
+        if ra_or_file == "ra":
+            cat["ra"] = ["150.0", "150.1", "east", "150.3"]
+        else:
+            cat["file"][1] = ra_or_file
+        cat.write(root / "fits" / "probe.csv", overwrite=True)
+        return root / "fits" / "probe.csv"
+
+    return make
+
+
+def _crafted_checkpoint(root, tmp):
+    from astrounsup.training import load_checkpoint, save_checkpoint
+
+    state = load_checkpoint(root / "run" / "last.pt")
+    state["model_config"] = dict(state["model_config"]) | {"bands": 10**9}
+    return save_checkpoint(tmp / "crafted.pt", state) or tmp / "crafted.pt"
+
+
+def _train(config_maker, *extra):
+    return lambda r, t: [
+        "train", "--data", str(r / "s.h5"), "--model", "cae", "--config", str(config_maker(r, t)),
+        "--out", str(t / "out"), "--quiet", *extra,
+    ]  # fmt: skip
+
+
+_HAS_CUDA = torch.cuda.is_available()
+_TINY = "[model]\nlatent_dim = 6\nwidths = [8, 16]\n[training]\nbatch_size = 8\n"
+_T = _toml(_TINY)
+
+#: (issue item, probe, argv from (workspace, tmp), exit status, pattern of the one line).
+PROBES = [
+    ("5", "a store with a changed byte", lambda r, t: ["embed", "--checkpoint",
+     str(r / "run" / "last.pt"), "--data", str(_damaged_store(r, t)), "--out", str(t / "out"),
+     "--quiet"], 2, r"damaged\.h5: 1 cutout damaged \(object_id \S+\): pixels differ"),
+    ("5", "info --verify of it", lambda r, t: ["info", str(_damaged_store(r, t)), "--verify"],
+     1, None),
+    ("6", "cluster --choose-k 2:3 --k 0", lambda r, t: ["cluster", str(r / "latents.h5"),
+     "--choose-k", "2:3", "--k", "0", "--out", str(t / "out")], 2,
+     r"n_clusters must be an integer >= 1; got 0"),
+    ("7", "a catalog naming ../", lambda r, t: ["ingest", str(_catalog("../s.h5")(r, t)),
+     str(t / "out"), "--quiet"], 2, r"probe\.csv: catalog row 1: file '\.\./s\.h5' is outside"),
+    ("8", "a checkpoint claiming 10**9 bands", lambda r, t: ["embed", "--checkpoint",
+     str(_crafted_checkpoint(r, t)), "--data", str(r / "s.h5"), "--out", str(t / "out"),
+     "--quiet"], 2, r"crafted\.pt: .*1000000000 bands"),
+    ("9", "--device bogus", _train(_T, "--device", "bogus"), 2,
+     r"device must be 'cpu', 'cuda', 'cuda:N' or 'mps'; got 'bogus'"),
+    pytest.param("9", "embed --device cuda without CUDA", lambda r, t: ["embed", "--checkpoint",
+                 str(r / "run" / "last.pt"), "--data", str(r / "s.h5"), "--out",
+                 str(t / "out"), "--device", "cuda", "--quiet"], 2, r"CUDA",
+                 marks=pytest.mark.skipif(_HAS_CUDA, reason="CUDA is here")),
+    ("9", "lr = 1e30", _train(_toml(_TINY + "lr = 1e30\n")), 2,
+     r"c\.toml: config\['training'\]: lr must be a number in \[0, 10\]; got 1e\+30"),
+    ("9", 'lr = "fast"', _train(_toml(_TINY + 'lr = "fast"\n')), 2,
+     r"c\.toml: config\['training'\]: lr must be a number in \[0, 10\]; got 'fast'"),
+    ("9", "a broken TOML", _train(_toml("[model\nlatent_dim = 6\n")), 2,
+     r"c\.toml: not a TOML file \(.*line 1"),
+    ("9", "[normalization] foo", _train(_toml(_TINY + "[normalization]\nfoo = 1\n")), 2,
+     r"c\.toml: config\['normalization'\]: unknown key 'foo'"),
+    ("9", "batch_size = true", _train(_toml(_TINY.replace("batch_size = 8", "batch_size = true"))),
+     2, r"c\.toml: config\['training'\]: batch_size must be a positive integer; got True"),
+    ("9", "checkpoint_every = -3", _train(_toml(_TINY + "checkpoint_every = -3\n")), 2,
+     r"c\.toml: config\['training'\]: checkpoint_every must be a positive number of steps "
+     r"or none; got -3"),
+    ("9", "--resume without a checkpoint", _train(_T, "--resume"), 2,
+     r"out/last\.pt: no checkpoint to resume from"),
+    ("9", "a store lacking /catalog", lambda r, t: ["info", str(_store_without("/catalog")(r, t))],
+     2, r"lacking\.h5: a damaged store: it lacks /catalog"),
+    ("9", "a store lacking /images", lambda r, t: ["info", str(_store_without("/images")(r, t))],
+     2, r"lacking\.h5: a damaged store: it lacks /images"),
+    ("9", "a store lacking bands", lambda r, t: ["info", str(_store_without("bands")(r, t))],
+     2, r"lacking\.h5: a damaged store: it lacks the 'bands' attribute"),
+    ("9", "truncated latents", lambda r, t: ["cluster", str(_latents("truncated")(r, t)),
+     "--out", str(t / "out")], 2, r"truncated\.h5: damaged latents file"),
+    ("9", "latents with NaN", lambda r, t: ["anomalies", str(_latents("nan")(r, t)), "--out",
+     str(t / "out")], 2, r"nan\.h5: 1 latent vectors are not finite"),
+    ("9", "latents with a repeated id", lambda r, t: ["cluster", str(_latents("duplicate")(r, t)),
+     "--out", str(t / "out")], 2, r"duplicate\.h5: 1 object ids repeat"),
+    ("9", "text in the catalog's ra", lambda r, t: ["ingest", str(_catalog("ra")(r, t)),
+     str(t / "out"), "--quiet"], 2, r"probe\.csv: column 'ra' must hold numbers \(degrees\); "
+     r"row 2 has 'east'"),
+    ("9", "--gallery -5", lambda r, t: ["anomalies", str(r / "latents.h5"), "--gallery", "-5",
+     "--out", str(t / "out")], 2, r"gallery must be an integer >= 0; got -5"),
+    ("9", "--id-column nope", lambda r, t: ["ingest", str(_catalog("x")(r, t)), str(t / "out"),
+     "--id-column", "nope", "--quiet"], 2, r"probe\.csv: catalog has no id column 'nope'"),
+    ("9", "embed onto an existing output", lambda r, t: ["embed", "--checkpoint",
+     str(r / "run" / "last.pt"), "--data", str(r / "s.h5"), "--out", str(r / "latents.h5"),
+     "--quiet"], 2, r"latents\.h5.*exists.*overwrite"),
+]  # fmt: skip
+
+
+def _probe_id(p):
+    values = getattr(p, "values", p)
+    return f"{values[0]}: {values[1]}"
+
+
+@pytest.mark.parametrize(
+    ("item", "probe", "argv", "status", "pattern"),
+    PROBES,
+    ids=[_probe_id(p) for p in PROBES],
+)
+def test_probe(item, probe, argv, status, pattern, workspace, tmp_path, capsys):
+    from astrounsup.cli import main
+
+    args = argv(workspace, tmp_path)
+    capsys.readouterr()
+    assert main(args) == status, capsys.readouterr().err
+    err = capsys.readouterr().err
+    if status == 2:
+        assert err.count("\n") == 1, err  # one line, no traceback
+        assert re.search(pattern, err), err
+        assert not (tmp_path / "out").exists()  # refused before writing anything

@@ -173,9 +173,14 @@ def discover_cutouts(
             base = Path(".") if kind == "table" else Path(source).parent
         base = Path(base)
         catalog = _coordinates_checked(catalog, "catalog" if kind == "table" else source)
-        entries, ids, table, bands = _catalog_entries(
-            catalog, base, bands, file_column, id_column, strict, allow_outside
-        )
+        try:
+            entries, ids, table, bands = _catalog_entries(
+                catalog, base, bands, file_column, id_column, strict, allow_outside
+            )
+        except (ValueError, CutoutReadError) as err:
+            if kind == "table":
+                raise
+            raise type(err)(f"{source}: {err}") from None  # name the catalog file
     else:
         paths = find_fits(source)
         table = QTable()
