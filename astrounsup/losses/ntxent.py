@@ -9,15 +9,57 @@ from torch import nn
 __all__ = ["NTXentLoss"]
 
 
+class _GatherWithGradient(torch.autograd.Function):
+    """``all_gather`` of equal-shaped tensors, concatenated in rank order, whose backward
+    gives each rank the sum over ranks of the gradient on its own slice (an all-reduce of
+    the small embedding gradient, which every backend has)."""
+
+    @staticmethod
+    def forward(ctx, z):
+        import torch.distributed as dist
+
+        parts = [torch.empty_like(z) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, z.contiguous())
+        ctx.rank, ctx.n = dist.get_rank(), z.shape[0]
+        return torch.cat(parts, dim=0)
+
+    @staticmethod
+    def backward(ctx, grad):
+        import torch.distributed as dist
+
+        grad = grad.contiguous().clone()
+        dist.all_reduce(grad)  # every rank's loss, on every rank's embeddings
+        return grad[ctx.rank * ctx.n : (ctx.rank + 1) * ctx.n]
+
+
 def _gather_across_ranks(z):
-    """All ranks' embeddings, with gradients flowing back to this rank's own slice."""
+    """All ranks' embeddings, concatenated in rank order, and where this rank's start.
+
+    The gather is part of the graph: its backward sends each rank the gradients that every
+    rank's loss puts on its embeddings, so the gradient averaged over ranks is that of one
+    process on the whole batch. Ranks may hold different numbers of embeddings (a global
+    batch that does not split evenly): each is padded to the largest for the gather and cut
+    back after it.
+    """
     import torch.distributed as dist
 
-    world = dist.get_world_size()
-    parts = [torch.zeros_like(z) for _ in range(world)]
-    dist.all_gather(parts, z.contiguous())
-    parts[dist.get_rank()] = z
-    return torch.cat(parts, dim=0), dist.get_rank() * z.shape[0]
+    size = torch.tensor([z.shape[0]], device=z.device)
+    sizes = [torch.zeros_like(size) for _ in range(dist.get_world_size())]
+    dist.all_gather(sizes, size)
+    sizes = [int(s) for s in sizes]
+    most = max(sizes)
+    gathered = _GatherWithGradient.apply(F.pad(z, (0, 0, 0, most - z.shape[0])))
+    parts = [gathered[r * most : r * most + k] for r, k in enumerate(sizes)]
+    return torch.cat(parts, dim=0), sum(sizes[: dist.get_rank()])
+
+
+def _rank_weight(n, total):
+    """What this rank's mean loss over its ``n`` of ``total`` objects is multiplied by, so
+    that the mean over ranks (what DistributedDataParallel's gradient averaging forms) is
+    the mean over all objects: world * n / total (1 when the batch splits evenly)."""
+    import torch.distributed as dist
+
+    return dist.get_world_size() * n / total
 
 
 class NTXentLoss(nn.Module):
@@ -29,7 +71,10 @@ class NTXentLoss(nn.Module):
     temperature : float, optional
         > 0.
     gather_distributed : bool, optional
-        In multi-process training, draw negatives from every rank's batch.
+        In multi-process training, draw negatives from every rank's batch. Gradients flow
+        through the gather and each rank's loss is weighted by its share of the objects,
+        so the ranks' averaged gradient (what DistributedDataParallel applies) equals
+        that of one process on the whole batch.
 
     Examples
     --------
@@ -69,4 +114,5 @@ class NTXentLoss(nn.Module):
         own = torch.cat([rows[:n] + offset, rows[:n] + offset + total])
         logits[rows, own] = float("-inf")  # an embedding is not its own negative
         positive = torch.cat([rows[:n] + offset + total, rows[:n] + offset])
-        return F.cross_entropy(logits, positive)
+        loss = F.cross_entropy(logits, positive)
+        return loss if total == n else loss * _rank_weight(n, total)

@@ -187,26 +187,28 @@ def test_losses_are_differentiable():
     assert np.isfinite(pred.grad.numpy()).all()
 
 
-def _ntxent_rank(rank, world, port, z_a, z_b, out):
+def _ntxent_rank(rank, world, port, x_a, x_b, weight, out):
     import torch.distributed as dist
 
     dist.init_process_group(
         "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world
     )
     try:
-        n = z_a.shape[0] // world
-        mine = slice(rank * n, (rank + 1) * n)
-        a = z_a[mine].clone().requires_grad_()
-        loss = NTXentLoss(temperature=0.3, gather_distributed=True)(a, z_b[mine])
-        loss.backward()  # gradients reach this rank's own embeddings through the gather
-        assert a.grad is not None
-        out[rank] = loss.detach().item()
+        mine = torch.arange(x_a.shape[0])[rank::world]  # as the Trainer splits a batch
+        w = weight.clone().requires_grad_()
+        loss = NTXentLoss(temperature=0.3, gather_distributed=True)(x_a[mine] @ w, x_b[mine] @ w)
+        loss.backward()
+        grad = w.grad.clone()
+        dist.all_reduce(grad)  # what DistributedDataParallel does: the mean over ranks
+        out[rank] = (loss.detach().item(), (grad / world).numpy())
     finally:
         dist.destroy_process_group()
 
 
-def test_negatives_gathered_across_two_gloo_ranks():
-    """Two ranks with half a batch each, averaged, give the single-process loss."""
+@pytest.mark.parametrize(("world", "n"), [(2, 8), (4, 8), (3, 8)])
+def test_negatives_gathered_across_gloo_ranks_give_the_one_process_gradient(world, n):
+    """Ranks with a part of the batch each (3 ranks: 3, 3 and 2 objects), their gradients
+    averaged, give each parameter's gradient of one process on the whole batch."""
     import socket
 
     import torch.multiprocessing as mp
@@ -214,9 +216,17 @@ def test_negatives_gathered_across_two_gloo_ranks():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    z_a = torch.randn(8, 6, generator=G, requires_grad=True)
-    z_b = torch.randn(8, 6, generator=G, requires_grad=True)
+    g = torch.Generator().manual_seed(world)
+    x_a = torch.randn(n, 6, generator=g, dtype=torch.float64)
+    x_b = torch.randn(n, 6, generator=g, dtype=torch.float64)
+    weight = torch.randn(6, 5, generator=g, dtype=torch.float64)
     out = mp.get_context("spawn").Manager().dict()
-    mp.spawn(_ntxent_rank, args=(2, port, z_a.detach(), z_b.detach(), out), nprocs=2)
-    full = NTXentLoss(temperature=0.3)(z_a, z_b).detach().item()
-    assert (out[0] + out[1]) / 2 == pytest.approx(full, rel=1e-5)
+    mp.spawn(_ntxent_rank, args=(world, port, x_a, x_b, weight, out), nprocs=world)
+    w = weight.clone().requires_grad_()
+    full = NTXentLoss(temperature=0.3)(x_a @ w, x_b @ w)
+    full.backward()
+    # Each rank's loss is weighted by its share of the objects: their mean is the whole's.
+    losses = [out[r][0] for r in range(world)]
+    assert sum(losses) / world == pytest.approx(full.item(), rel=1e-10)
+    for r in range(world):
+        np.testing.assert_allclose(out[r][1], w.grad.numpy(), rtol=1e-6, atol=1e-9)
