@@ -205,7 +205,9 @@ def _ntxent_rank(rank, world, port, x_a, x_b, weight, out):
         dist.destroy_process_group()
 
 
-@pytest.mark.parametrize(("world", "n"), [(2, 8), (4, 8), (3, 8)])
+@pytest.mark.parametrize(
+    ("world", "n"), [(2, 8), (3, 8), pytest.param(4, 8, marks=pytest.mark.slow)]
+)
 def test_negatives_gathered_across_gloo_ranks_give_the_one_process_gradient(world, n):
     """Ranks with a part of the batch each (3 ranks: 3, 3 and 2 objects), their gradients
     averaged, give each parameter's gradient of one process on the whole batch."""
