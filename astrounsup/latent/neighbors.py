@@ -11,6 +11,22 @@ from astrounsup._estimators import check_choice, check_int, fit_scaler
 
 __all__ = ["SimilaritySearch"]
 
+#: Search engines of :class:`SimilaritySearch`.
+_BACKENDS = ("sklearn", "faiss")
+
+
+def _faiss(owner):
+    """The faiss module, or a one-line error saying how to install it."""
+    try:
+        import faiss
+    except ImportError:
+        msg = (
+            f"{owner}: backend 'faiss' needs the faiss package, which is not installed; "
+            "pip install 'astrounsup[scale]' (or faiss-cpu, or faiss-gpu where CUDA is)"
+        )
+        raise ValueError(msg) from None
+    return faiss
+
 
 class SimilaritySearch(BaseEstimator):
     """A k-nearest-neighbour index over latent vectors, queried by object or by vector.
@@ -25,13 +41,17 @@ class SimilaritySearch(BaseEstimator):
     standardize : bool, optional
         Scale each latent dimension to unit variance first.
     algorithm : {"auto", "brute", "kd_tree", "ball_tree"}, optional
-        scikit-learn's search structure.
+        scikit-learn's search structure (``backend="sklearn"``).
+    backend : {"sklearn", "faiss"}, optional
+        ``"faiss"``: an exact flat index of faiss (the ``scale`` extra, ``faiss-cpu``), in
+        float32, for millions of vectors; the same neighbours as scikit-learn's exact
+        search, distances to float32 precision.
 
     Attributes
     ----------
     ids_ : numpy.ndarray of shape (n,)
         Object ids given to :meth:`fit` (default: row numbers).
-    index_ : sklearn.neighbors.NearestNeighbors
+    index_ : sklearn.neighbors.NearestNeighbors or faiss.IndexFlatL2
     vectors_ : numpy.ndarray of shape (n, n_features)
         The indexed vectors (scaled / normalised as searched).
     n_features_in_ : int
@@ -47,11 +67,15 @@ class SimilaritySearch(BaseEstimator):
     (3, False)
     """
 
-    def __init__(self, *, n_neighbors=10, metric="euclidean", standardize=False, algorithm="auto"):
+    def __init__(
+        self, *, n_neighbors=10, metric="euclidean", standardize=False, algorithm="auto",
+        backend="sklearn",
+    ):  # fmt: skip
         self.n_neighbors = n_neighbors
         self.metric = metric
         self.standardize = standardize
         self.algorithm = algorithm
+        self.backend = backend
 
     def fit(self, X, y=None, *, ids=None):
         """Index ``X`` of shape (n, n_features), with optional ``ids`` (n,). Returns self."""
@@ -61,6 +85,8 @@ class SimilaritySearch(BaseEstimator):
         check_int(name, "n_neighbors", self.n_neighbors, 1)
         check_choice(name, "metric", self.metric, ("euclidean", "cosine"))
         check_choice(name, "algorithm", self.algorithm, ("auto", "brute", "kd_tree", "ball_tree"))
+        check_choice(name, "backend", self.backend, _BACKENDS)
+        faiss = _faiss(name) if self.backend == "faiss" else None
         X = validate_data(self, X, dtype=[np.float32, np.float64])
         if ids is None:
             ids = np.arange(len(X))
@@ -73,7 +99,11 @@ class SimilaritySearch(BaseEstimator):
             raise ValueError(msg)
         self.scaler_, Z = fit_scaler(X, self.standardize)
         Z = self._unit(Z)
-        self.index_ = NearestNeighbors(algorithm=self.algorithm).fit(Z)
+        if faiss is None:
+            self.index_ = NearestNeighbors(algorithm=self.algorithm).fit(Z)
+        else:
+            self.index_ = faiss.IndexFlatL2(Z.shape[1])
+            self.index_.add(np.ascontiguousarray(Z, dtype=np.float32))
         self.vectors_ = Z
         self.ids_ = ids
         self._order = np.argsort(ids, kind="stable")
@@ -99,7 +129,13 @@ class SimilaritySearch(BaseEstimator):
         distances, indices : numpy.ndarray of shape (m, n_neighbors)
         """
         k = self._k(n_neighbors)
-        return self.index_.kneighbors(self._prepare(X), n_neighbors=k)
+        return self._search(self._prepare(X), k)
+
+    def _search(self, Z, k):
+        if self.backend == "sklearn":
+            return self.index_.kneighbors(Z, n_neighbors=k)
+        squared, idx = self.index_.search(np.ascontiguousarray(Z, dtype=np.float32), k)
+        return np.sqrt(np.maximum(squared, 0)).astype(np.float64), idx.astype(np.int64)
 
     def _k(self, n_neighbors, extra=0):
         k = self.n_neighbors if n_neighbors is None else n_neighbors
@@ -142,7 +178,7 @@ class SimilaritySearch(BaseEstimator):
             raise KeyError(msg)
         k = self._k(n_neighbors, extra=1)
         Z = self.vectors_[rows]
-        dist, idx = self.index_.kneighbors(Z, n_neighbors=k + 1)
+        dist, idx = self._search(Z, k + 1)
         keep = idx != rows[:, None]
         # The object itself is normally first; with exact duplicates it may not be, so
         # drop it wherever it is and keep k of the rest.

@@ -64,3 +64,40 @@ def test_unknown_id_and_too_many_neighbours(latents):
         search.query_ids([999])
     with pytest.raises(ValueError, match="n_neighbors=500 exceeds the 200 indexed objects"):
         search.kneighbors(latents[:1], n_neighbors=500)
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+@pytest.mark.parametrize("standardize", [False, True])
+def test_the_faiss_backend_finds_the_same_neighbours(latents, metric, standardize):
+    pytest.importorskip("faiss", reason="faiss (the scale extra) is not installed")
+    ids = np.array([f"obj{i:03d}" for i in range(200)])
+    kwargs = {"n_neighbors": 6, "metric": metric, "standardize": standardize}
+    ref = SimilaritySearch(**kwargs, algorithm="brute").fit(latents, ids=ids)
+    fast = SimilaritySearch(**kwargs, backend="faiss").fit(latents, ids=ids)
+    q = latents[:20] + 0.05
+    d_ref, i_ref = ref.kneighbors(q)
+    d_fast, i_fast = fast.kneighbors(q)
+    np.testing.assert_array_equal(i_fast, i_ref)
+    np.testing.assert_allclose(d_fast, d_ref, rtol=1e-5, atol=1e-5)  # float32
+    t_ref, t_fast = ref.query_ids(ids[:10]), fast.query_ids(ids[:10])
+    np.testing.assert_array_equal(t_fast["neighbor_id"], t_ref["neighbor_id"])
+    assert not np.any(t_fast["neighbor_id"].reshape(10, 6) == ids[:10, None])
+
+
+def test_the_faiss_backend_without_faiss_says_how_to_install_it(latents, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_faiss(name, *args, **kwargs):
+        if name == "faiss":
+            raise ImportError("No module named 'faiss'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_faiss)
+    with pytest.raises(
+        ValueError, match=r"backend 'faiss' needs the faiss package.*astrounsup\[scale\]"
+    ):
+        SimilaritySearch(backend="faiss").fit(latents)
+    with pytest.raises(ValueError, match=r"backend must be one of \['sklearn', 'faiss'\]"):
+        SimilaritySearch(backend="annoy").fit(latents)
