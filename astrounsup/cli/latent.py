@@ -376,6 +376,11 @@ def _similar_arguments(p):
         help="distance between latents",
     )  # fmt: skip
     p.add_argument("--id-column", default=D["id_column"], help="catalog column of object ids")
+    p.add_argument(
+        "--backend", choices=("sklearn", "faiss"), default=D["backend"],
+        help="search engine: scikit-learn, or an exact faiss index (pip install "
+        "'astrounsup[scale]')",
+    )  # fmt: skip
     add_output_options(p, seed=False)
     p.set_defaults(func=_similar)
 
@@ -386,7 +391,8 @@ def _similar(args):
 
     check_outputs(args.out, ["neighbors"], fmt=args.format, overwrite=args.overwrite)
     latents, table, attrs = read_latents(args.latents)
-    config = {"k": args.k, "metric": args.metric, "id_column": args.id_column}
+    config = {"k": args.k, "metric": args.metric, "id_column": args.id_column,
+              "backend": args.backend}  # fmt: skip
     inputs = {"latents": args.latents}
     if args.id:
         result = find_similar(latents, table, config, ids=args.id, inputs=inputs)

@@ -10,7 +10,7 @@ from astrounsup.pipeline._results import StepResult
 __all__ = ["SIMILAR_DEFAULTS", "find_similar"]
 
 #: Settings of :func:`find_similar` (and the defaults of ``astrounsup similar``).
-SIMILAR_DEFAULTS = {"k": 10, "metric": "euclidean", "id_column": "object_id"}
+SIMILAR_DEFAULTS = {"k": 10, "metric": "euclidean", "id_column": "object_id", "backend": "sklearn"}
 
 
 def find_similar(latents, table, config=None, *, ids=None, vectors=None, names=None, inputs=None):
@@ -23,7 +23,8 @@ def find_similar(latents, table, config=None, *, ids=None, vectors=None, names=N
         One row per object, with the id column.
     config : dict, optional
         Over :data:`SIMILAR_DEFAULTS`: ``k``, ``metric`` (``"euclidean"`` or
-        ``"cosine"``) and ``id_column``.
+        ``"cosine"``), ``id_column`` and ``backend`` (``"sklearn"``, or ``"faiss"`` for
+        an exact faiss index; see :class:`astrounsup.latent.SimilaritySearch`).
     ids : sequence, optional
         Query objects by id (each itself left out of its neighbours).
     vectors : array_like of shape (m, d), optional
@@ -59,7 +60,9 @@ def find_similar(latents, table, config=None, *, ids=None, vectors=None, names=N
         msg = f"{where}: no id column {cfg['id_column']!r}; it has {table.colnames}"
         raise ValueError(msg)
     known = np.asarray(table[cfg["id_column"]])
-    search = SimilaritySearch(n_neighbors=cfg["k"], metric=cfg["metric"]).fit(latents, ids=known)
+    search = SimilaritySearch(
+        n_neighbors=cfg["k"], metric=cfg["metric"], backend=cfg["backend"]
+    ).fit(latents, ids=known)
     if ids is not None:
         try:
             result = search.query_ids(np.asarray(ids, dtype=known.dtype))

@@ -218,6 +218,15 @@ class TestOtherSteps:
         with pytest.raises(ValueError, match="give query ids or query vectors"):
             find_similar(z, table)
 
+    def test_find_similar_with_faiss_gives_the_same_neighbours(self):
+        pytest.importorskip("faiss", reason="faiss (the scale extra) is not installed")
+        z, table = blobs()
+        ids = [str(i) for i in table["object_id"][:5]]
+        ref = find_similar(z, table, {"k": 4}, ids=ids).tables["neighbors"]
+        fast = find_similar(z, table, {"k": 4, "backend": "faiss"}, ids=ids).tables["neighbors"]
+        assert list(fast["neighbor_id"]) == list(ref["neighbor_id"])
+        np.testing.assert_allclose(fast["distance"], ref["distance"], rtol=1e-5)
+
     def test_make_survey_and_stars(self, tmp_path):
         survey, paths = make_survey(
             {"n": 6, "seed": 2, "fits": False}, tmp_path / "s", progress=False
