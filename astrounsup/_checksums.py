@@ -54,3 +54,11 @@ def array_checksum(values):
     h.update(str(values.shape).encode())
     h.update(memoryview(values).cast("B"))
     return h.intdigest()
+
+
+def read_with_check(dataset):
+    """``(values, intact)``: the whole h5py ``dataset``, and whether its bytes match its
+    ``checksum`` attribute (True for a dataset written without one)."""
+    values = dataset[...]
+    expected = dataset.attrs.get("checksum")
+    return values, expected is None or array_checksum(values) == int(expected)

@@ -428,7 +428,7 @@ def _crafted_checkpoint(root, tmp):
 
     state = load_checkpoint(root / "run" / "last.pt")
     state["model_config"] = dict(state["model_config"]) | {"bands": 10**9}
-    return save_checkpoint(tmp / "crafted.pt", state) or tmp / "crafted.pt"
+    return save_checkpoint(tmp / "crafted.pt", state)
 
 
 def _train(config_maker, *extra):

@@ -44,7 +44,13 @@ from astropy.io.misc.hdf5 import read_table_hdf5, write_table_hdf5
 from astropy.table import QTable
 
 from astrounsup._atomic import atomic_path
-from astrounsup._checksums import CHECKSUM, array_checksum, mismatched, row_checksums
+from astrounsup._checksums import (
+    CHECKSUM,
+    array_checksum,
+    mismatched,
+    read_with_check,
+    row_checksums,
+)
 from astrounsup._h5write import open_h5_for_writing
 from astrounsup._locks import being_written
 from astrounsup._provenance import provenance
@@ -433,12 +439,11 @@ def read_checked(f, name):
     """The whole dataset ``name`` of an open store, after checking it against its
     ``checksum`` attribute (when it has one)."""
     try:
-        values = f[name][...]
+        values, intact = read_with_check(f[name])
     except (OSError, ValueError, KeyError, RuntimeError) as err:
         msg = f"{f.filename}: /{name} cannot be read ({err}); the store is damaged"
         raise StoreError(msg) from err
-    expected = f[name].attrs.get("checksum")
-    if expected is not None and array_checksum(values) != int(expected):
+    if not intact:
         msg = (
             f"{f.filename}: /{name} is damaged: its bytes differ from the checksum written "
             "with them (restore the store, or ingest its cutouts again)"

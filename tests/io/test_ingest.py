@@ -11,7 +11,7 @@ from astropy.table import Table
 
 import astrounsup.io.ingestion as ingest_module
 from astrounsup.cli import main
-from astrounsup.io import StoreError, ingest, read_store, rejects_path
+from astrounsup.io import StoreError, ingest, read_store, rejects_path, verify_store
 
 from .conftest import write_band_files
 
@@ -160,6 +160,31 @@ class TestIngest:
             Table.read(report.rejects).pformat()
             == Table.read(rejects_path(tmp_path / "whole.h5")).pformat()
         )
+
+    def test_a_store_begun_before_checksums_resumes_with_them(
+        self, messy_dir, tmp_path, monkeypatch
+    ):
+        monkeypatch.setattr(ingest_module, "_BATCH", 2)
+        ingest(messy_dir, tmp_path / "whole.h5")
+        real = ingest_module.read_entry
+        calls = {"n": 0}
+
+        def crash(*args, **kwargs):
+            calls["n"] += 1
+            if calls["n"] == 5:
+                raise KeyboardInterrupt
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(ingest_module, "read_entry", crash)
+        with pytest.raises(KeyboardInterrupt):
+            ingest(messy_dir, tmp_path / "part.h5")
+        with h5py.File(tmp_path / "part.h5", "a") as f:  # as format version 2 left it
+            assert f["checksums"].shape[0] > 0
+            del f["checksums"]
+        monkeypatch.setattr(ingest_module, "read_entry", real)
+        ingest(messy_dir, tmp_path / "part.h5")
+        _assert_same_store(tmp_path / "part.h5", tmp_path / "whole.h5")
+        assert verify_store(tmp_path / "part.h5").tolist() == []
 
     def test_crash_in_the_middle_of_a_write_is_rolled_back(self, messy_dir, tmp_path, monkeypatch):
         monkeypatch.setattr(ingest_module, "_BATCH", 3)
