@@ -13,7 +13,10 @@ def add_arguments(name, parser):
     if name == "ingest":
         _ingest_arguments(parser)
     else:
-        parser.add_argument("store", type=Path, help="an HDF5 cutout store")
+        parser.add_argument(
+            "store", type=Path,
+            help="an HDF5 cutout store, or a folder of shards (or its shards.json)",
+        )  # fmt: skip
         parser.add_argument(
             "--verify",
             action="store_true",
@@ -30,7 +33,10 @@ def _ingest_arguments(parser):
         help="a folder, glob or file of FITS cutouts, or a catalog (CSV, ECSV or FITS table) "
         "with a file column; with --catalog, the folder its relative paths start from",
     )
-    parser.add_argument("dest", type=Path, help="the store to write (.h5)")
+    parser.add_argument(
+        "dest", type=Path,
+        help="the store to write (.h5); with --shard-size, the folder of shards",
+    )  # fmt: skip
     parser.add_argument(
         "--catalog",
         type=Path,
@@ -66,6 +72,15 @@ def _ingest_arguments(parser):
         help="reject a cutout with a band having more than this fraction of bad pixels "
         "(or none good)",
     )  # fmt: skip
+    parser.add_argument(
+        "--shard-size", type=int, default=None, metavar="N",
+        help="write DEST as a folder of stores of N entries each (shard-00000.h5, ...), "
+        "read as one store; each shard resumes on its own",
+    )  # fmt: skip
+    parser.add_argument(
+        "--workers", type=int, default=1,
+        help="processes parsing the FITS files (the store is the same for any number)",
+    )  # fmt: skip
     parser.add_argument("--overwrite", action="store_true", help="start again from scratch")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=_ingest)
@@ -88,11 +103,14 @@ def _ingest(args):
         progress=not args.quiet,
         allow_outside=args.allow_outside,
         max_bad_fraction=args.max_bad_fraction,
+        workers=args.workers,
+        shard_size=args.shard_size,
     )
     resumed = f" (resumed after {report.resumed_from} entries)" if report.resumed_from else ""
+    shards = f" in {len(report.shards)} shards" if report.shards else ""
     print(
-        f"{report.store}: {report.n_written} cutouts written, {report.n_rejected} rejected"
-        f"{resumed} in {time.perf_counter() - t0:.1f} s"
+        f"{report.store}: {report.n_written} cutouts written{shards}, {report.n_rejected} "
+        f"rejected{resumed} in {time.perf_counter() - t0:.1f} s"
     )
     if report.n_rejected:
         print(f"rejects, with file, object and reason: {report.rejects}")
@@ -105,21 +123,29 @@ def _info(args):
     from astrounsup.io import rejects_path, store_info, verify_store
 
     info = store_info(args.store)
-    rows = [
-        ("store", info["path"]),
-        ("format", f"{info['format']} v{info['format_version']}, complete: {info['complete']}"),
-        (
-            "cutouts",
-            f"{info['shape'][0]} of {info['shape'][1]} bands x "
-            f"{info['shape'][2]} x {info['shape'][3]} px",
-        ),
+    shards = info.get("shards")
+    first = shards[0] if shards else info
+    n, bands, ny, nx = info["shape"]
+    rows = [("store", info["path"])]
+    if shards:
+        sizes = [s["shape"][0] for s in shards]
+        rows += [
+            ("format", f"{info['format']} v{info['format_version']}: {len(shards)} stores"),
+            ("shards", f"{min(sizes)} to {max(sizes)} cutouts each: {_shard_names(shards)}"),
+        ]
+    else:
+        rows.append(
+            ("format", f"{info['format']} v{info['format_version']}, complete: {info['complete']}")
+        )
+    rows += [
+        ("cutouts", f"{n} of {bands} bands x {ny} x {nx} px"),
         ("bands", ", ".join(info["bands"])),
         ("pixel scale", f"{info['pixel_scale']:.4g} arcsec/px"),
         ("flux unit", info["flux_unit"]),
         (
             "storage",
-            f"chunks of {info['chunks'][0]} cutouts, compression "
-            f"{info['compression'] or 'none'}, {info['size_bytes'] / 2**20:.1f} MiB"
+            f"chunks of {first['chunks'][0]} cutouts, compression "
+            f"{first['compression'] or 'none'}, {info['size_bytes'] / 2**20:.1f} MiB"
             + (", with masks" if info["has_masks"] else ""),
         ),
         ("catalog", ", ".join(info["columns"])),
@@ -129,15 +155,18 @@ def _info(args):
             if info["has_checksums"]
             else "none (written before format 3: damage cannot be detected)",
         ),
-        ("written", f"{info.get('date', 'unknown')} by astrounsup {info['astrounsup_version']}"),
+        (
+            "written",
+            f"{first.get('date', 'unknown')} by astrounsup {first['astrounsup_version']}",
+        ),
     ]
-    rej = rejects_path(args.store)
+    folder = args.store if args.store.is_dir() else args.store.parent
+    rej = folder / "rejects.ecsv" if shards else rejects_path(args.store)
     if rej.exists():
         rows.append(("rejects", f"{len(Table.read(rej))} in {rej}"))
     status = 0
     if args.verify:
         damaged = verify_store(args.store)
-        n = info["shape"][0]
         if damaged.size:
             ids = _ids_of(args.store, damaged)
             rows.append(("verified", f"{damaged.size} of {n} cutouts DAMAGED: {ids}"))
@@ -150,12 +179,17 @@ def _info(args):
     return status
 
 
+def _shard_names(shards, most=3):
+    names = [Path(s["path"]).name for s in shards]
+    if len(names) <= most:
+        return ", ".join(names)
+    return f"{names[0]}, {names[1]}, ..., {names[-1]}"
+
+
 def _ids_of(store, rows, most=20):
     """The object ids of store rows ``rows``, at most ``most`` of them, as text."""
-    from astrounsup.io import open_store
-    from astrounsup.io.hdf5 import read_table
+    from astrounsup.io import CutoutDataset
 
-    with open_store(store) as f:
-        ids = read_table(f)["object_id"][rows[:most]]
+    ids = CutoutDataset(store).table["object_id"][rows[:most]]
     more = f" and {len(rows) - most} more" if len(rows) > most else ""
     return ", ".join(map(str, ids)) + more

@@ -38,6 +38,14 @@ __getattr__, __dir__, __all__ = attach(
             "write_store",
         ],
         "ingestion": ["IngestReport", "ingest", "rejects_path"],
+        "shards": [
+            "MANIFEST",
+            "SHARDS_FORMAT",
+            "is_sharded",
+            "shard_name",
+            "shard_paths",
+            "write_manifest",
+        ],
         "normalize": [
             "FLUX_ERROR",
             "AsinhNormalizer",

@@ -1,4 +1,5 @@
-"""The sources a :class:`astrounsup.io.CutoutDataset` reads from: a store, an array, FITS files."""
+"""The sources a :class:`astrounsup.io.CutoutDataset` reads from: a store, shards of one, an
+array, FITS files."""
 
 from __future__ import annotations
 
@@ -7,13 +8,14 @@ from pathlib import Path
 
 import astropy.units as u
 import numpy as np
-from astropy.table import QTable
+from astropy.table import QTable, TableMergeError, vstack
 
 from astrounsup._checksums import row_checksums
 from astrounsup.io._rawchunks import _RawChunkReader
 from astrounsup.io.discover import read_entry
 from astrounsup.io.fits import CutoutReadError
 from astrounsup.io.hdf5 import StoreError, damaged_message, open_store, read_checked, read_table
+from astrounsup.io.shards import check_shards, shard_paths
 
 
 class _StoreSource:
@@ -31,6 +33,7 @@ class _StoreSource:
             self.table = read_table(f)
             self.bands = tuple(str(b) for b in f.attrs["bands"])
             self.pixel_scale = float(f.attrs["pixel_scale"])
+            self.flux_unit = str(f.attrs.get("flux_unit", "unknown"))
             self.shape = f["images"].shape
             self.has_masks = "masks" in f
             # Counted once when the store was written: clean cutouts need no pixel check.
@@ -123,6 +126,79 @@ class _StoreSource:
         if self.checksums is not None:
             self._verify(indices, images)
         maybe_bad = None if self.bad_pixels is None else self.bad_pixels[indices] > 0
+        return images, flags, maybe_bad
+
+
+class _ShardedSource:
+    """Stores read as one, in order (:mod:`astrounsup.io.shards`); each shard is read
+    lazily by its own :class:`_StoreSource`."""
+
+    def __init__(self, source):
+        paths, expected = shard_paths(source)
+        self.shards = [_StoreSource(p) for p in paths]
+        check_shards(
+            paths,
+            expected,
+            [
+                {
+                    "bands": s.bands,
+                    "shape": s.shape,
+                    "pixel_scale": s.pixel_scale,
+                    "flux_unit": s.flux_unit,
+                    "object_id": [str(v) for v in s.table["object_id"]],
+                }
+                for s in self.shards
+            ],
+        )
+        self.paths = paths
+        first = self.shards[0]
+        self.bands, self.pixel_scale = first.bands, first.pixel_scale
+        sizes = [s.shape[0] for s in self.shards]
+        #: Row of the whole at which each shard starts (and the total at the end).
+        self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        self.shape = (int(self.offsets[-1]), *first.shape[1:])
+        self.has_masks = any(s.has_masks for s in self.shards)
+        try:
+            self.table = vstack([s.table for s in self.shards], join_type="exact")
+        except TableMergeError as err:
+            msg = f"{paths[0]} and the other shards have different catalog columns ({err})"
+            raise StoreError(msg) from None
+        if all(s.bad_pixels is not None for s in self.shards):
+            self.bad_pixels = np.concatenate([s.bad_pixels for s in self.shards])
+        else:
+            self.bad_pixels = None
+
+    def __len__(self):
+        return self.shape[0]
+
+    def shard_of(self, indices):
+        """The shard holding each row of ``indices``."""
+        return np.searchsorted(self.offsets, np.asarray(indices), side="right") - 1
+
+    def read(self, indices, out=None):
+        """As :meth:`_StoreSource.read`, each row read from its shard."""
+        indices = np.asarray(indices)
+        shape = (indices.size, *self.shape[1:])
+        images = out if out is not None else np.empty(shape, dtype=np.float32)
+        flags = np.zeros(shape, dtype=bool) if self.has_masks else None
+        maybe_bad = np.zeros(indices.size, dtype=bool)
+        which = self.shard_of(indices)
+        for k in np.unique(which).tolist():
+            shard = self.shards[k]
+            pos = np.nonzero(which == k)[0]
+            local = indices[pos] - self.offsets[k]
+            if pos.size == indices.size:  # the whole batch from one shard: read in place
+                _, f, bad = shard.read(local, out=images)
+            else:
+                part, f, bad = shard.read(local)
+                images[pos] = part
+            if f is not None:
+                flags[pos] = f
+            maybe_bad[pos] = (
+                bad if bad is not None else ~np.isfinite(images[pos].reshape(pos.size, -1)).all(1)
+            )
+        if flags is not None:
+            maybe_bad |= flags.reshape(indices.size, -1).any(axis=1)
         return images, flags, maybe_bad
 
 

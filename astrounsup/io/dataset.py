@@ -8,7 +8,7 @@ import math
 import numpy as np
 import torch
 
-from astrounsup.io._sources import _ArraySource, _FitsSource, _StoreSource
+from astrounsup.io._sources import _ArraySource, _FitsSource, _ShardedSource, _StoreSource
 from astrounsup.io.discover import discover_cutouts, source_kind
 from astrounsup.io.normalize import AsinhNormalizer, border_pixels, estimate_sky
 
@@ -32,9 +32,10 @@ class CutoutDataset(torch.utils.data.Dataset):
     Parameters
     ----------
     source : path, sequence of paths, glob, numpy.ndarray, or astropy Table
-        An HDF5 store (``.h5``/``.hdf5``); a directory, glob or list of FITS files (one
-        object each, or per-band files with ``band_pattern``); a catalog file or table with
-        a ``file_column``; or an array ``(n, bands, ny, nx)`` in memory.
+        An HDF5 store (``.h5``/``.hdf5``); a folder of store shards or its manifest
+        (:mod:`astrounsup.io.shards`), read as one store; a directory, glob or list of
+        FITS files (one object each, or per-band files with ``band_pattern``); a catalog
+        file or table with a ``file_column``; or an array ``(n, bands, ny, nx)`` in memory.
     bands : sequence of str, optional
         Bands to read from FITS sources, in order (default: the first file's).
     table : astropy.table.Table, optional
@@ -92,6 +93,8 @@ class CutoutDataset(torch.utils.data.Dataset):
             src = _ArraySource(np.asarray(source), table, bands, pixel_scale)
         elif kind == "store":
             src = _StoreSource(source)
+        elif kind == "shards":
+            src = _ShardedSource(source)
         else:
             entries, meta, bands = discover_cutouts(
                 source,
@@ -104,7 +107,7 @@ class CutoutDataset(torch.utils.data.Dataset):
             src = _FitsSource(entries, meta, bands)
         self._source = src
         # Repairs of a store's bad pixels, computed on first use (the store is immutable).
-        self._repair_cache = {} if isinstance(src, _StoreSource) else None
+        self._repair_cache = {} if isinstance(src, (_StoreSource, _ShardedSource)) else None
         # Each cutout's border sky and noise for the normaliser, measured on first use; one
         # dict shared by every with_normalizer copy, so no copy measures them again.
         self._sky = {}
@@ -458,10 +461,13 @@ def as_dataset(data, *, bands=None, pixel_scale=None, table=None):
     # A pixel scale may also be given to cutouts that do not know theirs.
     allowed = {"array": given, "fits": {"bands", "pixel_scale"},
                "catalog": {"bands", "pixel_scale"}, "table": {"bands", "pixel_scale"},
-               "store": {"pixel_scale"}, "dataset": {"pixel_scale"}}  # fmt: skip
+               "store": {"pixel_scale"}, "shards": {"pixel_scale"},
+               "dataset": {"pixel_scale"}}  # fmt: skip
     refused = [k for k, v in given.items() if v is not None and k not in allowed.get(kind, ())]
     if refused:
-        what = {"dataset": "a CutoutDataset", "store": "a store"}.get(kind, f"{kind} data")
+        what = {"dataset": "a CutoutDataset", "store": "a store", "shards": "a sharded store"}.get(
+            kind, f"{kind} data"
+        )
         msg = f"{', '.join(refused)} describe(s) cutouts given as an array; {what} knows its own"
         raise ValueError(msg)
     if isinstance(data, torch.Tensor):

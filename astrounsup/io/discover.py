@@ -19,6 +19,7 @@ from astrounsup.io.fits import (
     read_cutout,
     read_cutout_group,
 )
+from astrounsup.io.shards import is_sharded
 
 __all__ = [
     "FITS_SUFFIXES",
@@ -353,20 +354,26 @@ def source_kind(source):
 
     Returns
     -------
-    {"array", "table", "store", "catalog", "fits"}
+    {"array", "table", "store", "shards", "catalog", "fits"}
         An in-memory array; an astropy table (a catalog with a file column); an HDF5 store
-        (``.h5``/``.hdf5``); a catalog file (CSV, ECSV, or a FITS file whose first data
-        HDU is a table); otherwise FITS cutouts (a file, directory, glob or list).
+        (``.h5``/``.hdf5``); a sharded store (:func:`astrounsup.io.shards.is_sharded`: a
+        manifest ``.json``, a folder with one, a list of stores); a catalog file (CSV,
+        ECSV, or a FITS file whose first data HDU is a table); otherwise FITS cutouts (a
+        file, directory, glob or list).
 
     Examples
     --------
     >>> source_kind("survey.h5"), source_kind("targets.csv"), source_kind("cutouts/*.fits")
     ('store', 'catalog', 'fits')
+    >>> source_kind("survey/shards.json"), source_kind(["a.h5", "b.h5"])
+    ('shards', 'shards')
     """
     if isinstance(source, (np.ndarray, torch.Tensor)):
         return "array"
     if isinstance(source, Table):
         return "table"
+    if is_sharded(source):
+        return "shards"
     if isinstance(source, (str, os.PathLike)):
         lower = str(source).lower()
         if lower.endswith((".h5", ".hdf5")):

@@ -346,7 +346,8 @@ def open_store(path):
     if path.is_dir():
         inside = sorted(p.name for p in path.glob("*.h5"))
         hint = f" (it holds {', '.join(inside)})" if inside else ""
-        msg = f"{path}: a folder, not a cutout store{hint}"
+        shards = "; a folder of shards needs shards.json (astrounsup.io.write_manifest)"
+        msg = f"{path}: a folder, not a cutout store{hint}{shards if inside else ''}"
         raise StoreError(msg)
     try:
         f = h5py.File(path, "r")
@@ -490,7 +491,7 @@ def read_store(path):
     ----------
     path : str or pathlib.Path
         A store written by :func:`write_store`, ``astrounsup simulate`` or
-        ``astrounsup ingest``.
+        ``astrounsup ingest``, or a sharded store (:mod:`astrounsup.io.shards`).
 
     Returns
     -------
@@ -506,6 +507,10 @@ def read_store(path):
         If the file is not an astrounsup store, its writer did not finish, or a cutout's
         pixels or the catalog differ from their checksums.
     """
+    from astrounsup.io.shards import is_sharded, read_shards
+
+    if is_sharded(path):
+        return read_shards(path)
     with open_store(path) as f:
         table = read_table(f)
         images = _read_rows(f, "images", 0, f["images"].shape[0])
@@ -531,12 +536,14 @@ def verify_store(path):
     Parameters
     ----------
     path : str or pathlib.Path
-        A complete store of format version 3 or later.
+        A complete store of format version 3 or later, or a sharded store
+        (:mod:`astrounsup.io.shards`), whose shards are checked in turn.
 
     Returns
     -------
     numpy.ndarray of int64
-        Rows whose pixels differ from their checksum (empty when all are intact).
+        Rows whose pixels differ from their checksum (empty when all are intact); rows of
+        the whole for a sharded store.
 
     Raises
     ------
@@ -554,6 +561,10 @@ def verify_store(path):
     >>> verify_store(p).tolist()
     []
     """
+    from astrounsup.io.shards import is_sharded, verify_shards
+
+    if is_sharded(path):
+        return verify_shards(path)
     with open_store(path) as f:
         if "checksums" not in f:
             msg = (
@@ -577,7 +588,15 @@ def verify_store(path):
 
 
 def store_info(path):
-    """Describe a store: its attributes, shapes, storage and catalog columns, as a dict."""
+    """Describe a store: its attributes, shapes, storage and catalog columns, as a dict.
+
+    A sharded store (:mod:`astrounsup.io.shards`) is described as a whole, with
+    ``shards``, the description of each shard.
+    """
+    from astrounsup.io.shards import is_sharded, shards_info
+
+    if is_sharded(path):
+        return shards_info(path)
     with open_store(path) as f:
         info = _attrs(f)
         images = f["images"]

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import hashlib
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import astropy.units as u
 import h5py
 import numpy as np
-from astropy.table import QTable
+from astropy.table import QTable, vstack
 
 from astrounsup._atomic import atomic_path
 from astrounsup._checksums import CHECKSUM, row_checksums
@@ -26,11 +29,15 @@ from astrounsup.io.hdf5 import (
     count_bad_pixels,
     finish_store,
     init_store,
+    read_table,
 )
+from astrounsup.io.shards import MANIFEST, shard_name, write_manifest
 
 __all__ = ["IngestReport", "ingest", "rejects_path"]
 
 _BATCH = 64  # cutouts written between progress marks
+_WORKER_CHUNK = 16  # entries a worker process reads per task
+_RECORD = "ingest.json"  # in a folder of shards: which ingest writes it
 
 
 @dataclass(frozen=True)
@@ -45,6 +52,8 @@ class IngestReport:
     n_written, n_rejected : int
     resumed_from : int
         Entries already done by an interrupted earlier run (0 for a fresh run).
+    shards : tuple of pathlib.Path
+        The shards written, in order, when ``store`` is a folder of shards (else empty).
     """
 
     store: Path
@@ -52,6 +61,7 @@ class IngestReport:
     n_written: int
     n_rejected: int
     resumed_from: int
+    shards: tuple = ()
 
 
 def rejects_path(store):
@@ -83,8 +93,11 @@ def ingest(
     progress=True,
     allow_outside=False,
     max_bad_fraction=MAX_BAD_FRACTION,
+    workers=1,
+    shard_size=None,
 ):
-    """Convert FITS cutouts into one HDF5 cutout store, resumably.
+    """Convert FITS cutouts into one HDF5 cutout store, or a folder of store shards,
+    resumably.
 
     Every cutout is read, checked (readable, the store's bands and shape, some finite
     pixel, a new object id) and appended to the store, or recorded with its file, object and reason
@@ -99,7 +112,7 @@ def ingest(
         with a ``file_column``. With ``catalog``, the folder that the catalog's relative
         paths start from, or ``None``.
     dest : str or pathlib.Path
-        The store to write (``.h5``).
+        The store to write (``.h5``); with ``shard_size``, the folder of shards.
     catalog : path or astropy.table.Table, optional
         A table with a ``file_column`` whose other columns are carried into the store's
         catalog. A relative path in it starts from ``source`` when that is a folder, else
@@ -124,6 +137,16 @@ def ingest(
     max_bad_fraction : float, optional
         Reject a cutout with a band that has more than this fraction of bad (NaN,
         infinite or flagged) pixels, or no good pixel.
+    workers : int, optional
+        Processes that parse the FITS files (1: this process only). The store is the same
+        whatever the number: cutouts are checked and written in entry order by this
+        process.
+    shard_size : int, optional
+        Write ``dest`` as a folder of stores (:mod:`astrounsup.io.shards`):
+        ``shard-00000.h5`` holds the first ``shard_size`` entries' cutouts, the next shard
+        the next entries, and so on; each shard has its rejects table, ``rejects.ecsv``
+        holds them all and ``shards.json`` lists the shards once every one is complete.
+        Each shard resumes on its own; object ids are unique across all of them.
 
     Returns
     -------
@@ -135,10 +158,19 @@ def ingest(
         ``dest`` exists from another ingest (other inputs or options) and ``overwrite`` is
         false.
     ValueError
-        Nothing could be ingested.
+        Nothing could be ingested, or an option is out of range (named).
     """
     dest = Path(dest)
     check_bad_fraction(max_bad_fraction)
+    workers = _positive_int("workers", workers)
+    if shard_size is not None:
+        shard_size = _positive_int("shard_size", shard_size)
+        if dest.suffix.lower() in (".h5", ".hdf5") or dest.is_file():
+            msg = (
+                f"dest: with shard_size, the folder to write the shards into (e.g. "
+                f"{dest.with_suffix('')}); got the file name {dest}"
+            )
+            raise ValueError(msg)
     with output_lock(dest):  # a second writer of dest is refused, not interleaved
         remove_stale_partials(dest)
         base = None
@@ -163,15 +195,84 @@ def ingest(
         )
         options = {"compression": compression, "max_bad_fraction": max_bad_fraction}
         sig = _signature(entries, bands or (), options)
-        return _ingest_locked(
-            dest, sig, entries, table, bands, compression=compression, overwrite=overwrite,
-            progress=progress, max_bad_fraction=max_bad_fraction,
+        run = _Run(entries, table, bands, compression, max_bad_fraction, workers, progress)
+        try:
+            if shard_size is not None:
+                return _ingest_shards(dest, sig, run, shard_size=shard_size, overwrite=overwrite)
+            with run.bar(0):
+                report = _ingest_locked(dest, sig, run, 0, len(entries), overwrite=overwrite)
+        finally:
+            run.close()
+        if report.n_written == 0:
+            rej = QTable.read(rejects_path(dest))
+            msg = (
+                f"nothing could be ingested from {len(entries)} entries; e.g. "
+                f"{list(rej['reason'][:3])}; every reason is in {rejects_path(dest)}"
+            )
+            raise ValueError(msg)
+        return report
+
+
+def _positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        msg = f"{name} must be a positive integer; got {value!r}"
+        raise ValueError(msg)
+    return int(value)
+
+
+class _Run:
+    """What every store of one ingest shares: the entries, options, the bands, cutout
+    shape and unit fixed by the first cutout kept, the object ids seen so far (id ->
+    entry) and the progress bar."""
+
+    def __init__(self, entries, table, bands, compression, max_bad_fraction, workers, progress):
+        self.entries, self.table, self.bands = entries, table, bands
+        self.compression, self.max_bad_fraction = compression, max_bad_fraction
+        self.workers, self.progress = workers, progress
+        self.ids_seen = {}
+        self.fixed = {}  # the cutout "shape" and flux "unit", once the first cutout is kept
+        self._bar = None
+        self._pool = None
+
+    def pool(self):
+        """The worker processes, started on first use and kept for every store of the run."""
+        if self._pool is None:
+            import concurrent.futures
+            import multiprocessing
+
+            # Forked workers start at once and need no importable __main__ (a script
+            # without a main guard, a notebook); they only parse FITS files and leave
+            # through os._exit, so the store this process has open is never touched by
+            # them. Elsewhere, spawned ones.
+            fork = "fork" in multiprocessing.get_all_start_methods() and sys.platform != "darwin"
+            context = multiprocessing.get_context("fork" if fork else "spawn")
+            self._pool = concurrent.futures.ProcessPoolExecutor(self.workers, mp_context=context)
+        return self._pool
+
+    def close(self):
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+
+    @contextlib.contextmanager
+    def bar(self, initial):
+        self._bar = progress_bar(
+            total=len(self.entries), initial=initial, desc="ingesting", unit="cutout",
+            enabled=self.progress,
         )  # fmt: skip
+        with self._bar:
+            yield
+
+    def advance(self, n):
+        self._bar.update(n)
 
 
-def _ingest_locked(
-    dest, sig, entries, table, bands, *, compression, overwrite, progress, max_bad_fraction
-):
+def _ingest_locked(dest, sig, run, lo, hi, *, overwrite):
+    """Ingest entries ``lo`` to ``hi - 1`` of ``run`` into the store ``dest``.
+
+    Returns the report; when every entry was rejected, ``n_written`` is 0 and only the
+    rejects table is left, no store.
+    """
     if dest.exists() and overwrite:
         dest.unlink()
     if dest.exists():
@@ -185,8 +286,10 @@ def _ingest_locked(
             raise FileExistsError(msg) from None
         if complete and same:
             rej = rejects_path(dest)
-            n_rej = len(QTable.read(rej)) if rej.exists() else 0
-            return IngestReport(dest, rej, n_done, n_rej, len(entries))
+            rejected = QTable.read(rej) if rej.exists() else QTable({"entry": []})
+            _note_done(run, dest, lo, hi, rejected)
+            run.advance(hi - lo)
+            return IngestReport(dest, rej, n_done, len(rejected), hi - lo)
         if complete:
             msg = f"{dest}: a complete store from another ingest exists; use overwrite"
             raise FileExistsError(msg)
@@ -201,28 +304,31 @@ def _ingest_locked(
         # The store appears only once its empty structure is written, so a run stopped in
         # its first moment leaves nothing that could not be resumed.
         with atomic_path(dest) as tmp, open_h5_for_writing(tmp, "w", name=dest) as f:
-            _init_progress(f, sig)
+            _init_progress(f, sig, lo)
     with open_h5_for_writing(dest, "a", kept=kept) as f:
         done = _rollback(f)
-        resumed_from = done
-        if "images" in f:  # the first ingested cutout fixed the bands
-            bands = tuple(str(b) for b in f.attrs["bands"])
-        state = {"bands": bands, "max_bad_fraction": max_bad_fraction}
-        ids_seen = {
-            str(s.decode() if isinstance(s, bytes) else s): int(e)
+        resumed_from = done - lo
+        if "images" in f:  # the first ingested cutout fixed the bands, shape and unit
+            run.bands = tuple(str(b) for b in f.attrs["bands"])
+            run.fixed.update(shape=f["images"].shape[1:], unit=str(f.attrs["flux_unit"]))
+        # What the first cutout fixed (in an earlier shard, maybe) holds for every shard.
+        state = {"bands": run.bands, "max_bad_fraction": run.max_bad_fraction, **run.fixed}
+        ids_seen = run.ids_seen
+        ids_seen.update(
+            (str(s.decode() if isinstance(s, bytes) else s), int(e))
             for s, e in zip(f["ingest/object_id"][...], f["ingest/entry"][...], strict=True)
-        }
-        bar = progress_bar(
-            total=len(entries), initial=done, desc="ingesting", unit="cutout", enabled=progress
         )
+        run.advance(done - lo)
         batch = []
-        with bar:
-            for i in range(done, len(entries)):
-                batch.append(_check_entry(i, entries[i], table, state, f, ids_seen))
-                if len(batch) == _BATCH or i == len(entries) - 1:
-                    _commit(f, batch, state["bands"], compression)
-                    bar.update(len(batch))
-                    batch = []
+        entries, table = run.entries, run.table
+        for i, read in _read_entries(entries, table, done, hi, state, run):
+            batch.append(_check_entry(i, read, entries[i], table, state, ids_seen))
+            if len(batch) == _BATCH or i == hi - 1:
+                _commit(f, batch, state["bands"], run.compression)
+                run.advance(len(batch))
+                batch = []
+        run.bands = state["bands"]
+        run.fixed.update((k, state[k]) for k in ("shape", "unit") if k in state)
         rej = _rejects_table(f, entries, table)
         with atomic_path(rejects_path(dest)) as tmp:
             rej.write(tmp, format="ascii.ecsv", overwrite=True)
@@ -232,27 +338,97 @@ def _ingest_locked(
             out_table = _store_table(f, table)
             n_written = len(out_table)
             finish_store(
-                f, out_table, step="astrounsup.io.ingest", max_bad_fraction=max_bad_fraction
+                f, out_table, step="astrounsup.io.ingest", max_bad_fraction=run.max_bad_fraction
             )
             raise_if_failed(f)  # complete on disk before the progress records go
             del f["ingest"]
     if nothing:
         # An empty store helps no one: keep only the rejects, which say why.
         dest.unlink()
-        msg = (
-            f"nothing could be ingested from {len(entries)} entries; e.g. "
-            f"{list(rej['reason'][:3])}; every reason is in {rejects_path(dest)}"
-        )
-        raise ValueError(msg)
     return IngestReport(dest, rejects_path(dest), n_written, len(rej), resumed_from)
 
 
-def _init_progress(f, sig):
-    """The attributes and ``/ingest`` group of a new store's progress records."""
+def _note_done(run, dest, lo, hi, rejected):
+    """Record the object ids (and bands) of the complete store ``dest`` of entries ``lo``
+    to ``hi - 1``, so later stores of the run refuse its ids again."""
+    with h5py.File(dest, "r") as f:
+        ids = [str(v) for v in read_table(f)["object_id"]]
+        run.bands = tuple(str(b) for b in f.attrs["bands"])
+        run.fixed.update(shape=f["images"].shape[1:], unit=str(f.attrs["flux_unit"]))
+    # The catalog keeps the accepted entries in order: all of the range but the rejects.
+    accepted = np.setdiff1d(np.arange(lo, hi), np.asarray(rejected["entry"], dtype=np.int64))
+    run.ids_seen.update(zip(ids, accepted.tolist(), strict=True))
+
+
+def _ingest_shards(dest, sig, run, *, shard_size, overwrite):
+    """Ingest ``run`` into the folder ``dest`` as shards of ``shard_size`` entries each."""
+    n = len(run.entries)
+    record = dest / _RECORD
+    sig = hashlib.sha256(f"{sig}|shards of {shard_size}".encode()).hexdigest()
+    if overwrite and dest.is_dir():
+        _remove_shards(dest)
+    if record.exists():
+        if json.loads(record.read_text()).get("ingest_signature") != sig:
+            msg = (
+                f"{dest}: shards of another ingest (other inputs, options or shard size); "
+                "rerun that command to resume it, or use overwrite"
+            )
+            raise FileExistsError(msg)
+    elif dest.is_dir() and any(not p.name.startswith(".") for p in dest.iterdir()):
+        msg = f"{dest}: a folder holding other files; name a new or empty folder for the shards"
+        raise FileExistsError(msg)
+    else:
+        dest.mkdir(parents=True, exist_ok=True)
+        with atomic_path(record) as tmp:
+            tmp.write_text(json.dumps({"ingest_signature": sig, "shard_size": shard_size}))
+    reports, rejects, resumed = [], [], 0
+    with run.bar(0):
+        for k, lo in enumerate(range(0, n, shard_size)):
+            hi = min(n, lo + shard_size)
+            path = dest / shard_name(k)
+            with output_lock(path):
+                remove_stale_partials(path)
+                if not path.exists() and rejects_path(path).exists():  # done, nothing kept
+                    run.advance(hi - lo)
+                    resumed += hi - lo
+                else:
+                    report = _ingest_locked(path, f"{sig}|{k}", run, lo, hi, overwrite=False)
+                    resumed += report.resumed_from
+                    if report.n_written:
+                        reports.append(report)
+                rejected = QTable.read(rejects_path(path))
+            rejects.append(rejected)
+    rej = vstack(rejects) if rejects else QTable()
+    with atomic_path(dest / "rejects.ecsv") as tmp:
+        rej.write(tmp, format="ascii.ecsv", overwrite=True)
+    if not reports:
+        msg = (
+            f"nothing could be ingested from {n} entries; e.g. {list(rej['reason'][:3])}; "
+            f"every reason is in {dest / 'rejects.ecsv'}"
+        )
+        raise ValueError(msg)
+    shards = [r.store for r in reports]
+    write_manifest(dest, shards)
+    return IngestReport(
+        dest, dest / "rejects.ecsv", sum(r.n_written for r in reports), len(rej), resumed,
+        tuple(shards),
+    )  # fmt: skip
+
+
+def _remove_shards(dest):
+    """Remove what an ingest into shards wrote in ``dest`` (and nothing else)."""
+    for pattern in (_RECORD, MANIFEST, "rejects.ecsv", "shard-*.h5", "shard-*.rejects.ecsv"):
+        for p in dest.glob(pattern):
+            p.unlink()
+
+
+def _init_progress(f, sig, lo):
+    """The attributes and ``/ingest`` group of a new store's progress records (its first
+    entry is ``lo``)."""
     f.attrs["ingest_signature"] = sig
     f.attrs["complete"] = False
     g = f.create_group("ingest")
-    g.attrs["done"] = 0
+    g.attrs["done"] = lo
     for name, dt in (
         ("entry", "i8"),
         ("ra", "f8"),
@@ -264,21 +440,69 @@ def _init_progress(f, sig):
         g.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dt, chunks=(1024,))
 
 
-def _check_entry(i, paths, table, state, f, ids_seen):
-    """(i, object_id, cutout or None, reason or None, bad pixels per band or None) for
-    entry i.
+def _read_one(paths, bands, oid):
+    """Entry ``paths`` read as a cutout, or the reason it cannot be: ``(cutout, None)`` or
+    ``(None, reason)``."""
+    try:
+        return read_entry(paths, bands, oid), None
+    except CutoutReadError as err:
+        return None, f"object {oid}: {err}"
 
-    ``state["bands"]`` is fixed by the first readable cutout when no bands were asked for.
+
+def _read_chunk(jobs, bands):
+    """:func:`_read_one` of each ``(paths, object_id)`` of ``jobs`` (in a worker process)."""
+    return [_read_one(paths, bands, oid) for paths, oid in jobs]
+
+
+def _read_entries(entries, table, lo, hi, state, run):
+    """Yield ``(i, (cutout, reason))`` for entries ``lo`` to ``hi - 1``, in that order.
+
+    With ``run.workers > 1`` the FITS files are parsed in the run's worker processes, a
+    few chunks ahead of the consumer (bounded memory); entries are read in-process until
+    the bands are known (``state["bands"]``, fixed by the first readable cutout when no
+    bands were asked for), so every cutout is read with the same bands as in one process.
+    """
+    i = lo
+    while i < hi and (run.workers <= 1 or state["bands"] is None):
+        yield i, _read_one(entries[i], state["bands"], str(table["object_id"][i]))
+        i += 1
+    if i >= hi:
+        return
+    pool, chunk = run.pool(), _WORKER_CHUNK
+    starts = iter(range(i, hi, chunk))
+    pending = collections.deque()
+    try:
+        while True:
+            while len(pending) < 4 * run.workers and (start := next(starts, None)) is not None:
+                stop = min(hi, start + chunk)
+                jobs = [(entries[j], str(table["object_id"][j])) for j in range(start, stop)]
+                pending.append((start, pool.submit(_read_chunk, jobs, state["bands"])))
+            if not pending:
+                return
+            start, future = pending.popleft()
+            for k, result in enumerate(future.result()):
+                yield start + k, result
+    finally:
+        for _, future in pending:
+            future.cancel()
+
+
+def _check_entry(i, read, paths, table, state, ids_seen):
+    """(i, object_id, cutout or None, reason or None, bad pixels per band or None) for
+    entry i, read as ``read`` (:func:`_read_one`).
+
+    ``state["bands"]`` is fixed by the first readable cutout when no bands were asked for,
+    ``state["unit"]`` by the first readable cutout of the right shape, ``state["shape"]``
+    by the first one kept (or both by the store's cutouts so far).
     """
     oid = str(table["object_id"][i])
-    try:
-        cutout = read_entry(paths, state["bands"], oid)
-    except CutoutReadError as err:
-        return i, oid, None, f"object {oid}: {err}", None
+    cutout, reason = read
+    if cutout is None:
+        return i, oid, None, reason, None
     where = ", ".join(str(p) for p in paths if p is not None)
     if state["bands"] is None:
         state["bands"] = cutout.bands
-    expected = f["images"].shape[1:] if "images" in f else state.get("shape")
+    expected = state.get("shape")
     if expected is not None and cutout.image.shape != expected:
         return (
             i,
@@ -291,7 +515,7 @@ def _check_entry(i, paths, table, state, f, ids_seen):
             None,
         )
     unit = cutout.flux_unit or "unknown"
-    expected_unit = str(f.attrs["flux_unit"]) if "images" in f else state.setdefault("unit", unit)
+    expected_unit = state.setdefault("unit", unit)
     if unit != expected_unit:
         return (
             i,

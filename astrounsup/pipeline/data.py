@@ -14,8 +14,8 @@ def open_or_ingest(source, *, store=None, catalog=None, progress=True, **ingest_
     Parameters
     ----------
     source : path, glob or sequence of paths
-        A store (``.h5``), FITS cutouts (a folder, glob or list) or a catalog with a file
-        column.
+        A store (``.h5``), a sharded store (:mod:`astrounsup.io.shards`), FITS cutouts (a
+        folder, glob or list) or a catalog with a file column.
     store : str or pathlib.Path, optional
         Where to ingest FITS cutouts to; required unless ``source`` is a store.
     catalog : path or astropy.table.Table, optional
@@ -27,7 +27,8 @@ def open_or_ingest(source, *, store=None, catalog=None, progress=True, **ingest_
 
     Returns
     -------
-    store : pathlib.Path
+    store : pathlib.Path or list of pathlib.Path
+        (``source`` itself when it is a list of shards)
     report : astrounsup.io.IngestReport or None
         What the ingest did (None when ``source`` was already a store).
 
@@ -42,8 +43,10 @@ def open_or_ingest(source, *, store=None, catalog=None, progress=True, **ingest_
     from astrounsup.io import FITS_SUFFIXES, ingest, source_kind, store_info
 
     kind = source_kind(source)
-    if catalog is None and kind == "store":
+    if catalog is None and kind in ("store", "shards"):
         store_info(source)  # refuses a missing file, or one that is not a complete store
+        if isinstance(source, (list, tuple)):
+            return [Path(p) for p in source], None
         return Path(source), None
     if isinstance(source, (str, Path)) and not any(c in str(source) for c in "*?["):
         path = Path(source)

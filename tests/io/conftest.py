@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 from astropy.io import fits
@@ -62,3 +64,22 @@ def mef(path, planes, *, names=None, key="EXTNAME", header=None):
 
 def image_stack(rng, n=3, shape=(16, 16)):
     return rng.normal(0.0, 1.0, (n, *shape)).astype(np.float32)
+
+
+@pytest.fixture
+def messy_dir(small_survey, cube_files, tmp_path):
+    """Good cubes plus one of each kind of bad file."""
+    d = tmp_path / "messy"
+    shutil.copytree(cube_files[0].parent, d)
+    good = sorted(d.iterdir())
+    data = good[0].read_bytes()
+    (d / "zz_truncated.fits").write_bytes(data[: len(data) // 2])
+    (d / "zz_empty.fits").write_bytes(b"")
+    fits.PrimaryHDU(np.arange(5.0)).writeto(d / "zz_spectrum.fits")
+    fits.PrimaryHDU(
+        np.ones((3, 32, 32), np.float32), header=fits.Header({"BANDS": "g,r,i"})
+    ).writeto(d / "zz_small.fits")
+    fits.PrimaryHDU(
+        np.full((3, 64, 64), np.nan, np.float32), header=fits.Header({"BANDS": "g,r,i"})
+    ).writeto(d / "zz_nan.fits")
+    return d

@@ -295,7 +295,7 @@ class TestCommands:
         assert main(["info", str(tmp_path)]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1
-        assert "a folder, not a cutout store (it holds cutouts.h5)" in err
+        assert "not a cutout store (it holds cutouts.h5); a folder of shards needs" in err
 
     def test_training_on_a_damaged_store_stops_naming_the_cutout(self, tmp_path, capsys):
         from astrounsup.cli import main

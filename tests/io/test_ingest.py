@@ -31,25 +31,6 @@ def _assert_same_store(a, b):
         assert set(fa) == set(fb)
 
 
-@pytest.fixture
-def messy_dir(small_survey, cube_files, tmp_path):
-    """Good cubes plus one of each kind of bad file."""
-    d = tmp_path / "messy"
-    shutil.copytree(cube_files[0].parent, d)
-    good = sorted(d.iterdir())
-    data = good[0].read_bytes()
-    (d / "zz_truncated.fits").write_bytes(data[: len(data) // 2])
-    (d / "zz_empty.fits").write_bytes(b"")
-    fits.PrimaryHDU(np.arange(5.0)).writeto(d / "zz_spectrum.fits")
-    fits.PrimaryHDU(
-        np.ones((3, 32, 32), np.float32), header=fits.Header({"BANDS": "g,r,i"})
-    ).writeto(d / "zz_small.fits")
-    fits.PrimaryHDU(
-        np.full((3, 64, 64), np.nan, np.float32), header=fits.Header({"BANDS": "g,r,i"})
-    ).writeto(d / "zz_nan.fits")
-    return d
-
-
 class TestIngest:
     def test_pixels_identical_to_the_fits(self, small_survey, cube_files, tmp_path):
         report = ingest(cube_files[0].parent, tmp_path / "s.h5")
@@ -482,3 +463,50 @@ def test_the_store_takes_its_unit_from_bunit(small_survey, tmp_path):
             hdul.writeto(bare / p.name)
     ingest(bare, tmp_path / "bare.h5", progress=False)
     assert store_info(tmp_path / "bare.h5")["flux_unit"] == "unknown"
+
+
+@pytest.fixture
+def fixed_date(monkeypatch):
+    """Stores written in the same second: their bytes can be compared."""
+    import astrounsup.io.hdf5 as hdf5_module
+
+    real = hdf5_module.provenance
+
+    def provenance(step, **inputs):
+        return {**real(step, **inputs), "date": "2026-01-01T00:00:00+00:00"}
+
+    monkeypatch.setattr(hdf5_module, "provenance", provenance)
+
+
+class TestWorkers:
+    @pytest.mark.parametrize("bands", [None, ("i", "g")])
+    def test_two_workers_write_the_same_bytes_as_one_process(
+        self, messy_dir, tmp_path, monkeypatch, fixed_date, bands
+    ):
+        monkeypatch.setattr(ingest_module, "_WORKER_CHUNK", 2)  # many tasks, out of step
+        monkeypatch.setattr(ingest_module, "_BATCH", 3)
+        one = ingest(messy_dir, tmp_path / "one.h5", bands=bands, progress=False)
+        two = ingest(messy_dir, tmp_path / "two.h5", bands=bands, workers=2, progress=False)
+        assert (one.n_written, one.n_rejected) == (two.n_written, two.n_rejected) == (6, 5)
+        assert (tmp_path / "one.h5").read_bytes() == (tmp_path / "two.h5").read_bytes()
+        assert Table.read(one.rejects).pformat() == Table.read(two.rejects).pformat()
+
+    def test_a_reader_that_fails_in_a_worker_raises_here(self, messy_dir, tmp_path, monkeypatch):
+        def broken(paths, bands, oid):
+            raise RuntimeError(f"reader broke on {oid}")
+
+        monkeypatch.setattr(ingest_module, "_read_one", broken)
+        with pytest.raises(RuntimeError, match="reader broke on"):
+            ingest(messy_dir, tmp_path / "s.h5", bands=("g",), workers=2, progress=False)
+
+    @pytest.mark.parametrize("workers", [0, -1, 1.5, True])
+    def test_workers_must_be_a_positive_integer(self, cube_files, tmp_path, workers):
+        with pytest.raises(ValueError, match=f"workers must be a positive integer; got {workers}"):
+            ingest(cube_files[0].parent, tmp_path / "s.h5", workers=workers)
+
+    def test_cli_workers(self, cube_files, tmp_path, capsys):
+        dest = tmp_path / "s.h5"
+        src = str(cube_files[0].parent)
+        assert main(["ingest", src, str(dest), "--workers", "2", "--quiet"]) == 0
+        assert "6 cutouts written, 0 rejected" in capsys.readouterr().out
+        assert read_store(dest)[0].shape[0] == 6
