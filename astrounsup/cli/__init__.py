@@ -75,7 +75,7 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = _parser(_command_of(argv)).parse_args(argv)
     try:
-        if args.command == "train":
+        if args.command in ("train", "embed"):
             init_from_environment()
         with _holding_outputs(args):
             return args.func(args)
@@ -83,5 +83,5 @@ def main(argv=None):
         print(f"astrounsup {args.command}: error: {err}", file=sys.stderr)
         return 2
     finally:
-        if args.command == "train":
+        if args.command in ("train", "embed"):
             shutdown()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -18,7 +19,10 @@ def add_arguments(name, parser):
 def _train_arguments(parser):
     from astrounsup.training.recipes import DEFAULT_MAX_STEPS, MODELS
 
-    parser.add_argument("--data", type=Path, required=True, help="the HDF5 cutout store")
+    parser.add_argument(
+        "--data", type=Path, required=True,
+        help="the HDF5 cutout store, or a folder of shards",
+    )  # fmt: skip
     parser.add_argument("--model", choices=sorted(MODELS), required=True, help="the recipe")
     parser.add_argument(
         "--config",
@@ -47,8 +51,15 @@ def _train_arguments(parser):
 
 def _embed_arguments(parser):
     parser.add_argument("--checkpoint", type=Path, required=True, help="a trained model")
-    parser.add_argument("--data", type=Path, required=True, help="the HDF5 cutout store")
-    parser.add_argument("--out", type=Path, required=True, help="the latents file (.h5)")
+    parser.add_argument(
+        "--data", type=Path, required=True,
+        help="the HDF5 cutout store, or a folder of shards (its shards are dealt to the "
+        "processes of torchrun)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--out", type=Path, required=True,
+        help="the latents file (.h5), or a folder for a latents set (one file per shard)",
+    )  # fmt: skip
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     parser.add_argument("--batch-size", type=int, default=256, help="cutouts per batch")
     parser.add_argument("--device", default=None, help=_DEVICE_HELP)
@@ -79,15 +90,26 @@ def _train(args):
 
 
 def _embed(args):
-    from astrounsup.pipeline import embed_latents
+    from astrounsup.io import source_kind
+    from astrounsup.pipeline import embed_latents, embed_survey
+    from astrounsup.training import is_main_process
 
     # Refused before any work, as every other command's outputs are.
     if args.out.exists() and not args.overwrite:
         msg = f"{args.out} exists; pass --overwrite to replace it"
         raise FileExistsError(msg)
-    embed_latents(
-        args.checkpoint, args.data, out=args.out, batch_size=args.batch_size,
-        device=args.device, progress=not args.quiet,
-    )  # fmt: skip
-    print(f"wrote {args.out}")
+    options = {"batch_size": args.batch_size, "device": args.device, "progress": not args.quiet}
+    if source_kind(args.data) in ("store", "shards"):
+        # Shard by shard, in the memory of a batch, split across torchrun's processes.
+        embed_survey(args.checkpoint, args.data, args.out, **options)
+    elif int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        msg = (
+            f"--data: under torchrun, embed a store or a sharded store; ingest {args.data} "
+            "first (astrounsup ingest --shard-size N)"
+        )
+        raise ValueError(msg)
+    else:
+        embed_latents(args.checkpoint, args.data, out=args.out, **options)
+    if is_main_process():
+        print(f"wrote {args.out}")
     return 0

@@ -19,7 +19,16 @@ __getattr__, __dir__, __all__ = attach(
             "contextual_scores",
         ],
         "cluster": ["METHODS", "REDUCE_COMPONENTS", "LatentClusterer", "choose_k"],
-        "embed": ["LATENTS_FORMAT", "is_latents_file", "read_latents", "write_latents"],
+        "embed": [
+            "LATENTS_FORMAT",
+            "LATENTS_MANIFEST",
+            "LatentsWriter",
+            "is_latents_file",
+            "merge_latents",
+            "read_latents",
+            "write_latents",
+            "write_latents_set",
+        ],
         "evaluate": [
             "ClusterLabeler",
             "binary_metrics",

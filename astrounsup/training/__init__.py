@@ -8,7 +8,7 @@ __getattr__, __dir__, __all__ = attach(
     {
         "checkpoint": ["load_checkpoint", "save_checkpoint"],
         "distributed": ["init_from_environment", "is_main_process", "shutdown"],
-        "fitted": ["TrainedModel", "embed_dataset"],
+        "fitted": ["TrainedModel", "embed_dataset", "iter_embeddings"],
         "objectives": [
             "contrastive_objective",
             "denoising_objective",

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["TrainedModel", "embed_dataset"]
+__all__ = ["TrainedModel", "embed_dataset", "iter_embeddings"]
 
 
 @torch.no_grad()
@@ -32,22 +32,34 @@ def embed_dataset(model, dataset, *, batch_size=256, device=None, input_size=Non
     -------
     numpy.ndarray of shape (n, latent_dim), float32
     """
+    out = list(
+        iter_embeddings(
+            model, dataset, batch_size=batch_size, device=device, input_size=input_size,
+            progress=progress,
+        )
+    )  # fmt: skip
+    return np.concatenate(out) if out else np.empty((0, 0), np.float32)
+
+
+@torch.no_grad()
+def iter_embeddings(model, dataset, *, batch_size=256, device=None, input_size=None,
+                    progress=True):  # fmt: skip
+    """:func:`embed_dataset` batch by batch: yields ``(batch, latent_dim)`` float32 arrays
+    in order, so a survey is embedded in the memory of one batch."""
     from astrounsup._devices import model_device
     from astrounsup._progress import progress_bar
     from astrounsup.transforms.functional import center_crop
 
     device = model_device(model, device)
     model = model.to(device).eval()
-    out = []
     with progress_bar(
         total=len(dataset), desc="embedding", unit="cutout", enabled=progress
     ) as bar:
         for images, _masks, _index in dataset.loader(batch_size):
             if input_size is not None and images.shape[-1] != input_size:
                 images, _ = center_crop(images, input_size)
-            out.append(model.encode(images.to(device)).float().cpu().numpy())
+            yield model.encode(images.to(device)).float().cpu().numpy()
             bar.update(len(images))
-    return np.concatenate(out) if out else np.empty((0, 0), np.float32)
 
 
 class TrainedModel:

@@ -78,3 +78,56 @@ def test_changed_bytes_in_a_latents_file_are_found(name, tmp_path):
         fh.write(bytes([byte[0] ^ 0x01]))
     with pytest.raises(ValueError, match=rf"l\.h5: damaged latents file: /{name} differs from"):
         read_latents(path)
+
+
+class TestStreamedAndMerged:
+    def test_the_writer_gives_the_file_write_latents_gives(self, tmp_path):
+        from astrounsup.latent import LatentsWriter
+
+        z = np.random.default_rng(0).normal(size=(10, 3)).astype("f4")
+        table = QTable({"object_id": [str(i) for i in range(10)]})
+        write_latents(tmp_path / "a.h5", z, table)
+        with LatentsWriter(tmp_path / "b.h5", 10) as w:
+            for lo in range(0, 10, 4):
+                w.append(z[lo : lo + 4])
+            w.finish(table)
+        with h5py.File(tmp_path / "a.h5") as fa, h5py.File(tmp_path / "b.h5") as fb:
+            assert fa["latents"].attrs["checksum"] == fb["latents"].attrs["checksum"]
+        np.testing.assert_array_equal(read_latents(tmp_path / "b.h5")[0], z)
+
+    def test_a_writer_left_early_leaves_nothing(self, tmp_path):
+        from astrounsup.latent import LatentsWriter
+
+        def write(blocks):
+            with LatentsWriter(tmp_path / "b.h5", 4) as w:
+                for block in blocks:
+                    w.append(block)
+
+        with pytest.raises(ValueError, match=r"b\.h5: LatentsWriter left without finish"):
+            write([np.zeros((2, 3))])
+        with pytest.raises(ValueError, match=r"at most 2 more rows; got \(3, 3\)"):
+            write([np.zeros((2, 3)), np.zeros((3, 3))])
+        assert list(tmp_path.iterdir()) == []
+
+    def test_merging_refuses_what_does_not_make_one_set(self, tmp_path):
+        from astrounsup.latent import merge_latents
+
+        a = write_latents(tmp_path / "a.h5", np.zeros((2, 3)), QTable({"object_id": ["x", "y"]}))
+        b = write_latents(tmp_path / "b.h5", np.zeros((1, 4)), QTable({"object_id": ["z"]}))
+        c = write_latents(tmp_path / "c.h5", np.zeros((1, 3)), QTable({"object_id": ["y"]}))
+        with pytest.raises(ValueError, match=r"latents of different dimensions \[3, 4\]"):
+            merge_latents([a, b], tmp_path / "m.h5")
+        with pytest.raises(ValueError, match=r"m\.h5: 1 object ids repeat, e\.g\. \['y'\]"):
+            merge_latents([a, c], tmp_path / "m.h5")
+        with pytest.raises(ValueError, match=r"d\.h5: part of the latents is missing"):
+            merge_latents([a, tmp_path / "d.h5"], tmp_path / "m.h5")
+        assert not (tmp_path / "m.h5").exists()
+        e = write_latents(tmp_path / "e.h5", np.ones((1, 3)), QTable({"object_id": ["w"]}))
+        merged = merge_latents([a, e], tmp_path / "m.h5")
+        z, t, _ = read_latents(merged)
+        assert z.tolist() == [[0, 0, 0], [0, 0, 0], [1, 1, 1]]
+        assert list(t["object_id"]) == ["x", "y", "w"]
+
+    def test_a_folder_without_a_manifest_is_not_a_set(self, tmp_path):
+        with pytest.raises(ValueError, match="a folder, not a latents set"):
+            read_latents(tmp_path)

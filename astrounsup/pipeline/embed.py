@@ -1,0 +1,163 @@
+"""Embedding a survey shard by shard, split across the processes of ``torchrun``."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+__all__ = ["embed_survey", "part_name"]
+
+
+def part_name(k):
+    """The latents file of shard ``k`` (from 0): ``part-00000.h5``."""
+    return f"part-{k:05d}.h5"
+
+
+def _rank_world():
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _barrier():
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+def _shard_identity(path):
+    """What names a shard's contents: its row count and the checksum of its cutouts'
+    checksums (its size and modification time for a store without checksums)."""
+    from astrounsup._checksums import array_checksum
+    from astrounsup.io import open_store
+    from astrounsup.io.hdf5 import read_checked
+
+    with open_store(path) as f:
+        n = int(f["images"].shape[0])
+        if "checksums" in f:
+            return f"{n}:{array_checksum(read_checked(f, 'checksums'))}"
+    st = os.stat(path)
+    return f"{n}:{st.st_size}:{st.st_mtime_ns}"
+
+
+def _part_is_done(part, identity, fingerprint):
+    """Whether ``part`` is a complete latents file of this shard and this model."""
+    import h5py
+
+    if not part.is_file():
+        return False
+    try:
+        with h5py.File(part, "r") as f:
+            attrs = dict(f.attrs.items())
+    except OSError:
+        return False
+    return (
+        str(attrs.get("shard_identity")) == identity
+        and str(attrs.get("model_fingerprint")) == fingerprint
+    )
+
+
+def embed_survey(model, data, out, *, batch_size=256, device=None, progress=True):
+    """Embed every cutout of a store or a sharded store, shard by shard, writing a latents
+    file (``out.h5``) or a latents set (``out`` a folder).
+
+    Under ``torchrun`` the shards are dealt to the processes in turn (shard ``k`` to rank
+    ``k % world``); each process embeds its shards one batch at a time, each into its own
+    latents file, written atomically (``part-00000.h5``, ...: in ``out.h5.parts/`` for one
+    output file, in the folder itself for a set). When every part is written, rank 0
+    merges them into ``out.h5`` in store order (and removes the parts) or writes the set's
+    ``latents.json``. Run again after a process was killed, it embeds only the shards
+    without a complete part of this model; the others are kept. Memory per process is one
+    batch and one shard's catalog, whatever the size of the survey.
+
+    Parameters
+    ----------
+    model : astrounsup.training.TrainedModel or path
+        A trained model, or its checkpoint.
+    data : path or sequence of paths
+        A store (one shard), or a sharded store (:mod:`astrounsup.io.shards`).
+    out : str or pathlib.Path
+        ``.h5``/``.hdf5``: one latents file; anything else: the folder of a latents set.
+    batch_size : int, optional
+    device : str, optional
+        Default: under ``torchrun`` with CUDA, the process's GPU (``LOCAL_RANK``); else the
+        best available.
+    progress : bool, optional
+        Show a progress bar per shard on rank 0.
+
+    Returns
+    -------
+    pathlib.Path
+        ``out``.
+
+    Raises
+    ------
+    ValueError
+        More processes than shards (naming both and ``--nproc_per_node``), data that is not
+        a store, or cutouts in other bands than the model's.
+    """
+    import torch
+
+    from astrounsup.io import is_sharded, shard_paths, source_kind
+    from astrounsup.latent import LatentsWriter, merge_latents, write_latents_set
+    from astrounsup.training import TrainedModel, iter_embeddings
+
+    if is_sharded(data):
+        shards = shard_paths(data)[0]
+    elif source_kind(data) == "store":
+        shards = [Path(data)]
+    else:
+        msg = f"data: a cutout store or a sharded store to embed shard by shard; got {data!r}"
+        raise ValueError(msg)
+    rank, world = _rank_world()
+    if world > len(shards):
+        msg = (
+            f"--nproc_per_node: {world} processes for the {len(shards)} shard"
+            f"{'s' if len(shards) != 1 else ''} of {data}; start at most {len(shards)} (or "
+            "ingest with a smaller --shard-size)"
+        )
+        raise ValueError(msg)
+    if device is None and world > 1 and torch.cuda.is_available():
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', rank)) % torch.cuda.device_count()}"
+    trained = model if isinstance(model, TrainedModel) else TrainedModel.load(model)
+    fingerprint = trained.fingerprint()
+    out = Path(out)
+    one_file = out.suffix.lower() in (".h5", ".hdf5")
+    parts_dir = out.with_name(out.name + ".parts") if one_file else out
+    parts = [parts_dir / part_name(k) for k in range(len(shards))]
+    meta = {
+        "checkpoint": trained.checkpoint,
+        "recipe": trained.recipe,
+        "store": data if isinstance(data, (str, os.PathLike)) else None,
+        "model_class": type(trained.model).__name__,
+        "model_fingerprint": fingerprint,
+    }
+    for k in range(rank, len(shards), world):
+        identity = _shard_identity(shards[k])
+        if _part_is_done(parts[k], identity, fingerprint):
+            continue
+        dataset = trained.dataset(shards[k])
+        part_meta = {**meta, "shard": str(shards[k]), "shard_identity": identity}
+        with LatentsWriter(parts[k], len(dataset), meta=part_meta, step="astrounsup embed") as w:
+            for z in iter_embeddings(
+                trained.model, dataset, batch_size=batch_size, device=device,
+                input_size=trained.input_size, progress=progress and rank == 0,
+            ):  # fmt: skip
+                w.append(z)
+            table = dataset.table.copy()
+            table["noise_floored"] = dataset.noise_flags()
+            w.finish(table)
+    _barrier()  # every part is written
+    if rank == 0:
+        if one_file:
+            merged = {**meta, "shards": len(shards)}
+            merge_latents(parts, out, meta=merged, step="astrounsup embed")
+            shutil.rmtree(parts_dir)
+        else:
+            write_latents_set(out, parts, shards=shards)
+    _barrier()  # the output is complete before any process returns
+    return out
