@@ -58,6 +58,15 @@ def _cluster_arguments(p):
         help="with --reduce: fit on this many random objects (None: all)",
     )  # fmt: skip
     p.add_argument(
+        "--backend", choices=("sklearn", "faiss"), default=D["backend"],
+        help="k-means engine: faiss (the 'scale' extra) for millions of objects",
+    )  # fmt: skip
+    p.add_argument(
+        "--kmeans-fit-size", type=int, default=D["kmeans_fit_size"],
+        help="fit the k-means centres on this many random objects, then assign all "
+        "(None: fit on all)",
+    )  # fmt: skip
+    p.add_argument(
         "--labels-column", default=D["labels_column"],
         help="catalog column of known labels (bool, 0/1 or text; None: no naming)",
     )  # fmt: skip
@@ -101,8 +110,9 @@ def _cluster(args):
     config = {
         key: getattr(args, key)
         for key in ("method", "k", "min_cluster_size", "reduce", "n_components", "metric",
-                    "fit_size", "choose_k", "labels_column", "positive", "labeled_fraction",
-                    "known_positives", "id_column", "name", "threshold", "seed")
+                    "fit_size", "backend", "kmeans_fit_size", "choose_k", "labels_column",
+                    "positive", "labeled_fraction", "known_positives", "id_column", "name",
+                    "threshold", "seed")
     }  # fmt: skip
     latents, table, attrs = read_latents(args.latents)
     check_outputs(args.out, cluster_outputs(config), fmt=args.format, overwrite=args.overwrite)

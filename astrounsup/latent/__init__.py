@@ -49,6 +49,12 @@ __getattr__, __dir__, __all__ = attach(
         "neighbors": ["SimilaritySearch"],
         "rank": ["combine_ranks", "descending_rank", "rank_scores"],
         "score": ["LabelScorer"],
-        "reduce": ["REDUCERS", "REDUCER_METRICS", "TSNE_MAX_OBJECTS", "Reducer"],
+        "reduce": [
+            "DEFAULT_FIT_SIZE",
+            "REDUCERS",
+            "REDUCER_METRICS",
+            "TSNE_MAX_OBJECTS",
+            "Reducer",
+        ],
     },
 )

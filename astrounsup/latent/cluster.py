@@ -9,6 +9,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from astrounsup._estimators import as_rng_seed, check_choice, check_int, fit_scaler
+from astrounsup.latent._faiss import FaissKMeans, faiss_module
 
 __all__ = ["METHODS", "REDUCE_COMPONENTS", "LatentClusterer", "choose_k"]
 
@@ -69,6 +70,17 @@ class LatentClusterer(ClusterMixin, BaseEstimator):
         ``reduce`` they are not used.
     random_state : int, numpy.random.Generator or None, optional
         Seeds the reduction and the clustering.
+    backend : {"sklearn", "faiss"}, optional
+        k-means only: ``"faiss"`` runs Lloyd's algorithm in faiss (the ``scale`` extra),
+        in float32, for millions of objects; the same partition as scikit-learn's on data
+        whose clusters are clear.
+    kmeans_fit_size : int, optional
+        k-means only: fit the centres on this many randomly chosen objects, then assign
+        every object to its nearest centre in chunks of ``chunk_size``. ``X`` may then be
+        anything sliced by rows, such as the ``/latents`` dataset of an open latents file,
+        which is read a chunk at a time (without ``reduce``).
+    chunk_size : int, optional
+        Objects assigned at a time.
 
     Attributes
     ----------
@@ -114,6 +126,9 @@ class LatentClusterer(ClusterMixin, BaseEstimator):
         metric="euclidean",
         fit_size=None,
         random_state=None,
+        backend="sklearn",
+        kmeans_fit_size=None,
+        chunk_size=65_536,
     ):
         self.method = method
         self.n_clusters = n_clusters
@@ -128,6 +143,9 @@ class LatentClusterer(ClusterMixin, BaseEstimator):
         self.metric = metric
         self.fit_size = fit_size
         self.random_state = random_state
+        self.backend = backend
+        self.kmeans_fit_size = kmeans_fit_size
+        self.chunk_size = chunk_size
 
     def _make_estimator(self, n_samples, seed):
         from sklearn import cluster, mixture
@@ -139,6 +157,12 @@ class LatentClusterer(ClusterMixin, BaseEstimator):
                 f"got {n_samples} (lower n_clusters)"
             )
             raise ValueError(msg)
+        if self.method == "kmeans" and self.backend == "faiss":
+            if seed is None:
+                seed = int(np.random.default_rng().integers(2**31))
+            return FaissKMeans(
+                self.n_clusters, n_init=self.n_init, max_iter=self.max_iter, seed=seed
+            )
         if self.method == "kmeans":
             return cluster.KMeans(
                 self.n_clusters, n_init=self.n_init, max_iter=self.max_iter, random_state=seed
@@ -187,6 +211,22 @@ class LatentClusterer(ClusterMixin, BaseEstimator):
             check_choice(name, "reduce", self.reduce, tuple(REDUCE_COMPONENTS))
             if self.n_components is not None:
                 check_int(name, "n_components", self.n_components, 1)
+        check_choice(name, "backend", self.backend, ("sklearn", "faiss"))
+        check_int(name, "chunk_size", self.chunk_size, 1)
+        kmeans = ("kmeans", "minibatch-kmeans")
+        if self.backend == "faiss" and self.method != "kmeans":
+            msg = (
+                f"{name}: backend='faiss' runs k-means; it needs method='kmeans', not "
+                f"{self.method!r}"
+            )
+            raise ValueError(msg)
+        if self.kmeans_fit_size is not None:
+            check_int(name, "kmeans_fit_size", self.kmeans_fit_size, 1)
+            if self.method not in kmeans:
+                msg = f"{name}: kmeans_fit_size is for k-means; method is {self.method!r}"
+                raise ValueError(msg)
+        if self.backend == "faiss":
+            faiss_module(name)
 
     def _reduction(self, X, seed):
         """The fitted reducer and the features it gives ``X`` (or None and ``X``)."""
@@ -206,28 +246,78 @@ class LatentClusterer(ClusterMixin, BaseEstimator):
     def fit(self, X, y=None):
         """Cluster ``X`` of shape (n, n_features); ``y`` is ignored. Returns ``self``."""
         self._check_params()
+        if self.kmeans_fit_size is not None and self.reduce is None:
+            return self._fit_sample(X)
         X = validate_data(self, X, dtype=[np.float64, np.float32])
         seed = as_rng_seed(self.random_state)
         self.reducer_, features = self._reduction(X, seed)
         self.scaler_, Z = fit_scaler(features, self.standardize)
+        if self.kmeans_fit_size is not None and self.kmeans_fit_size < len(Z):
+            rows = np.sort(np.random.default_rng(seed).choice(len(Z), self.kmeans_fit_size,
+                                                              replace=False))  # fmt: skip
+            est = self._make_estimator(len(rows), seed)
+            self._fit_estimator(est, Z[rows])
+            self.labels_ = _predict_chunks(est, Z, self.chunk_size)
+            self._finish(est)
+            return self
         est = self._make_estimator(len(X), seed)
         # The mixtures' fit_predict labels the last EM step's responsibilities, which can
         # differ from predict() after it; predict() keeps labels_ == predict(X).
-        labels = est.fit(Z).predict(Z) if self.method in _MIXTURES else est.fit_predict(Z)
-        self.estimator_ = est
+        if self.backend == "faiss":
+            labels = self._fit_estimator(est, Z).predict(Z)
+        elif self.method in _MIXTURES:
+            labels = est.fit(Z).predict(Z)
+        else:
+            labels = est.fit_predict(Z)
         self.labels_ = np.asarray(labels, dtype=np.intp)
+        self._finish(est)
+        if self.method == "hdbscan":
+            from sklearn.neighbors import NearestNeighbors
+
+            # New objects take the cluster of their nearest fitted object: index once.
+            self._nearest = NearestNeighbors(n_neighbors=1).fit(Z)
+        return self
+
+    def _fit_estimator(self, est, Z):
+        return est.fit(Z, type(self).__name__) if isinstance(est, FaissKMeans) else est.fit(Z)
+
+    def _fit_sample(self, X):
+        """k-means on ``kmeans_fit_size`` objects of ``X`` (an array or any row-sliced
+        array-like, read a chunk at a time), then every object assigned in chunks."""
+        name = type(self).__name__
+        shape = getattr(X, "shape", None)
+        if shape is None or len(shape) != 2:
+            X = validate_data(self, X, dtype=[np.float64, np.float32])
+            shape = X.shape
+        n, d = int(shape[0]), int(shape[1])
+        self.n_features_in_ = d
+        seed = as_rng_seed(self.random_state)
+        m = min(n, self.kmeans_fit_size)
+        rows = np.sort(np.random.default_rng(seed).choice(n, m, replace=False))
+        sample = _finite(name, X[rows] if m < n else X[:], rows)
+        self.reducer_ = None
+        self.scaler_, Zs = fit_scaler(sample, self.standardize)
+        est = self._make_estimator(m, seed)
+        self._fit_estimator(est, Zs)
+        labels = np.empty(n, dtype=np.intp)
+        for lo in range(0, n, self.chunk_size):
+            chunk = _finite(name, X[lo : lo + self.chunk_size], np.arange(lo, n))
+            if self.scaler_ is not None:
+                chunk = self.scaler_.transform(chunk)
+            labels[lo : lo + len(chunk)] = est.predict(chunk)
+        self.labels_ = labels
+        self._finish(est)
+        return self
+
+    def _finish(self, est):
+        self.estimator_ = est
         self.n_iter_ = int(getattr(est, "n_iter_", 1))  # HDBSCAN: one pass
         if self.method == "bayes-gmm":
             self.n_clusters_ = int(np.sum(est.weights_ > 1e-3))
         elif self.method == "hdbscan":
             self.n_clusters_ = int(self.labels_.max() + 1) if len(self.labels_) else 0
-            from sklearn.neighbors import NearestNeighbors
-
-            # New objects take the cluster of their nearest fitted object: index once.
-            self._nearest = NearestNeighbors(n_neighbors=1).fit(Z)
         else:
             self.n_clusters_ = int(self.n_clusters)
-        return self
 
     def _scaled(self, X):
         check_is_fitted(self)
@@ -246,7 +336,7 @@ class LatentClusterer(ClusterMixin, BaseEstimator):
         Z = self._scaled(X)
         if self.method == "hdbscan":
             return self.labels_[self._nearest.kneighbors(Z, return_distance=False)[:, 0]]
-        return np.asarray(self.estimator_.predict(Z), dtype=np.intp)
+        return _predict_chunks(self.estimator_, Z, self.chunk_size)
 
     def _has_proba(self):
         return self.method != "hdbscan"
@@ -269,6 +359,26 @@ class LatentClusterer(ClusterMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = False
         return tags
+
+
+def _predict_chunks(est, Z, size):
+    out = np.empty(len(Z), dtype=np.intp)
+    for lo in range(0, len(Z), size):
+        out[lo : lo + size] = est.predict(Z[lo : lo + size])
+    return out
+
+
+def _finite(name, values, rows):
+    """``values`` (rows ``rows`` of X) as a finite float array, or a one-line error naming
+    the first bad row."""
+    values = np.asarray(values)
+    if values.dtype not in (np.float32, np.float64):
+        values = values.astype(np.float64)
+    bad = ~np.isfinite(values).all(axis=1)
+    if bad.any():
+        msg = f"{name}: X has non-finite values (first at row {int(rows[np.argmax(bad)])})"
+        raise ValueError(msg)
+    return values
 
 
 def choose_k(X, k_values=range(2, 31), *, sample_size=5000, standardize=True, random_state=None):

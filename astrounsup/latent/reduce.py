@@ -10,7 +10,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from astrounsup._estimators import as_rng_seed, check_choice, check_int, fit_scaler
 
-__all__ = ["REDUCERS", "REDUCER_METRICS", "TSNE_MAX_OBJECTS", "Reducer"]
+__all__ = ["DEFAULT_FIT_SIZE", "REDUCERS", "REDUCER_METRICS", "TSNE_MAX_OBJECTS", "Reducer"]
 
 #: Methods of :class:`Reducer` (and ``astrounsup reduce --method``).
 REDUCERS = ("pca", "umap", "tsne")
@@ -19,14 +19,19 @@ REDUCER_METRICS = ("euclidean", "cosine")
 
 #: t-SNE is quadratic-ish in memory and time and cannot place new objects: refused above.
 TSNE_MAX_OBJECTS = 20_000
+#: Objects a PCA or UMAP is fitted on by default; the rest are placed with ``transform``
+#: (a map of 10^5 objects shows the structure of any survey; fitting UMAP on 10^7 would
+#: take days on a laptop).
+DEFAULT_FIT_SIZE = 100_000
 
 
 class Reducer(TransformerMixin, BaseEstimator):
     """Project features to a few dimensions with PCA, UMAP or t-SNE.
 
-    For large sets, ``fit_size`` fits on a random subsample and places every object with
-    ``transform`` (PCA and UMAP; t-SNE cannot place new objects and is refused above
-    :data:`TSNE_MAX_OBJECTS`).
+    For large sets the reduction is fitted on a random subsample (``fit_size``, by default
+    :data:`DEFAULT_FIT_SIZE` objects) and every other object is placed with ``transform``,
+    ``chunk_size`` at a time (PCA and UMAP; t-SNE cannot place new objects and is refused
+    above :data:`TSNE_MAX_OBJECTS`).
 
     Parameters
     ----------
@@ -35,7 +40,8 @@ class Reducer(TransformerMixin, BaseEstimator):
     standardize : bool, optional
         Scale each input dimension to zero mean and unit variance first.
     fit_size : int, optional
-        Fit on at most this many randomly chosen objects (default: all).
+        Fit on at most this many randomly chosen objects (default: all, up to
+        :data:`DEFAULT_FIT_SIZE`).
     metric : {"euclidean", "cosine"}, optional
         Distance between input vectors for UMAP and t-SNE (PCA is Euclidean only).
         ``"cosine"`` suits contrastive latents, which their loss compares by angle.
@@ -46,6 +52,8 @@ class Reducer(TransformerMixin, BaseEstimator):
     perplexity : float, optional
         t-SNE's perplexity (lowered to (n - 1) / 3 for tiny sets).
     random_state : int, numpy.random.Generator or None, optional
+    chunk_size : int, optional
+        Objects placed by ``transform`` at a time (bounds the memory of placing millions).
 
     Attributes
     ----------
@@ -81,6 +89,7 @@ class Reducer(TransformerMixin, BaseEstimator):
         min_dist=0.1,
         perplexity=30.0,
         random_state=None,
+        chunk_size=65_536,
     ):
         self.method = method
         self.n_components = n_components
@@ -91,6 +100,7 @@ class Reducer(TransformerMixin, BaseEstimator):
         self.min_dist = min_dist
         self.perplexity = perplexity
         self.random_state = random_state
+        self.chunk_size = chunk_size
 
     def fit(self, X, y=None):
         """Fit on ``X`` of shape (n, n_features); ``y`` is ignored. Returns ``self``."""
@@ -111,6 +121,7 @@ class Reducer(TransformerMixin, BaseEstimator):
             raise ValueError(msg)
         if self.fit_size is not None:
             check_int(name, "fit_size", self.fit_size, 2)
+        check_int(name, "chunk_size", self.chunk_size, 1)
         X = validate_data(self, X, dtype=[np.float64, np.float32])
         n, d = X.shape
         if self.method == "pca" and self.n_components > min(n, d):
@@ -128,14 +139,16 @@ class Reducer(TransformerMixin, BaseEstimator):
             raise ValueError(msg)
         seed = as_rng_seed(self.random_state)
         rng = np.random.default_rng(seed)
-        if self.fit_size is not None and self.fit_size < n:
-            idx = np.sort(rng.choice(n, self.fit_size, replace=False))
+        fit_size = self.fit_size
+        if fit_size is None and self.method != "tsne":
+            fit_size = DEFAULT_FIT_SIZE
+        if fit_size is not None and fit_size < n:
+            idx = np.sort(rng.choice(n, fit_size, replace=False))
         else:
             idx = np.arange(n)
-        self.scaler_, _ = fit_scaler(X[idx], self.standardize)
-        Z = self.scaler_.transform(X) if self.scaler_ is not None else X
+        self.scaler_, Z_fit = fit_scaler(X[idx], self.standardize)
         est = self._make_estimator(len(idx), seed)
-        fitted = est.fit_transform(Z[idx])
+        fitted = est.fit_transform(Z_fit)
         self.estimator_ = est
         self.fit_indices_ = idx
         if self.method == "pca":
@@ -146,7 +159,9 @@ class Reducer(TransformerMixin, BaseEstimator):
             embedding = np.empty((n, fitted.shape[1]), dtype=fitted.dtype)
             embedding[idx] = fitted
             rest = np.setdiff1d(np.arange(n), idx)
-            embedding[rest] = est.transform(Z[rest])
+            for lo in range(0, len(rest), self.chunk_size):
+                rows = rest[lo : lo + self.chunk_size]
+                embedding[rows] = self._place(X[rows])
         self.embedding_ = embedding
         return embedding
 
@@ -189,5 +204,13 @@ class Reducer(TransformerMixin, BaseEstimator):
             msg = "Reducer: t-SNE cannot transform new objects; use fit_transform or embedding_"
             raise ValueError(msg)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        parts = [
+            self._place(X[lo : lo + self.chunk_size]) for lo in range(0, len(X), self.chunk_size)
+        ]
+        if not parts:
+            return np.empty((0, self.n_components))
+        return np.concatenate(parts)
+
+    def _place(self, X):
         Z = self.scaler_.transform(X) if self.scaler_ is not None else X
         return self.estimator_.transform(Z)

@@ -20,6 +20,8 @@ CLUSTER_DEFAULTS = {
     "n_components": None,
     "metric": "euclidean",
     "fit_size": None,
+    "backend": "sklearn",
+    "kmeans_fit_size": None,
     "choose_k": None,
     "labels_column": None,
     "positive": None,
@@ -176,7 +178,9 @@ def cluster_latents(latents, table, config=None, *, inputs=None):
     config : dict, optional
         Over :data:`CLUSTER_DEFAULTS`: ``method``, ``k``, ``min_cluster_size`` (HDBSCAN),
         ``reduce`` (``"pca"``/``"umap"``), ``n_components``, ``metric`` and ``fit_size``
-        (of the reduction; :class:`astrounsup.latent.LatentClusterer`), ``choose_k``
+        (of the reduction; :class:`astrounsup.latent.LatentClusterer`), ``backend``
+        (``"sklearn"``/``"faiss"``) and ``kmeans_fit_size`` (k-means fitted on a sample,
+        every object assigned), ``choose_k``
         (``"LO:HI"`` or a pair: also tabulate inertia and silhouette), ``labels_column``,
         ``positive``, ``labeled_fraction`` (the random share of known labels that names
         the clusters; the rest measure the result), ``known_positives`` (a list of ids, or
@@ -233,12 +237,14 @@ def cluster_latents(latents, table, config=None, *, inputs=None):
                      "fit_size": cfg["fit_size"]}  # fmt: skip
     meta = provenance(
         "astrounsup cluster", **inputs, method=cfg["method"], k=cfg["k"],
-        reduce=cfg["reduce"] or "none", **reduction, seed=cfg["seed"],
+        reduce=cfg["reduce"] or "none", **reduction, backend=cfg["backend"],
+        kmeans_fit_size=cfg["kmeans_fit_size"], seed=cfg["seed"],
     )  # fmt: skip
     est = LatentClusterer(
         cfg["method"], n_clusters=cfg["k"], min_cluster_size=cfg["min_cluster_size"],
         reduce=cfg["reduce"], n_components=cfg["n_components"], metric=cfg["metric"],
-        fit_size=cfg["fit_size"], random_state=cfg["seed"],
+        fit_size=cfg["fit_size"], random_state=cfg["seed"], backend=cfg["backend"],
+        kmeans_fit_size=cfg["kmeans_fit_size"],
     )  # fmt: skip
     est.fit(latents)
     result = StepResult()

@@ -97,3 +97,70 @@ class TestChooseK:
         x, _ = blobs()
         with pytest.raises(ValueError, match=match):
             choose_k(x, k_values)
+
+
+class TestFaissAndSampledKMeans:
+    @staticmethod
+    def blobs(n=3000, seed=0):
+        rng = np.random.default_rng(seed)
+        centres = rng.normal(0.0, 8.0, (6, 5))
+        which = rng.integers(0, 6, n)
+        return (centres[which] + rng.normal(size=(n, 5))).astype(np.float32), which
+
+    def test_faiss_gives_scikit_learns_partition(self):
+        pytest.importorskip("faiss", reason="faiss (the scale extra) is not installed")
+        from sklearn.metrics import adjusted_rand_score
+
+        x, truth = self.blobs()
+        ref = LatentClusterer("kmeans", n_clusters=6, random_state=0).fit(x)
+        fast = LatentClusterer("kmeans", n_clusters=6, backend="faiss", random_state=0).fit(x)
+        assert adjusted_rand_score(ref.labels_, fast.labels_) == 1.0
+        assert adjusted_rand_score(truth, fast.labels_) == 1.0
+        np.testing.assert_array_equal(fast.predict(x[:100]), fast.labels_[:100])
+        proba = fast.predict_proba(x[:10])
+        np.testing.assert_array_equal(proba.argmax(axis=1), fast.labels_[:10])
+        import pickle
+
+        again = pickle.loads(pickle.dumps(fast))
+        np.testing.assert_array_equal(again.predict(x), fast.labels_)
+
+    @pytest.mark.parametrize("backend", ["sklearn", "faiss"])
+    def test_fit_on_a_sample_assigns_every_object(self, backend, tmp_path):
+        if backend == "faiss":
+            pytest.importorskip("faiss", reason="faiss (the scale extra) is not installed")
+        import h5py
+        from sklearn.metrics import adjusted_rand_score
+
+        x, truth = self.blobs(5000, 1)
+        est = LatentClusterer("kmeans", n_clusters=6, backend=backend, kmeans_fit_size=600,
+                              chunk_size=700, random_state=0).fit(x)  # fmt: skip
+        assert est.labels_.shape == (5000,)
+        assert adjusted_rand_score(truth, est.labels_) == 1.0
+        np.testing.assert_array_equal(est.predict(x), est.labels_)
+        with h5py.File(tmp_path / "z.h5", "w") as f:  # streamed from a file, chunk by chunk
+            f["latents"] = x
+        with h5py.File(tmp_path / "z.h5", "r") as f:
+            streamed = LatentClusterer("kmeans", n_clusters=6, backend=backend,
+                                       kmeans_fit_size=600, chunk_size=700,
+                                       random_state=0).fit(f["latents"])  # fmt: skip
+        np.testing.assert_array_equal(streamed.labels_, est.labels_)
+
+    @pytest.mark.parametrize(
+        ("kwargs", "match"),
+        [
+            ({"method": "gmm", "backend": "faiss"}, r"backend='faiss' runs k-means; it needs"),
+            ({"backend": "torch"}, r"backend must be one of \['sklearn', 'faiss'\]"),
+            ({"method": "hdbscan", "kmeans_fit_size": 10}, r"kmeans_fit_size is for k-means"),
+            ({"kmeans_fit_size": 0}, r"kmeans_fit_size must be an integer >= 1"),
+        ],
+    )  # fmt: skip
+    def test_bad_settings(self, kwargs, match):
+        x, _ = self.blobs(100)
+        with pytest.raises(ValueError, match=match):
+            LatentClusterer(**{"n_clusters": 3, **kwargs}).fit(x)
+
+    def test_a_non_finite_row_is_named(self):
+        x, _ = self.blobs(100)
+        x[57, 2] = np.nan
+        with pytest.raises(ValueError, match=r"X has non-finite values \(first at row 57\)"):
+            LatentClusterer(n_clusters=3, kmeans_fit_size=100, chunk_size=30).fit(x)

@@ -101,3 +101,71 @@ def test_the_faiss_backend_without_faiss_says_how_to_install_it(latents, monkeyp
         SimilaritySearch(backend="faiss").fit(latents)
     with pytest.raises(ValueError, match=r"backend must be one of \['sklearn', 'faiss'\]"):
         SimilaritySearch(backend="annoy").fit(latents)
+
+
+def _mixture(n, d, seed):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0.0, 3.0, (10, d))
+    return (centres[rng.integers(0, 10, n)] + rng.normal(size=(n, d))).astype(np.float32)
+
+
+def _recall(found, truth):
+    return np.mean([len(set(f) & set(t)) / len(t) for f, t in zip(found, truth, strict=True)])
+
+
+class TestIVFPQ:
+    def test_auto_n_probe_reaches_the_target_recall_on_new_queries(self):
+        pytest.importorskip("faiss", reason="faiss (the scale extra) is not installed")
+        z = _mixture(20_000, 16, 0)
+        search = SimilaritySearch(n_neighbors=10, backend="faiss", index="ivfpq").fit(z)
+        assert search.recall_ >= 0.95
+        assert 1 <= search.n_probe_ <= 141  # sqrt(20000) lists
+        q = _mixture(300, 16, 1)  # other objects of the same survey
+        _, exact = SimilaritySearch(n_neighbors=10, algorithm="brute").fit(z).kneighbors(q)
+        _, found = search.kneighbors(q)
+        assert _recall(found, exact) >= 0.93  # measured on queries it was not tuned on
+
+    def test_a_fixed_n_probe_and_refined_distances_are_exact(self):
+        pytest.importorskip("faiss", reason="faiss (the scale extra) is not installed")
+        z = _mixture(5_000, 8, 2)
+        search = SimilaritySearch(n_neighbors=5, backend="faiss", index="ivfpq", n_lists=70,
+                                  n_probe=70).fit(z)  # fmt: skip
+        assert search.n_probe_ == 70
+        d, i = search.kneighbors(z[:50] + 0.01)
+        np.testing.assert_allclose(d, np.linalg.norm(z[i] - (z[:50, None] + 0.01), axis=2),
+                                   rtol=1e-4, atol=1e-4)  # fmt: skip
+        ids = np.arange(5_000) + 1000
+        table = search.fit(z, ids=ids).query_ids(ids[:3])
+        assert len(table) == 15
+        assert not set(table["neighbor_id"]) & set(ids[:3].tolist())
+
+    def test_without_refinement_a_low_recall_is_said(self):
+        pytest.importorskip("faiss", reason="faiss (the scale extra) is not installed")
+        z = _mixture(5_000, 32, 3)
+        with pytest.warns(UserWarning, match=r"IVF-PQ reaches recall@10 0\.\d+, below"):
+            SimilaritySearch(backend="faiss", index="ivfpq", refine=None, n_subquantizers=2,
+                             target_recall=0.999).fit(z)  # fmt: skip
+
+    @pytest.mark.parametrize(
+        ("kwargs", "match"),
+        [
+            ({"index": "ivfpq"}, r"index='ivfpq' is a faiss index; it needs backend='faiss'"),
+            ({"backend": "faiss", "index": "hnsw"}, r"index must be one of \['flat', 'ivfpq'\]"),
+            ({"backend": "faiss", "n_probe": 0}, r"n_probe must be an integer >= 1"),
+            ({"backend": "faiss", "refine": 0.5}, r"refine must be a number >= 1 or None"),
+            ({"backend": "faiss", "target_recall": 1.5}, r"target_recall must be in \(0, 1\]"),
+            ({"backend": "faiss", "index": "ivfpq", "n_subquantizers": 3},
+             r"n_subquantizers=3 must divide the dimension 8"),
+            ({"backend": "faiss", "index": "ivfpq", "n_lists": 500},
+             r"n_lists=500 needs at least as many vectors; got 300"),
+        ],
+    )  # fmt: skip
+    def test_bad_settings(self, kwargs, match):
+        pytest.importorskip("faiss", reason="faiss (the scale extra) is not installed")
+        with pytest.raises(ValueError, match=match):
+            SimilaritySearch(**kwargs).fit(_mixture(300, 8, 4))
+
+    def test_too_few_vectors_to_train_codes(self, latents):
+        pytest.importorskip("faiss", reason="faiss (the scale extra) is not installed")
+        with pytest.raises(ValueError, match=r"IVF-PQ needs at least 256 vectors .* got 200"):
+            SimilaritySearch(backend="faiss", index="ivfpq").fit(latents)

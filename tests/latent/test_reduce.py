@@ -88,3 +88,25 @@ def test_bad_metric(kwargs, match):
 def test_unknown_method():
     with pytest.raises(ValueError, match=r"method must be one of \['pca', 'umap', 'tsne'\]"):
         Reducer("ica").fit(correlated())
+
+
+def test_large_sets_fit_on_a_bounded_sample_and_place_the_rest_in_chunks(monkeypatch):
+    import astrounsup.latent.reduce as reduce_module
+
+    monkeypatch.setattr(reduce_module, "DEFAULT_FIT_SIZE", 300)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(1000, 5)) * [5.0, 2.0, 1.0, 0.5, 0.1]
+    placed = []
+    real = Reducer._place
+
+    def counting(self, chunk):
+        placed.append(len(chunk))
+        return real(self, chunk)
+
+    monkeypatch.setattr(Reducer, "_place", counting)
+    r = Reducer("pca", n_components=2, chunk_size=250, random_state=0)
+    emb = r.fit_transform(x)
+    assert len(r.fit_indices_) == 300
+    assert placed == [250, 250, 200]  # the 700 others, 250 at a time
+    np.testing.assert_allclose(emb, r.transform(x), rtol=1e-10, atol=1e-10)
+    assert len(Reducer("pca", fit_size=1000).fit(x).fit_indices_) == 1000  # asked for all
