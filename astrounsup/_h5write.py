@@ -231,9 +231,11 @@ def open_h5_for_writing(path, mode, *, name=None, kept="nothing was replaced"):
     try:
         # The newer file format (HDF5 >= 1.10) checksums every metadata block, so a damaged
         # file is refused by HDF5 instead of misread, or read in an endless loop.
+        # A chunk cache of a few whole chunks: appending batches never reads a chunk back.
         f = h5py.File(
-            guarded, "w" if mode == "w" else "r+", locking=False, libver=("v110", "latest")
-        )
+            guarded, "w" if mode == "w" else "r+", locking=False, libver=("v110", "latest"),
+            rdcc_nbytes=32 * 2**20,
+        )  # fmt: skip
     except Exception:
         guarded.close()
         raise

@@ -43,8 +43,14 @@ SCRIPTS = [
      "batched torch:"),
     ("bench/io_throughput.py", ["--n", "24", "--repeats", "1", "--batch-size", "8",
                                 "--workdir", "{tmp}"], "target (b) >= 20 x (a)"),
-    ("bench/latent_scale.py", ["--n-kmeans", "500", "--dim", "4", "--stage", "kmeans"],
-     "k-means k=20 on 500 x 4"),
+    ("bench/latent_scale.py", ["--n", "3000", "--fit", "1000", "--dim", "4", "--queries", "5",
+                               "--stage", "knn-sklearn", "--workdir", "{tmp}"],
+     "scikit-learn exact (brute)"),
+    ("bench/gpu_figures.py", ["--device", "cpu", "--n", "16", "--steps", "6", "--batch", "8",
+                              "--vectors", "500", "--dim", "4", "--queries", "10"],
+     "embedding (SimCLR encoder)"),
+    ("bench/ingest_workers.py", ["--n", "6", "--repeats", "1", "--workdir", "{tmp}"],
+     "target >= 1.8x with 2 workers"),
     ("bench/simulate.py", ["--n", "8"], "simulated 8 cutouts"),
     ("bench/train_throughput.py", ["--steps", "1", "--batch", "8", "--models", "cae,simclr"],
      "simclr  bare loop"),
@@ -97,9 +103,11 @@ def test_supervised_ceiling_top_precision_against_counting(monkeypatch):
     assert top_precision(y, s) == pytest.approx(np.mean(counted), abs=0.05)
 
 
-def test_latent_scale_stages_in_process(capsys, monkeypatch):
-    for stage, n in (("umap", "120"), ("neighbours", "300")):
-        argv = ["--child", "--stage", stage, "--n-kmeans", n, "--n-umap", n, "--dim", "4"]
+def test_latent_scale_stages_in_process(capsys, monkeypatch, tmp_path):
+    pytest.importorskip("faiss", reason="faiss (the scale extra) is not installed")
+    for stage in ("umap", "kmeans-sklearn", "kmeans-faiss", "knn-faiss-flat", "knn-faiss-ivfpq"):
+        argv = ["--child", "--stage", stage, "--n", "3000", "--fit", "1000", "--n-umap", "120",
+                "--dim", "4", "--queries", "5", "--workdir", str(tmp_path)]  # fmt: skip
         status, out = _run("bench/latent_scale.py", argv, capsys, monkeypatch)
         assert status == 0
         assert json.loads(out.strip().splitlines()[-1])["peak_rss_mib"] > 0

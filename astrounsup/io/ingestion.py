@@ -35,7 +35,9 @@ from astrounsup.io.shards import MANIFEST, shard_name, write_manifest
 
 __all__ = ["IngestReport", "ingest", "rejects_path"]
 
-_BATCH = 64  # cutouts written between progress marks
+# Entries checked between progress marks; None: one chunk of the store's images (64 until
+# the first is written), so that every chunk is written whole, once, and never read back.
+_BATCH = None
 _WORKER_CHUNK = 16  # entries a worker process reads per task
 _RECORD = "ingest.json"  # in a folder of shards: which ingest writes it
 
@@ -321,12 +323,14 @@ def _ingest_locked(dest, sig, run, lo, hi, *, overwrite):
         run.advance(done - lo)
         batch = []
         entries, table = run.entries, run.table
+        size = _BATCH or _chunk_rows(f)
         for i, read in _read_entries(entries, table, done, hi, state, run):
             batch.append(_check_entry(i, read, entries[i], table, state, ids_seen))
-            if len(batch) == _BATCH or i == hi - 1:
+            if len(batch) >= size or i == hi - 1:
                 _commit(f, batch, state["bands"], run.compression)
                 run.advance(len(batch))
                 batch = []
+                size = _BATCH or _chunk_rows(f)
         run.bands = state["bands"]
         run.fixed.update((k, state[k]) for k in ("shape", "unit") if k in state)
         rej = _rejects_table(f, entries, table)
@@ -420,6 +424,10 @@ def _remove_shards(dest):
     for pattern in (_RECORD, MANIFEST, "rejects.ecsv", "shard-*.h5", "shard-*.rejects.ecsv"):
         for p in dest.glob(pattern):
             p.unlink()
+
+
+def _chunk_rows(f):
+    return f["images"].chunks[0] if "images" in f else 64
 
 
 def _init_progress(f, sig, lo):

@@ -86,27 +86,52 @@ def build_index(Z, *, kind, n_lists, n_subquantizers, n_probe, refine, train_siz
 
 
 class FaissKMeans:
-    """k-means centres fitted by faiss, with scikit-learn's ``predict`` and attributes.
+    """k-means run by faiss, with scikit-learn's ``predict`` and attributes.
 
-    The faiss objects are rebuilt from ``cluster_centers_`` where needed, so the estimator
-    pickles like a scikit-learn one.
+    The algorithm is scikit-learn's: each start from k-means++ centres
+    (:func:`sklearn.cluster.kmeans_plusplus`), Lloyd iterations (faiss assigns and
+    updates) until the centres move by less than ``tol`` times the mean variance of the
+    features in total (or ``max_iter``), the start of lowest inertia kept; so the result
+    is scikit-learn's for the same seed, up to float32 rounding. The faiss objects are
+    rebuilt from ``cluster_centers_`` where needed, so the estimator pickles like a
+    scikit-learn one.
     """
 
-    def __init__(self, n_clusters, *, n_init, max_iter, seed):
+    def __init__(self, n_clusters, *, n_init, max_iter, seed, tol=1e-4):
         self.n_clusters, self.n_init, self.max_iter, self.seed = n_clusters, n_init, max_iter, seed
+        self.tol = tol
 
     def fit(self, Z, owner):
+        from sklearn.cluster import kmeans_plusplus
+
         faiss = faiss_module(owner)
         Z = as_f32(Z)
         n, d = Z.shape
-        km = faiss.Kmeans(
-            d, int(self.n_clusters), niter=int(self.max_iter), nredo=int(self.n_init),
-            seed=int(self.seed) % 2**31, max_points_per_centroid=n + 1, min_points_per_centroid=1,
-        )  # fmt: skip
-        km.train(Z)
-        self.cluster_centers_ = np.asarray(km.centroids, dtype=np.float32).copy()
-        self.n_iter_ = int(self.max_iter)
-        self.inertia_ = float(km.obj[-1]) if len(km.obj) else float("nan")
+        k = int(self.n_clusters)
+        tol = float(np.mean(np.var(Z, axis=0, dtype=np.float64))) * self.tol
+        # A faiss build with GPUs runs the iterations there (faiss-gpu where CUDA is).
+        gpu = bool(getattr(faiss, "get_num_gpus", lambda: 0)())
+        rng = np.random.RandomState(int(self.seed) % 2**32)
+        best = None
+        for _ in range(int(self.n_init)):
+            centres = kmeans_plusplus(Z, k, random_state=rng)[0].astype(np.float32)
+            iterations = 0
+            while iterations < int(self.max_iter):
+                iterations += 1
+                step = faiss.Kmeans(
+                    d, k, niter=1, seed=int(rng.randint(2**31)), max_points_per_centroid=n + 1,
+                    min_points_per_centroid=1, gpu=gpu,
+                )  # fmt: skip
+                step.train(Z, init_centroids=centres)
+                moved = float(np.sum((step.centroids - centres) ** 2, dtype=np.float64))
+                centres = np.array(step.centroids, dtype=np.float32)
+                if moved <= tol:
+                    break
+            inertia = float(step.obj[-1])
+            if best is None or inertia < best[0]:
+                best = (inertia, centres, iterations)
+        self.inertia_, self.cluster_centers_, self.n_iter_ = best
+        self._index = None
         return self
 
     def __getstate__(self):

@@ -61,6 +61,23 @@ def _part_is_done(part, identity, fingerprint):
     )
 
 
+def _embed_part(trained, shard, part, meta, *, batch_size, device, progress):
+    """Embed the store ``shard`` into the latents file ``part``, a batch at a time."""
+    from astrounsup.latent import LatentsWriter
+    from astrounsup.training import iter_embeddings
+
+    dataset = trained.dataset(shard)
+    with LatentsWriter(part, len(dataset), meta=meta, step="astrounsup embed") as w:
+        for z in iter_embeddings(
+            trained.model, dataset, batch_size=batch_size, device=device,
+            input_size=trained.input_size, progress=progress,
+        ):  # fmt: skip
+            w.append(z)
+        table = dataset.table.copy()
+        table["noise_floored"] = dataset.noise_flags()
+        w.finish(table)
+
+
 def embed_survey(model, data, out, *, batch_size=256, device=None, progress=True):
     """Embed every cutout of a store or a sharded store, shard by shard, writing a latents
     file (``out.h5``) or a latents set (``out`` a folder).
@@ -103,8 +120,8 @@ def embed_survey(model, data, out, *, batch_size=256, device=None, progress=True
     import torch
 
     from astrounsup.io import is_sharded, shard_paths, source_kind
-    from astrounsup.latent import LatentsWriter, merge_latents, write_latents_set
-    from astrounsup.training import TrainedModel, iter_embeddings
+    from astrounsup.latent import merge_latents, write_latents_set
+    from astrounsup.training import TrainedModel
 
     if is_sharded(data):
         shards = shard_paths(data)[0]
@@ -136,21 +153,19 @@ def embed_survey(model, data, out, *, batch_size=256, device=None, progress=True
         "model_class": type(trained.model).__name__,
         "model_fingerprint": fingerprint,
     }
-    for k in range(rank, len(shards), world):
-        identity = _shard_identity(shards[k])
-        if _part_is_done(parts[k], identity, fingerprint):
-            continue
-        dataset = trained.dataset(shards[k])
-        part_meta = {**meta, "shard": str(shards[k]), "shard_identity": identity}
-        with LatentsWriter(parts[k], len(dataset), meta=part_meta, step="astrounsup embed") as w:
-            for z in iter_embeddings(
-                trained.model, dataset, batch_size=batch_size, device=device,
-                input_size=trained.input_size, progress=progress and rank == 0,
-            ):  # fmt: skip
-                w.append(z)
-            table = dataset.table.copy()
-            table["noise_floored"] = dataset.noise_flags()
-            w.finish(table)
+    new_folder = not parts_dir.exists()
+    try:
+        for k in range(rank, len(shards), world):
+            identity = _shard_identity(shards[k])
+            if not _part_is_done(parts[k], identity, fingerprint):
+                _embed_part(trained, shards[k], parts[k], {**meta, "shard": str(shards[k]),
+                            "shard_identity": identity}, batch_size=batch_size, device=device,
+                            progress=progress and rank == 0)  # fmt: skip
+    except BaseException:
+        # Complete parts stay for the next run; a folder this run made and left empty goes.
+        if new_folder and parts_dir.is_dir() and not any(parts_dir.glob("part-*.h5")):
+            shutil.rmtree(parts_dir, ignore_errors=True)
+        raise
     _barrier()  # every part is written
     if rank == 0:
         if one_file:
