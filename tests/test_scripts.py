@@ -49,6 +49,8 @@ SCRIPTS = [
     ("bench/gpu_figures.py", ["--device", "cpu", "--n", "16", "--steps", "6", "--batch", "8",
                               "--vectors", "500", "--dim", "4", "--queries", "10"],
      "embedding (SimCLR encoder)"),
+    ("bench/embed_memory.py", ["--shard", "8", "--shards", "1,2", "--workdir", "{tmp}"],
+     "peak of 16 cutouts / peak of 8"),
     ("bench/ingest_workers.py", ["--n", "6", "--repeats", "1", "--workdir", "{tmp}"],
      "target >= 1.8x with 2 workers"),
     ("bench/simulate.py", ["--n", "8"], "simulated 8 cutouts"),
