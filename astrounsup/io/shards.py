@@ -273,12 +273,10 @@ def verify_shards(source):
     from astrounsup.io.hdf5 import verify_store
 
     paths, expected = shard_paths(source)
-    check_shards(paths, expected, [shard_summary(p) for p in paths])
-    bad, offset = [], 0
-    for p in paths:
-        bad.append(offset + verify_store(p))
-        with open_store(p) as f:
-            offset += f["images"].shape[0]
+    summaries = [shard_summary(p) for p in paths]
+    check_shards(paths, expected, summaries)
+    offsets = np.cumsum([0] + [s["shape"][0] for s in summaries[:-1]])
+    bad = [offset + verify_store(p) for p, offset in zip(paths, offsets, strict=True)]
     return np.concatenate(bad).astype(np.int64)
 
 

@@ -207,8 +207,6 @@ class Reducer(TransformerMixin, BaseEstimator):
         parts = [
             self._place(X[lo : lo + self.chunk_size]) for lo in range(0, len(X), self.chunk_size)
         ]
-        if not parts:
-            return np.empty((0, self.n_components))
         return np.concatenate(parts)
 
     def _place(self, X):

@@ -166,17 +166,7 @@ class TestFaissAndSampledKMeans:
             LatentClusterer(n_clusters=3, kmeans_fit_size=100, chunk_size=30).fit(x)
 
 
-def test_the_faiss_backend_without_faiss_says_how_to_install_it(monkeypatch):
-    import builtins
-
-    real_import = builtins.__import__
-
-    def no_faiss(name, *args, **kwargs):
-        if name == "faiss":
-            raise ImportError("No module named 'faiss'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_faiss)
+def test_the_faiss_backend_without_faiss_says_how_to_install_it(without_faiss):
     x = np.random.default_rng(0).normal(size=(50, 3))
     with pytest.raises(ValueError, match=r"backend 'faiss' needs the faiss package.*\[scale\]"):
         LatentClusterer(n_clusters=2, backend="faiss").fit(x)

@@ -84,17 +84,7 @@ def test_the_faiss_backend_finds_the_same_neighbours(latents, metric, standardiz
     assert not np.any(t_fast["neighbor_id"].reshape(10, 6) == ids[:10, None])
 
 
-def test_the_faiss_backend_without_faiss_says_how_to_install_it(latents, monkeypatch):
-    import builtins
-
-    real_import = builtins.__import__
-
-    def no_faiss(name, *args, **kwargs):
-        if name == "faiss":
-            raise ImportError("No module named 'faiss'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_faiss)
+def test_the_faiss_backend_without_faiss_says_how_to_install_it(latents, without_faiss):
     with pytest.raises(
         ValueError, match=r"backend 'faiss' needs the faiss package.*astrounsup\[scale\]"
     ):
