@@ -8,6 +8,28 @@ import torch
 from astrounsup.simulate import simulate_lens_survey
 
 
+def pytest_collection_finish(session):
+    """Start the docs build in the background when its tests are to run: it takes a
+    minute or two, mostly on one core, while the rest of the suite runs."""
+    if any(item.nodeid.startswith("tests/test_docs.py::") for item in session.items):
+        from tests.test_docs import start_build
+
+        session.config._astrounsup_docs_build = start_build()
+
+
+def pytest_unconfigure(config):
+    build = getattr(config, "_astrounsup_docs_build", None)
+    if build is not None:
+        import shutil
+
+        process, out, log = build
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        log.close()
+        shutil.rmtree(out, ignore_errors=True)
+
+
 def pytest_collection_modifyitems(config, items):
     if torch.cuda.is_available():
         return

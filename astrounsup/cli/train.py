@@ -94,8 +94,9 @@ def _embed(args):
     from astrounsup.pipeline import embed_latents, embed_survey
     from astrounsup.training import is_main_process
 
-    # Refused before any work, as every other command's outputs are.
-    if args.out.exists() and not args.overwrite:
+    # Refused before any work, as every other command's outputs are; under torchrun by
+    # process 0 alone (the others could see the output it has begun to write).
+    if os.environ.get("RANK", "0") == "0" and args.out.exists() and not args.overwrite:
         msg = f"{args.out} exists; pass --overwrite to replace it"
         raise FileExistsError(msg)
     options = {"batch_size": args.batch_size, "device": args.device, "progress": not args.quiet}

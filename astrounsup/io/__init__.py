@@ -11,6 +11,7 @@ __getattr__, __dir__, __all__ = attach(
             "discover_cutouts",
             "find_fits",
             "read_catalog",
+            "read_entry",
             "source_kind",
         ],
         "fits": [

@@ -54,7 +54,7 @@ class CutoutDataset(torch.utils.data.Dataset):
         Fitted normalisation applied to every item.
     allow_outside : bool, optional
         Let a catalog file name files outside its folder (see
-        :func:`astrounsup.io.discover.discover_cutouts`).
+        :func:`astrounsup.io.discover_cutouts`).
 
     Attributes
     ----------

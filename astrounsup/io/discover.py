@@ -356,7 +356,7 @@ def source_kind(source):
     -------
     {"array", "table", "store", "shards", "catalog", "fits"}
         An in-memory array; an astropy table (a catalog with a file column); an HDF5 store
-        (``.h5``/``.hdf5``); a sharded store (:func:`astrounsup.io.shards.is_sharded`: a
+        (``.h5``/``.hdf5``); a sharded store (:func:`astrounsup.io.is_sharded`: a
         manifest ``.json``, a folder with one, a list of stores); a catalog file (CSV,
         ECSV, or a FITS file whose first data HDU is a table); otherwise FITS cutouts (a
         file, directory, glob or list).

@@ -69,7 +69,9 @@ __all__ = [
     "write_store",
 ]
 
+#: The ``format`` attribute of a cutout store.
 STORE_FORMAT = "astrounsup.cutouts"
+#: The store format version this astrounsup writes (``format_version``); newer ones are refused.
 STORE_VERSION = 3
 #: Default most bad pixels a band of a cutout may have before the cutout is flagged (and
 #: rejected by ingest).

@@ -55,10 +55,17 @@ class ConvAutoencoder(ReconstructionModel):
     size : int
         Cutout side, px.
     latent_dim : int, optional
+        Length of the latent vector (the code) each cutout is encoded to.
     widths : sequence of int, optional
+        Channels of each stride-2 convolution stage of the encoder (a decoder mirrors
+        them); their number sets how often the cutout is halved.
     kind : {"plain", "resnet"}, optional
+        ``"resnet"`` adds a residual block after each stage.
     sparsity : {None, "l1", "kl"}, optional
+        Sparsity penalty on the code: none, L1 on the code, or the KL divergence of the
+        mean sigmoid activation from ``sparsity_target``.
     sparsity_weight : float, optional
+        Weight of the sparsity penalty in the loss, >= 0.
     sparsity_target : float, optional
         Mean activation aimed at by the KL penalty, in (0, 1).
     contractive_weight : float, optional

@@ -22,6 +22,7 @@ class SimCLR(EncoderModel):
     bands, size, latent_dim, widths, kind
         As :class:`astrounsup.models.ConvAutoencoder`.
     projection_dim : int, optional
+        Output width of the projection head (what NT-Xent compares).
     temperature : float, optional
         NT-Xent temperature. On simulated lens surveys (batch 128, 600 steps, views with
         seeing 1-1.4 and depth 1-1.6 times worse) 0.2 gave latents whose k-means clusters

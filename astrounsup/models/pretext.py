@@ -18,6 +18,20 @@ class RotationPretext(EncoderModel):
     Galaxies have no preferred orientation on the sky, so the task is only solvable from
     structure a survey can show (a PSF or a detector axis would betray it): the encoder
     learns shapes. ``encode`` gives the representation.
+
+    Parameters
+    ----------
+    bands : int
+    size : int
+        Cutout side, px.
+    latent_dim, widths, kind
+        As :class:`astrounsup.models.ConvAutoencoder`.
+
+    Examples
+    --------
+    >>> model = RotationPretext(2, size=32, latent_dim=8, widths=(8, 16))
+    >>> model(torch.randn(3, 2, 32, 32)).shape
+    torch.Size([3, 4])
     """
 
     def __init__(self, bands, *, size, latent_dim=64, widths=(32, 64, 128), kind="plain"):

@@ -33,6 +33,8 @@ class VAE(ReconstructionModel):
     beta : float, optional
         KL weight (1: the ELBO; > 1: beta-VAE), >= 0.
     learn_variance : bool, optional
+        The decoder also predicts each pixel's log-variance, and the likelihood uses it
+        instead of a given noise.
     noise_softening : float, optional
         The ``softening`` of the :class:`astrounsup.io.AsinhNormalizer` of the inputs.
     noise_scale : sequence of float of shape (bands,), optional

@@ -8,6 +8,15 @@ from astrounsup._lazy import attach
 __getattr__, __dir__, __all__ = attach(
     __name__,
     {
+        "artefacts": [
+            "bad_column",
+            "bleed_columns",
+            "cosmic_ray_spot",
+            "cosmic_ray_track",
+            "ghost_annulus",
+            "nan_blob",
+            "satellite_trail",
+        ],
         "camera": ["calibrate", "expose", "render_moffat", "resample_noise"],
         "lensing": [
             "SIELens",

@@ -147,7 +147,7 @@ class MainSequence(TransformerMixin, BaseEstimator):
     UMAP keeps neighbourhoods, not the global order: its one-dimensional line can fold a
     sequence back on itself in places (on a 800-star toy sequence the coordinate's Spearman
     correlation with colour was 0.85; with Teff in ``eval/main_sequence.py --reducer umap``
-    |rho| was 0.97 for 30,000 stars and 0.93 for 100,000, against 0.99 with PCA). PCA,
+    ``|rho|`` was 0.97 for 30,000 stars and 0.93 for 100,000, against 0.99 with PCA). PCA,
     the default, is the reliable choice for colour-magnitude features; UMAP is for many
     features such as spectra.
 

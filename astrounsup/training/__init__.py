@@ -23,10 +23,17 @@ __getattr__, __dir__, __all__ = attach(
             "build_model",
             "contrastive_view_settings",
             "default_config",
+            "describe_config",
             "load_config",
             "resolve_config",
             "train",
         ],
-        "trainer": ["Trainer", "TrainingHistory", "select_device", "warmup_cosine"],
+        "trainer": [
+            "Trainer",
+            "TrainingHistory",
+            "check_training_settings",
+            "select_device",
+            "warmup_cosine",
+        ],
     },
 )

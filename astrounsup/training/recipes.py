@@ -9,16 +9,20 @@ A training config has three sections, each optional and each merged over its def
 ``normalization``
     Keyword arguments of :class:`astrounsup.io.AsinhNormalizer`.
 
-:func:`default_config` gives every key with its default; :func:`resolve_config` merges a
-partial config over it and refuses unknown keys by name.
+:func:`default_config` gives every key with its default, :func:`describe_config` every key
+with its default and meaning (from the docstrings of the classes that take them), and
+:func:`resolve_config` merges a partial config over the defaults and refuses unknown keys by
+name.
 """
 
 from __future__ import annotations
 
 import copy
+import importlib
 import inspect
 import math
 import os
+import re
 import tomllib
 from pathlib import Path
 
@@ -31,6 +35,7 @@ __all__ = [
     "build_model",
     "contrastive_view_settings",
     "default_config",
+    "describe_config",
     "load_config",
     "resolve_config",
     "train",
@@ -136,6 +141,63 @@ def default_config(model="cae"):
     }
 
 
+_SAME_AS = re.compile(r"^As :class:`~?(astrounsup\.[\w.]+)`\.?$")
+
+
+def _setting_owners(model):
+    from astrounsup.io import AsinhNormalizer
+    from astrounsup.training.trainer import Trainer
+
+    return {"model": _model_class(model), "training": Trainer, "normalization": AsinhNormalizer}
+
+
+def _meaning(owner, key):
+    """The description of parameter ``key`` in ``owner``'s docstring, following "As
+    :class:`...`" to the class named."""
+    from astrounsup._docparams import parameter_docs
+
+    _kind, text = parameter_docs(owner).get(key, ("", ""))
+    same = _SAME_AS.match(text)
+    if same:
+        module, _, name = same.group(1).rpartition(".")
+        return _meaning(getattr(importlib.import_module(module), name), key)
+    return text
+
+
+def describe_config(model="cae"):
+    """Every setting of recipe ``model``: its section, key, default and meaning.
+
+    The meanings are the parameter descriptions of the classes that take the settings
+    (the recipe's model class, :class:`astrounsup.training.Trainer` and
+    :class:`astrounsup.io.AsinhNormalizer`), the defaults those of :func:`default_config`.
+
+    Parameters
+    ----------
+    model : str, optional
+        One of :data:`MODELS`.
+
+    Returns
+    -------
+    list of tuple
+        ``(section, key, default, meaning)`` per setting, in the order of
+        :func:`default_config`; ``default`` is the Python value (``None``: not set).
+
+    Examples
+    --------
+    >>> rows = describe_config("vae")
+    >>> [row[:3] for row in rows if row[1] in ("beta", "lr")]
+    [('model', 'beta', 1.0), ('training', 'lr', 0.001)]
+    >>> all(meaning for *_, meaning in rows)
+    True
+    """
+    owners = _setting_owners(model)
+    return [
+        (section, key, default, _meaning(owners[section], key))
+        for section, values in default_config(model).items()
+        for key, default in values.items()
+    ]
+
+
 def load_config(path):
     """A (partial) training config from a TOML file with ``[model]``, ``[training]`` and
     ``[normalization]`` tables, each optional; ``None`` gives an empty config.
@@ -180,7 +242,7 @@ def resolve_config(config=None, *, model="cae"):
     ValueError
         For an unknown section or key (naming it and the allowed ones), a section that
         is not a table, or a training setting of the wrong type or range
-        (:func:`astrounsup.training.trainer.check_training_settings`).
+        (:func:`astrounsup.training.check_training_settings`).
 
     Examples
     --------

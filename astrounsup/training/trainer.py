@@ -56,6 +56,7 @@ class TrainingHistory:
     val_loss: list = field(default_factory=list)
 
     def as_dict(self):
+        """The four lists by name (what ``history.json`` of a run holds)."""
         return {
             "step": self.step,
             "loss": self.loss,
@@ -140,12 +141,19 @@ class Trainer:
         ``objective(model, images, masks, generator) -> dict`` with a scalar ``"loss"``;
         default :func:`reconstruction_objective`.
     max_steps : int
+        Optimiser steps to train for (one batch each).
     batch_size : int, optional
-    lr, weight_decay : float, optional
-        AdamW settings.
+        Cutouts per step (the global batch, shared among ranks under ``torchrun``).
+    lr : float, optional
+        Peak learning rate of AdamW, reached after the warm-up and decayed along a cosine
+        to 0 at ``max_steps`` (:func:`warmup_cosine`).
+    weight_decay : float, optional
+        AdamW's decoupled weight decay.
     warmup_steps : int, optional
+        Steps over which the learning rate rises linearly from 0 to ``lr``.
     grad_clip : float or None, optional
-        Largest gradient norm.
+        Gradients are rescaled so that their total norm is at most this (``None``: not
+        clipped).
     val_fraction : float, optional
         Share of the dataset held out for validation, in [0, 1).
     eval_every : int, optional
@@ -159,11 +167,13 @@ class Trainer:
         ``out_dir``), so that a killed run loses at most that much; ``None``: only
         ``checkpoint_every`` and the end.
     out_dir : path, optional
+        Folder of the checkpoints (``None``: none written).
     device : str or torch.device, optional
         Default :func:`select_device`.
     amp : {"auto", "bf16", "fp16", "off"}, optional
         Mixed precision on CUDA (``"auto"``: bf16 where supported); off on the CPU.
     seed : int, optional
+        Seeds every random draw of the run (batch order, augmentations, a VAE's noise).
     progress : bool, optional
         A progress bar with loss and throughput (``tqdm.auto``).
     extra_state : dict, optional

@@ -125,7 +125,13 @@ class _SizedCrop(Transform):
 
 
 class RandomCrop(_SizedCrop):
-    """A ``size x size`` crop at a random position."""
+    """A ``size x size`` crop at a random position.
+
+    Parameters
+    ----------
+    size : int
+        Side of the crop, px, at most the cutouts' side.
+    """
 
     def _limits(self, images):
         ny, nx = images.shape[-2:]
@@ -153,7 +159,13 @@ class RandomCrop(_SizedCrop):
 
 
 class CenterCrop(_SizedCrop):
-    """The central ``size x size`` pixels (deterministic)."""
+    """The central ``size x size`` pixels (deterministic).
+
+    Parameters
+    ----------
+    size : int
+        Side of the crop, px, at most the cutouts' side.
+    """
 
     def make_params(self, images, *, generator=None, meta=None):
         return {}

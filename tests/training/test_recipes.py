@@ -12,6 +12,7 @@ from astrounsup.training import (
     TrainedModel,
     build_model,
     default_config,
+    describe_config,
     load_config,
     resolve_config,
 )
@@ -268,6 +269,27 @@ class TestConfig:
         for key, value in MODELS[model].items():
             assert cfg["model"][key] == value
             assert net.config[key] == value
+
+    @pytest.mark.parametrize("model", sorted(MODELS))
+    def test_every_setting_is_described_with_its_default(self, model):
+        rows = describe_config(model)
+        cfg = default_config(model)
+        assert [(section, key, default) for section, key, default, _ in rows] == [
+            (section, key, default)
+            for section, values in cfg.items()
+            for key, default in values.items()
+        ]
+        for section, key, _, meaning in rows:
+            assert len(meaning) > 15, (section, key, meaning)
+            assert not meaning.startswith("As :class:"), (section, key, meaning)
+
+    def test_a_setting_documented_as_another_class_s_takes_its_meaning(self):
+        from astrounsup._docparams import parameter_docs
+        from astrounsup.models import ConvAutoencoder, SimCLR
+
+        assert parameter_docs(SimCLR)["widths"][1].startswith("As :class:")
+        meanings = {key: meaning for _, key, _, meaning in describe_config("simclr")}
+        assert meanings["widths"] == parameter_docs(ConvAutoencoder)["widths"][1]
 
     def test_partial_configs_merge_over_the_defaults(self, tmp_path):
         path = tmp_path / "c.toml"
