@@ -108,6 +108,13 @@ def _keyword_defaults(callable_, skip):
     return out
 
 
+def _setting_owners(model):
+    from astrounsup.io import AsinhNormalizer
+    from astrounsup.training.trainer import Trainer
+
+    return {"model": _model_class(model), "training": Trainer, "normalization": AsinhNormalizer}
+
+
 def default_config(model="cae"):
     """Every setting of recipe ``model`` with its default value.
 
@@ -127,28 +134,19 @@ def default_config(model="cae"):
     >>> cfg["model"]["latent_dim"], cfg["training"]["max_steps"], cfg["normalization"]["softening"]
     (64, 1000, 2.0)
     """
-    from astrounsup.io import AsinhNormalizer
-    from astrounsup.training.trainer import Trainer
-
-    model_defaults = _keyword_defaults(_model_class(model), _MODEL_ARGS_SET)
+    owners = _setting_owners(model)
+    model_defaults = _keyword_defaults(owners["model"], _MODEL_ARGS_SET)
     model_defaults.update(copy.deepcopy(MODELS[model]))
-    training = _keyword_defaults(Trainer, _TRAINER_ARGS_SET)
+    training = _keyword_defaults(owners["training"], _TRAINER_ARGS_SET)
     training["max_steps"] = DEFAULT_MAX_STEPS
     return {
         "model": model_defaults,
         "training": training,
-        "normalization": _keyword_defaults(AsinhNormalizer, ()),
+        "normalization": _keyword_defaults(owners["normalization"], ()),
     }
 
 
 _SAME_AS = re.compile(r"^As :class:`~?(astrounsup\.[\w.]+)`\.?$")
-
-
-def _setting_owners(model):
-    from astrounsup.io import AsinhNormalizer
-    from astrounsup.training.trainer import Trainer
-
-    return {"model": _model_class(model), "training": Trainer, "normalization": AsinhNormalizer}
 
 
 def _meaning(owner, key):
