@@ -77,3 +77,4 @@ html_title = f"astrounsup {release}"
 html_theme_options = {"navigation_with_keys": False, "show_toc_level": 2}
 html_static_path = ["_static"]
 html_css_files = ["astrounsup.css"]
+html_context = {"default_mode": "light"}
