@@ -11,7 +11,11 @@ from astrounsup.simulate import simulate_lens_survey
 def pytest_collection_finish(session):
     """Start the docs build in the background when its tests are to run: it takes a
     minute or two, mostly on one core, while the rest of the suite runs."""
-    if any(item.nodeid.startswith("tests/test_docs.py::") for item in session.items):
+    if any(
+        "site" in getattr(item, "fixturenames", ())
+        and item.nodeid.startswith("tests/test_docs.py::")
+        for item in session.items
+    ):
         from tests.test_docs import start_build
 
         session.config._astrounsup_docs_build = start_build()
