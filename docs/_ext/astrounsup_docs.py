@@ -5,7 +5,10 @@
   them; functions and classes through autosummary, constants as ``py:data`` with their
   ``#:`` comment and value.
 - ``.. astrounsup-config::`` renders every training setting of every recipe, with its
-  default and meaning, from :func:`astrounsup.training.describe_config`.
+  default and meaning, from :func:`astrounsup.training.describe_config`;
+  ``.. astrounsup-steps::`` the settings of the pipeline's steps, from their defaults and
+  the help of the command option of the same name; ``.. astrounsup-commands::`` every
+  command's ``--help``.
 - Intersphinx inventories that cannot be reached (a machine without internet) are left out
   with a message instead of failing the build; references to those projects then render as
   plain text (nitpicky checks only astrounsup's own references).
