@@ -5,8 +5,6 @@ from __future__ import annotations
 import inspect
 import re
 
-_HEADER = re.compile(r"^(\S.*)\n-{3,}\s*$", re.MULTILINE)
-
 
 def _section(doc, title):
     """The lines of section ``title`` of the cleaned docstring ``doc`` (without header)."""
