@@ -25,8 +25,9 @@ DOCS = ROOT / "docs"
 BUILD_TIMEOUT_S = 900
 #: What the build needs (the ``docs`` extra).
 REQUIRED = ("sphinx", "numpydoc", "myst_nb", "pydata_sphinx_theme", "ipykernel")
-#: Tutorials executed during the build (``cluster`` is shown, not run).
-EXECUTED = ("in_memory", "own_fits", "main_sequence", "anomalies")
+#: Tutorials executed during the build (``cluster`` is shown, not run), with the figures
+#: each draws.
+EXECUTED = {"in_memory": 2, "own_fits": 1, "main_sequence": 2, "anomalies": 1}
 HISTORY = re.compile(
     r"\b(issues? ?#?\d*|wave \d|(resolution|closing|progress) notes?|notes? \d|"
     r"session|previously|used to be|formerly|nowadays)\b",
@@ -122,10 +123,11 @@ def test_the_generated_pages_cover_every_subpackage():
 
 
 def test_every_tutorial_ran_during_the_build(site):
-    for name in EXECUTED:
+    for name, figures in EXECUTED.items():
         page = (site / "tutorials" / f"{name}.html").read_text()
         assert page.count('class="cell_output') >= 2, name
         assert "Traceback" not in page, name
+        assert len(re.findall(r"<img [^>]*src=\"[^\"]+\.png\"", page)) >= figures, name
     assert 'class="cell_output' not in (site / "tutorials" / "cluster.html").read_text()
 
 
