@@ -2,4 +2,4 @@
 files are not tests."""
 
 collect_ignore = ["conf.py", "_ext"]
-collect_ignore_glob = ["_build/*", "api/*", "tutorials/*", "jupyter_execute/*"]
+collect_ignore_glob = ["_build/*", "api/*"]

@@ -74,7 +74,7 @@ def _home(package, name, modules):
     value = getattr(package, name)
     if callable(value):
         return importlib.import_module(value.__module__)
-    for module in reversed(modules):
+    for module in reversed(modules):  # submodules before the package that imports them
         if ("", name) in ModuleAnalyzer.for_module(module.__name__).find_attr_docs():
             return module
     msg = f"{package.__name__}.{name}: a public constant needs a '#:' comment where it is set"
@@ -238,6 +238,14 @@ def _table(title, rows):
     return [*lines, ""]
 
 
+def _parsed(directive, lines, source):
+    """The nodes of reST ``lines`` (headings included) at ``directive``'s place."""
+    node = nodes.section()
+    node.document = directive.state.document
+    nested_parse_with_titles(directive.state, StringList(lines, source=source), node)
+    return node.children
+
+
 class ConfigReference(SphinxDirective):
     """Every setting of every training recipe: one table for the sections all recipes
     share, one per recipe for the rest."""
@@ -265,10 +273,7 @@ class ConfigReference(SphinxDirective):
             for model, rows in per_model.items():
                 lines += _heading(f"``--model {model}``", "^")
                 lines += _table(f"``[{section}]`` of ``--model {model}``", rows)
-        node = nodes.section()
-        node.document = self.state.document
-        nested_parse_with_titles(self.state, StringList(lines, source="astrounsup-config"), node)
-        return node.children
+        return _parsed(self, lines, "astrounsup-config")
 
 
 def skip_foreign_members(app, what, name, obj, skip, options):
@@ -281,32 +286,27 @@ def skip_foreign_members(app, what, name, obj, skip, options):
 
 
 #: Pipeline sections whose keys are the options of an ``astrounsup`` command:
-#: section -> (command, name of the defaults in astrounsup.pipeline).
+#: section -> (command, its defaults and its function in astrounsup.pipeline).
 STEP_SECTIONS = {
-    "cluster": ("cluster", "CLUSTER_DEFAULTS"),
-    "anomalies": ("anomalies", "ANOMALY_DEFAULTS"),
-    "reduce": ("reduce", "REDUCE_DEFAULTS"),
-    "similar": ("similar", "SIMILAR_DEFAULTS"),
+    "cluster": ("cluster", "CLUSTER_DEFAULTS", "cluster_latents"),
+    "anomalies": ("anomalies", "ANOMALY_DEFAULTS", "score_anomalies"),
+    "reduce": ("reduce", "REDUCE_DEFAULTS", "reduce_features"),
+    "similar": ("similar", "SIMILAR_DEFAULTS", "find_similar"),
 }
 
 
 def _command_help():
     """Command -> (its argparse sub-parser, its ``--help``), every command's options built."""
     import os
+    from unittest import mock
 
     from astrounsup.cli import _parser
 
-    columns = os.environ.get("COLUMNS")
-    os.environ["COLUMNS"] = "90"  # argparse wraps the help to the terminal's width
-    try:
+    # argparse wraps the help to the terminal's width: the same on every machine.
+    with mock.patch.dict(os.environ, {"COLUMNS": "90"}):
         parser = _parser("*")
         choices = next(a for a in parser._actions if a.dest == "command").choices
         return {name: (sub, sub.format_help()) for name, sub in choices.items()}
-    finally:
-        if columns is None:
-            del os.environ["COLUMNS"]
-        else:
-            os.environ["COLUMNS"] = columns
 
 
 def _plain_text(text):
@@ -328,7 +328,7 @@ class StepConfigReference(SphinxDirective):
 
         commands = _command_help()
         lines = []
-        for section, (command, defaults_name) in STEP_SECTIONS.items():
+        for section, (command, defaults_name, function) in STEP_SECTIONS.items():
             helps = {a.dest: a.help for a in commands[command][0]._actions}
             rows = []
             for key, default in getattr(pipeline, defaults_name).items():
@@ -338,25 +338,14 @@ class StepConfigReference(SphinxDirective):
                 rows.append((key, default, _plain_text(helps[key])))
             lines += _heading(f"``[{section}]``", "~")
             lines += [
-                f"The settings of :func:`astrounsup.pipeline.{_STEP_FUNCTIONS[section]}`"
+                f"The settings of :func:`astrounsup.pipeline.{function}`"
                 f" (:data:`astrounsup.pipeline.{defaults_name}`), each the option of"
                 f" ``astrounsup {command}`` with the same name (``{rows[0][0]}``:"
                 f" ``--{rows[0][0].replace('_', '-')}``).",
                 "",
                 *_table(f"``[{section}]``", rows),
             ]
-        node = nodes.section()
-        node.document = self.state.document
-        nested_parse_with_titles(self.state, StringList(lines, source="astrounsup-steps"), node)
-        return node.children
-
-
-_STEP_FUNCTIONS = {
-    "cluster": "cluster_latents",
-    "anomalies": "score_anomalies",
-    "reduce": "reduce_features",
-    "similar": "find_similar",
-}
+        return _parsed(self, lines, "astrounsup-steps")
 
 
 class CommandReference(SphinxDirective):
@@ -374,18 +363,15 @@ class CommandReference(SphinxDirective):
             lines += [text[0].upper() + text[1:] + ".", "", ".. code-block:: text", ""]
             lines += ["   " + line for line in commands[name][1].splitlines()]
             lines += [""]
-        node = nodes.section()
-        node.document = self.state.document
-        nested_parse_with_titles(self.state, StringList(lines, source="astrounsup-cli"), node)
-        return node.children
+        return _parsed(self, lines, "astrounsup-cli")
 
 
 def setup(app):
-    app.add_directive("astrounsup-steps", StepConfigReference)
-    app.add_directive("astrounsup-commands", CommandReference)
-    app.connect("autodoc-skip-member", skip_foreign_members)
     app.connect("config-inited", drop_unreachable_inventories)
     # At config-inited: before Sphinx looks for source files and autosummary for stubs.
     app.connect("config-inited", write_api_pages)
+    app.connect("autodoc-skip-member", skip_foreign_members)
     app.add_directive("astrounsup-config", ConfigReference)
+    app.add_directive("astrounsup-steps", StepConfigReference)
+    app.add_directive("astrounsup-commands", CommandReference)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
