@@ -1,9 +1,10 @@
-"""Elementwise maths that torch computes slowly on the CPU."""
+"""Elementwise maths that torch computes slowly on the CPU, and arrays as tensors."""
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 #: Above this |x|, x**2 overflows float32; asinh(x) = log(2 |x|) there to float precision.
@@ -44,3 +45,11 @@ def asinh(x):
     if bool(big.any()):
         y = torch.where(big, torch.log(a) + math.log(2.0), y)
     return torch.copysign(y, x)
+
+
+def as_tensor(images):
+    """``images`` as a float tensor (NumPy input as float32) and whether it was NumPy,
+    so that a function can return the caller's type."""
+    if isinstance(images, torch.Tensor):
+        return images, False
+    return torch.as_tensor(np.asarray(images, dtype=np.float32)), True

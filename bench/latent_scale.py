@@ -59,10 +59,10 @@ def _queries(args):
 
 
 def stage_kmeans(args, backend):
-    from astrounsup.latent import LatentClusterer
+    from astrounsup.latent import DEFAULT_N_CLUSTERS, LatentClusterer
 
     z = latents(args.n, args.dim, kind=args.data)
-    est = LatentClusterer("kmeans", n_clusters=20, n_init=1, backend=backend,
+    est = LatentClusterer("kmeans", n_clusters=DEFAULT_N_CLUSTERS, n_init=1, backend=backend,
                           kmeans_fit_size=args.fit, random_state=0)  # fmt: skip
     t0 = time.perf_counter()
     est.fit(z)

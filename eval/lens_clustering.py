@@ -54,6 +54,7 @@ from sklearn.decomposition import PCA
 
 from astrounsup._atomic import atomic_path
 from astrounsup.latent import (
+    DEFAULT_N_CLUSTERS,
     ClusterLabeler,
     LatentClusterer,
     Reducer,
@@ -131,7 +132,7 @@ def main(argv=None):
     parser.add_argument("--test", type=int, default=2000)
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--k", type=int, default=20)
+    parser.add_argument("--k", type=int, default=DEFAULT_N_CLUSTERS)
     parser.add_argument("--label-fraction", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=0)
     add_device_argument(parser)

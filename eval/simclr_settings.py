@@ -38,6 +38,7 @@ from _common import add_device_argument, device_of, embed, surveys, train_recipe
 from lens_clustering import principal_components, repeated_kmeans
 from linear_probe import probe
 
+from astrounsup.latent import DEFAULT_N_CLUSTERS
 from astrounsup.training import contrastive_objective, contrastive_view_settings
 from astrounsup.transforms import contrastive_views
 
@@ -78,7 +79,7 @@ def main(argv=None):
     parser.add_argument("--space", choices=("stretched", "linear"), default="stretched")
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--k", type=int, default=20)
+    parser.add_argument("--k", type=int, default=DEFAULT_N_CLUSTERS)
     parser.add_argument("--repeats", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--train", type=int, default=6000, help="training cutouts")

@@ -86,10 +86,11 @@ def _page_text(path):
 
 
 def _public_modules():
-    """``astrounsup.instrument`` and every subpackage of astrounsup."""
+    """The public top-level modules (``astrounsup.instrument``, ``astrounsup.noise``) and
+    every subpackage of astrounsup."""
     import astrounsup
 
-    found = ["astrounsup.instrument"]
+    found = ["astrounsup.instrument", "astrounsup.noise"]
     for info in pkgutil.iter_modules(astrounsup.__path__):
         if info.ispkg and not info.name.startswith("_"):
             found.append(f"astrounsup.{info.name}")

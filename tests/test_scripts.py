@@ -153,7 +153,7 @@ def test_the_lenstronomy_survey_and_the_pipeline_on_it(tmp_path, capsys, monkeyp
     assert np.isnan(t["arc_snr"][~lens]).all()
     assert np.isfinite(s.images).all()
     # The measured sky noise is lenstronomy's background noise, converted to nanomaggies.
-    from astrounsup.io import estimate_sky
+    from astrounsup.noise import estimate_sky
 
     _, noise = estimate_sky(s.images)
     np.testing.assert_allclose(np.median(noise, 0), np.median(t["noise_sigma"].value, 0),

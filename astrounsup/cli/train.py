@@ -6,6 +6,8 @@ import os
 import time
 from pathlib import Path
 
+from astrounsup._ranks import launch_rank
+
 _DEVICE_HELP = "'cpu', 'cuda', 'cuda:N' or 'mps' (None: CUDA, then MPS, then CPU)"
 
 
@@ -96,7 +98,7 @@ def _embed(args):
 
     # Refused before any work, as every other command's outputs are; under torchrun by
     # process 0 alone (the others could see the output it has begun to write).
-    if os.environ.get("RANK", "0") == "0" and args.out.exists() and not args.overwrite:
+    if launch_rank() == 0 and args.out.exists() and not args.overwrite:
         msg = f"{args.out} exists; pass --overwrite to replace it"
         raise FileExistsError(msg)
     options = {"batch_size": args.batch_size, "device": args.device, "progress": not args.quiet}

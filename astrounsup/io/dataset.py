@@ -10,7 +10,8 @@ import torch
 
 from astrounsup.io._sources import _ArraySource, _FitsSource, _ShardedSource, _StoreSource
 from astrounsup.io.discover import discover_cutouts, source_kind
-from astrounsup.io.normalize import AsinhNormalizer, border_pixels, estimate_sky
+from astrounsup.io.normalize import AsinhNormalizer
+from astrounsup.noise import border_pixels, estimate_sky
 
 __all__ = ["CutoutDataset", "as_dataset"]
 

@@ -63,9 +63,9 @@ __all__ = [
     "StoreError",
     "bad_pixel_flags",
     "open_store",
-    "read_store",
-    "store_info",
-    "verify_store",
+    "read_store_file",
+    "store_file_info",
+    "verify_store_file",
     "write_store",
 ]
 
@@ -483,36 +483,8 @@ def damaged_message(path, rows, table):
     )
 
 
-def read_store(path):
-    """Read a whole cutout store into memory.
-
-    For stores larger than memory use :class:`astrounsup.io.CutoutDataset`, which reads
-    lazily.
-
-    Parameters
-    ----------
-    path : str or pathlib.Path
-        A store written by :func:`write_store`, ``astrounsup simulate`` or
-        ``astrounsup ingest``, or a sharded store (:mod:`astrounsup.io.shards`).
-
-    Returns
-    -------
-    images : numpy.ndarray of shape (n, bands, ny, nx), float32
-    table : astropy.table.QTable
-        The metadata, with units and ``meta``.
-    attrs : dict
-        The file attributes (``bands`` as a tuple of str, ``pixel_scale``, ...).
-
-    Raises
-    ------
-    StoreError
-        If the file is not an astrounsup store, its writer did not finish, or a cutout's
-        pixels or the catalog differ from their checksums.
-    """
-    from astrounsup.io.shards import is_sharded, read_shards
-
-    if is_sharded(path):
-        return read_shards(path)
+def read_store_file(path):
+    """:func:`astrounsup.io.read_store` of one store file."""
     with open_store(path) as f:
         table = read_table(f)
         images = _read_rows(f, "images", 0, f["images"].shape[0])
@@ -531,42 +503,9 @@ def _read_rows(f, name, lo, hi):
         raise StoreError(msg) from err
 
 
-def verify_store(path):
-    """Check every cutout of a store against its checksum (and the catalog, the bad-pixel
-    counts and the masks' compressed chunks).
-
-    Parameters
-    ----------
-    path : str or pathlib.Path
-        A complete store of format version 3 or later, or a sharded store
-        (:mod:`astrounsup.io.shards`), whose shards are checked in turn.
-
-    Returns
-    -------
-    numpy.ndarray of int64
-        Rows whose pixels differ from their checksum (empty when all are intact); rows of
-        the whole for a sharded store.
-
-    Raises
-    ------
-    StoreError
-        If the store has no checksums (written before format version 3), or the catalog,
-        the counts or a chunk of masks are damaged.
-
-    Examples
-    --------
-    >>> import tempfile, pathlib
-    >>> from astrounsup.simulate import simulate_lens_survey
-    >>> s = simulate_lens_survey(6, seed=0)
-    >>> p = write_store(pathlib.Path(tempfile.mkdtemp()) / "s.h5", s.images, s.table,
-    ...                 bands=s.bands, pixel_scale=s.pixel_scale)
-    >>> verify_store(p).tolist()
-    []
-    """
-    from astrounsup.io.shards import is_sharded, verify_shards
-
-    if is_sharded(path):
-        return verify_shards(path)
+def verify_store_file(path):
+    """:func:`astrounsup.io.verify_store` of one store file: the rows whose pixels differ
+    from their checksum."""
     with open_store(path) as f:
         if "checksums" not in f:
             msg = (
@@ -589,16 +528,8 @@ def verify_store(path):
         return np.concatenate([np.zeros(0, np.int64), *bad]).astype(np.int64)
 
 
-def store_info(path):
-    """Describe a store: its attributes, shapes, storage and catalog columns, as a dict.
-
-    A sharded store (:mod:`astrounsup.io.shards`) is described as a whole, with
-    ``shards``, the description of each shard.
-    """
-    from astrounsup.io.shards import is_sharded, shards_info
-
-    if is_sharded(path):
-        return shards_info(path)
+def store_file_info(path):
+    """:func:`astrounsup.io.store_info` of one store file."""
     with open_store(path) as f:
         info = _attrs(f)
         images = f["images"]

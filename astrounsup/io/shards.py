@@ -26,7 +26,14 @@ from pathlib import Path
 import numpy as np
 
 from astrounsup._atomic import atomic_path
-from astrounsup.io.hdf5 import StoreError, open_store, read_table
+from astrounsup.io.hdf5 import (
+    StoreError,
+    open_store,
+    read_store_file,
+    read_table,
+    store_file_info,
+    verify_store_file,
+)
 
 __all__ = [
     "MANIFEST",
@@ -242,10 +249,8 @@ def write_manifest(folder, shards):
 def shards_info(source):
     """:func:`astrounsup.io.store_info` of a sharded store: the whole's description, with
     ``shards``, the :func:`~astrounsup.io.store_info` of each shard in order."""
-    from astrounsup.io.hdf5 import store_info
-
     paths, expected = shard_paths(source)
-    infos = [store_info(p) for p in paths]
+    infos = [store_file_info(p) for p in paths]
     summaries = [shard_summary(p) for p in paths]
     check_shards(paths, expected, summaries)
     first = infos[0]
@@ -270,13 +275,11 @@ def shards_info(source):
 
 def verify_shards(source):
     """:func:`astrounsup.io.verify_store` of every shard: the damaged rows of the whole."""
-    from astrounsup.io.hdf5 import verify_store
-
     paths, expected = shard_paths(source)
     summaries = [shard_summary(p) for p in paths]
     check_shards(paths, expected, summaries)
     offsets = np.cumsum([0] + [s["shape"][0] for s in summaries[:-1]])
-    bad = [offset + verify_store(p) for p, offset in zip(paths, offsets, strict=True)]
+    bad = [offset + verify_store_file(p) for p, offset in zip(paths, offsets, strict=True)]
     return np.concatenate(bad).astype(np.int64)
 
 
@@ -284,11 +287,9 @@ def read_shards(source):
     """:func:`astrounsup.io.read_store` of a sharded store: every shard, concatenated."""
     from astropy.table import vstack
 
-    from astrounsup.io.hdf5 import read_store
-
     paths, expected = shard_paths(source)
     check_shards(paths, expected, [shard_summary(p) for p in paths])
-    parts = [read_store(p) for p in paths]
+    parts = [read_store_file(p) for p in paths]
     attrs = dict(parts[0][2], n_cutouts=sum(len(t) for _, t, _ in parts))
     images = np.concatenate([i for i, _, _ in parts])
     return images, vstack([t for _, t, _ in parts], join_type="exact"), attrs

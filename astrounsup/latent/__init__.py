@@ -18,7 +18,13 @@ __getattr__, __dir__, __all__ = attach(
             "context_model_scores",
             "contextual_scores",
         ],
-        "cluster": ["METHODS", "REDUCE_COMPONENTS", "LatentClusterer", "choose_k"],
+        "cluster": [
+            "DEFAULT_N_CLUSTERS",
+            "METHODS",
+            "REDUCE_COMPONENTS",
+            "LatentClusterer",
+            "choose_k",
+        ],
         "embed": [
             "LATENTS_FORMAT",
             "LATENTS_MANIFEST",

@@ -11,7 +11,11 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from astrounsup._estimators import as_rng_seed, check_choice, check_int, fit_scaler
 from astrounsup.latent._faiss import FaissKMeans, faiss_module
 
-__all__ = ["METHODS", "REDUCE_COMPONENTS", "LatentClusterer", "choose_k"]
+__all__ = ["DEFAULT_N_CLUSTERS", "METHODS", "REDUCE_COMPONENTS", "LatentClusterer", "choose_k"]
+
+#: Clusters of :class:`LatentClusterer` and of the pipeline's cluster step by default: more
+#: than the kinds of object in a survey, so that a rare kind can have a cluster of its own.
+DEFAULT_N_CLUSTERS = 20
 
 #: Clustering methods of :class:`LatentClusterer` (and ``astrounsup cluster --method``).
 METHODS = ("kmeans", "minibatch-kmeans", "gmm", "bayes-gmm", "hdbscan")
@@ -114,7 +118,7 @@ class LatentClusterer(ClusterMixin, BaseEstimator):
         self,
         method="kmeans",
         *,
-        n_clusters=20,
+        n_clusters=DEFAULT_N_CLUSTERS,
         standardize=True,
         covariance_type="full",
         n_init=4,

@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F  # noqa: N812 - the PyTorch convention
 from torch import nn
 
+from astrounsup._ranks import in_process_group, rank_and_world
+
 __all__ = ["NTXentLoss"]
 
 
@@ -18,9 +20,9 @@ class _GatherWithGradient(torch.autograd.Function):
     def forward(ctx, z):
         import torch.distributed as dist
 
-        parts = [torch.empty_like(z) for _ in range(dist.get_world_size())]
+        parts = [torch.empty_like(z) for _ in range(rank_and_world()[1])]
         dist.all_gather(parts, z.contiguous())
-        ctx.rank, ctx.n = dist.get_rank(), z.shape[0]
+        ctx.rank, ctx.n = rank_and_world()[0], z.shape[0]
         return torch.cat(parts, dim=0)
 
     @staticmethod
@@ -43,23 +45,22 @@ def _gather_across_ranks(z):
     """
     import torch.distributed as dist
 
+    rank, world = rank_and_world()
     size = torch.tensor([z.shape[0]], device=z.device)
-    sizes = [torch.zeros_like(size) for _ in range(dist.get_world_size())]
+    sizes = [torch.zeros_like(size) for _ in range(world)]
     dist.all_gather(sizes, size)
     sizes = [int(s) for s in sizes]
     most = max(sizes)
     gathered = _GatherWithGradient.apply(F.pad(z, (0, 0, 0, most - z.shape[0])))
     parts = [gathered[r * most : r * most + k] for r, k in enumerate(sizes)]
-    return torch.cat(parts, dim=0), sum(sizes[: dist.get_rank()])
+    return torch.cat(parts, dim=0), sum(sizes[:rank])
 
 
 def _rank_weight(n, total):
     """What this rank's mean loss over its ``n`` of ``total`` objects is multiplied by, so
     that the mean over ranks (what DistributedDataParallel's gradient averaging forms) is
     the mean over all objects: world * n / total (1 when the batch splits evenly)."""
-    import torch.distributed as dist
-
-    return dist.get_world_size() * n / total
+    return rank_and_world()[1] * n / total
 
 
 class NTXentLoss(nn.Module):
@@ -101,9 +102,7 @@ class NTXentLoss(nn.Module):
         n = z_a.shape[0]
         offset = 0
         all_a, all_b = z_a, z_b
-        import torch.distributed as dist
-
-        if self.gather_distributed and dist.is_available() and dist.is_initialized():
+        if self.gather_distributed and in_process_group():
             all_a, offset = _gather_across_ranks(z_a)
             all_b, _ = _gather_across_ranks(z_b)
         candidates = torch.cat([all_a, all_b], dim=0)  # (2N_total, D)

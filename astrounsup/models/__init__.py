@@ -8,7 +8,7 @@ __getattr__, __dir__, __all__ = attach(
         "_base": ["EncoderModel", "ReconstructionModel"],
         "autoencoder": ["ConvAutoencoder", "jacobian_frobenius_sq"],
         "contrastive": ["SimCLR"],
-        "encoders": ["ConvDecoder", "ConvEncoder", "check_architecture"],
+        "encoders": ["DEFAULT_WIDTHS", "ConvDecoder", "ConvEncoder", "check_architecture"],
         "inpaint": ["ContextEncoder", "draw_holes"],
         "pretext": ["RotationPretext"],
         "vae": ["VAE"],

@@ -53,11 +53,11 @@ class ReconstructionModel(EncoderModel):
 
     def pixel_noise(self, x):
         """Each pixel's noise in the units of ``x`` (asinh-normalised cutouts: the sky
-        noise and ``noise_flux_error`` of the flux, :func:`astrounsup.io.asinh_pixel_noise`),
+        noise and ``noise_flux_error`` of the flux, :func:`astrounsup.noise.asinh_pixel_noise`),
         or None without the noise settings."""
         if getattr(self, "noise_scale", None) is None:
             return None
-        from astrounsup.io import asinh_pixel_noise
+        from astrounsup.noise import asinh_pixel_noise
 
         sigma = asinh_pixel_noise(
             x.detach().float(),

@@ -6,7 +6,7 @@ import torch
 
 from astrounsup.losses import MaskedMSELoss
 from astrounsup.models._base import ReconstructionModel
-from astrounsup.models.encoders import ConvDecoder, ConvEncoder
+from astrounsup.models.encoders import DEFAULT_WIDTHS, ConvDecoder, ConvEncoder
 
 __all__ = ["ConvAutoencoder", "jacobian_frobenius_sq"]
 
@@ -85,7 +85,7 @@ class ConvAutoencoder(ReconstructionModel):
         *,
         size,
         latent_dim=16,
-        widths=(32, 64, 128),
+        widths=DEFAULT_WIDTHS,
         kind="plain",
         sparsity=None,
         sparsity_weight=1e-3,

@@ -6,7 +6,7 @@ from torch import nn
 
 from astrounsup.losses import NTXentLoss, correlation_penalty
 from astrounsup.models._base import EncoderModel
-from astrounsup.models.encoders import MAX_LATENT_DIM, ConvEncoder, _bounded_int
+from astrounsup.models.encoders import DEFAULT_WIDTHS, MAX_LATENT_DIM, ConvEncoder, _bounded_int
 
 __all__ = ["SimCLR"]
 
@@ -48,7 +48,7 @@ class SimCLR(EncoderModel):
         *,
         size,
         latent_dim=64,
-        widths=(32, 64, 128),
+        widths=DEFAULT_WIDTHS,
         kind="plain",
         projection_dim=64,
         temperature=0.2,

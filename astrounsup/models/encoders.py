@@ -7,7 +7,11 @@ import math
 import torch.nn.functional as F  # noqa: N812 - the PyTorch convention
 from torch import nn
 
-__all__ = ["ConvDecoder", "ConvEncoder", "check_architecture"]
+__all__ = ["DEFAULT_WIDTHS", "ConvDecoder", "ConvEncoder", "check_architecture"]
+
+#: Channels of the encoder's convolution stages (the decoder mirrors them): every model's
+#: default.
+DEFAULT_WIDTHS = (32, 64, 128)
 
 MIN_SIZE, MAX_SIZE = 16, 256
 #: Upper bounds of a model's bands, latent dimension and layer widths: far above any survey
@@ -97,7 +101,7 @@ class ConvEncoder(nn.Module):
     """
 
     def __init__(
-        self, bands, *, size, latent_dim, widths=(32, 64, 128), kind="plain", out_features=None
+        self, bands, *, size, latent_dim, widths=DEFAULT_WIDTHS, kind="plain", out_features=None
     ):
         super().__init__()
         widths = check_architecture(
@@ -138,7 +142,7 @@ class ConvDecoder(nn.Module):
     are negative. ``out_bands`` may exceed ``bands`` (e.g. a per-pixel log-variance).
     """
 
-    def __init__(self, bands, *, size, latent_dim, widths=(32, 64, 128), kind="plain"):
+    def __init__(self, bands, *, size, latent_dim, widths=DEFAULT_WIDTHS, kind="plain"):
         super().__init__()
         widths = check_architecture(
             bands=bands, size=size, latent_dim=latent_dim, widths=widths, kind=kind

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import torch
 
-from astrounsup.io.normalize import FLUX_ERROR
 from astrounsup.losses import masked_mean
 from astrounsup.models._base import ReconstructionModel
-from astrounsup.models.encoders import ConvDecoder, ConvEncoder
+from astrounsup.models.encoders import DEFAULT_WIDTHS, ConvDecoder, ConvEncoder
+from astrounsup.noise import FLUX_ERROR
 
 __all__ = ["ContextEncoder", "draw_holes"]
 
@@ -59,7 +59,7 @@ class ContextEncoder(ReconstructionModel):
     where they are; the decoder predicts the whole cutout. The loss weights the hidden
     pixels (what must be inferred from context) and, by ``visible_weight``, the visible
     ones. With the normaliser's ``noise_softening`` and ``noise_scale`` the squared
-    residuals are in units of each pixel's noise (:func:`astrounsup.io.asinh_pixel_noise`).
+    residuals are in units of each pixel's noise (:func:`astrounsup.noise.asinh_pixel_noise`).
     An artefact (a cosmic ray, a trail's segment, a ghost's rim) cannot be predicted from
     the pixels around it, so the residuals where it was hidden single it out
     (:func:`astrounsup.latent.inpainting_scores`).
@@ -92,7 +92,7 @@ class ContextEncoder(ReconstructionModel):
         *,
         size,
         latent_dim=16,
-        widths=(32, 64, 128),
+        widths=DEFAULT_WIDTHS,
         kind="plain",
         visible_weight=0.1,
         holes=(1, 3),

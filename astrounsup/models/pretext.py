@@ -7,7 +7,7 @@ import torch.nn.functional as F  # noqa: N812 - the PyTorch convention
 from torch import nn
 
 from astrounsup.models._base import EncoderModel
-from astrounsup.models.encoders import ConvEncoder
+from astrounsup.models.encoders import DEFAULT_WIDTHS, ConvEncoder
 
 __all__ = ["RotationPretext"]
 
@@ -34,7 +34,7 @@ class RotationPretext(EncoderModel):
     torch.Size([3, 4])
     """
 
-    def __init__(self, bands, *, size, latent_dim=64, widths=(32, 64, 128), kind="plain"):
+    def __init__(self, bands, *, size, latent_dim=64, widths=DEFAULT_WIDTHS, kind="plain"):
         super().__init__()
         self._remember(locals())
         self.encoder = ConvEncoder(

@@ -6,10 +6,10 @@ import math
 
 import torch
 
-from astrounsup.io.normalize import FLUX_ERROR
 from astrounsup.losses import GaussianNLLLoss, gaussian_kl
 from astrounsup.models._base import ReconstructionModel
-from astrounsup.models.encoders import ConvDecoder, ConvEncoder
+from astrounsup.models.encoders import DEFAULT_WIDTHS, ConvDecoder, ConvEncoder
+from astrounsup.noise import FLUX_ERROR
 
 __all__ = ["VAE"]
 
@@ -21,7 +21,7 @@ class VAE(ReconstructionModel):
     survey's ``noise_sigma**2`` per band: the physically right choice for calibrated
     fluxes), the noise of each pixel of asinh-normalised cutouts (``noise_softening``
     and ``noise_scale``, the normaliser's, and ``noise_flux_error``:
-    :func:`astrounsup.io.asinh_pixel_noise`, the sky noise measured on each cutout and a
+    :func:`astrounsup.noise.asinh_pixel_noise`, the sky noise measured on each cutout and a
     relative error on bright light, so the reconstruction term is a chi-square that means
     the same for a deep and a shallow cutout), learned per pixel by the decoder
     (``learn_variance=True``), or 1.
@@ -39,10 +39,10 @@ class VAE(ReconstructionModel):
         The ``softening`` of the :class:`astrounsup.io.AsinhNormalizer` of the inputs.
     noise_scale : sequence of float of shape (bands,), optional
         Its ``scale_``; with ``noise_softening``, the likelihood's variance is each pixel's
-        noise squared (:func:`astrounsup.io.asinh_pixel_noise`).
+        noise squared (:func:`astrounsup.noise.asinh_pixel_noise`).
     noise_flux_error : float, optional
         The relative flux error that noise adds to the sky noise, >= 0 (default
-        :data:`astrounsup.io.FLUX_ERROR`): without it the likelihood weighs a bright core's
+        :data:`astrounsup.noise.FLUX_ERROR`): without it the likelihood weighs a bright core's
         pixels 1e5 times a sky pixel and more, fits the cores and gives up the sky.
 
     Examples
@@ -58,7 +58,7 @@ class VAE(ReconstructionModel):
         *,
         size,
         latent_dim=16,
-        widths=(32, 64, 128),
+        widths=DEFAULT_WIDTHS,
         kind="plain",
         beta=1.0,
         learn_variance=False,

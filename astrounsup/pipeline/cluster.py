@@ -7,6 +7,7 @@ import numpy as np
 
 from astrounsup._config import merge_config
 from astrounsup._estimators import check_number
+from astrounsup.latent.cluster import DEFAULT_N_CLUSTERS
 from astrounsup.pipeline._results import StepResult, bad_pixel_flags_of, flagged_last
 
 __all__ = ["CLUSTER_DEFAULTS", "check_labels", "cluster_latents", "cluster_outputs"]
@@ -14,7 +15,7 @@ __all__ = ["CLUSTER_DEFAULTS", "check_labels", "cluster_latents", "cluster_outpu
 #: Settings of :func:`cluster_latents` (and the defaults of ``astrounsup cluster``).
 CLUSTER_DEFAULTS = {
     "method": "kmeans",
-    "k": 20,
+    "k": DEFAULT_N_CLUSTERS,
     "min_cluster_size": 25,
     "reduce": None,
     "n_components": None,

@@ -6,6 +6,8 @@ import os
 import shutil
 from pathlib import Path
 
+from astrounsup._ranks import in_process_group, rank_and_world
+
 __all__ = ["embed_survey", "part_name"]
 
 
@@ -14,18 +16,10 @@ def part_name(k):
     return f"part-{k:05d}.h5"
 
 
-def _rank_world():
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
 def _barrier():
-    import torch.distributed as dist
+    if in_process_group():
+        import torch.distributed as dist
 
-    if dist.is_available() and dist.is_initialized():
         dist.barrier()
 
 
@@ -130,7 +124,7 @@ def embed_survey(model, data, out, *, batch_size=256, device=None, progress=True
     else:
         msg = f"data: a cutout store or a sharded store to embed shard by shard; got {data!r}"
         raise ValueError(msg)
-    rank, world = _rank_world()
+    rank, world = rank_and_world()
     if world > len(shards):
         msg = (
             f"--nproc_per_node: {world} processes for the {len(shards)} shard"

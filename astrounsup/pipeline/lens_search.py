@@ -22,12 +22,14 @@ _SECTIONS = ("survey", "model", "cluster", "anomalies", "report")
 
 def _with_steps(model_config, steps):
     """``model_config`` with ``steps`` replacing its steps; a short run keeps its warm-up
-    within the run (at most a fifth of it)."""
+    within the run (:func:`astrounsup.training.short_run_warmup`)."""
+    from astrounsup.training import short_run_warmup
+
     cfg = copy.deepcopy(model_config)
     cfg["steps"] = steps or cfg.get("steps")
     if cfg["steps"] is not None:
         training = cfg.setdefault("config", {}).setdefault("training", {})
-        training["warmup_steps"] = min(training.get("warmup_steps", 0), cfg["steps"] // 5)
+        training["warmup_steps"] = short_run_warmup(training.get("warmup_steps", 0), cfg["steps"])
     return cfg
 
 

@@ -24,7 +24,7 @@ def scale_bar_arcsec(width_arcsec):
 def _noise_units(images):
     """Sky-subtracted cutouts in units of each cutout's border noise, per band; bands whose
     border has no spread take the band's median noise, then a robust spread of the pixels."""
-    from astrounsup.io import estimate_sky
+    from astrounsup.noise import estimate_sky
 
     x = np.asarray(images, dtype=np.float32)
     sky, noise = estimate_sky(x)
@@ -48,7 +48,7 @@ def composite_thumbnails(images, *, bands, pixel_scale, stretch=THUMBNAIL_STRETC
     """RGB thumbnails of cutouts: an asinh composite in units of each cutout's noise.
 
     Each band is sky-subtracted and divided by the cutout's own border noise
-    (:func:`astrounsup.io.estimate_sky`), so a deep and a shallow cutout, or data in
+    (:func:`astrounsup.noise.estimate_sky`), so a deep and a shallow cutout, or data in
     nanomaggies and in ADU, look alike; the three reddest bands (in the order given, blue
     first) become blue, green and red and are stretched together (Lupton et al. 2004,
     :func:`astropy.visualization.make_lupton_rgb`: linear up to about ``stretch / Q``

@@ -33,6 +33,7 @@ __getattr__, __dir__, __all__ = attach(
             "TrainingHistory",
             "check_training_settings",
             "select_device",
+            "short_run_warmup",
             "warmup_cosine",
         ],
     },

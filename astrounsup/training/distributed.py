@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+from astrounsup._ranks import in_process_group, rank_and_world
+
 __all__ = ["init_from_environment", "is_main_process", "shutdown"]
 
 
@@ -22,14 +24,12 @@ def init_from_environment():
 
 def is_main_process():
     """True outside a process group, and on its rank 0 (the one that writes and prints)."""
-    import torch.distributed as dist
-
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+    return rank_and_world()[0] == 0
 
 
 def shutdown():
     """Leave the process group, if this process joined one."""
-    import torch.distributed as dist
+    if in_process_group():
+        import torch.distributed as dist
 
-    if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()

@@ -41,15 +41,16 @@ __all__ = [
     "train",
 ]
 
-#: Model names of ``astrounsup train --model`` and the defaults each sets on its class.
+#: Model names of ``astrounsup train --model`` and the settings each recipe changes from its
+#: class's defaults (every other default is the class's own).
 MODELS = {
     "cae": {},
     "dae": {},
-    "sae": {"sparsity": "l1", "sparsity_weight": 1e-3},
+    "sae": {"sparsity": "l1"},
     "cae-contractive": {"contractive_weight": 1e-4},
-    "vae": {"beta": 1.0},
-    "simclr": {"latent_dim": 64, "projection_dim": 64, "temperature": 0.2},
-    "rotation": {"latent_dim": 64},
+    "vae": {},
+    "simclr": {},
+    "rotation": {},
     "inpaint": {},
 }
 

@@ -14,6 +14,7 @@ import torch
 from astrounsup._devices import select_device
 from astrounsup._progress import progress_bar
 from astrounsup._provenance import provenance
+from astrounsup._ranks import in_process_group, rank_and_world
 from astrounsup.training.checkpoint import _load_weights, load_checkpoint, save_checkpoint
 from astrounsup.training.objectives import reconstruction_objective
 
@@ -28,6 +29,18 @@ __all__ = [
 
 # Independent random streams of a run, each seeded by (seed, stream, index).
 _STREAMS = {"split": 1, "epoch": 2, "step": 3, "val": 4}
+
+
+def short_run_warmup(warmup_steps, max_steps):
+    """The warm-up a run of ``max_steps`` keeps: ``warmup_steps``, at most a fifth of the
+    run, so that a shortened run still spends most of its steps at the full rate.
+
+    Examples
+    --------
+    >>> short_run_warmup(50, 1000), short_run_warmup(50, 100)
+    (50, 20)
+    """
+    return min(int(warmup_steps), int(max_steps) // 5)
 
 
 def warmup_cosine(optimizer, *, warmup_steps, total_steps, min_ratio=0.0):
@@ -215,11 +228,8 @@ class Trainer:
         if checkpoint_every is not None and out_dir is None:
             msg = "checkpoint_every needs out_dir, where the checkpoints go"
             raise ValueError(msg)
-        import torch.distributed as dist
-
-        self.distributed = dist.is_available() and dist.is_initialized()
-        self.rank = dist.get_rank() if self.distributed else 0
-        self.world = dist.get_world_size() if self.distributed else 1
+        self.distributed = in_process_group()
+        self.rank, self.world = rank_and_world()
         if self.distributed and device is None and torch.cuda.is_available():
             device = f"cuda:{self.rank % torch.cuda.device_count()}"
         self.device = select_device(device)

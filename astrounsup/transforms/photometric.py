@@ -102,7 +102,7 @@ class SkyNoise(Transform):
 
     ``sigma_in`` is the metadata column ``noise_column`` (the simulated survey's
     ``noise_sigma``), else the constant ``sigma_in``, else measured on each cutout's border
-    (sigma-clipped MAD, :func:`astrounsup.io.estimate_sky`).
+    (sigma-clipped MAD, :func:`astrounsup.noise.estimate_sky`).
     """
 
     def __init__(self, depth=(1.0, 2.0), *, sigma_in=None, noise_column="noise_sigma", p=1.0):
@@ -126,7 +126,7 @@ class SkyNoise(Transform):
     def _sigma_in(self, images, meta):
         if (meta is not None and self.noise_column in meta) or self.sigma_in is not None:
             return _column_or_constant(meta, self.noise_column, self.sigma_in, images, "SkyNoise")
-        from astrounsup.io import estimate_sky
+        from astrounsup.noise import estimate_sky
 
         x = images.detach().float()
         # Medians run where the images are (CUDA has them); MPS lacks nanmedian.

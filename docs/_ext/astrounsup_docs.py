@@ -36,6 +36,7 @@ logger = logging.getLogger(__name__)
 #: The documented public modules, in the order of the data flow.
 PUBLIC_MODULES = (
     "astrounsup.instrument",
+    "astrounsup.noise",
     "astrounsup.simulate",
     "astrounsup.io",
     "astrounsup.transforms",
