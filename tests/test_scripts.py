@@ -184,3 +184,26 @@ def test_main_job_benchmark_prints_every_step(tmp_path, capsys, monkeypatch):
     assert steps == ["survey", "train", "embed", "cluster", "recon_train", "recon_embed",
                      "anomalies", "report", "total"]  # fmt: skip
     assert "anomaly AUROC" in out
+
+
+def test_compare_runs_finds_a_changed_column(tmp_path, capsys, monkeypatch):
+    from astropy.table import Table
+
+    for name, score in (("before", [0.1, np.nan, 0.3]), ("after", [0.1, np.nan, 0.3])):
+        (tmp_path / name / "cluster").mkdir(parents=True)
+        t = Table({"object_id": ["a", "b", "c"], "score": score},
+                  meta={"date": name, "latents": f"/{name}/latents.h5", "k": 20})  # fmt: skip
+        t.write(tmp_path / name / "cluster" / "clusters.ecsv")
+    argv = [str(tmp_path / "before"), str(tmp_path / "after")]
+    status, out = _run("bench/compare_runs.py", argv, capsys, monkeypatch)
+    assert status == 0, out
+    assert "  score: same" in out
+    assert "meta" not in out  # the date is ignored, paths compared by file name
+    t = Table.read(tmp_path / "after" / "cluster" / "clusters.ecsv")
+    t["score"][2] = 0.25
+    t["extra"] = [1, 2, 3]
+    t.write(tmp_path / "after" / "cluster" / "clusters.ecsv", overwrite=True)
+    status, out = _run("bench/compare_runs.py", argv, capsys, monkeypatch)
+    assert status == 1
+    assert "score: DIFFERS: 1 values differ, largest by 0.05" in out
+    assert "extra: added" in out

@@ -17,6 +17,7 @@ __getattr__, __dir__, __all__ = attach(
             "AnomalyScorer",
             "context_model_scores",
             "contextual_scores",
+            "model_scores_to_rank",
         ],
         "cluster": [
             "DEFAULT_N_CLUSTERS",
@@ -53,7 +54,14 @@ __getattr__, __dir__, __all__ = attach(
             "reconstruction_error",
         ],
         "neighbors": ["SimilaritySearch"],
-        "rank": ["combine_ranks", "descending_rank", "rank_scores"],
+        "labels": ["LENS_GRADES", "fold_grades", "labels_from_catalog"],
+        "rank": [
+            "combine_ranks",
+            "descending_rank",
+            "flagged_last",
+            "rank_anomalies",
+            "rank_scores",
+        ],
         "score": ["LabelScorer"],
         "reduce": [
             "DEFAULT_FIT_SIZE",

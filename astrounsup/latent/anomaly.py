@@ -16,6 +16,7 @@ __all__ = [
     "AnomalyScorer",
     "context_model_scores",
     "contextual_scores",
+    "model_scores_to_rank",
 ]
 
 #: The model scores that :func:`context_model_scores` puts in context.
@@ -325,3 +326,54 @@ def context_model_scores(scores, context, *, n_neighbors=50, n_components=16, se
     lof = AnomalyScorer("lof", n_neighbors=n_neighbors)
     out["context_lof"][ok] = lof.fit_score(np.hstack([z[ok], np.log(err[ok])]))
     return out
+
+
+def model_scores_to_rank(errors, *, context=None, n_neighbors=50, n_components=16, seed=0):
+    """Which model scores an anomaly ranking combines, and which it only shows.
+
+    Without ``context`` the reconstruction chi-squares (:data:`CONTEXT_ERRORS`), the
+    negative ELBO, the inpainting errors and the artefact scores
+    (:data:`ARTEFACT_SCORES`) are combined as they are. With ``context`` (latents of the
+    same objects in another embedding) the chi-squares and the ELBO are replaced by their
+    judgement against look-alikes (:func:`context_model_scores`), the inpainting errors by
+    theirs (:func:`contextual_scores`, ``<name>_context``), and the artefact scores stay as
+    they are. Every other score (e.g. the per-band chi-squares) is shown, not combined.
+
+    Parameters
+    ----------
+    errors : dict of str to array_like of shape (n,)
+        :func:`astrounsup.latent.model_scores`.
+    context : array_like of shape (n, d), optional
+    n_neighbors, n_components, seed : optional
+        As :func:`context_model_scores`.
+
+    Returns
+    -------
+    ranked : dict of str to numpy.ndarray of shape (n,)
+        The scores to combine (:func:`astrounsup.latent.rank_anomalies`).
+    shown : dict of str to numpy.ndarray
+        The scores kept beside them.
+
+    Examples
+    --------
+    >>> ranked, shown = model_scores_to_rank({"chi2": [1.0, 2.0], "chi2_g": [1.0, 3.0]})
+    >>> list(ranked), list(shown)
+    (['chi2'], ['chi2_g'])
+    """
+    errors = {k: np.asarray(v) for k, v in errors.items()}
+    combined = [k for k in errors if k in (*CONTEXT_ERRORS, "elbo")]
+    inpainted = [k for k in errors if k.startswith("inpaint_")]
+    artefacts = [k for k in errors if k in ARTEFACT_SCORES]
+    if context is None:
+        used = combined + inpainted + artefacts
+        shown = {k: v for k, v in errors.items() if k not in used}
+        return {k: errors[k] for k in used}, shown
+    shown = {k: v for k, v in errors.items() if k not in artefacts}
+    ranked = {k: errors[k] for k in artefacts}
+    ranked |= context_model_scores(
+        {k: errors[k] for k in combined}, context, n_neighbors=n_neighbors,
+        n_components=n_components, seed=seed,
+    )  # fmt: skip
+    for k in inpainted:
+        ranked[f"{k}_context"] = contextual_scores(errors[k], context, n_neighbors=n_neighbors)
+    return ranked, shown

@@ -385,6 +385,7 @@ def label_clusters(
     threshold=0.5,
     name="positive",
     seed=0,
+    flagged=None,
 ):
     """Name clusters from known labels, score every object, and measure the result.
 
@@ -419,6 +420,9 @@ def label_clusters(
         Stem of the column names, e.g. ``"lens"``.
     seed : int, optional
         Seed of the scorer's cross-fitting folds.
+    flagged : array_like of shape (n,), bool, optional
+        Objects that are no candidates whatever their score and rank after every other
+        (e.g. cutouts with too many bad pixels); the metrics are those before.
 
     Returns
     -------
@@ -458,7 +462,7 @@ def label_clusters(
     """
     from sklearn.metrics import roc_auc_score
 
-    from astrounsup.latent.rank import descending_rank
+    from astrounsup.latent.rank import descending_rank, flagged_last
     from astrounsup.latent.score import LabelScorer
 
     y = np.asarray(labels)
@@ -526,4 +530,8 @@ def label_clusters(
             auroc = roc_auc_score(truth, scorer.scores_[scored]) if both else np.nan
             metrics["score_auroc"] = float(auroc)
             metrics["score_brier"] = float(np.mean((scorer.probability_[scored] - truth) ** 2))
+    if flagged is not None and np.any(flagged):
+        flagged = np.asarray(flagged, dtype=bool)
+        columns[f"{name}_rank"] = flagged_last(rank, flagged)
+        columns[f"{name}_candidate"] = np.asarray(predicted, dtype=bool) & ~flagged
     return columns, lab.table_, metrics

@@ -100,23 +100,6 @@ def bad_pixel_flags_of(table):
     return np.asarray(table["bad_pixel_flag"], dtype=bool)
 
 
-def flagged_last(columns, name, flagged):
-    """Cutouts flagged for bad pixels are no candidates and rank after every other: the
-    ``<name>_rank`` and ``<name>_candidate`` columns of ``columns``, changed in place."""
-    import numpy as np
-
-    if not flagged.any() or f"{name}_rank" not in columns:
-        return
-    rank = np.asarray(columns[f"{name}_rank"])
-    order = np.lexsort((rank, flagged))
-    new = np.empty_like(rank)
-    new[order] = np.arange(1, len(rank) + 1)
-    columns[f"{name}_rank"] = new
-    candidate = np.asarray(columns[f"{name}_candidate"], dtype=bool).copy()
-    candidate[flagged] = False
-    columns[f"{name}_candidate"] = candidate
-
-
 def output_path(out, name, fmt):
     """``out/<name>.<suffix of fmt>``."""
     if fmt not in FORMATS:

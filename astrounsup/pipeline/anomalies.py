@@ -109,15 +109,11 @@ def score_anomalies(
     from astrounsup._provenance import provenance
     from astrounsup.catalog import result_catalog
     from astrounsup.latent import (
-        ARTEFACT_SCORES,
-        CONTEXT_ERRORS,
         SCORERS,
         AnomalyScorer,
-        combine_ranks,
-        context_model_scores,
-        contextual_scores,
-        descending_rank,
         model_scores,
+        model_scores_to_rank,
+        rank_anomalies,
         rank_scores,
     )
 
@@ -165,45 +161,28 @@ def score_anomalies(
                 f"{inputs.get('latents', 'the latents')} {len(latents)}"
             )
             raise ValueError(msg)
-        extra = {k: np.asarray(v)[good] for k, v in extra.items()}
-        # The per-band chi-squares are in the catalog, not in the combination.
-        combined_keys = [k for k in extra if k in (*CONTEXT_ERRORS, "elbo")]
-        inpainted = [k for k in extra if k.startswith("inpaint_")]
-        artefacts = [k for k in extra if k in ARTEFACT_SCORES]
-        if context is None:
-            used = combined_keys + inpainted + artefacts
-            shown = {k: v for k, v in extra.items() if k not in used}
-            scores |= {k: extra[k] for k in used}
-        else:
-            shown = {k: v for k, v in extra.items() if k not in artefacts}
-            scores |= {k: extra[k] for k in artefacts}  # as they are: see ARTEFACT_SCORES
-            scores |= context_model_scores(
-                {k: extra[k] for k in combined_keys}, context,
-                n_neighbors=cfg["context_neighbors"], n_components=cfg["context_components"],
-                seed=cfg["seed"],
-            )  # fmt: skip
-            for k in inpainted:  # relative to the look-alikes too
-                scores[f"{k}_context"] = contextual_scores(
-                    extra[k], context, n_neighbors=cfg["context_neighbors"]
-                )
+        ranked, shown = model_scores_to_rank(
+            {k: np.asarray(v)[good] for k, v in extra.items()}, context=context,
+            n_neighbors=cfg["context_neighbors"], n_components=cfg["context_components"],
+            seed=cfg["seed"],
+        )  # fmt: skip
+        scores |= ranked
     if not scores:
         msg = "no scorer: give methods and/or recon"
         raise ValueError(msg)
-    combined = combine_ranks(scores, how=cfg["combine"])
 
     def every_row(values):  # NaN for the flagged rows
         out = np.full((len(table), *np.shape(values)[1:]), np.nan)
         out[good] = values
         return out
 
+    scores = {k: every_row(v) for k, v in scores.items()}
+    combined, rank = rank_anomalies(scores, how=cfg["combine"], flagged=~good)
     columns = {}
-    for name, s in (shown | scores).items():
-        columns[f"score_{name}"] = every_row(s)
-        columns[f"percentile_{name}"] = every_row(rank_scores(s))
-    columns["anomaly_score"] = every_row(combined)
-    rank = np.empty(len(table), dtype=np.int64)
-    rank[good] = descending_rank(combined)
-    rank[~good] = n_good + 1 + np.arange(len(table) - n_good)
+    for name, s in ({k: every_row(v) for k, v in shown.items()} | scores).items():
+        columns[f"score_{name}"] = s
+        columns[f"percentile_{name}"] = every_row(rank_scores(s[good]))
+    columns["anomaly_score"] = combined
     columns["anomaly_rank"] = rank
     order = np.argsort(rank)
     with_context = context is not None

@@ -8,7 +8,7 @@ import numpy as np
 from astrounsup._config import merge_config
 from astrounsup._estimators import check_number
 from astrounsup.latent.cluster import DEFAULT_N_CLUSTERS
-from astrounsup.pipeline._results import StepResult, bad_pixel_flags_of, flagged_last
+from astrounsup.pipeline._results import StepResult, bad_pixel_flags_of
 
 __all__ = ["CLUSTER_DEFAULTS", "check_labels", "cluster_latents", "cluster_outputs"]
 
@@ -199,7 +199,8 @@ def cluster_latents(latents, table, config=None, *, inputs=None):
         Tables ``clusters`` (every object: ``cluster``, ``cluster_probability`` for
         mixtures, and with labels ``<name>_cluster_fraction``, ``<name>_score``,
         ``<name>_candidate``, ``<name>_rank`` and ``labeled``;
-        :func:`astrounsup.latent.label_clusters`), ``cluster_summary`` (with labels) and
+        :func:`astrounsup.latent.label_clusters`; ``cluster_features``, the features the
+        clusters were found in), ``cluster_summary`` (with labels) and
         ``k_selection`` (with
         ``choose_k``); figure ``latent_map`` (the first two principal components); summary
         ``n_clusters``, the k choices and the metrics.
@@ -216,9 +217,8 @@ def cluster_latents(latents, table, config=None, *, inputs=None):
         LatentClusterer,
         Reducer,
         choose_k,
-        draw_labeled,
-        known_labels,
         label_clusters,
+        labels_from_catalog,
     )
     from astrounsup.plotting import latent_map_figure
 
@@ -264,23 +264,20 @@ def cluster_latents(latents, table, config=None, *, inputs=None):
     result.summary["n_clusters"] = est.n_clusters_
     features = latents if est.reducer_ is None else est.reducer_.embedding_
     if column or known_ids is not None:
-        if column:
-            labels = table[column]
-            known = known_labels(labels)
-            labeled = draw_labeled(known, cfg["labeled_fraction"], seed=cfg["seed"])
-            name = cfg["name"] or column.removeprefix("is_")
-            positive = cfg["positive"]
-        else:
-            ids = np.asarray(table[cfg["id_column"]]).astype(str)
-            labels = labeled = np.isin(ids, known_ids)
-            name = cfg["name"] or "lens"
-            positive = True
+        labels, labeled = labels_from_catalog(
+            table, labels_column=column, known_positive_ids=known_ids,
+            id_column=cfg["id_column"], labeled_fraction=cfg["labeled_fraction"],
+            seed=cfg["seed"],
+        )  # fmt: skip
+        name = cfg["name"] or (column.removeprefix("is_") if column else "lens")
+        positive = cfg["positive"] if column else True
+        # Flagged cutouts (bad pixels) are no candidates and rank last.
         new, summary, metrics = label_clusters(
             memberships, labels, features=features, positive=positive, labeled=labeled,
             threshold=cfg["threshold"], name=name, seed=cfg["seed"],
+            flagged=bad_pixel_flags_of(table),
         )  # fmt: skip
         columns |= new
-        flagged_last(columns, name, bad_pixel_flags_of(table))
         # What a later re-ranking with vetted grades needs to rebuild these labels.
         meta |= {"score_name": name, "labels_column": column or "",
                  "positive": "" if positive is None else str(positive),
@@ -289,6 +286,8 @@ def cluster_latents(latents, table, config=None, *, inputs=None):
         result.tables["cluster_summary"] = summary
         meta |= metrics
         result.summary["metrics"] = metrics
+    # What the clusters were found in: a re-ranking scores every object on them again.
+    columns["cluster_features"] = np.asarray(features, dtype=np.float64)
     result.tables["clusters"] = result_catalog(table, columns, meta=meta)
     result.tables = {k: result.tables[k] for k in cluster_outputs(cfg)}
     xy = Reducer("pca", n_components=2, random_state=cfg["seed"]).fit_transform(latents)

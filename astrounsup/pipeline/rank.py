@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from astrounsup.pipeline._results import StepResult, bad_pixel_flags_of, flagged_last
+from astrounsup.pipeline._results import StepResult, bad_pixel_flags_of
 
 __all__ = ["rerank_candidates"]
 
@@ -34,16 +34,16 @@ def rerank_candidates(latents, table, clusters, grades, *, inputs=None):
     again.
 
     The labels are rebuilt as the clustering step used them and the grades of kind
-    ``lens`` replace them: ``lens`` makes an object a labeled positive, ``not`` a labeled
-    negative, ``unsure`` leaves it as it was. In the labeled regime (a share of labels of
-    both classes) the grades join those labels. In the positive-unlabeled regime (a list
-    of known lenses) graded lenses join the known ones and a ``not`` removes an object
-    from them; every other object stays unlabeled, i.e. counted among the negatives, as a
-    ``not`` already was. The clusters are those of ``clusters``; the per-object score is
-    refitted (:func:`astrounsup.latent.label_clusters`) on the features the clusters were
-    found in, rebuilt from ``latents`` with the settings in ``clusters.meta``. Grades of
-    kind ``anomaly`` are carried into the catalog (``anomaly_grade``) and do not change
-    the lens ranking.
+    ``lens`` replace them (:func:`astrounsup.latent.fold_grades`): ``lens`` makes an
+    object a labeled positive, ``not`` a labeled negative, ``unsure`` leaves it as it was.
+    In the labeled regime (a share of labels of both classes) the grades join those
+    labels. In the positive-unlabeled regime (a list of known lenses) graded lenses join
+    the known ones and a ``not`` removes an object from them; every other object stays
+    unlabeled, i.e. counted among the negatives, as a ``not`` already was. The clusters are
+    those of ``clusters``; the per-object score is refitted
+    (:func:`astrounsup.latent.label_clusters`) on the features the clusters were found in,
+    the catalog's ``cluster_features``. Grades of kind ``anomaly`` are carried into the
+    catalog (``anomaly_grade``) and do not change the lens ranking.
 
     Parameters
     ----------
@@ -78,7 +78,7 @@ def rerank_candidates(latents, table, clusters, grades, *, inputs=None):
     """
     from astrounsup._provenance import provenance
     from astrounsup.catalog import grade_labels, result_catalog
-    from astrounsup.latent import LatentClusterer, known_labels, label_clusters, parse_positive
+    from astrounsup.latent import fold_grades, label_clusters
 
     inputs = dict(inputs or {})
     where = str(inputs.get("clusters", "the clusters catalog"))
@@ -95,44 +95,33 @@ def rerank_candidates(latents, table, clusters, grades, *, inputs=None):
             "regime); run the cluster step with labels_column or known_positives first"
         )
         raise ValueError(msg)
+    if "cluster_features" not in clusters.colnames:
+        msg = (
+            f"{where}: no cluster_features column (the features its clusters were found "
+            "in, which the re-ranking scores on); cluster the latents again to add it"
+        )
+        raise ValueError(msg)
     clusters = _by_id(clusters, ids, where)
     lens_grade = grade_labels(grades, ids, kind="lens", where=where)
     anomaly_grade = grade_labels(grades, ids, kind="anomaly", where=where)
-    is_lens, is_not = lens_grade == "lens", lens_grade == "not"
     labeled = np.asarray(clusters["labeled"], dtype=bool)
     if regime == "labeled":
         column = meta.get("labels_column")
         if column not in clusters.colnames:
             msg = f"{where}: the labels column {column!r} of its clustering is not in it"
             raise ValueError(msg)
-        original = clusters[column]
-        known = known_labels(original)
-        positive = parse_positive(meta.get("positive") or None, original)
-        y = np.asarray(original) == positive
-        y = np.where(is_lens, True, np.where(is_not, False, y))
-        known = known | is_lens | is_not
-        labels = np.ma.array(y, mask=~known)
-        labeled = labeled | is_lens | is_not
+        labels, labeled = fold_grades(lens_grade, labeled, labels=clusters[column],
+                                      positive=meta.get("positive") or None)  # fmt: skip
     else:
-        y = (labeled | is_lens) & ~is_not
-        labels, labeled = y, y
-    reduce = meta.get("reduce")
-    seed = int(meta.get("seed", 0))
-    features = z
-    if reduce and reduce != "none":
-        est = LatentClusterer(
-            "kmeans", n_clusters=int(meta.get("k", 2)), reduce=reduce,
-            n_components=meta.get("n_components"), metric=meta.get("metric", "euclidean"),
-            fit_size=meta.get("fit_size"), random_state=seed,
-        ).fit(z)  # fmt: skip
-        features = est.reducer_.embedding_
+        labels, labeled = fold_grades(lens_grade, labeled)
     cluster = np.asarray(clusters["cluster"])
-    new, summary, metrics = label_clusters(
-        cluster, labels, features=features, positive=True, labeled=labeled,
-        threshold=float(meta.get("threshold", 0.5)), name=name, seed=seed,
-    )  # fmt: skip
     # Flagged cutouts (bad pixels) stay out of the candidates, as the clustering kept them.
-    flagged_last(new, name, bad_pixel_flags_of(table) | bad_pixel_flags_of(clusters))
+    new, summary, metrics = label_clusters(
+        cluster, labels, features=np.asarray(clusters["cluster_features"], dtype=np.float64),
+        positive=True, labeled=labeled, threshold=float(meta.get("threshold", 0.5)),
+        name=name, seed=int(meta.get("seed", 0)),
+        flagged=bad_pixel_flags_of(table) | bad_pixel_flags_of(clusters),
+    )  # fmt: skip
     columns = new | {
         f"{name}_rank_before": np.asarray(clusters[f"{name}_rank"]),
         "lens_grade": lens_grade,

@@ -236,3 +236,46 @@ class TestContextModelScores:
         context = change.pop("context", context)
         with pytest.raises(ValueError, match=match):
             context_model_scores(scores, context, **({"n_neighbors": 5} | change))
+
+
+class TestModelScoresToRank:
+    ERRORS = ("chi2", "chi2_max", "chi2_extended", "elbo", "chi2_g", "line", "inpaint_chi2")
+
+    def _errors(self, n=120, seed=0):
+        rng = np.random.default_rng(seed)
+        return {k: rng.lognormal(size=n) for k in self.ERRORS}
+
+    def test_without_context_the_model_scores_are_ranked_as_they_are(self):
+        from astrounsup.latent import model_scores_to_rank
+
+        errors = self._errors()
+        ranked, shown = model_scores_to_rank(errors)
+        assert list(ranked) == ["chi2", "chi2_max", "chi2_extended", "elbo", "inpaint_chi2",
+                                "line"]  # fmt: skip
+        assert list(shown) == ["chi2_g"]
+        for k, v in ranked.items():
+            np.testing.assert_array_equal(v, errors[k])
+
+    def test_with_context_look_alikes_judge_all_but_the_artefacts(self):
+        from astrounsup.latent import (
+            context_model_scores,
+            contextual_scores,
+            model_scores_to_rank,
+        )
+
+        errors = self._errors()
+        context = np.random.default_rng(1).normal(size=(120, 6))
+        ranked, shown = model_scores_to_rank(errors, context=context, n_neighbors=10,
+                                             n_components=4, seed=3)  # fmt: skip
+        np.testing.assert_array_equal(ranked["line"], errors["line"])
+        ref = context_model_scores({k: errors[k] for k in ("chi2", "chi2_max", "chi2_extended",
+                                                           "elbo")},
+                                   context, n_neighbors=10, n_components=4, seed=3)  # fmt: skip
+        for k, v in ref.items():
+            np.testing.assert_array_equal(ranked[k], v)
+        np.testing.assert_array_equal(
+            ranked["inpaint_chi2_context"],
+            contextual_scores(errors["inpaint_chi2"], context, n_neighbors=10),
+        )
+        assert set(ranked) == {"line", *ref, "inpaint_chi2_context"}
+        assert "line" not in shown and "chi2" in shown

@@ -37,3 +37,48 @@ class TestRanks:
         np.testing.assert_array_equal(order, reference)
         with pytest.raises(ValueError, match=r"scores must be 1-D; got shape \(2, 2\)"):
             descending_rank(np.zeros((2, 2)))
+
+
+class TestRankAnomalies:
+    def test_against_ranking_the_unflagged_alone(self):
+        from astrounsup.latent import rank_anomalies
+
+        rng = np.random.default_rng(5)
+        scores = {"a": rng.normal(size=50), "b": rng.normal(size=50)}
+        flagged = rng.random(50) < 0.2
+        combined, rank = rank_anomalies(scores, how="max", flagged=flagged)
+        good = ~flagged
+        ref = combine_ranks({k: v[good] for k, v in scores.items()}, how="max")
+        np.testing.assert_array_equal(combined[good], ref)
+        assert np.isnan(combined[flagged]).all()
+        np.testing.assert_array_equal(rank[good], descending_rank(ref))
+        # Flagged objects follow in row order.
+        assert rank[flagged].tolist() == list(range(good.sum() + 1, 51))
+
+    @pytest.mark.parametrize(
+        ("scores", "kwargs", "match"),
+        [
+            ({}, {}, "scores is empty"),
+            ({"a": [1.0, 2.0], "b": [1.0]}, {}, "every scorer needs 2 scores"),
+            ({"a": [1.0]}, {"flagged": [True]}, "every one of the 1 objects is flagged"),
+            ({"a": [1.0]}, {"flagged": [True, False]}, r"flagged must have shape \(1,\)"),
+            ({"a": [1.0]}, {"how": "median"}, "how"),
+        ],
+    )
+    def test_bad_inputs(self, scores, kwargs, match):
+        from astrounsup.latent import rank_anomalies
+
+        with pytest.raises(ValueError, match=match):
+            rank_anomalies(scores, **kwargs)
+
+
+class TestFlaggedLast:
+    def test_against_sorting(self):
+        from astrounsup.latent import flagged_last
+
+        rng = np.random.default_rng(2)
+        rank = rng.permutation(40) + 1
+        flagged = rng.random(40) < 0.3
+        new = flagged_last(rank, flagged)
+        ref = sorted(range(40), key=lambda i: (flagged[i], rank[i]))
+        assert [int(i) for i in np.argsort(new)] == ref

@@ -143,3 +143,26 @@ class TestRerankCandidates:
             rerank_candidates(z, table, cat, grades_table(["zzz"], ["lens"], time=T))
         with pytest.raises(ValueError, match="other objects than the latents"):
             rerank_candidates(z[:-1], table[:-1], cat, grades)
+        no_features = cat.copy()
+        no_features.remove_column("cluster_features")
+        with pytest.raises(ValueError, match=r"c.ecsv: no cluster_features column"):
+            rerank_candidates(z, table, no_features, grades, inputs={"clusters": "c.ecsv"})
+
+    def test_the_saved_features_are_those_clustered_on(self, survey, tmp_path):
+        from astrounsup.io import read_catalog
+        from astrounsup.latent import LatentClusterer
+
+        z, table = survey
+        known = _ids(table, np.flatnonzero(table["is_lens"])[:8])
+        result = cluster_latents(z, table, BASE | {"known_positives": known})
+        est = LatentClusterer("kmeans", n_clusters=4, reduce="pca", n_components=5,
+                              random_state=2).fit(z)  # fmt: skip
+        cat = result.tables["clusters"]
+        np.testing.assert_array_equal(cat["cluster_features"], est.reducer_.embedding_)
+        # Through a file and back, the re-ranking gives the same as in memory.
+        path = result.write(tmp_path / "cluster")["clusters"]
+        grades = grades_table(_ids(table, [3, 4]), ["lens", "not"], time=T)
+        a = rerank_candidates(z, table, cat, grades).tables["clusters"]
+        b = rerank_candidates(z, table, read_catalog(path), grades).tables["clusters"]
+        np.testing.assert_array_equal(a["lens_score"], b["lens_score"])
+        np.testing.assert_array_equal(a["lens_rank"], b["lens_rank"])
