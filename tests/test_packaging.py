@@ -100,3 +100,28 @@ def test_outputs_get_ordinary_permissions(tmp_path):
         os.umask(umask)
     assert stat.S_IMODE((tmp_path / "f.txt").stat().st_mode) == 0o644
     assert stat.S_IMODE((tmp_path / "d").stat().st_mode) == 0o755
+
+
+def test_the_wheel_holds_the_report_assets(tmp_path):
+    """The report's style sheet and scripts are package data (a copy of the sources is
+    built, so the tree gets no build folders)."""
+    import shutil
+    import zipfile
+
+    src = tmp_path / "src"
+    shutil.copytree(ROOT / "astrounsup", src / "astrounsup",
+                    ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+    for name in ("setup.cfg", "pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+         "--no-index", "-w", str(tmp_path / "dist"), str(src)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    (wheel,) = (tmp_path / "dist").glob("*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assets = sorted(p.name for p in (ROOT / "astrounsup" / "report" / "assets").iterdir())
+    assert assets == ["report.css", "vetting.html", "vetting.js"]
+    for name in assets:
+        assert f"astrounsup/report/assets/{name}" in names
+    assert "astrounsup/py.typed" in names

@@ -25,127 +25,12 @@ REPORT_DEFAULTS = {
     "seed": 0,
 }
 
-_STYLE = """
-body{font-family:system-ui,sans-serif;margin:1.5em;color:#222;background:#fafafa}
-h1{font-size:1.5em} h2{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid #ccc}
-table.summary td{padding:2px 10px;vertical-align:top} table.summary td:first-child{color:#555}
-.gallery{display:flex;flex-wrap:wrap;gap:8px}
-.card{background:#fff;border:2px solid #ddd;border-radius:4px;padding:4px;width:140px;
-      font-size:11px;line-height:1.35}
-.card img{width:128px;height:128px;image-rendering:pixelated;display:block}
-.card:focus{outline:none;border-color:#1f77b4;box-shadow:0 0 0 2px #1f77b4}
-.card .grade{font-weight:bold} .card[data-grade=anomaly]{background:#e6ecf8}
-#vetting{position:sticky;top:0;background:#fff;border:1px solid #ccc;padding:6px 10px;
-         z-index:10;font-size:0.9em}
-#vetting kbd{border:1px solid #999;border-radius:3px;padding:0 3px;background:#f4f4f4}
-#grades-export{width:100%;height:6em;font-family:monospace;font-size:11px}
-.card[data-grade=lens]{background:#e6f4e6} .card[data-grade=not]{background:#f4e6e6}
-.card[data-grade=unsure]{background:#f4f0dd}
-.note{color:#555;font-size:0.9em}
-"""
 
-
-# The vetting panel and its script: keyboard grading of the cards, kept in the browser's
-# localStorage, exported as CSV or ECSV (astrounsup.catalog.read_grades reads both).
-_VETTING_PANEL = """<div id="vetting">
-<b>Vetting</b>: click a card (or <kbd>Tab</kbd>), then
-<kbd>L</kbd> lens, <kbd>N</kbd> not, <kbd>U</kbd> unsure on lens cards;
-<kbd>A</kbd> anomaly, <kbd>N</kbd> not on anomaly cards; <kbd>X</kbd> clears a grade;
-<kbd>J</kbd>/<kbd>K</kbd> or the arrow keys move. Grades stay in this browser.
-<span id="grade-counts"></span>
-<button id="export-csv">Export CSV</button> <button id="export-ecsv">Export ECSV</button>
-<details><summary>exported text</summary><textarea id="grades-export" readonly></textarea>
-</details>
-<span class="note">Re-rank with them: <code>astrounsup rank LATENTS --clusters
-cluster/clusters.ecsv --vetted grades.csv --out rank</code>, or the lens search's
-<code>--vetted grades.csv</code>.</span>
-</div>"""
-
-_VETTING_JS = r"""
-(function () {
-  const info = JSON.parse(document.getElementById('report-data').textContent);
-  const store = 'astrounsup-grades:' + info.run_id;
-  // Each grade is typed as its first letter.
-  const keys = {};
-  for (const [kind, allowed] of Object.entries(info.grade_kinds)) {
-    keys[kind] = Object.fromEntries(allowed.map(g => [g[0], g]));
-  }
-  const columns = info.grade_columns;
-  let grades = {};
-  try { grades = JSON.parse(localStorage.getItem(store) || '{}'); } catch (e) { grades = {}; }
-  const cards = Array.from(document.querySelectorAll('.card'));
-  const kindOf = c => c.dataset.gradeKind;
-  const keyOf = c => kindOf(c) + '|' + c.dataset.id;
-  function paint() {
-    for (const c of cards) {
-      const g = grades[keyOf(c)];
-      if (g) { c.dataset.grade = g.grade; } else { delete c.dataset.grade; }
-      c.querySelector('.grade').textContent = g ? g.grade : '';
-    }
-    const n = {};
-    for (const k in grades) { const g = grades[k]; const t = g.kind + ' ' + g.grade;
-                              n[t] = (n[t] || 0) + 1; }
-    document.getElementById('grade-counts').textContent = Object.keys(grades).length
-      ? '(' + Object.entries(n).map(e => e[0] + ': ' + e[1]).join(', ') + ')' : '';
-    document.getElementById('grades-export').value = csv();
-  }
-  function save() { localStorage.setItem(store, JSON.stringify(grades)); paint(); }
-  function rows() {
-    return Object.values(grades).sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : 0));
-  }
-  const quote = v => (/[",\n]/.test(v) ? '"' + v.replace(/"/g, '""') + '"' : v);
-  function csv() {
-    return [columns.join(',')].concat(rows().map(
-      g => columns.map(c => quote(g[c])).join(','))).join('\n') + '\n';
-  }
-  function ecsv() {
-    const head = ['# %ECSV 1.0', '# ---', '# datatype:'].concat(
-      columns.map(c => '# - {name: ' + c + ', datatype: string}'),
-      ['# schema: astropy-2.0', columns.join(' ')]);
-    const q = v => '"' + String(v).replace(/"/g, '""') + '"';
-    return head.concat(rows().map(g => columns.map(c => q(g[c])).join(' ')))
-      .join('\n') + '\n';
-  }
-  function download(text, name, type) {
-    const a = document.createElement('a');
-    a.href = URL.createObjectURL(new Blob([text], {type: type}));
-    a.download = name;
-    document.body.appendChild(a);
-    a.click();
-    setTimeout(() => { URL.revokeObjectURL(a.href); a.remove(); }, 1000);
-  }
-  document.getElementById('export-csv').onclick = () => download(csv(), 'grades.csv', 'text/csv');
-  document.getElementById('export-ecsv').onclick = () =>
-    download(ecsv(), 'grades.ecsv', 'text/plain');
-  function move(card, step) {
-    const i = cards.indexOf(card) + step;
-    if (i < 0 || i >= cards.length) return;
-    cards[i].focus();
-    cards[i].scrollIntoView({block: 'nearest'});
-  }
-  document.addEventListener('keydown', function (e) {
-    const card = document.activeElement && document.activeElement.closest
-      ? document.activeElement.closest('.card') : null;
-    if (!card) return;
-    if (e.ctrlKey || e.metaKey || e.altKey) return;
-    const k = e.key.toLowerCase();
-    const step = {j: 1, arrowright: 1, arrowdown: 1, k: -1, arrowleft: -1, arrowup: -1}[k];
-    if (step) { move(card, step); e.preventDefault(); return; }
-    if (k === 'x') { delete grades[keyOf(card)]; save(); return; }
-    const grade = keys[kindOf(card)][k];
-    if (!grade) return;
-    grades[keyOf(card)] = {object_id: card.dataset.id, grade: grade, kind: kindOf(card),
-                           time: new Date().toISOString()};
-    save();
-    move(card, 1);
-    e.preventDefault();
-  });
-  for (const c of cards) {
-    c.addEventListener('click', e => { if (e.target.tagName !== 'A') c.focus(); });
-  }
-  paint();
-})();
-"""
+def _asset(name):
+    """The text of ``assets/<name>``: the page's style sheet, and the vetting panel and its
+    script (keyboard grading of the cards, kept in the browser's localStorage, exported as
+    CSV or ECSV, which :func:`astrounsup.catalog.read_grades` reads)."""
+    return (Path(__file__).parent / "assets" / name).read_text(encoding="utf-8")
 
 
 def legacy_viewer_url(ra, dec, *, zoom=16):
@@ -483,13 +368,14 @@ def write_report(out, store, latents, clusters, anomalies=None, *, summary=None,
 
         page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>astrounsup report</title>
-<style>{_STYLE}</style>
+<style>
+{_asset("report.css")}</style>
 {INLINE.render()}
 {script}
 </head><body>
 <h1>{html.escape(str(facts.get("title", "astrounsup run report")))}</h1>
 <p>{" · ".join(nav)}</p>
-{_VETTING_PANEL}
+{_asset("vetting.html")}
 <h2>Run</h2><table class="summary">{rows}</table>
 <h2>Latent map</h2>
 <p class="note">UMAP of the latents; hover a point for its cutout; wheel to zoom, drag to pan.</p>
@@ -497,7 +383,8 @@ def write_report(out, store, latents, clusters, anomalies=None, *, summary=None,
 {"".join(sections)}
 <h2>Catalogs and figures</h2><ul class="links">{link_items}</ul>
 <script id="report-data" type="application/json">{json.dumps(report_data)}</script>
-<script>{_VETTING_JS}</script>
+<script>
+{_asset("vetting.js")}</script>
 </body></html>
 """
         (tmp / "index.html").write_text(page, encoding="utf-8")

@@ -110,7 +110,7 @@ def test_a_part_of_another_model_is_redone(survey_parts, tmp_path):
 
 def test_more_processes_than_shards_is_refused(survey_parts, tmp_path, monkeypatch):
     _, shards, _, trained = survey_parts
-    monkeypatch.setattr(embed_module, "_rank_world", lambda: (0, 4))
+    monkeypatch.setattr(embed_module, "rank_and_world", lambda: (0, 4))
     with pytest.raises(ValueError, match=r"--nproc_per_node: 4 processes for the 3 shards of"):
         embed_survey(trained, shards, tmp_path / "z.h5", progress=False)
     with pytest.raises(ValueError, match=r"4 processes for the 1 shard of .*whole.h5; start at"):
