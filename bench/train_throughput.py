@@ -17,12 +17,11 @@ import argparse
 import sys
 import time
 
-import numpy as np
 import torch
 
-from astrounsup.io import AsinhNormalizer, CutoutDataset
+from astrounsup.io import CutoutDataset
 from astrounsup.simulate import simulate_lens_survey
-from astrounsup.training import Trainer, build_model
+from astrounsup.training import Trainer, build_model, fit_normalizer
 
 
 def bare_loop(model, objective, dataset, steps, batch):
@@ -65,8 +64,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     survey = simulate_lens_survey(args.batch * 2, seed=2, progress=False)
-    images = np.nan_to_num(survey.images)
-    norm = AsinhNormalizer().fit(images[:256])
+    norm = fit_normalizer(survey.images, bands=survey.bands)
     dataset = CutoutDataset(survey.images, table=survey.table, bands=survey.bands, normalizer=norm)
     t0 = time.perf_counter()
     for k in range(3):
@@ -79,8 +77,7 @@ def main(argv=None):
     for name in args.models.split(","):
         times = {}
         for kind in ("bare", "trainer", "bare2", "trainer2"):
-            torch.manual_seed(0)
-            model, objective, _ = build_model(
+            model, objective, _ = build_model(  # seeded weights (seed=0)
                 name, bands=survey.bands, size=64, pixel_scale=survey.pixel_scale,
                 asinh_scale=dataset.normalizer.scale_,
             )  # fmt: skip

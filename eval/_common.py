@@ -1,32 +1,27 @@
-"""Shared steps of the evaluation scripts: simulate, normalise, train, embed."""
+"""Shared steps of the evaluation scripts: simulate, then train and embed as the package
+does (:func:`astrounsup.training.train`: its normaliser, its seeding, the survey's own
+pixel scale)."""
 
 from __future__ import annotations
 
 import time
 
-import numpy as np
-import torch
-
-from astrounsup.io import AsinhNormalizer, CutoutDataset
 from astrounsup.simulate import simulate_lens_survey
-from astrounsup.training import Trainer, build_model, embed_dataset, select_device
+from astrounsup.training import select_device, short_run_warmup, train
+
+#: The warm-up of an evaluation's training, before :func:`short_run_warmup` caps it.
+WARMUP_STEPS = 50
 
 
 def surveys(n_train, n_test, *, seed, anomaly_fraction=0.0, lens_fraction=0.5):
-    """Training and held-out surveys (different seeds) as normalised datasets."""
-    train = simulate_lens_survey(
+    """Training and held-out surveys (different seeds)."""
+    train_survey = simulate_lens_survey(
         n_train, seed=seed + 1, anomaly_fraction=anomaly_fraction, lens_fraction=lens_fraction
     )
-    test = simulate_lens_survey(
+    test_survey = simulate_lens_survey(
         n_test, seed=seed + 2, anomaly_fraction=anomaly_fraction, lens_fraction=lens_fraction
     )
-    rows = np.linspace(0, n_train - 1, min(512, n_train)).astype(int)
-    norm = AsinhNormalizer().fit(np.nan_to_num(train.images[rows]))
-    ds = [
-        CutoutDataset(s.images, table=s.table, bands=s.bands, normalizer=norm)
-        for s in (train, test)
-    ]
-    return train, test, ds[0], ds[1]
+    return train_survey, test_survey
 
 
 def add_device_argument(parser):
@@ -43,7 +38,7 @@ def device_of(name):
 
 def train_recipe(
     recipe,
-    dataset,
+    survey,
     *,
     steps,
     batch_size,
@@ -51,40 +46,40 @@ def train_recipe(
     lr=2e-3,
     model_config=None,
     objective=None,
+    normalizer=None,
     device="cpu",
 ):
-    """Train the default model of ``recipe`` (as ``astrounsup train`` builds it; settings
-    in ``model_config`` override its defaults, and ``objective`` replaces its training
-    objective) on ``device``; returns the model, its input size and the training time
-    (s)."""
-    survey_bands = dataset.bands
-    size = dataset[0][0].shape[-1]
-    model, default_objective, input_size = build_model(
-        recipe, bands=survey_bands, size=size, pixel_scale=0.263, model_config=model_config,
-        seed=seed, asinh_scale=dataset.normalizer.scale_,
-        asinh_softening=dataset.normalizer.softening,
-    )  # fmt: skip
-    torch.manual_seed(seed)
+    """Train recipe ``recipe`` on a simulated survey with
+    :func:`astrounsup.training.train` (settings in ``model_config`` override the model's
+    defaults; ``objective`` and ``normalizer`` replace the recipe's, as ``train`` takes
+    them); returns the trained model and the training time (s)."""
+    config = {
+        "model": dict(model_config or {}),
+        "training": {
+            "max_steps": steps,
+            "batch_size": batch_size,
+            "lr": lr,
+            "warmup_steps": short_run_warmup(WARMUP_STEPS, steps),
+            "seed": seed,
+        },
+    }
     t0 = time.perf_counter()
-    Trainer(
-        model,
-        objective=default_objective if objective is None else objective,
-        max_steps=steps,
-        batch_size=batch_size,
-        lr=lr,
-        warmup_steps=min(50, steps // 5),
-        device=device,
-        seed=seed,
-        progress=False,
-    ).fit(dataset)
-    return model, input_size, time.perf_counter() - t0
+    trained = train(
+        survey.images, model=recipe, config=config, bands=survey.bands,
+        pixel_scale=survey.pixel_scale, table=survey.table, device=device, progress=False,
+        objective=objective, normalizer=normalizer,
+    )  # fmt: skip
+    return trained, time.perf_counter() - t0
 
 
-def embed(model, dataset, input_size, device="cpu"):
-    return embed_dataset(model, dataset, input_size=input_size, device=device, progress=False)
+def embed(trained, survey, device="cpu"):
+    """The latents of a survey's cutouts, normalised as the model's training cutouts."""
+    return trained.embed(survey.images, device=device, progress=False)
 
 
-def flat_pixels(dataset):
-    """All normalised cutouts of ``dataset`` flattened to (n, bands * ny * nx)."""
+def flat_pixels(trained, survey):
+    """A survey's cutouts as ``trained`` sees them (its normaliser, masked pixels as it
+    fills them), flattened to (n, bands * ny * nx)."""
+    dataset = trained.dataset(survey.images, table=survey.table)
     x, _m, _ = dataset[list(range(len(dataset)))]
     return x.flatten(1).numpy()

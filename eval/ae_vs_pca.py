@@ -2,12 +2,13 @@
 
     python eval/ae_vs_pca.py [--train 2000] [--test 500] [--latent 16] [--steps 1500]
 
-Simulates a training and a held-out test survey (different seeds), normalises both with an
-asinh normaliser fitted on the training set, fits PCA with ``latent`` components on the
-flattened training cutouts and trains a CAE with a ``latent``-dimensional code (on the CPU,
-a few minutes), then prints the test-set reconstruction error (mean squared error per pixel,
-normalised units) of both, overall and for lenses. The lecture's claim is that the
-nonlinear autoencoder compresses better than the linear PCA at equal code size.
+Simulates a training and a held-out test survey (different seeds), trains the CAE recipe
+with a ``latent``-dimensional code (:func:`astrounsup.training.train`, on the CPU, a few
+minutes), fits PCA with ``latent`` components on the training cutouts normalised as the
+CAE saw them (its asinh normaliser, fitted on the training survey), then prints the
+test-set reconstruction error (mean squared error per pixel, normalised units) of both,
+overall and for lenses. The lecture's claim is that the nonlinear autoencoder compresses
+better than the linear PCA at equal code size.
 """
 
 from __future__ import annotations
@@ -20,10 +21,9 @@ import numpy as np
 import torch
 from sklearn.decomposition import PCA
 
-from astrounsup.io import AsinhNormalizer, CutoutDataset
-from astrounsup.models import ConvAutoencoder
 from astrounsup.simulate import simulate_lens_survey
-from astrounsup.training import Trainer
+from astrounsup.training import short_run_warmup
+from astrounsup.training import train as train_model
 
 
 def main(argv=None):
@@ -37,9 +37,19 @@ def main(argv=None):
     t0 = time.perf_counter()
     train = simulate_lens_survey(args.train, seed=args.seed + 1)
     test = simulate_lens_survey(args.test, seed=args.seed + 2)
-    norm = AsinhNormalizer().fit(np.nan_to_num(train.images[:1000]))
-    ds_train = CutoutDataset(train.images, table=train.table, bands=train.bands, normalizer=norm)
-    ds_test = CutoutDataset(test.images, table=test.table, bands=test.bands, normalizer=norm)
+    # The CAE recipe as astrounsup.training.train runs it (its normaliser fitted on the
+    # training survey); PCA sees the same normalised pixels.
+    config = {
+        "model": {"latent_dim": args.latent},
+        "training": {"max_steps": args.steps, "batch_size": 64, "lr": 2e-3,
+                     "warmup_steps": short_run_warmup(50, args.steps), "val_fraction": 0.1,
+                     "eval_every": 100, "seed": args.seed},
+    }  # fmt: skip
+    trained = train_model(train.images, model="cae", config=config, bands=train.bands,
+                          pixel_scale=train.pixel_scale, table=train.table, device="cpu",
+                          progress=False)  # fmt: skip
+    ds_train = trained.dataset(train.images, table=train.table)
+    ds_test = trained.dataset(test.images, table=test.table)
     x_train, _m_train, _ = ds_train[list(range(len(ds_train)))]
     x_test, m_test, _ = ds_test[list(range(len(ds_test)))]
 
@@ -49,23 +59,7 @@ def main(argv=None):
     keep = (~m_test.flatten(1)).numpy()
     pca_per = (err_pca * keep).sum(1) / keep.sum(1)
 
-    torch.manual_seed(args.seed)
-    cae = ConvAutoencoder(
-        len(train.bands), size=train.images.shape[-1], latent_dim=args.latent, widths=(32, 64, 128)
-    )
-    Trainer(
-        cae,
-        max_steps=args.steps,
-        batch_size=64,
-        lr=2e-3,
-        warmup_steps=min(50, args.steps // 5),
-        val_fraction=0.1,
-        eval_every=100,
-        device="cpu",
-        seed=args.seed,
-        progress=False,
-    ).fit(ds_train)
-    cae.eval()
+    cae = trained.model.eval()
     with torch.no_grad():
         recon = torch.cat([cae(x_test[k : k + 256]) for k in range(0, len(x_test), 256)])
     err = (recon - x_test) ** 2

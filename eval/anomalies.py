@@ -97,14 +97,15 @@ def main(argv=None):
 def _train_and_score(args):
     """Simulate, train the VAE (and SimCLR) and compute the base scorers."""
     device = device_of(args.device)
-    survey, _, data, _ = surveys(args.n, 10, seed=args.seed, anomaly_fraction=0.01)
+    survey, _ = surveys(args.n, 10, seed=args.seed, anomaly_fraction=0.01)
     truth = np.asarray(survey.table["is_anomaly"])
     print(f"{args.n} cutouts, {truth.sum()} anomalies: {sorted(set(survey.table['kind'][truth]))}")
-    model, input_size, t_train = train_recipe(
-        "vae", data, steps=args.steps, batch_size=args.batch_size, seed=args.seed, device=device
+    trained, t_train = train_recipe(
+        "vae", survey, steps=args.steps, batch_size=args.batch_size, seed=args.seed, device=device
     )
     print(f"vae: {args.steps} steps of {args.batch_size} in {t_train:.0f} s")
-    z = embed(model, data, input_size, device)
+    z = embed(trained, survey, device)
+    model, data = trained.model, trained.dataset(survey.images, table=survey.table)
     base = {
         m: AnomalyScorer(m, random_state=args.seed).fit_score(z) for m in ("iforest", "lof", "knn")
     }
@@ -119,12 +120,12 @@ def _train_and_score(args):
     zs = None
     if args.simclr_steps:
         # Contrastive latents, as `astrounsup anomalies` scores an embedded SimCLR run.
-        simclr, simclr_size, t_simclr = train_recipe(
-            "simclr", data, steps=args.simclr_steps, batch_size=128, seed=args.seed,
+        simclr, t_simclr = train_recipe(
+            "simclr", survey, steps=args.simclr_steps, batch_size=128, seed=args.seed,
             device=device,
         )  # fmt: skip
         print(f"simclr: {args.simclr_steps} steps of 128 in {t_simclr:.0f} s")
-        zs = embed(simclr, data, simclr_size, device)
+        zs = embed(simclr, survey, device)
         for m in ("lof", "knn"):
             base[f"{m} (SimCLR latents)"] = AnomalyScorer(m).fit_score(zs)
     return base, truth, np.asarray(survey.table["kind"]), z, zs

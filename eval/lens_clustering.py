@@ -149,7 +149,7 @@ def main(argv=None):
         parser.error(f"--repeats must be >= 1; got {args.repeats}")
     device = device_of(args.device)
     t0 = time.perf_counter()
-    train, test, ds_train, ds_test = surveys(args.train, args.test, seed=args.seed)
+    train, test = surveys(args.train, args.test, seed=args.seed)
     y_train = np.asarray(train.table["is_lens"])
     y_test = np.asarray(test.table["is_lens"])
     kinds = np.asarray(test.table["kind"])
@@ -159,9 +159,9 @@ def main(argv=None):
         f"{labeled.sum()} training labels used; k = {args.k}"
     )
     config = None if args.temperature is None else {"temperature": args.temperature}
-    model, input_size, t_train = train_recipe(
+    trained, t_train = train_recipe(
         "simclr",
-        ds_train,
+        train,
         steps=args.steps,
         batch_size=args.batch_size,
         seed=args.seed,
@@ -169,18 +169,19 @@ def main(argv=None):
         device=device,
     )
     print(
-        f"simclr (temperature {model.criterion.temperature:g}): {args.steps} steps of "
+        f"simclr (temperature {trained.model.criterion.temperature:g}): {args.steps} steps of "
         f"{args.batch_size} in {t_train:.0f} s"
     )
     z_train, z_test = (
-        embed(model, ds_train, input_size, device),
-        embed(model, ds_test, input_size, device),
+        embed(trained, train, device),
+        embed(trained, test, device),
     )
     if args.save:
         np.savez(args.save, z_train=z_train, z_test=z_test, y_train=y_train, y_test=y_test)
-    pca = PCA(32, random_state=args.seed).fit(flat_pixels(ds_train))
-    p_train = pca.transform(flat_pixels(ds_train))
-    p_test = pca.transform(flat_pixels(ds_test))
+    x_train = flat_pixels(trained, train)
+    pca = PCA(32, random_state=args.seed).fit(x_train)
+    p_train = pca.transform(x_train)
+    p_test = pca.transform(flat_pixels(trained, test))
     # As `astrounsup cluster --reduce pca --n-components 12` (the clusterer standardises).
     pc, c_train, c_test = principal_components(z_train, z_test, seed=args.seed)
     print(
@@ -230,7 +231,7 @@ def main(argv=None):
     print(f"runtime {runtime:.0f} s")
     if args.record:
         settings = {key: getattr(args, key) for key in SETTINGS}
-        settings["temperature"] = model.criterion.temperature
+        settings["temperature"] = trained.model.criterion.temperature
         record_run(
             args.record,
             {

@@ -48,27 +48,25 @@ def main(argv=None):
     args = parser.parse_args(argv)
     device = device_of(args.device)
     t0 = time.perf_counter()
-    train, test, ds_train, ds_test = surveys(args.train, args.test, seed=args.seed)
+    train, test = surveys(args.train, args.test, seed=args.seed)
     y_train = np.asarray(train.table["is_lens"])
     y_test = np.asarray(test.table["is_lens"])
     labeled = np.random.default_rng(args.seed).random(len(y_train)) < args.label_fraction
     print(f"train {args.train}, held-out {args.test}, {labeled.sum()} labels for the probe")
     for recipe, (steps, batch) in RECIPES.items():
         steps, batch = args.steps or steps, args.batch_size or batch
-        model, input_size, t_train = train_recipe(
-            recipe, ds_train, steps=steps, batch_size=batch, seed=args.seed, device=device
+        trained, t_train = train_recipe(
+            recipe, train, steps=steps, batch_size=batch, seed=args.seed, device=device
         )
-        z_train, z_test = (
-            embed(model, ds_train, input_size, device),
-            embed(model, ds_test, input_size, device),
-        )
+        z_train, z_test = embed(trained, train, device), embed(trained, test, device)
         m = probe(z_train, y_train, labeled, z_test, y_test)
         print(
             f"{recipe:7s} latent {z_train.shape[1]:3d}  {steps} steps x {batch} "
             f"({t_train:.0f} s)  probe accuracy {m['accuracy']:.3f}  completeness "
             f"{m['completeness']:.3f}  precision {m['precision']:.3f}"
         )
-    x_train, x_test = flat_pixels(ds_train), flat_pixels(ds_test)
+    # The pixels as the last model saw them (every recipe fits the same normaliser).
+    x_train, x_test = flat_pixels(trained, train), flat_pixels(trained, test)
     pca = PCA(32, random_state=args.seed).fit(x_train)
     m = probe(pca.transform(x_train), y_train, labeled, pca.transform(x_test), y_test)
     print(

@@ -65,6 +65,7 @@ def kept_latents(survey, n, seed, workdir, *, n_known=50, steps=None):
 def run(survey, n, n_known, seeds, workdir, *, steps=None, rescore=False):
     from astrounsup.latent import read_latents, write_latents
     from astrounsup.pipeline import cluster_latents, embed_latents, train_model
+    from astrounsup.training import short_run_warmup
 
     t0 = time.perf_counter()
     # Other seeds than the main job's survey: a survey of its own.
@@ -77,7 +78,9 @@ def run(survey, n, n_known, seeds, workdir, *, steps=None, rescore=False):
         cfg = main_job_config(seed)
         if steps:
             cfg["model"]["steps"] = steps
-            cfg["model"]["config"]["training"]["warmup_steps"] = steps // 5
+            # As run_lens_search(steps=...) shortens a run.
+            training = cfg["model"]["config"]["training"]
+            training["warmup_steps"] = short_run_warmup(training.get("warmup_steps", 0), steps)
         kept = Path(workdir) / f"{survey}_run{seed}" / "latents.h5"
         if rescore:
             if not kept.exists():

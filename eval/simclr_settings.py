@@ -39,7 +39,11 @@ from lens_clustering import principal_components, repeated_kmeans
 from linear_probe import probe
 
 from astrounsup.latent import DEFAULT_N_CLUSTERS
-from astrounsup.training import contrastive_objective, contrastive_view_settings
+from astrounsup.training import (
+    contrastive_objective,
+    contrastive_view_settings,
+    fit_normalizer,
+)
 from astrounsup.transforms import contrastive_views
 
 
@@ -88,17 +92,18 @@ def main(argv=None):
     args = parser.parse_args(argv)
     device = device_of(args.device)
     t0 = time.perf_counter()
-    train, test, ds_train, ds_test = surveys(args.train, args.test, seed=args.seed)
+    train, test = surveys(args.train, args.test, seed=args.seed)
+    norm = fit_normalizer(train.images, bands=train.bands, table=train.table)
     y_train = np.asarray(train.table["is_lens"])
     y_test = np.asarray(test.table["is_lens"])
     kinds = np.asarray(test.table["kind"])
-    size = ds_train[0][0].shape[-1]
     settings = contrastive_view_settings(
-        bands=ds_train.bands, size=size, pixel_scale=0.263, asinh_scale=ds_train.normalizer.scale_
-    )
+        bands=train.bands, size=train.images.shape[-1], pixel_scale=train.pixel_scale,
+        asinh_scale=norm.scale_,
+    )  # fmt: skip
     # The recipe's views, with this run's ranges; on stretched cutouts the brightness
     # change undoes the stretch, on linear fluxes it multiplies.
-    settings["asinh_scale"] = ds_train.normalizer.scale_ if args.space == "stretched" else None
+    settings["asinh_scale"] = norm.scale_ if args.space == "stretched" else None
     del settings["ebv"], settings["seeing_factor"]
     views = contrastive_views(
         **settings,
@@ -108,15 +113,16 @@ def main(argv=None):
         brightness=None if args.brightness == "none" else _pair(args.brightness, "brightness"),
     )
     if args.space == "linear":
-        objective = linear_flux_objective(views, ds_train.normalizer.scale_)
+        objective = linear_flux_objective(views, norm.scale_)
     else:
         objective = contrastive_objective(views)
-    model, input_size, t_train = train_recipe(
-        "simclr", ds_train, steps=args.steps, batch_size=args.batch_size, seed=args.seed,
-        model_config=json.loads(args.model_config), objective=objective, device=device,
+    trained, t_train = train_recipe(
+        "simclr", train, steps=args.steps, batch_size=args.batch_size, seed=args.seed,
+        model_config=json.loads(args.model_config), objective=objective, normalizer=norm,
+        device=device,
     )  # fmt: skip
-    z_train = embed(model, ds_train, input_size, device)
-    z_test = embed(model, ds_test, input_size, device)
+    z_train = embed(trained, train, device)
+    z_test = embed(trained, test, device)
     print(
         f"model {args.model_config} seeing {args.seeing} depth {args.depth} ebv {args.ebv} "
         f"brightness {args.brightness} space {args.space}; {args.steps} steps of "

@@ -26,8 +26,9 @@ import torch
 from pipeline_surveys import make_store, snr_quartiles
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from astrounsup.io import AsinhNormalizer, CutoutDataset, read_store
+from astrounsup.io import CutoutDataset, read_store
 from astrounsup.models.encoders import ConvEncoder
+from astrounsup.training import fit_normalizer
 
 
 def _scores(net, x, batch=256):
@@ -64,16 +65,17 @@ def main(argv=None):
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="ceiling-"))
     workdir.mkdir(parents=True, exist_ok=True)
     images, table, attrs = read_store(make_store(args.survey, args.n, workdir, seed=args.seed))
-    rows = np.linspace(0, len(images) - 1, min(512, len(images))).astype(int)
-    norm = AsinhNormalizer().fit(np.nan_to_num(images[rows]))
+    # Normalised as astrounsup.training.train normalises (fit_normalizer).
+    norm = fit_normalizer(images, bands=attrs["bands"], table=table)
     ds = CutoutDataset(images, table=table, bands=attrs["bands"], normalizer=norm)
     x, _masks, _ = ds[list(range(len(ds)))]
     x = torch.as_tensor(np.nan_to_num(np.asarray(x)), dtype=torch.float32)
     y = np.asarray(table["is_lens"]).astype(bool)
     rng = np.random.default_rng(args.seed)
     train = rng.random(len(y)) < args.train_share
-    torch.manual_seed(args.seed)
-    net = ConvEncoder(x.shape[1], size=x.shape[-1], latent_dim=1)
+    with torch.random.fork_rng(devices=[]):  # seeded weights; the global state untouched
+        torch.manual_seed(args.seed)
+        net = ConvEncoder(x.shape[1], size=x.shape[-1], latent_dim=1)
     opt = torch.optim.AdamW(net.parameters(), lr=1e-3, weight_decay=1e-4)
     target = torch.as_tensor(y, dtype=torch.float32)
     idx = np.flatnonzero(train)

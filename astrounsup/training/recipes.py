@@ -32,10 +32,12 @@ __all__ = [
     "DEFAULT_MAX_STEPS",
     "LOSS_LABELS",
     "MODELS",
+    "NORMALIZER_FIT_CUTOUTS",
     "build_model",
     "contrastive_view_settings",
     "default_config",
     "describe_config",
+    "fit_normalizer",
     "load_config",
     "resolve_config",
     "train",
@@ -525,6 +527,47 @@ def build_model(
     return model, objective, input_size
 
 
+#: Cutouts (evenly spread over the data) that :func:`fit_normalizer` fits on at most.
+NORMALIZER_FIT_CUTOUTS = 512
+
+
+def fit_normalizer(data, *, settings=None, bands=None, pixel_scale=None, table=None):
+    """The :class:`astrounsup.io.AsinhNormalizer` that :func:`train` fits: on up to
+    :data:`NORMALIZER_FIT_CUTOUTS` cutouts spread evenly over ``data``.
+
+    Parameters
+    ----------
+    data : path, numpy.ndarray or astrounsup.io.CutoutDataset
+        As :func:`train` takes (a dataset's own normaliser is not used).
+    settings : dict, optional
+        The normaliser's settings (a config's ``normalization`` section).
+    bands, pixel_scale, table : optional
+        As :func:`astrounsup.io.as_dataset` takes.
+
+    Returns
+    -------
+    astrounsup.io.AsinhNormalizer
+        Fitted.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> images = np.random.default_rng(0).normal(size=(10, 2, 32, 32)).astype("f4")
+    >>> fit_normalizer(images, bands=("g", "r")).scale_.shape
+    (2,)
+    """
+    from astrounsup.io import AsinhNormalizer, as_dataset
+
+    raw = as_dataset(data, bands=bands, pixel_scale=pixel_scale, table=table)
+    raw = raw.with_normalizer(None)
+    n = len(raw)
+    if n == 0:
+        msg = "data holds no cutouts"
+        raise ValueError(msg)
+    rows = np.linspace(0, n - 1, min(NORMALIZER_FIT_CUTOUTS, n)).astype(int).tolist()
+    return AsinhNormalizer(**(settings or {})).fit(raw[rows][0])
+
+
 def train(
     data,
     *,
@@ -537,13 +580,15 @@ def train(
     resume=False,
     device=None,
     progress=True,
+    normalizer=None,
+    objective=None,
 ):
     """Train recipe ``model`` on cutouts and return the trained model.
 
     The cutouts are normalised with an :class:`astrounsup.io.AsinhNormalizer` fitted on up
-    to 512 of them (evenly spread); the returned :class:`astrounsup.training.TrainedModel`
-    keeps it with the bands, pixel scale and recipe, so it embeds any other cutouts the same
-    way.
+    to 512 of them (evenly spread; :func:`fit_normalizer`); the returned
+    :class:`astrounsup.training.TrainedModel` keeps it with the bands, pixel scale and
+    recipe, so it embeds any other cutouts the same way.
 
     Parameters
     ----------
@@ -569,6 +614,14 @@ def train(
         ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``; default CUDA, then MPS, then CPU.
     progress : bool, optional
         Show a progress bar.
+    normalizer : astrounsup.io.AsinhNormalizer, optional
+        A fitted normaliser used instead of fitting one (e.g. another survey's, or the one
+        an ``objective`` was built for); its bands must be those of the data.
+    objective : callable, optional
+        ``objective(model, images, masks, generator) -> loss`` replacing the recipe's
+        training objective (e.g. SimCLR with other views,
+        :func:`astrounsup.training.contrastive_objective`); the model is still the
+        recipe's.
 
     Returns
     -------
@@ -599,16 +652,30 @@ def train(
     from astrounsup.training.trainer import Trainer
 
     cfg = resolve_config(config, model=model)
+    if objective is not None and not callable(objective):
+        msg = f"objective must be callable (model, images, masks, generator); got {objective!r}"
+        raise ValueError(msg)
     raw = as_dataset(data, bands=bands, pixel_scale=pixel_scale, table=table)
     raw = raw.with_normalizer(None)
     n, _, _, size = raw.shape
     if n == 0:
         msg = "data holds no cutouts"
         raise ValueError(msg)
-    rows = np.linspace(0, n - 1, min(512, n)).astype(int).tolist()
-    norm = AsinhNormalizer(**cfg["normalization"]).fit(raw[rows][0])
+    if normalizer is None:
+        norm = fit_normalizer(raw, settings=cfg["normalization"])
+    elif not isinstance(normalizer, AsinhNormalizer) or not hasattr(normalizer, "scale_"):
+        msg = f"normalizer must be a fitted AsinhNormalizer; got {normalizer!r}"
+        raise ValueError(msg)
+    elif len(normalizer.scale_) != raw.shape[1]:
+        msg = (
+            f"normalizer was fitted on {len(normalizer.scale_)} bands; the data has "
+            f"{raw.shape[1]} ({', '.join(raw.bands)})"
+        )
+        raise ValueError(msg)
+    else:
+        norm = normalizer
     dataset = raw.with_normalizer(norm)
-    net, objective, input_size = build_model(
+    net, recipe_objective, input_size = build_model(
         model,
         bands=dataset.bands,
         size=size,
@@ -633,7 +700,7 @@ def train(
     try:
         trainer = Trainer(
             net,
-            objective=objective,
+            objective=recipe_objective if objective is None else objective,
             out_dir=out_dir,
             device=device,
             progress=progress,

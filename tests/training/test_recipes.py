@@ -412,3 +412,72 @@ def test_a_store_without_a_pixel_scale_can_be_given_one(small_survey, tmp_path, 
     argv[2] = str(known)
     assert main([*argv, "--pixel-scale", "0.263", "--out", str(tmp_path / "r2")]) == 2
     assert "pixel_scale 0.263 arcsec given, but the cutouts have 0.2" in capsys.readouterr().err
+
+
+class TestTrainWithItsOwnPieces:
+    """``train(normalizer=, objective=)``: what an evaluation of other views or another
+    survey's stretch needs, on the shipped path."""
+
+    CONFIG = {"model": {"latent_dim": 4, "widths": [4, 8]},
+              "training": {"max_steps": 2, "batch_size": 8, "seed": 3}}  # fmt: skip
+
+    @staticmethod
+    def _images(seed=0):
+        return np.random.default_rng(seed).normal(size=(24, 2, 32, 32)).astype("f4")
+
+    def test_the_fitted_normalizer_is_the_one_train_fits(self):
+        from astrounsup.training import fit_normalizer, train
+
+        images = self._images()
+        fitted = train(images, model="cae", config=self.CONFIG, progress=False)
+        norm = fit_normalizer(images)
+        np.testing.assert_array_equal(norm.scale_, fitted.normalizer.scale_)
+        again = train(images, model="cae", config=self.CONFIG, progress=False,
+                      normalizer=norm)  # fmt: skip
+        assert again.normalizer is norm
+        np.testing.assert_array_equal(again.embed(images, progress=False),
+                                      fitted.embed(images, progress=False))  # fmt: skip
+
+    def test_another_normalizer_changes_the_inputs(self):
+        from astrounsup.training import fit_normalizer, train
+
+        images = self._images()
+        other = fit_normalizer(self._images(1) * 5.0)
+        fitted = train(images, model="cae", config=self.CONFIG, progress=False,
+                       normalizer=other)  # fmt: skip
+        np.testing.assert_array_equal(fitted.normalizer.scale_, other.scale_)
+
+    def test_an_objective_replaces_the_recipe_s(self):
+        from astrounsup.training import reconstruction_objective, train
+
+        calls = []
+
+        def objective(model, images, masks, generator):
+            calls.append(images.shape)
+            return reconstruction_objective(model, images, masks, generator)
+
+        train(self._images(), model="cae", config=self.CONFIG, progress=False,
+              objective=objective)  # fmt: skip
+        assert len(calls) == 2
+
+    @pytest.mark.parametrize(
+        ("kwargs", "match"),
+        [
+            ({"objective": "mse"}, "objective must be callable"),
+            ({"normalizer": "asinh"}, "normalizer must be a fitted AsinhNormalizer"),
+        ],
+    )
+    def test_bad_pieces(self, kwargs, match):
+        from astrounsup.training import train
+
+        with pytest.raises(ValueError, match=match):
+            train(self._images(), model="cae", config=self.CONFIG, progress=False, **kwargs)
+
+    def test_a_normalizer_of_other_bands(self):
+        from astrounsup.io import AsinhNormalizer
+        from astrounsup.training import train
+
+        three = AsinhNormalizer().fit(np.random.default_rng(2).normal(size=(4, 3, 32, 32)))
+        with pytest.raises(ValueError, match=r"fitted on 3 bands; the data has 2"):
+            train(self._images(), model="cae", config=self.CONFIG, progress=False,
+                  normalizer=three)  # fmt: skip
