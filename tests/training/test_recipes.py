@@ -414,12 +414,13 @@ def test_a_store_without_a_pixel_scale_can_be_given_one(small_survey, tmp_path, 
     assert "pixel_scale 0.263 arcsec given, but the cutouts have 0.2" in capsys.readouterr().err
 
 
+TINY = {"model": {"latent_dim": 4, "widths": [4, 8]},
+        "training": {"max_steps": 2, "batch_size": 8, "seed": 3}}  # fmt: skip
+
+
 class TestTrainWithItsOwnPieces:
     """``train(normalizer=, objective=)``: what an evaluation of other views or another
     survey's stretch needs, on the shipped path."""
-
-    CONFIG = {"model": {"latent_dim": 4, "widths": [4, 8]},
-              "training": {"max_steps": 2, "batch_size": 8, "seed": 3}}  # fmt: skip
 
     @staticmethod
     def _images(seed=0):
@@ -429,10 +430,10 @@ class TestTrainWithItsOwnPieces:
         from astrounsup.training import fit_normalizer, train
 
         images = self._images()
-        fitted = train(images, model="cae", config=self.CONFIG, progress=False)
+        fitted = train(images, model="cae", config=TINY, progress=False)
         norm = fit_normalizer(images)
         np.testing.assert_array_equal(norm.scale_, fitted.normalizer.scale_)
-        again = train(images, model="cae", config=self.CONFIG, progress=False,
+        again = train(images, model="cae", config=TINY, progress=False,
                       normalizer=norm)  # fmt: skip
         assert again.normalizer is norm
         np.testing.assert_array_equal(again.embed(images, progress=False),
@@ -443,7 +444,7 @@ class TestTrainWithItsOwnPieces:
 
         images = self._images()
         other = fit_normalizer(self._images(1) * 5.0)
-        fitted = train(images, model="cae", config=self.CONFIG, progress=False,
+        fitted = train(images, model="cae", config=TINY, progress=False,
                        normalizer=other)  # fmt: skip
         np.testing.assert_array_equal(fitted.normalizer.scale_, other.scale_)
 
@@ -456,7 +457,7 @@ class TestTrainWithItsOwnPieces:
             calls.append(images.shape)
             return reconstruction_objective(model, images, masks, generator)
 
-        train(self._images(), model="cae", config=self.CONFIG, progress=False,
+        train(self._images(), model="cae", config=TINY, progress=False,
               objective=objective)  # fmt: skip
         assert len(calls) == 2
 
@@ -471,7 +472,7 @@ class TestTrainWithItsOwnPieces:
         from astrounsup.training import train
 
         with pytest.raises(ValueError, match=match):
-            train(self._images(), model="cae", config=self.CONFIG, progress=False, **kwargs)
+            train(self._images(), model="cae", config=TINY, progress=False, **kwargs)
 
     def test_a_normalizer_of_other_bands(self):
         from astrounsup.io import AsinhNormalizer
@@ -479,5 +480,5 @@ class TestTrainWithItsOwnPieces:
 
         three = AsinhNormalizer().fit(np.random.default_rng(2).normal(size=(4, 3, 32, 32)))
         with pytest.raises(ValueError, match=r"fitted on 3 bands; the data has 2"):
-            train(self._images(), model="cae", config=self.CONFIG, progress=False,
+            train(self._images(), model="cae", config=TINY, progress=False,
                   normalizer=three)  # fmt: skip
