@@ -63,6 +63,7 @@ __getattr__, __dir__, __all__ = attach(
             "rank_scores",
         ],
         "score": ["LabelScorer"],
+        "summary": ["LatentSummary", "summarize_latents"],
         "reduce": [
             "DEFAULT_FIT_SIZE",
             "REDUCERS",

@@ -189,7 +189,10 @@ def write_report(out, store, latents, clusters, anomalies=None, *, summary=None,
                  config=None):  # fmt: skip
     """Write a static report folder for one run: ``out/index.html`` and its thumbnails.
 
-    The page holds a run summary, an interactive 2-D map of the latents (UMAP; pan, zoom,
+    The latents are summarised by :func:`astrounsup.latent.summarize_latents` (the map,
+    the members nearest each cluster's centre, the top of each ranking and their
+    look-alikes) with the settings of ``config``. The page holds a run summary, an
+    interactive 2-D map of the latents (UMAP; pan, zoom,
     hover shows the cutout, id, cluster and scores; colour by cluster, lens score,
     anomaly score or any scalar catalog column), galleries (each cluster: the cutouts
     nearest its centre and a random few, its size and labelled fractions; the top lens
@@ -233,7 +236,7 @@ def write_report(out, store, latents, clusters, anomalies=None, *, summary=None,
     from astrounsup._atomic import atomic_directory
     from astrounsup._config import merge_config
     from astrounsup.io import as_dataset
-    from astrounsup.latent import Reducer, SimilaritySearch
+    from astrounsup.latent import summarize_latents
     from astrounsup.report.thumbnails import THUMBNAIL_Q, THUMBNAIL_STRETCH, composite_thumbnails
 
     cfg = merge_config(REPORT_DEFAULTS, config, owner="report")
@@ -253,7 +256,6 @@ def write_report(out, store, latents, clusters, anomalies=None, *, summary=None,
     cl = _joined(clusters, ids, clusters.colnames)
     an = _joined(anomalies, ids, anomalies.colnames) if anomalies is not None else {}
     cluster = cl.get("cluster")
-    rng = np.random.default_rng(cfg["seed"])
     out = Path(out)
     with atomic_directory(out) as tmp:
         (tmp / "thumbs").mkdir()
@@ -265,8 +267,14 @@ def write_report(out, store, latents, clusters, anomalies=None, *, summary=None,
             rgb = composite_thumbnails(images, bands=data.bands, pixel_scale=data.pixel_scale)
             for i, im in zip(rows, rgb, strict=True):
                 Image.fromarray(im).save(tmp / "thumbs" / f"{i}.png")
-        xy = Reducer("umap", n_components=2, n_neighbors=min(cfg["map_neighbors"], n - 1),
-                     random_state=cfg["seed"]).fit_transform(z)  # fmt: skip
+        overview = summarize_latents(
+            z, cluster=cluster, lens_rank=cl.get("lens_rank"),
+            anomaly_rank=an.get("anomaly_rank"), map_neighbors=cfg["map_neighbors"],
+            cluster_nearest=cfg["cluster_nearest"], cluster_random=cfg["cluster_random"],
+            top=cfg["top"], lookalikes_of=cfg["lookalikes_of"], lookalikes=cfg["lookalikes"],
+            seed=cfg["seed"],
+        )  # fmt: skip
+        xy = overview.map
         columns = {}
         if cluster is not None:
             columns["cluster"] = cluster
@@ -297,14 +305,8 @@ def write_report(out, store, latents, clusters, anomalies=None, *, summary=None,
                 card_cols[name.replace("_", " ")] = an[name]
         common = {"ids": ids, "ra": ra, "dec": dec, "cluster": cluster, "extra": card_cols}
         if cluster is not None:
-            for c in sorted(np.unique(cluster).tolist()):
+            for c, (near, few) in overview.cluster_members.items():
                 members = np.flatnonzero(cluster == c)
-                centre = z[members].mean(0)
-                order = members[np.argsort(((z[members] - centre) ** 2).sum(1))]
-                near = order[: cfg["cluster_nearest"]].tolist()
-                rest = order[cfg["cluster_nearest"] :]
-                few = sorted(rng.choice(rest, size=min(cfg["cluster_random"], rest.size),
-                                        replace=False).tolist()) if rest.size else []  # fmt: skip
                 note = f"{members.size} objects"
                 if "lens_cluster_fraction" in cl:
                     note += f"; lens fraction of its labelled members {_fmt(cl['lens_cluster_fraction'][members[0]])}"  # noqa: E501
@@ -317,25 +319,22 @@ def write_report(out, store, latents, clusters, anomalies=None, *, summary=None,
                                          anchor=f"cluster-{c}", **common))  # fmt: skip
             nav.append('<a href="#cluster-' + str(sorted(np.unique(cluster).tolist())[0])
                        + '">clusters</a>')  # fmt: skip
-        lens_top, anomaly_top = [], []
+        lens_top, anomaly_top = overview.lens_top, overview.anomaly_top
         if "lens_rank" in cl:
-            lens_top = np.argsort(cl["lens_rank"])[: cfg["top"]].tolist()
             sections.append(_gallery(
                 "Top lens candidates", lens_top,
                 "By the per-object lens score (rank 1 first); labelled objects included.",
                 kind="lens", anchor="lenses", **common))  # fmt: skip
             nav.append('<a href="#lenses">lens candidates</a>')
         if "anomaly_rank" in an:
-            anomaly_top = np.argsort(an["anomaly_rank"])[: cfg["top"]].tolist()
             sections.append(_gallery(
                 "Top anomalies", anomaly_top, "By the combined anomaly score (rank 1 first).",
                 kind="anomaly", anchor="anomalies", grade_kind="anomaly", **common))  # fmt: skip
             nav.append('<a href="#anomalies">anomalies</a>')
         chosen = lens_top[: cfg["lookalikes_of"]] + anomaly_top[: cfg["lookalikes_of"]]
-        if chosen and n > 1:
-            search = SimilaritySearch(n_neighbors=min(cfg["lookalikes"], n - 1)).fit(z, ids=ids)
+        if chosen:
             for j, i in enumerate(chosen):
-                nbrs = [int(r) for r in search.query_ids([ids[i]])["neighbor_row"]]
+                nbrs = overview.lookalikes[i]
                 of_anomaly = j >= len(lens_top[: cfg["lookalikes_of"]])
                 sections.append(_gallery(
                     f"Look-alikes of {ids[i]}", [i, *nbrs],
