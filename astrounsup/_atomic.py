@@ -8,6 +8,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from astrounsup._h5write import no_space_error
 from astrounsup._locks import output_lock, remove_stale_partials
 
 
@@ -104,6 +105,5 @@ def raise_named(path):
 def _named(path, err):
     """``err``, or for lack of space an :class:`OutOfSpaceError` naming ``path`` (not the
     temporary file)."""
-    from astrounsup._h5write import no_space_error
 
     return no_space_error(path, err) or err

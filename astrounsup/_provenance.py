@@ -6,6 +6,8 @@ import datetime
 import numbers
 from importlib import metadata
 
+from astrounsup import __version__
+
 #: Packages whose versions every output records.
 _PACKAGES = ("numpy", "astropy", "scikit-learn", "torch")
 
@@ -46,7 +48,6 @@ def provenance(step, **inputs):
     >>> sorted(meta)[:4]
     ['astrounsup_version', 'date', 'k', 'method']
     """
-    from astrounsup import __version__
 
     meta = {
         "step": step,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from astrounsup._estimators import check_number
 from astrounsup._numeric import as_tensor
 
 __all__ = ["FLUX_ERROR", "asinh_pixel_noise", "border_pixels", "estimate_sky"]
@@ -115,7 +116,6 @@ def asinh_pixel_noise(normalized, *, softening, scale, flux_error=FLUX_ERROR):
     >>> round(bright.item(), 4)  # flux_error / c
     0.025
     """
-    from astrounsup._estimators import check_number
 
     check_number("asinh_pixel_noise", "flux_error", flux_error, 0.0)
     c = torch.as_tensor(np.asarray(scale, dtype=np.float32), device=normalized.device)

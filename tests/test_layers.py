@@ -1,5 +1,6 @@
-"""The package's modules import one another without cycles, and the shared pieces (the
-instrument, the noise model) import nothing above them."""
+"""The package's modules import one another without cycles, the shared pieces (the
+instrument, the noise model) import nothing above them, and package imports sit at the top
+of a module except where the command line's help must not load PyTorch."""
 
 import ast
 from pathlib import Path
@@ -18,21 +19,37 @@ def _modules():
     return out
 
 
+def _lazy_homes(path):
+    """Name -> submodule of a package whose ``__init__`` re-exports lazily
+    (``attach(__name__, {module: names})``); empty for any other ``__init__``."""
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "attach":
+            exports = ast.literal_eval(node.args[1])
+            return {name: module for module, names in exports.items() for name in names}
+    return {}
+
+
 def _imports(modules):
-    """Module -> the astrounsup modules it imports (anywhere in it, functions included);
-    a package's ``__init__`` (lazy re-exports) stands for no module of its own."""
+    """Module -> the astrounsup modules it imports (anywhere in it, functions included); a
+    name imported from a lazily re-exporting package counts as its home module's."""
 
     def owner(name):
         while name and name not in modules:
             name = name.rpartition(".")[0]
         return name
 
+    homes = {m: _lazy_homes(p) for m, p in modules.items() if p.name == "__init__.py"}
+
+    def resolved(module, name):
+        home = homes.get(module, {}).get(name)
+        return f"{module}.{home}" if home else owner(f"{module}.{name}")
+
     graph = {}
     for name, path in modules.items():
         deps = set()
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("astrounsup"):
-                deps |= {owner(f"{node.module}.{a.name}") for a in node.names}
+                deps |= {resolved(node.module, a.name) for a in node.names}
             elif isinstance(node, ast.Import):
                 deps |= {owner(a.name) for a in node.names if a.name.startswith("astrounsup")}
         graph[name] = {d for d in deps if d and d != name and modules[d].name != "__init__.py"}
@@ -75,3 +92,38 @@ def test_shared_pieces_import_nothing_above_them(module):
     graph = _imports(_modules())
     above = ("astrounsup.io", "astrounsup.transforms", "astrounsup.models", "astrounsup.simulate")
     assert not [d for d in graph[module] if d.startswith(above)]
+
+
+#: Modules the command line's help reads (recipes, step defaults) that import what loads
+#: PyTorch inside the functions that need it (tests/cli/test_main.py checks the help).
+DEFERRED = {"astrounsup.training.recipes", "astrounsup.pipeline.anomalies"}
+
+
+def _imports_in_functions(path):
+    """Line numbers of astrounsup imports inside functions."""
+    lines = []
+
+    def visit(node, inside):
+        for child in ast.iter_child_nodes(node):
+            if inside and isinstance(child, (ast.Import, ast.ImportFrom)):
+                names = [child.module or ""] if isinstance(child, ast.ImportFrom) else [
+                    a.name for a in child.names]  # fmt: skip
+                if any(n.startswith("astrounsup") for n in names):
+                    lines.append(child.lineno)
+            visit(child, inside or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)))
+
+    visit(ast.parse(path.read_text(encoding="utf-8")), False)
+    return lines
+
+
+def test_package_imports_sit_at_the_top():
+    late = {name: _imports_in_functions(path) for name, path in _modules().items()
+            if not name.startswith("astrounsup.cli") and name not in DEFERRED}  # fmt: skip
+    assert not {name: lines for name, lines in late.items() if lines}
+
+
+def test_the_lazy_homes_are_read():
+    homes = _lazy_homes(PACKAGE / "latent" / "__init__.py")
+    assert homes["read_latents"] == "latents_file"
+    graph = _imports(_modules())
+    assert "astrounsup.latent.latents_file" in graph["astrounsup.pipeline.embed"]

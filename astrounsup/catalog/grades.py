@@ -12,6 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
+from astrounsup.catalog.table import id_positions
+from astrounsup.io import read_catalog
+
 __all__ = ["GRADE_COLUMNS", "GRADE_KINDS", "grade_labels", "grades_table", "read_grades"]
 
 #: Grading kinds and the grades each allows.
@@ -128,8 +131,6 @@ def read_grades(path):
     """
     from astropy.table import Table
 
-    from astrounsup.io import read_catalog
-
     path = Path(path)
     table = read_catalog(path)
     missing = [c for c in GRADE_COLUMNS if c not in table.colnames]
@@ -185,7 +186,6 @@ def grade_labels(grades, object_ids, *, kind="lens", where="the catalog"):
     if kind not in GRADE_KINDS:
         msg = f"grade_labels: kind {kind!r}; allowed: {list(GRADE_KINDS)}"
         raise ValueError(msg)
-    from astrounsup.catalog.table import id_positions
 
     rows = np.asarray(grades["kind"]).astype(str) == kind
     graded = np.asarray(grades["object_id"]).astype(str)[rows]

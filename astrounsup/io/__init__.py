@@ -46,6 +46,6 @@ __getattr__, __dir__, __all__ = attach(
         ],
         "normalize": ["AsinhNormalizer"],
         "stores": ["read_store", "store_info", "verify_store"],
-        "survey": ["write_survey_directory"],
+        "survey_directory": ["write_survey_directory"],
     },
 )

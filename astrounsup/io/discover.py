@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import glob
 import os
+import sys
 import warnings
 from pathlib import Path
 
 import astropy.units as u
 import numpy as np
-import torch
 from astropy.table import QTable, Table
 
 from astrounsup.io.fits import (
@@ -368,7 +368,9 @@ def source_kind(source):
     >>> source_kind("survey/shards.json"), source_kind(["a.h5", "b.h5"])
     ('shards', 'shards')
     """
-    if isinstance(source, (np.ndarray, torch.Tensor)):
+    # A tensor exists only once PyTorch is loaded: asking costs no import of it.
+    torch = sys.modules.get("torch")
+    if isinstance(source, np.ndarray) or (torch is not None and isinstance(source, torch.Tensor)):
         return "array"
     if isinstance(source, Table):
         return "table"

@@ -26,7 +26,7 @@ __getattr__, __dir__, __all__ = attach(
             "LatentClusterer",
             "choose_k",
         ],
-        "embed": [
+        "latents_file": [
             "LATENTS_FORMAT",
             "LATENTS_MANIFEST",
             "LatentsWriter",

@@ -8,6 +8,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from astrounsup._estimators import as_rng_seed, check_choice, check_int, fit_scaler
+from astrounsup.latent.reduce import Reducer
 
 __all__ = [
     "ARTEFACT_SCORES",
@@ -287,7 +288,6 @@ def context_model_scores(scores, context, *, n_neighbors=50, n_components=16, se
     >>> sorted(out), int(np.argmax(out["chi2_context"]))
     (['chi2_context', 'chi2_extended_context', 'chi2_max_context', 'context_lof'], 150)
     """
-    from astrounsup.latent.reduce import Reducer
 
     name = "context_model_scores"
     check_int(name, "n_components", n_components, 0)

@@ -10,6 +10,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from astrounsup._estimators import as_rng_seed, check_choice, check_int, fit_scaler
 from astrounsup.latent._faiss import FaissKMeans, faiss_module
+from astrounsup.latent.reduce import Reducer
 
 __all__ = ["DEFAULT_N_CLUSTERS", "METHODS", "REDUCE_COMPONENTS", "LatentClusterer", "choose_k"]
 
@@ -236,7 +237,6 @@ class LatentClusterer(ClusterMixin, BaseEstimator):
         """The fitted reducer and the features it gives ``X`` (or None and ``X``)."""
         if self.reduce is None:
             return None, X
-        from astrounsup.latent.reduce import Reducer
 
         n_components = self.n_components or REDUCE_COMPONENTS[self.reduce]
         # No standardisation before the reduction (PCA keeps the latents' own variance

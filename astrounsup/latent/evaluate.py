@@ -8,6 +8,8 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from astrounsup._estimators import check_number
+from astrounsup.latent.rank import descending_rank, flagged_last
+from astrounsup.latent.score import LabelScorer
 
 __all__ = [
     "ClusterLabeler",
@@ -461,9 +463,6 @@ def label_clusters(
     ('held-out known labels', 0.0)
     """
     from sklearn.metrics import roc_auc_score
-
-    from astrounsup.latent.rank import descending_rank, flagged_last
-    from astrounsup.latent.score import LabelScorer
 
     y = np.asarray(labels)
     known = known_labels(labels)

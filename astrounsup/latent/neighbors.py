@@ -10,7 +10,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from astrounsup._estimators import as_rng_seed, check_choice, check_int, fit_scaler
-from astrounsup.latent._faiss import build_index, faiss_module
+from astrounsup.latent._faiss import build_index, faiss_module, ivf_of, tune_n_probe
 
 __all__ = ["SimilaritySearch"]
 
@@ -173,7 +173,6 @@ class SimilaritySearch(BaseEstimator):
         return self
 
     def _tune(self, Z):
-        from astrounsup.latent._faiss import ivf_of, tune_n_probe
 
         if self.n_probe == "auto":
             k = min(self.n_neighbors, len(Z) - 1)

@@ -13,6 +13,9 @@ import torch
 from astrounsup._devices import model_device
 from astrounsup._estimators import check_choice, check_int
 from astrounsup._progress import progress_bar
+from astrounsup.io import AsinhNormalizer
+from astrounsup.models import VAE, ContextEncoder, ReconstructionModel
+from astrounsup.training import TrainedModel
 
 __all__ = [
     "LINE_STEP",
@@ -85,7 +88,6 @@ def reconstruction_error(
     >>> err.shape
     (4,)
     """
-    from astrounsup.io import AsinhNormalizer
 
     owner = "reconstruction_error"
     check_choice(owner, "reduction", reduction, RECONSTRUCTION_REDUCTIONS)
@@ -102,7 +104,6 @@ def reconstruction_error(
 
 
 def _check_reconstructs(owner, model, where=None):
-    from astrounsup.models import ReconstructionModel
 
     if not isinstance(model, ReconstructionModel):
         msg = (
@@ -286,7 +287,6 @@ def negative_elbo(model, dataset, *, batch_size=256, device=None, seed=0):
     numpy.ndarray of shape (n,), float64
         ``nll + kl`` per pixel, as :meth:`astrounsup.models.VAE.elbo` defines them.
     """
-    from astrounsup.models import VAE
 
     if not isinstance(model, VAE):
         msg = f"negative_elbo needs a VAE; got a {type(model).__name__}"
@@ -328,8 +328,6 @@ def inpainting_scores(model, dataset, *, tile=None, batch_size=256, device=None)
         pixel) and ``"inpaint_chi2_tile"`` (largest mean over one tile); NaN for a cutout
         with every pixel masked.
     """
-    from astrounsup.io import AsinhNormalizer
-    from astrounsup.models import ContextEncoder
 
     owner = "inpainting_scores"
     if not isinstance(model, ContextEncoder):
@@ -412,8 +410,6 @@ def model_scores(model, data, *, batch_size=256, device=None, smoothing=5, progr
     ValueError
         For a model without a decoder, naming it and the checkpoint.
     """
-    from astrounsup.models import VAE, ContextEncoder
-    from astrounsup.training import TrainedModel
 
     trained = model if isinstance(model, TrainedModel) else TrainedModel.load(model)
     _check_reconstructs("model_scores", trained.model, trained.checkpoint)

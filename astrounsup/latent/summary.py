@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from astrounsup._estimators import check_int
+from astrounsup.latent.neighbors import SimilaritySearch
+from astrounsup.latent.reduce import Reducer
 
 __all__ = ["LatentSummary", "summarize_latents"]
 
@@ -75,8 +77,6 @@ def summarize_latents(
     >>> s.map.shape, s.anomaly_top, len(s.lookalikes[0]), len(s.cluster_members[1][0])
     ((60, 2), [0, 1, 2, 3, 4], 3, 6)
     """
-    from astrounsup.latent.neighbors import SimilaritySearch
-    from astrounsup.latent.reduce import Reducer
 
     z = np.asarray(latents, dtype=np.float64)
     if z.ndim != 2 or len(z) < 2:

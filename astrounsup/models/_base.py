@@ -6,6 +6,7 @@ from __future__ import annotations
 from torch import nn
 
 from astrounsup._estimators import check_number
+from astrounsup.noise import asinh_pixel_noise
 
 __all__ = ["EncoderModel", "ReconstructionModel"]
 
@@ -57,7 +58,6 @@ class ReconstructionModel(EncoderModel):
         or None without the noise settings."""
         if getattr(self, "noise_scale", None) is None:
             return None
-        from astrounsup.noise import asinh_pixel_noise
 
         sigma = asinh_pixel_noise(
             x.detach().float(),

@@ -17,8 +17,8 @@ __getattr__, __dir__, __all__ = attach(
         "anomalies": ["ANOMALY_DEFAULTS", "score_anomalies"],
         "cluster": ["CLUSTER_DEFAULTS", "check_labels", "cluster_latents", "cluster_outputs"],
         "data": ["open_or_ingest"],
-        "embed": ["embed_survey", "part_name"],
-        "lens_search": ["LENS_SEARCH_ANOMALY_DEFAULTS", "run_lens_search"],
+        "embed": ["check_latents_model", "embed_latents", "embed_survey", "part_name"],
+        "search": ["LENS_SEARCH_ANOMALY_DEFAULTS", "run_lens_search"],
         "rank": ["rerank_candidates"],
         "reduce": [
             "MAIN_SEQUENCE_DEFAULTS",
@@ -28,7 +28,7 @@ __getattr__, __dir__, __all__ = attach(
             "table_features",
         ],
         "similar": ["SIMILAR_DEFAULTS", "find_similar"],
-        "survey": ["make_stars", "make_survey", "star_defaults", "survey_defaults"],
-        "train": ["TRAIN_DEFAULTS", "check_latents_model", "embed_latents", "train_model"],
+        "simulate": ["make_stars", "make_survey", "star_defaults", "survey_defaults"],
+        "train": ["TRAIN_DEFAULTS", "train_model"],
     },
 )

@@ -12,6 +12,7 @@ import hashlib
 import json
 from pathlib import Path
 
+from astrounsup import __version__
 from astrounsup._atomic import atomic_path
 
 MANIFEST = "manifest.json"
@@ -50,7 +51,6 @@ class RunManifest:
     time, and what the step reports), written atomically after each step."""
 
     def __init__(self, out, *, fresh=False):
-        from astrounsup import __version__
 
         self.out = Path(out)
         self.path = self.out / MANIFEST

@@ -5,6 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from astrounsup._atomic import default_mode, raise_named
+from astrounsup._locks import output_lock, remove_stale_partials
+from astrounsup.catalog import write_catalog
+from astrounsup.plotting import save_figure
+
 #: Catalog formats a step writes, by name -> file suffix.
 FORMATS = {"ecsv": ".ecsv", "fits": ".fits", "vot": ".vot", "hdf5": ".h5"}
 
@@ -55,11 +60,6 @@ class StepResult:
         import os
         import shutil
         import tempfile
-
-        from astrounsup._atomic import default_mode, raise_named
-        from astrounsup._locks import output_lock, remove_stale_partials
-        from astrounsup.catalog import write_catalog
-        from astrounsup.plotting import save_figure
 
         out = Path(out)
         with output_lock(out):

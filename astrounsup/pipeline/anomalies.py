@@ -8,8 +8,21 @@ import numpy as np
 
 from astrounsup._config import merge_config
 from astrounsup._estimators import check_int
+from astrounsup._provenance import provenance
+from astrounsup.catalog import result_catalog
 from astrounsup.catalog.table import id_positions
+from astrounsup.latent import (
+    SCORERS,
+    AnomalyScorer,
+    model_scores_to_rank,
+    rank_anomalies,
+    rank_scores,
+)
 from astrounsup.pipeline._results import StepResult, bad_pixel_flags_of
+from astrounsup.plotting import gallery
+
+# ``astrounsup anomalies --help`` reads ANOMALY_DEFAULTS from here: the cutout reader and
+# the model scores (which load PyTorch) are imported by the functions that use them.
 
 __all__ = ["ANOMALY_DEFAULTS", "score_anomalies"]
 
@@ -106,16 +119,6 @@ def score_anomalies(
         An unknown scorer or setting, no scorer at all, ``recon`` without a model and
         cutouts, or context latents of other objects (naming the files).
     """
-    from astrounsup._provenance import provenance
-    from astrounsup.catalog import result_catalog
-    from astrounsup.latent import (
-        SCORERS,
-        AnomalyScorer,
-        model_scores,
-        model_scores_to_rank,
-        rank_anomalies,
-        rank_scores,
-    )
 
     cfg = merge_config(ANOMALY_DEFAULTS, config, owner="anomalies")
     # Checked whether or not they are used this time, so a typo never passes unseen.
@@ -153,6 +156,8 @@ def score_anomalies(
         est = AnomalyScorer(m, n_neighbors=cfg["n_neighbors"], random_state=cfg["seed"])
         scores[m] = est.fit_score(np.asarray(latents)[good])
     if cfg["recon"]:
+        from astrounsup.latent import model_scores
+
         extra = model_scores(model, data, device=cfg["device"], progress=progress)
         extra = {k: v[cutout_rows] for k, v in extra.items()} if cutout_rows is not None else extra
         if len(extra["chi2"]) != len(latents):
@@ -223,7 +228,6 @@ def _cutout_rows(data, table, inputs):
 
 def _gallery(data, table, rows, data_rows):
     from astrounsup.io import as_dataset
-    from astrounsup.plotting import gallery
 
     dataset = as_dataset(data)
     images = dataset[[int(r) for r in data_rows]][0].numpy()

@@ -7,8 +7,22 @@ import numpy as np
 
 from astrounsup._config import merge_config
 from astrounsup._estimators import check_number
+from astrounsup._provenance import provenance
+from astrounsup.catalog import result_catalog
+from astrounsup.io import read_catalog
+from astrounsup.latent import (
+    REDUCE_COMPONENTS,
+    LatentClusterer,
+    Reducer,
+    choose_k,
+    known_labels,
+    label_clusters,
+    labels_from_catalog,
+    parse_positive,
+)
 from astrounsup.latent.cluster import DEFAULT_N_CLUSTERS
 from astrounsup.pipeline._results import StepResult, bad_pixel_flags_of
+from astrounsup.plotting import latent_map_figure
 
 __all__ = ["CLUSTER_DEFAULTS", "check_labels", "cluster_latents", "cluster_outputs"]
 
@@ -67,8 +81,6 @@ def _known_positive_ids(known, where):
             msg = f"known_positives: no file {str(path)!r}"
             raise ValueError(msg)
         if path.suffix.lower() in (".ecsv", ".fits", ".fit", ".csv"):
-            from astrounsup.io import read_catalog
-
             cat = read_catalog(path)
             return [str(v) for v in cat[cat.colnames[0]]]
         lines = (line.split("#")[0].strip() for line in path.read_text().splitlines())
@@ -119,7 +131,6 @@ def check_labels(table, config=None, *, where="the data"):
     ...              {"labels_column": "is_lens"})
     ('is_lens', None)
     """
-    from astrounsup.latent import known_labels, parse_positive
 
     cfg = merge_config(CLUSTER_DEFAULTS, config, owner="cluster")
     if cfg["labeled_fraction"] is not None and not cfg["labels_column"]:
@@ -210,17 +221,6 @@ def cluster_latents(latents, table, config=None, *, inputs=None):
     ValueError
         An unknown setting, a missing label column, or a bad value (naming it).
     """
-    from astrounsup._provenance import provenance
-    from astrounsup.catalog import result_catalog
-    from astrounsup.latent import (
-        REDUCE_COMPONENTS,
-        LatentClusterer,
-        Reducer,
-        choose_k,
-        label_clusters,
-        labels_from_catalog,
-    )
-    from astrounsup.plotting import latent_map_figure
 
     cfg = merge_config(CLUSTER_DEFAULTS, config, owner="cluster")
     check_number("cluster", "threshold", cfg["threshold"], 0.0, 1.0)  # even if unused here

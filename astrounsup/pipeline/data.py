@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from astrounsup.io import FITS_SUFFIXES, ingest, source_kind, store_info
+
 __all__ = ["open_or_ingest"]
 
 
@@ -40,7 +42,6 @@ def open_or_ingest(source, *, store=None, catalog=None, progress=True, **ingest_
         A file that is neither a store, FITS nor a catalog; FITS cutouts without
         ``store``; or nothing that could be ingested.
     """
-    from astrounsup.io import FITS_SUFFIXES, ingest, source_kind, store_info
 
     kind = source_kind(source)
     if catalog is None and kind in ("store", "shards"):

@@ -1,4 +1,6 @@
-"""Embedding a survey shard by shard, split across the processes of ``torchrun``."""
+"""The embedding step: the latent vectors of a survey's cutouts, in one process
+(:func:`embed_latents`) or shard by shard across the processes of ``torchrun``
+(:func:`embed_survey`)."""
 
 from __future__ import annotations
 
@@ -6,9 +8,87 @@ import os
 import shutil
 from pathlib import Path
 
+from astrounsup._checksums import array_checksum
 from astrounsup._ranks import in_process_group, rank_and_world
+from astrounsup.io import is_sharded, open_store, shard_paths, source_kind
+from astrounsup.io.hdf5 import read_checked
+from astrounsup.latent import LatentsWriter, merge_latents, write_latents, write_latents_set
+from astrounsup.training import TrainedModel, iter_embeddings
 
-__all__ = ["embed_survey", "part_name"]
+__all__ = ["check_latents_model", "embed_latents", "embed_survey", "part_name"]
+
+
+def embed_latents(model, data, *, out=None, batch_size=256, device=None, progress=True):
+    """Latent vectors of every cutout of ``data``.
+
+    Parameters
+    ----------
+    model : astrounsup.training.TrainedModel or path
+        A trained model, or its checkpoint.
+    data : path, numpy.ndarray or astrounsup.io.CutoutDataset
+        In the model's bands.
+    out : str or pathlib.Path, optional
+        Also write them as a latents file (:func:`astrounsup.latent.write_latents`),
+        recording the checkpoint, recipe and cutouts.
+    batch_size : int, optional
+    device : str, optional
+    progress : bool, optional
+
+    Returns
+    -------
+    latents : numpy.ndarray of shape (n, latent_dim)
+    table : astropy.table.QTable
+        The cutouts' catalog, one row per latent vector, with a ``noise_floored`` column
+        ``(n, bands)``: True where the cutout's border had no measurable noise and the
+        band's reference noise normalised it (:meth:`astrounsup.io.CutoutDataset.noise_flags`).
+    """
+    import os
+
+    trained = model if isinstance(model, TrainedModel) else TrainedModel.load(model)
+    dataset = trained.dataset(data)
+    latents = trained.embed(dataset, batch_size=batch_size, device=device, progress=progress)
+    table = dataset.table.copy()
+    table["noise_floored"] = dataset.noise_flags()
+    if out is not None:
+        meta = {
+            "checkpoint": trained.checkpoint,
+            "recipe": trained.recipe,
+            "store": data if isinstance(data, (str, os.PathLike)) else None,
+            "model_class": type(trained.model).__name__,
+            "model_fingerprint": trained.fingerprint(),
+        }
+        write_latents(out, latents, table, meta=meta, step="astrounsup embed")
+    return latents, table
+
+
+def check_latents_model(trained, attrs, *, latents="the latents", checkpoint="the checkpoint"):
+    """Refuse a model other than the one that embedded a latents file (new vectors from
+    another model do not live in that space).
+
+    Parameters
+    ----------
+    trained : astrounsup.training.TrainedModel
+    attrs : dict
+        The latents file's attributes (:func:`astrounsup.latent.read_latents`); a file
+        without a ``model_fingerprint`` is checked by its model class only.
+    latents, checkpoint : str, optional
+        Their names, for the message.
+
+    Raises
+    ------
+    ValueError
+        Naming both files.
+    """
+    saved = attrs.get("model_fingerprint")
+    other = (saved is not None and str(saved) != trained.fingerprint()) or attrs.get(
+        "model_class", type(trained.model).__name__
+    ) != type(trained.model).__name__
+    if other:
+        msg = (
+            f"{checkpoint} is not the model that embedded {latents} (its weights differ); "
+            "give that model's checkpoint, or embed the store with this one"
+        )
+        raise ValueError(msg)
 
 
 def part_name(k):
@@ -26,9 +106,6 @@ def _barrier():
 def _shard_identity(path):
     """What names a shard's contents: its row count and the checksum of its cutouts'
     checksums (its size and modification time for a store without checksums)."""
-    from astrounsup._checksums import array_checksum
-    from astrounsup.io import open_store
-    from astrounsup.io.hdf5 import read_checked
 
     with open_store(path) as f:
         n = int(f["images"].shape[0])
@@ -57,8 +134,6 @@ def _part_is_done(part, identity, fingerprint):
 
 def _embed_part(trained, shard, part, meta, *, batch_size, device, progress):
     """Embed the store ``shard`` into the latents file ``part``, a batch at a time."""
-    from astrounsup.latent import LatentsWriter
-    from astrounsup.training import iter_embeddings
 
     dataset = trained.dataset(shard)
     with LatentsWriter(part, len(dataset), meta=meta, step="astrounsup embed") as w:
@@ -112,10 +187,6 @@ def embed_survey(model, data, out, *, batch_size=256, device=None, progress=True
         a store, or cutouts in other bands than the model's.
     """
     import torch
-
-    from astrounsup.io import is_sharded, shard_paths, source_kind
-    from astrounsup.latent import merge_latents, write_latents_set
-    from astrounsup.training import TrainedModel
 
     if is_sharded(data):
         shards = shard_paths(data)[0]

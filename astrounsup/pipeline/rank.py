@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from astrounsup._provenance import provenance
+from astrounsup.catalog import grade_labels, id_positions, result_catalog
+from astrounsup.latent import fold_grades, label_clusters
 from astrounsup.pipeline._results import StepResult, bad_pixel_flags_of
 
 __all__ = ["rerank_candidates"]
@@ -23,7 +26,6 @@ def _by_id(clusters, ids, where):
             f"{len(ids)}): they are not of the same run"
         )
         raise ValueError(msg)
-    from astrounsup.catalog import id_positions
 
     return clusters[id_positions(clusters["object_id"], ids, what="latents' objects",
                                  where=where)]  # fmt: skip
@@ -76,9 +78,6 @@ def rerank_candidates(latents, table, clusters, grades, *, inputs=None):
         A catalog without named clusters, of other objects than the latents, or grades of
         objects not in them (naming the first few).
     """
-    from astrounsup._provenance import provenance
-    from astrounsup.catalog import grade_labels, result_catalog
-    from astrounsup.latent import fold_grades, label_clusters
 
     inputs = dict(inputs or {})
     where = str(inputs.get("clusters", "the clusters catalog"))

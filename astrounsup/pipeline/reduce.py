@@ -8,7 +8,12 @@ import json
 import numpy as np
 
 from astrounsup._config import merge_config
+from astrounsup._provenance import provenance
+from astrounsup.catalog import result_catalog
+from astrounsup.latent import Reducer
 from astrounsup.pipeline._results import StepResult
+from astrounsup.plotting import latent_map_figure, main_sequence_figure
+from astrounsup.stars import MEMBERSHIPS, main_sequence_catalog
 
 __all__ = [
     "MAIN_SEQUENCE_DEFAULTS",
@@ -71,10 +76,6 @@ def reduce_features(features, table, config=None, *, inputs=None, title="reduced
         Table ``reduced`` with ``<method>_1``, ``<method>_2``, ...; figure ``reduced``
         (with two or more components); summary ``explained_variance_ratio`` (PCA).
     """
-    from astrounsup._provenance import provenance
-    from astrounsup.catalog import result_catalog
-    from astrounsup.latent import Reducer
-    from astrounsup.plotting import latent_map_figure
 
     cfg = merge_config(REDUCE_DEFAULTS, config, owner="reduce")
     method = cfg["method"]
@@ -119,9 +120,6 @@ def find_main_sequence(stars, config=None, *, inputs=None):
     StepResult
         Table and figure ``main_sequence``; summary ``counts`` per membership.
     """
-    from astrounsup._provenance import provenance
-    from astrounsup.plotting import main_sequence_figure
-    from astrounsup.stars import MEMBERSHIPS, main_sequence_catalog
 
     cfg = merge_config(MAIN_SEQUENCE_DEFAULTS, config, owner="main sequence")
     if cfg["method"] == "tsne":

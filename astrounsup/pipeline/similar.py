@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from astrounsup._config import merge_config
+from astrounsup._provenance import provenance
+from astrounsup.latent import SimilaritySearch
 from astrounsup.pipeline._results import StepResult
 
 __all__ = ["SIMILAR_DEFAULTS", "find_similar"]
@@ -47,8 +49,6 @@ def find_similar(latents, table, config=None, *, ids=None, vectors=None, names=N
         Neither or both of ``ids`` and ``vectors``, no id column, or an unknown id
         (naming the latents).
     """
-    from astrounsup._provenance import provenance
-    from astrounsup.latent import SimilaritySearch
 
     cfg = merge_config(SIMILAR_DEFAULTS, config, owner="similar")
     inputs = dict(inputs or {})

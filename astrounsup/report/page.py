@@ -10,7 +10,14 @@ from pathlib import Path
 
 import numpy as np
 
+from astrounsup._atomic import atomic_directory
+from astrounsup._config import merge_config
+from astrounsup.catalog import id_positions
 from astrounsup.catalog.grades import GRADE_COLUMNS, GRADE_KINDS
+from astrounsup.io import as_dataset
+from astrounsup.latent import summarize_latents
+from astrounsup.plotting import distinct_colours
+from astrounsup.report.thumbnails import THUMBNAIL_Q, THUMBNAIL_STRETCH, composite_thumbnails
 
 __all__ = ["REPORT_DEFAULTS", "legacy_viewer_url", "write_report"]
 
@@ -73,7 +80,6 @@ def _joined(table, ids, columns):
     """``columns`` of ``table`` in the order of ``ids`` (by ``object_id``)."""
     if table is None:
         return {}
-    from astrounsup.catalog import id_positions
 
     rows = id_positions(table["object_id"], ids, where="a catalog")
     return {c: np.asarray(table[c])[rows] for c in columns if c in table.colnames}
@@ -83,8 +89,6 @@ def _palette(n):
     """``n`` distinct colours (hex): those of the paper figures
     (:func:`astrounsup.plotting.distinct_colours`) up to 60, else spread over Turbo."""
     from bokeh.palettes import Turbo256
-
-    from astrounsup.plotting import distinct_colours
 
     if n <= 60:
         return distinct_colours(n)
@@ -232,12 +236,6 @@ def write_report(out, store, latents, clusters, anomalies=None, *, summary=None,
         Latents of another length than the store, or catalogs of other objects.
     """
     from PIL import Image
-
-    from astrounsup._atomic import atomic_directory
-    from astrounsup._config import merge_config
-    from astrounsup.io import as_dataset
-    from astrounsup.latent import summarize_latents
-    from astrounsup.report.thumbnails import THUMBNAIL_Q, THUMBNAIL_STRETCH, composite_thumbnails
 
     cfg = merge_config(REPORT_DEFAULTS, config, owner="report")
     data = as_dataset(store)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from astrounsup.noise import estimate_sky
+
 __all__ = ["THUMBNAIL_Q", "THUMBNAIL_STRETCH", "composite_thumbnails", "scale_bar_arcsec"]
 
 #: Linear range of the asinh stretch of :func:`composite_thumbnails`, in sky-noise units.
@@ -24,7 +26,6 @@ def scale_bar_arcsec(width_arcsec):
 def _noise_units(images):
     """Sky-subtracted cutouts in units of each cutout's border noise, per band; bands whose
     border has no spread take the band's median noise, then a robust spread of the pixels."""
-    from astrounsup.noise import estimate_sky
 
     x = np.asarray(images, dtype=np.float32)
     sky, noise = estimate_sky(x)

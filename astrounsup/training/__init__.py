@@ -8,6 +8,7 @@ __getattr__, __dir__, __all__ = attach(
     {
         "checkpoint": ["load_checkpoint", "save_checkpoint"],
         "distributed": ["init_from_environment", "is_main_process", "shutdown"],
+        "fit": ["NORMALIZER_FIT_CUTOUTS", "fit_normalizer", "train"],
         "fitted": ["TrainedModel", "embed_dataset", "iter_embeddings"],
         "objectives": [
             "contrastive_objective",
@@ -20,15 +21,12 @@ __getattr__, __dir__, __all__ = attach(
             "DEFAULT_MAX_STEPS",
             "LOSS_LABELS",
             "MODELS",
-            "NORMALIZER_FIT_CUTOUTS",
             "build_model",
             "contrastive_view_settings",
             "default_config",
             "describe_config",
-            "fit_normalizer",
             "load_config",
             "resolve_config",
-            "train",
         ],
         "trainer": [
             "Trainer",

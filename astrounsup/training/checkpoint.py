@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from astrounsup import __version__
 from astrounsup._atomic import atomic_path
 
 __all__ = ["load_checkpoint", "save_checkpoint"]
@@ -57,7 +58,6 @@ def load_checkpoint(path, *, map_location="cpu"):
 def _load_weights(model, state, path):
     """``model.load_state_dict(state["model"])``; weights that do not fit ``model`` (another
     architecture, e.g. from another version) raise a ValueError naming ``path``."""
-    from astrounsup import __version__
 
     try:
         model.load_state_dict(state["model"])

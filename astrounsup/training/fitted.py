@@ -7,6 +7,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from astrounsup import models
+from astrounsup._devices import model_device
+from astrounsup._progress import progress_bar
+from astrounsup._provenance import provenance
+from astrounsup.io import AsinhNormalizer, CutoutDataset, as_dataset
+from astrounsup.training.checkpoint import _load_weights, load_checkpoint, save_checkpoint
+from astrounsup.training.trainer import TrainingHistory
+from astrounsup.transforms.functional import center_crop
+
 __all__ = ["TrainedModel", "embed_dataset", "iter_embeddings"]
 
 
@@ -46,9 +55,6 @@ def iter_embeddings(model, dataset, *, batch_size=256, device=None, input_size=N
                     progress=True):  # fmt: skip
     """:func:`embed_dataset` batch by batch: yields ``(batch, latent_dim)`` float32 arrays
     in order, so a survey is embedded in the memory of one batch."""
-    from astrounsup._devices import model_device
-    from astrounsup._progress import progress_bar
-    from astrounsup.transforms.functional import center_crop
 
     device = model_device(model, device)
     model = model.to(device).eval()
@@ -148,7 +154,6 @@ class TrainedModel:
         ValueError
             When the cutouts' bands differ from the training bands (naming both).
         """
-        from astrounsup.io import CutoutDataset, as_dataset
 
         if isinstance(data, (np.ndarray, torch.Tensor)):
             shape = tuple(data.shape)
@@ -244,8 +249,6 @@ class TrainedModel:
         -------
         pathlib.Path
         """
-        from astrounsup._provenance import provenance
-        from astrounsup.training.checkpoint import save_checkpoint
 
         state = {
             "format": "astrounsup.checkpoint",
@@ -273,10 +276,6 @@ class TrainedModel:
             fit the model its config describes (e.g. written by a version with another
             decoder); the message names the file.
         """
-        from astrounsup import models
-        from astrounsup.io import AsinhNormalizer
-        from astrounsup.training.checkpoint import _load_weights, load_checkpoint
-        from astrounsup.training.trainer import TrainingHistory
 
         state = load_checkpoint(checkpoint)
         kinds = (models.ConvAutoencoder, models.VAE, models.SimCLR, models.RotationPretext,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from astrounsup.models import VAE, draw_holes
+
 __all__ = [
     "contrastive_objective",
     "denoising_objective",
@@ -17,7 +19,6 @@ def _unwrap(model):
 
 def reconstruction_objective(model, images, masks, generator):
     """``model.loss(images, masks)``: autoencoders (sparse, contractive) and VAEs."""
-    from astrounsup.models import VAE
 
     model = _unwrap(model)
     if isinstance(model, VAE):  # its loss draws from the posterior
@@ -28,7 +29,6 @@ def reconstruction_objective(model, images, masks, generator):
 def inpainting_objective(model, images, masks, generator):
     """Hide random patches (the model's ``holes`` and ``hole_size``) and predict them:
     :class:`astrounsup.models.ContextEncoder`."""
-    from astrounsup.models import draw_holes
 
     net = _unwrap(model)
     holes = draw_holes(images.shape, count=net.holes, size=net.hole_size, generator=generator,

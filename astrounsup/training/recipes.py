@@ -24,23 +24,25 @@ import math
 import os
 import re
 import tomllib
-from pathlib import Path
 
 import numpy as np
+
+from astrounsup import models, training, transforms
+from astrounsup._docparams import parameter_docs
+
+# The command line's help reads MODELS and DEFAULT_MAX_STEPS from here: what loads PyTorch
+# (instrument, io, trainer, transforms) is imported by the functions that use it.
 
 __all__ = [
     "DEFAULT_MAX_STEPS",
     "LOSS_LABELS",
     "MODELS",
-    "NORMALIZER_FIT_CUTOUTS",
     "build_model",
     "contrastive_view_settings",
     "default_config",
     "describe_config",
-    "fit_normalizer",
     "load_config",
     "resolve_config",
-    "train",
 ]
 
 #: Model names of ``astrounsup train --model`` and the settings each recipe changes from its
@@ -68,10 +70,6 @@ LOSS_LABELS = {
     "inpaint": "mean squared error in the holes [normalised flux$^2$ per pixel]",
 }
 
-#: The most memory :func:`train` holds the normalised cutouts in (larger surveys are read
-#: from their source at every step).
-TRAINING_MEMORY_BYTES = 2 * 2**30
-
 #: Training steps when the config does not say.
 DEFAULT_MAX_STEPS = 1000
 
@@ -82,7 +80,6 @@ _TRAINER_ARGS_SET = ("model", "objective", "out_dir", "device", "progress", "ext
 
 
 def _model_class(name):
-    from astrounsup import models
 
     _check_recipe(name)
     classes = {
@@ -155,7 +152,6 @@ _SAME_AS = re.compile(r"^As :class:`~?(astrounsup\.[\w.]+)`\.?$")
 def _meaning(owner, key):
     """The description of parameter ``key`` in ``owner``'s docstring, following "As
     :class:`...`" to the class named."""
-    from astrounsup._docparams import parameter_docs
 
     _kind, text = parameter_docs(owner).get(key, ("", ""))
     same = _SAME_AS.match(text)
@@ -284,6 +280,7 @@ def resolve_config(config=None, *, model="cae"):
                 msg = f"config[{section!r}]: unknown key {key!r}{owner}; allowed: {allowed}"
                 raise ValueError(msg)
             out[section][key] = copy.deepcopy(value)
+
     from astrounsup.training.trainer import check_training_settings
 
     try:
@@ -292,75 +289,6 @@ def resolve_config(config=None, *, model="cae"):
         msg = f"config['training']: {err}"
         raise ValueError(msg) from None
     return out
-
-
-#: Training settings a resumed run may change: how long it runs and how often it saves.
-_RESUMABLE_CHANGES = ("max_steps", "checkpoint_every", "checkpoint_minutes", "patience")
-
-
-def _check_resumable(path, extra):
-    """Refuse to resume from ``path`` without a checkpoint there, or with other cutouts
-    (the normalisation fitted on them differs), bands or settings than the run it
-    continues."""
-    from astrounsup.training.checkpoint import load_checkpoint
-
-    if not path.exists():
-        msg = f"{path}: no checkpoint to resume from; run without resume to start a new run"
-        raise FileNotFoundError(msg)
-    state = load_checkpoint(path)
-    if "optimizer" not in state:  # Trainer.resume says why it cannot go on from this one
-        return
-    saved = state.get("extra", {})
-    # Other pixels show as another normalisation (fitted on the cutouts); a store's path
-    # alone says little (the same file named from another folder, or rewritten).
-    for key in ("recipe", "bands", "input_size", "pixel_scale", "normalization"):
-        a, b = _plain(saved.get(key)), _plain(extra.get(key))
-        if not _same(a, b):
-            if key == "normalization":
-                what = "cutouts"
-                a, b = (np.round((d or {}).get("scale") or [], 4).tolist() for d in (a, b))
-                key = "normalisation scale"
-            else:
-                what = key
-            msg = (
-                f"{path}: was trained on other {what} ({key} {a!r}, now {b!r}); resume with "
-                "the same data and config, or start a new run"
-            )
-            raise ValueError(msg)
-    old, new = saved.get("config") or {}, extra.get("config") or {}
-    for section in sorted(set(old) | set(new)):
-        a, b = old.get(section) or {}, new.get(section) or {}
-        for key in sorted(set(a) | set(b)):
-            if section == "training" and key in _RESUMABLE_CHANGES:
-                continue
-            if not _same(_plain(a.get(key)), _plain(b.get(key))):
-                msg = (
-                    f"{path}: was trained with [{section}] {key} = {_plain(a.get(key))!r}, "
-                    f"now {_plain(b.get(key))!r}; resume with the same config, or start a new run"
-                )
-                raise ValueError(msg)
-
-
-def _same(a, b):
-    """Equal, NaN equal to NaN."""
-    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
-        return True
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    return a == b
-
-
-def _plain(value):
-    """``value`` with tuples as lists and numpy scalars as Python numbers, for comparing."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
-        return value.item()
-    return value
 
 
 def contrastive_view_settings(*, bands, size, pixel_scale, asinh_scale):
@@ -390,7 +318,8 @@ def contrastive_view_settings(*, bands, size, pixel_scale, asinh_scale):
     ValueError
         A pixel scale that is not finite (NaN: unknown).
     """
-    from astrounsup.instrument import BANDS
+    from astrounsup.instrument import BANDS, kernel_half_width
+    from astrounsup.transforms import contrastive_view_size
 
     if not np.isfinite(pixel_scale):
         msg = (
@@ -398,8 +327,6 @@ def contrastive_view_settings(*, bands, size, pixel_scale, asinh_scale):
             "cutouts' arcsec per pixel (pixel_scale=, --pixel-scale); got NaN"
         )
         raise ValueError(msg)
-    from astrounsup.instrument import kernel_half_width
-    from astrounsup.transforms import contrastive_view_size
 
     known = all(b in BANDS for b in bands)
     fwhm_in, view = 1.0, contrastive_view_size(size)
@@ -477,8 +404,6 @@ def build_model(
     """
     import torch
 
-    from astrounsup import training, transforms
-
     cls = _model_class(name)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         msg = f"seed must be an integer; got {seed!r}"
@@ -525,203 +450,3 @@ def build_model(
     else:
         objective = training.reconstruction_objective
     return model, objective, input_size
-
-
-#: Cutouts (evenly spread over the data) that :func:`fit_normalizer` fits on at most.
-NORMALIZER_FIT_CUTOUTS = 512
-
-
-def fit_normalizer(data, *, settings=None, bands=None, pixel_scale=None, table=None):
-    """The :class:`astrounsup.io.AsinhNormalizer` that :func:`train` fits: on up to
-    :data:`NORMALIZER_FIT_CUTOUTS` cutouts spread evenly over ``data``.
-
-    Parameters
-    ----------
-    data : path, numpy.ndarray or astrounsup.io.CutoutDataset
-        As :func:`train` takes (a dataset's own normaliser is not used).
-    settings : dict, optional
-        The normaliser's settings (a config's ``normalization`` section).
-    bands, pixel_scale, table : optional
-        As :func:`astrounsup.io.as_dataset` takes.
-
-    Returns
-    -------
-    astrounsup.io.AsinhNormalizer
-        Fitted.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> images = np.random.default_rng(0).normal(size=(10, 2, 32, 32)).astype("f4")
-    >>> fit_normalizer(images, bands=("g", "r")).scale_.shape
-    (2,)
-    """
-    from astrounsup.io import AsinhNormalizer, as_dataset
-
-    raw = as_dataset(data, bands=bands, pixel_scale=pixel_scale, table=table)
-    raw = raw.with_normalizer(None)
-    n = len(raw)
-    if n == 0:
-        msg = "data holds no cutouts"
-        raise ValueError(msg)
-    rows = np.linspace(0, n - 1, min(NORMALIZER_FIT_CUTOUTS, n)).astype(int).tolist()
-    return AsinhNormalizer(**(settings or {})).fit(raw[rows][0])
-
-
-def train(
-    data,
-    *,
-    model="cae",
-    config=None,
-    bands=None,
-    pixel_scale=None,
-    table=None,
-    out_dir=None,
-    resume=False,
-    device=None,
-    progress=True,
-    normalizer=None,
-    objective=None,
-):
-    """Train recipe ``model`` on cutouts and return the trained model.
-
-    The cutouts are normalised with an :class:`astrounsup.io.AsinhNormalizer` fitted on up
-    to 512 of them (evenly spread; :func:`fit_normalizer`); the returned
-    :class:`astrounsup.training.TrainedModel` keeps it with the bands, pixel scale and
-    recipe, so it embeds any other cutouts the same way.
-
-    Parameters
-    ----------
-    data : path, numpy.ndarray or astrounsup.io.CutoutDataset
-        An HDF5 store, FITS cutouts or a catalog of them, a dataset (its own normaliser is
-        not used), or an array ``(n, bands, ny, nx)`` of fluxes.
-    model : str, optional
-        One of :data:`MODELS`.
-    config : dict or path, optional
-        A partial config (see :func:`resolve_config`), merged over the recipe's defaults.
-    bands, pixel_scale, table : optional
-        What an array's planes are, its arcsec per pixel, and a metadata row per cutout
-        (see :func:`astrounsup.io.as_dataset`); SimCLR needs a pixel scale, which
-        ``pixel_scale`` also gives a store or FITS cutouts that lack one.
-    out_dir : str or pathlib.Path, optional
-        Where training writes its checkpoints (``last.pt``, resumable) and
-        ``history.json``; nothing is written without it.
-    resume : bool, optional
-        Continue from ``out_dir/last.pt``: refused when there is none, or when it was
-        trained on other cutouts, bands or settings (only ``max_steps``,
-        ``checkpoint_every``, ``checkpoint_minutes`` and ``patience`` may change).
-    device : str, optional
-        ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``; default CUDA, then MPS, then CPU.
-    progress : bool, optional
-        Show a progress bar.
-    normalizer : astrounsup.io.AsinhNormalizer, optional
-        A fitted normaliser used instead of fitting one (e.g. another survey's, or the one
-        an ``objective`` was built for); its bands must be those of the data.
-    objective : callable, optional
-        ``objective(model, images, masks, generator) -> loss`` replacing the recipe's
-        training objective (e.g. SimCLR with other views,
-        :func:`astrounsup.training.contrastive_objective`); the model is still the
-        recipe's.
-
-    Returns
-    -------
-    TrainedModel
-
-    Raises
-    ------
-    ValueError
-        A bad config key or value, bands or shapes the recipe cannot take, or a bad
-        device, before any training.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> images = np.random.default_rng(0).normal(size=(40, 2, 32, 32)).astype("f4")
-    >>> fitted = train(images, model="cae", bands=("g", "r"), progress=False,
-    ...                config={"model": {"latent_dim": 4, "widths": [4, 8]},
-    ...                        "training": {"max_steps": 2, "batch_size": 8}})
-    >>> fitted.embed(images, progress=False).shape
-    (40, 4)
-    """
-    import contextlib
-
-    from astrounsup._atomic import atomic_path
-    from astrounsup._locks import output_lock
-    from astrounsup.io import AsinhNormalizer, as_dataset
-    from astrounsup.training.fitted import TrainedModel
-    from astrounsup.training.trainer import Trainer
-
-    cfg = resolve_config(config, model=model)
-    if objective is not None and not callable(objective):
-        msg = f"objective must be callable (model, images, masks, generator); got {objective!r}"
-        raise ValueError(msg)
-    raw = as_dataset(data, bands=bands, pixel_scale=pixel_scale, table=table)
-    raw = raw.with_normalizer(None)
-    n, _, _, size = raw.shape
-    if n == 0:
-        msg = "data holds no cutouts"
-        raise ValueError(msg)
-    if normalizer is None:
-        norm = fit_normalizer(raw, settings=cfg["normalization"])
-    elif not isinstance(normalizer, AsinhNormalizer) or not hasattr(normalizer, "scale_"):
-        msg = f"normalizer must be a fitted AsinhNormalizer; got {normalizer!r}"
-        raise ValueError(msg)
-    elif len(normalizer.scale_) != raw.shape[1]:
-        msg = (
-            f"normalizer was fitted on {len(normalizer.scale_)} bands; the data has "
-            f"{raw.shape[1]} ({', '.join(raw.bands)})"
-        )
-        raise ValueError(msg)
-    else:
-        norm = normalizer
-    dataset = raw.with_normalizer(norm)
-    net, recipe_objective, input_size = build_model(
-        model,
-        bands=dataset.bands,
-        size=size,
-        pixel_scale=dataset.pixel_scale,
-        model_config=cfg["model"],
-        seed=cfg["training"]["seed"],
-        asinh_scale=norm.scale_,
-        asinh_softening=norm.softening,
-    )
-    out = None if out_dir is None else Path(out_dir)
-    trained = TrainedModel(
-        net,
-        recipe=model,
-        bands=dataset.bands,
-        pixel_scale=dataset.pixel_scale,
-        input_size=input_size,
-        normalizer=norm,
-        config=cfg,
-        source=str(data) if isinstance(data, (str, os.PathLike)) else None,
-        checkpoint=None if out is None else out / "last.pt",
-    )
-    try:
-        trainer = Trainer(
-            net,
-            objective=recipe_objective if objective is None else objective,
-            out_dir=out_dir,
-            device=device,
-            progress=progress,
-            extra_state=trained.extra_state(),
-            **cfg["training"],
-        )
-    except TypeError as err:
-        msg = f"bad [training] setting ({err})"
-        raise ValueError(msg) from err
-    # One training writes a run folder at a time (process 0 writes for all of them).
-    lock = output_lock(out) if out is not None and trainer.rank == 0 else contextlib.nullcontext()
-    with lock:
-        if resume and out is not None:
-            _check_resumable(out / "last.pt", trained.extra_state())
-            trainer.resume(out / "last.pt")
-        # Many epochs over the same cutouts: read and normalise each once (when they fit).
-        trainer.fit(dataset.in_memory(max_bytes=TRAINING_MEMORY_BYTES))
-        if out is not None and trainer.rank == 0:
-            import json
-
-            with atomic_path(out / "history.json") as tmp:
-                tmp.write_text(json.dumps(trainer.history.as_dict()))
-    trained.model, trained.history = trainer.model.eval(), trainer.history
-    return trained

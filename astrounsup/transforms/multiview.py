@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from astrounsup.transforms.base import Compose
-from astrounsup.transforms.geometric import RandomRotation
+from astrounsup.transforms.geometric import RandomRotation, max_rotation_size
 from astrounsup.transforms.photometric import (
     Brightness,
     MaskPatches,
@@ -51,7 +51,6 @@ def contrastive_view_size(size, jitter=4):
     """Side of the default contrastive views of ``size``-px cutouts: the largest crop any
     rotation fills, less the jitter, and of the cutout's parity so a centred crop of the
     cutout (what the trained encoder is applied to) matches it."""
-    from astrounsup.transforms.geometric import max_rotation_size
 
     side = max_rotation_size(size) - 2 * jitter
     return side - ((size - side) % 2)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import torch
 
+from astrounsup.instrument import BANDS
+from astrounsup.noise import estimate_sky
 from astrounsup.transforms import functional as tf
 from astrounsup.transforms.base import Transform, _check_range, _uniform
 
@@ -126,7 +128,6 @@ class SkyNoise(Transform):
     def _sigma_in(self, images, meta):
         if (meta is not None and self.noise_column in meta) or self.sigma_in is not None:
             return _column_or_constant(meta, self.noise_column, self.sigma_in, images, "SkyNoise")
-        from astrounsup.noise import estimate_sky
 
         x = images.detach().float()
         # Medians run where the images are (CUDA has them); MPS lacks nanmedian.
@@ -186,7 +187,6 @@ class Redden(Transform):
             if bands is None:
                 msg = "Redden needs bands (names) or coefficients (A_band / E(B-V) per band)"
                 raise ValueError(msg)
-            from astrounsup.instrument import BANDS
 
             unknown = [b for b in bands if b not in BANDS]
             if unknown:

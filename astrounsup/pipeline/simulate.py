@@ -5,6 +5,12 @@ from __future__ import annotations
 import inspect
 from pathlib import Path
 
+from astrounsup._config import merge_config
+from astrounsup.catalog import write_catalog
+from astrounsup.io import write_survey_directory
+from astrounsup.plotting import color_magnitude_figure, kind_montage, save_figure
+from astrounsup.simulate import simulate_lens_survey, simulate_stars
+
 __all__ = ["make_stars", "make_survey", "star_defaults", "survey_defaults"]
 
 
@@ -20,7 +26,6 @@ def survey_defaults():
     """Settings of :func:`make_survey`: those of
     :func:`astrounsup.simulate.simulate_lens_survey`, ``n`` and whether to write FITS files
     and a montage."""
-    from astrounsup.simulate import simulate_lens_survey
 
     return {"n": 2000, **_defaults(simulate_lens_survey, ("progress",)), "fits": True,
             "montage": True}  # fmt: skip
@@ -29,7 +34,6 @@ def survey_defaults():
 def star_defaults():
     """Settings of :func:`make_stars`: ``n`` and those of
     :func:`astrounsup.simulate.simulate_stars`."""
-    from astrounsup.simulate import simulate_stars
 
     return {"n": 20000, **_defaults(simulate_stars, ())}
 
@@ -56,10 +60,6 @@ def make_survey(config, out, *, progress=True):
     paths : dict of str to pathlib.Path
         ``"store"``, ``"fits"``, ``"truth"`` and ``"montage"`` (those written).
     """
-    from astrounsup._config import merge_config
-    from astrounsup.io import write_survey_directory
-    from astrounsup.plotting import kind_montage, save_figure
-    from astrounsup.simulate import simulate_lens_survey
 
     cfg = merge_config(survey_defaults(), config, owner="survey")
     n, fits, montage = cfg.pop("n"), cfg.pop("fits"), cfg.pop("montage")
@@ -97,10 +97,6 @@ def make_stars(config, out):
     paths : dict of str to pathlib.Path
         ``"table"`` and ``"figure"``.
     """
-    from astrounsup._config import merge_config
-    from astrounsup.catalog import write_catalog
-    from astrounsup.plotting import color_magnitude_figure, save_figure
-    from astrounsup.simulate import simulate_stars
 
     cfg = merge_config(star_defaults(), config, owner="stars")
     table = simulate_stars(cfg.pop("n"), **cfg)

@@ -7,7 +7,21 @@ import copy
 import time
 from pathlib import Path
 
+from astrounsup import __version__
 from astrounsup._config import merge_config
+from astrounsup._provenance import _PACKAGES, _version
+from astrounsup.catalog import grade_labels, read_grades
+from astrounsup.io import as_dataset, read_catalog
+from astrounsup.latent import read_latents
+from astrounsup.pipeline._manifest import RunManifest, file_hash
+from astrounsup.pipeline.anomalies import ANOMALY_DEFAULTS, score_anomalies
+from astrounsup.pipeline.cluster import CLUSTER_DEFAULTS, check_labels, cluster_latents
+from astrounsup.pipeline.embed import embed_latents
+from astrounsup.pipeline.rank import rerank_candidates
+from astrounsup.pipeline.simulate import make_survey
+from astrounsup.pipeline.train import train_model
+from astrounsup.report import write_report
+from astrounsup.training import TrainedModel, short_run_warmup
 
 __all__ = ["LENS_SEARCH_ANOMALY_DEFAULTS", "run_lens_search"]
 
@@ -23,7 +37,6 @@ _SECTIONS = ("survey", "model", "cluster", "anomalies", "report")
 def _with_steps(model_config, steps):
     """``model_config`` with ``steps`` replacing its steps; a short run keeps its warm-up
     within the run (:func:`astrounsup.training.short_run_warmup`)."""
-    from astrounsup.training import short_run_warmup
 
     cfg = copy.deepcopy(model_config)
     cfg["steps"] = steps or cfg.get("steps")
@@ -95,14 +108,6 @@ def run_lens_search(store, out, config=None, *, steps=None, device=None, progres
         An unknown config section, labels that do not match the store's catalog, or an
         unreadable manifest (naming it).
     """
-    from astrounsup.io import as_dataset
-    from astrounsup.latent import read_latents
-    from astrounsup.pipeline._manifest import RunManifest, file_hash
-    from astrounsup.pipeline.anomalies import ANOMALY_DEFAULTS, score_anomalies
-    from astrounsup.pipeline.cluster import CLUSTER_DEFAULTS, check_labels, cluster_latents
-    from astrounsup.pipeline.survey import make_survey
-    from astrounsup.pipeline.train import embed_latents, train_model
-    from astrounsup.training import TrainedModel
 
     say = log or (lambda _line: None)
     config = dict(config or {})
@@ -128,8 +133,6 @@ def run_lens_search(store, out, config=None, *, steps=None, device=None, progres
     store_table = as_dataset(store).table
     labels = check_labels(store_table, cluster_cfg, where=str(store))
     if vetted is not None:
-        from astrounsup.catalog import grade_labels, read_grades
-
         if labels == (None, None):
             msg = (
                 f"vetted grades {vetted}: re-ranking needs labels to fold them into (a labels "
@@ -224,10 +227,6 @@ def run_lens_search(store, out, config=None, *, steps=None, device=None, progres
     if vetted is not None:
 
         def rank():
-            from astrounsup.catalog import read_grades
-            from astrounsup.io import read_catalog
-            from astrounsup.pipeline.rank import rerank_candidates
-
             result = rerank_candidates(
                 latents, table, read_catalog(clusters_path), read_grades(vetted),
                 inputs={"latents": latents_path, "clusters": clusters_path, "grades": vetted},
@@ -285,8 +284,6 @@ def run_lens_search(store, out, config=None, *, steps=None, device=None, progres
     def report():
         from astropy.table import QTable
 
-        from astrounsup.report import write_report
-
         links = {f"latents ({latents_path.name})": latents_path}
         for group in ("cluster", "rank", "anomalies"):
             links |= {f"{group}: {Path(p).name}": p for p in done.get(group, {}).values()}
@@ -316,9 +313,6 @@ def run_lens_search(store, out, config=None, *, steps=None, device=None, progres
 def _facts(store, table, main, recon, device, done):
     """The run summary at the top of the report."""
     import torch
-
-    from astrounsup import __version__
-    from astrounsup._provenance import _PACKAGES, _version
 
     h = main.history
     facts = {"data": str(store), "objects": len(table), "bands": ", ".join(main.bands),
