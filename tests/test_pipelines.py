@@ -43,7 +43,9 @@ class TestPipeline:
         assert images.shape == (12, 3, 64, 64)
         assert table.meta["seed"] == "20261124"
 
-    def test_lens_search_pipeline(self, tmp_path):
+    def test_lens_search_pipeline(self, tmp_path, lens_search):
+        """The README main job's config at a tiny size, through the script's ``main`` in this
+        process (PyTorch and UMAP's compiled code shared with the other tests)."""
         survey_cfg = tmp_path / "survey.toml"
         survey_cfg.write_text(
             "[survey]\nn = 40\nseed = 3\nbands = ['g', 'r', 'i']\nsize = 64\n"
@@ -60,21 +62,9 @@ class TestPipeline:
         # Booleans and every other TOML value reach the trainer as they are.
         text = text.replace("warmup_steps = 40", "warmup_steps = 40\ncompile = false")
         (tmp_path / "search.toml").write_text(text)
-        result = subprocess.run(
-            [
-                sys.executable,
-                str(ROOT / "pipelines" / "lens_search.py"),
-                "--config",
-                str(tmp_path / "search.toml"),
-                "--steps",
-                "2",
-                "--out",
-                str(tmp_path / "out"),
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
+        result = lens_search("--config", tmp_path / "search.toml", "--steps", "2",
+                             "--out", tmp_path / "out")  # fmt: skip
+        assert result.returncode == 0, result.stderr
         assert "40 cutouts" in result.stdout
         clusters = QTable.read(tmp_path / "out" / "cluster" / "clusters.ecsv")
         assert len(clusters) == 40
@@ -145,7 +135,7 @@ def lens_search(capsys):
 
 class TestLensSearchOnYourData:
     """``pipelines/lens_search.py --data``: a survey of your own, with or without labels
-    (its ``main`` in this process; ``TestPipeline`` runs the script itself)."""
+    (its ``main`` in this process)."""
 
     def test_fits_cutouts_and_a_catalog_without_labels(self, small_survey, tmp_path, lens_search):
         from astrounsup.io import write_fits_cutouts

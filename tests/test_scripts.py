@@ -65,13 +65,8 @@ SCRIPTS = [
     ("eval/main_sequence.py", ["--n", "1500"], "Spearman rho"),
     ("eval/pipeline_surveys.py", ["--survey", "ours", "--n", "150", "--steps", "2",
                                   "--seeds", "0"], "call_accuracy"),
-    ("eval/rare_lenses.py", ["--survey", "ours", "--n", "700", "--known", "5", "--steps", "2",
-                             "--seeds", "0"], "precision_top100"),
     ("eval/supervised_ceiling.py", ["--survey", "ours", "--n", "150", "--steps", "2",
                                     "--workdir", "{tmp}"], "precision of the top 100"),
-    ("eval/vetting.py", ["--survey", "ours", "--n", "1500", "--known", "5", "--steps", "2",
-                         "--grade", "10", "--next", "20", "--rounds", "2",
-                         "--workdir", "{tmp}"], "precision_next_after"),
     ("eval/simclr_settings.py", ["--train", "64", "--test", "32", "--steps", "1",
                                  "--batch-size", "16", "--k", "3", "--repeats", "1"],
      "linear probe (10% labels)"),
@@ -84,6 +79,23 @@ def test_script_runs_at_a_tiny_size(script, argv, expected, tmp_path, capsys, mo
     status, out = _run(script, argv, capsys, monkeypatch)
     assert status in (0, 1)
     assert expected in out
+
+
+def test_rare_lenses_then_vetting_on_its_kept_latents(tmp_path, capsys, monkeypatch):
+    """``rare_lenses.py --workdir W`` keeps its latents; ``vetting.py --workdir W`` grades
+    and re-ranks on them without training again."""
+    common = ["--survey", "ours", "--n", "1500", "--known", "5", "--steps", "2", "--seeds", "0",
+              "--workdir", str(tmp_path)]  # fmt: skip
+    status, out = _run("eval/rare_lenses.py", common, capsys, monkeypatch)
+    assert status in (0, 1)
+    assert "precision_top100" in out
+    kept = tmp_path / "ours_run0" / "latents.h5"
+    stamp = kept.stat().st_mtime_ns
+    status, out = _run("eval/vetting.py", [*common, "--grade", "10", "--next", "20",
+                                           "--rounds", "2"], capsys, monkeypatch)  # fmt: skip
+    assert status in (0, 1)
+    assert "precision_next_after" in out
+    assert kept.stat().st_mtime_ns == stamp  # read, not trained again
 
 
 def test_supervised_ceiling_top_precision_against_counting(monkeypatch):

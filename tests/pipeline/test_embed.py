@@ -147,6 +147,7 @@ def test_torchrun_two_processes_give_the_one_process_latents(survey_parts, tmp_p
     assert list(table2["object_id"]) == list(table["object_id"])
 
 
+@pytest.mark.slow  # 4 launchers; torchrun in one node stays in the default run
 def test_two_nodes_on_localhost_train_and_embed(survey_parts, tmp_path):
     """Two torchrun launchers, one process each, meeting by c10d rendezvous on 127.0.0.1."""
     _, shards, _, _ = survey_parts
