@@ -42,6 +42,12 @@ def train_cli(store, config, run, model="cae", *extra):
     )
 
 
+def embed_cli(checkpoint, data, out):
+    """``astrounsup embed``; returns the exit status."""
+    argv = ["embed", "--checkpoint", str(checkpoint), "--data", str(data), "--out", str(out)]
+    return main(argv)
+
+
 def flat_weights(model):
     """Every parameter of ``model``, flattened into one tensor."""
     import torch

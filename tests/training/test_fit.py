@@ -11,7 +11,7 @@ from astrounsup.training import (
     TrainedModel,
 )
 
-from .conftest import flat_weights, train_cli
+from .conftest import embed_cli, flat_weights, train_cli
 
 
 @pytest.mark.parametrize("model", sorted(MODELS))
@@ -23,20 +23,7 @@ def test_train_then_embed_every_model(model, store, config, tmp_path, capsys):
     assert len(history["loss"]) == 3
     assert all(np.isfinite(history["loss"]))
     assert (run / "loss_curve.png").stat().st_size > 1000
-    assert (
-        main(
-            [
-                "embed",
-                "--checkpoint",
-                str(run / "last.pt"),
-                "--data",
-                str(store),
-                "--out",
-                str(run / "latents.h5"),
-            ]
-        )
-        == 0
-    )
+    assert embed_cli(str(run / "last.pt"), str(store), str(run / "latents.h5")) == 0
     latents, table, attrs = read_latents(run / "latents.h5")
     dim = 6
     assert latents.shape == (60, dim)

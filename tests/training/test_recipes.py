@@ -13,7 +13,7 @@ from astrounsup.training import (
     resolve_config,
 )
 
-from .conftest import flat_weights, train_cli
+from .conftest import embed_cli, flat_weights, train_cli
 
 
 class TestBadConfiguration:
@@ -54,20 +54,7 @@ class TestBadConfiguration:
             bands=["g", "r"],
             pixel_scale=0.263,
         )
-        assert (
-            main(
-                [
-                    "embed",
-                    "--checkpoint",
-                    str(run / "last.pt"),
-                    "--data",
-                    str(other),
-                    "--out",
-                    str(tmp_path / "l.h5"),
-                ]
-            )
-            == 2
-        )
+        assert embed_cli(str(run / "last.pt"), str(other), str(tmp_path / "l.h5")) == 2
         assert "differ from the training bands" in capsys.readouterr().err
 
 
