@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
-import pytest
-import torch
+import os
+
+# Under pytest-xdist each worker gets its share of the cores, for itself and for the
+# processes its tests start (torchrun, scripts), instead of every worker using all of them.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    _THREADS = str(max(1, (os.cpu_count() or 1) // _WORKERS))
+    for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        os.environ.setdefault(_name, _THREADS)
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 from astrounsup.simulate import simulate_lens_survey
 
 
 def pytest_collection_finish(session):
     """Start the docs build in the background when its tests are to run: it takes a
-    minute or two, mostly on one core, while the rest of the suite runs."""
-    if any(
+    minute or two, mostly on one core, while the rest of the suite runs. Under
+    pytest-xdist every worker collects every test, so the build starts in the docs
+    tests' own fixture instead (once, on the worker that runs them)."""
+    if _WORKERS == 1 and any(
         "site" in getattr(item, "fixturenames", ())
         and item.nodeid.startswith("tests/test_docs.py::")
         for item in session.items
