@@ -15,6 +15,9 @@ if _WORKERS > 1:
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
+if _WORKERS > 1:  # in case PyTorch was loaded before the variables above were set
+    torch.set_num_threads(int(_THREADS))
+
 from astrounsup.simulate import simulate_lens_survey
 
 
