@@ -77,7 +77,8 @@ def main_job_config(seed, *, recon_recipe=None, config=None):
     the main model, e.g. ``"inpaint"``)."""
     with open(config or CONFIG, "rb") as f:
         cfg = tomllib.load(f)
-    cfg = {k: copy.deepcopy(cfg[k]) for k in ("model", "cluster", "anomalies")}
+    cfg = {k: copy.deepcopy(cfg[k]) for k in ("model", "features", "cluster", "anomalies")
+           if k in cfg}  # fmt: skip
     if recon_recipe:
         cfg["anomalies"]["recon_recipe"] = recon_recipe
     cfg["model"].setdefault("config", {}).setdefault("training", {})["seed"] = seed

@@ -18,7 +18,7 @@ import torch  # noqa: E402
 if _WORKERS > 1:  # in case PyTorch was loaded before the variables above were set
     torch.set_num_threads(int(_THREADS))
 
-from astrounsup.simulate import simulate_lens_survey
+from astrounsup.simulate import simulate_lens_survey  # noqa: E402 (threads set first)
 
 
 def pytest_collection_finish(session):

@@ -90,7 +90,13 @@ def test_no_import_cycle():
 @pytest.mark.parametrize("module", ["astrounsup.instrument", "astrounsup.noise"])
 def test_shared_pieces_import_nothing_above_them(module):
     graph = _imports(_modules())
-    above = ("astrounsup.io", "astrounsup.transforms", "astrounsup.models", "astrounsup.simulate")
+    above = (
+        "astrounsup.io",
+        "astrounsup.transforms",
+        "astrounsup.models",
+        "astrounsup.simulate",
+        "astrounsup.features",
+    )
     assert not [d for d in graph[module] if d.startswith(above)]
 
 
@@ -127,3 +133,16 @@ def test_the_lazy_homes_are_read():
     assert homes["read_latents"] == "latents_file"
     graph = _imports(_modules())
     assert "astrounsup.latent.latents_file" in graph["astrounsup.pipeline.embed"]
+
+
+def test_the_physics_features_sit_beside_the_models():
+    """astrounsup.features reads pixels with the instrument and noise pieces only: no model,
+    training or latent analysis (they are measured without training)."""
+    graph = _imports(_modules())
+    deps = {d for m, ds in graph.items() if m.startswith("astrounsup.features") for d in ds}
+    assert deps <= {
+        "astrounsup._estimators",
+        "astrounsup._lazy",
+        "astrounsup.instrument",
+        "astrounsup.noise",
+    }

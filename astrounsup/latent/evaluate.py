@@ -398,8 +398,9 @@ def label_clusters(
     clusters are not called (a positive share says nothing without negatives) and the
     candidates are the objects whose probability exceeds ``threshold``. With ``features``,
     every object also gets its own calibrated probability from a
-    :class:`astrounsup.latent.LabelScorer` over the features and the clusters, and the
-    candidates rank by it without ties.
+    :class:`astrounsup.latent.LabelScorer` over the features and the clusters: the
+    candidates are then the objects whose probability exceeds ``threshold`` in both
+    regimes, ranked by it without ties (the named clusters stay in the summary).
 
     Parameters
     ----------
@@ -442,7 +443,8 @@ def label_clusters(
         ("held-out known labels", or "the labeled rows" when every known label was
         used), ``n_labeled``, and in the labeled regime ``purity`` and
         :func:`binary_metrics` of the candidates, with ``features`` also ``score_auroc``
-        and ``score_brier`` of the probability on the same rows.
+        and ``score_brier`` of the probability on the same rows and
+        ``cluster_call_<metric>`` of the named clusters' call.
 
     Raises
     ------
@@ -510,7 +512,10 @@ def label_clusters(
             metrics["label_frequency"] = scorer.label_frequency_
     else:
         rank = descending_rank(fraction)
-    predicted = scorer.probability_ > threshold if only_positives else lab.predict(clusters)
+    # With features the call is each object's calibrated probability; the named clusters
+    # stay in the summary (and their call in the metrics), the k-means draw barely moves it.
+    named = None if only_positives else lab.predict(clusters)
+    predicted = scorer.probability_ > threshold if features is not None else named
     columns[f"{name}_candidate"] = predicted
     columns[f"{name}_rank"] = rank
     columns["labeled"] = labeled
@@ -524,6 +529,9 @@ def label_clusters(
         truth = y[scored] == positive
         metrics |= {"purity": purity(hard[scored], y[scored])}
         metrics |= binary_metrics(predicted[scored], truth)
+        if features is not None:
+            cluster_call = binary_metrics(named[scored], truth)
+            metrics |= {f"cluster_call_{k}": v for k, v in cluster_call.items() if k != "n"}
         if features is not None:
             both = truth.any() and not truth.all()
             auroc = roc_auc_score(truth, scorer.scores_[scored]) if both else np.nan

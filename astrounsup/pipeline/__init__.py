@@ -3,7 +3,8 @@ pipelines: each takes data and a config dict and returns its results, which are 
 by an explicit call.
 
 Steps: :func:`open_or_ingest`, :func:`make_survey` / :func:`make_stars`,
-:func:`train_model`, :func:`embed_latents` / :func:`embed_survey`, :func:`cluster_latents`,
+:func:`train_model`, :func:`embed_latents` / :func:`embed_survey`,
+:func:`measure_arc_features`, :func:`cluster_latents`,
 :func:`score_anomalies`, :func:`reduce_features`, :func:`find_main_sequence`,
 :func:`find_similar`, :func:`rerank_candidates`; :func:`run_lens_search` composes the lens search.
 """
@@ -18,8 +19,9 @@ __getattr__, __dir__, __all__ = attach(
         "cluster": ["CLUSTER_DEFAULTS", "check_labels", "cluster_latents", "cluster_outputs"],
         "data": ["open_or_ingest"],
         "embed": ["check_latents_model", "embed_latents", "embed_survey", "part_name"],
+        "features": ["FEATURES_DEFAULTS", "measure_arc_features"],
         "search": ["LENS_SEARCH_ANOMALY_DEFAULTS", "run_lens_search"],
-        "rank": ["rerank_candidates"],
+        "rank": ["grades_alone", "rerank_candidates"],
         "reduce": [
             "MAIN_SEQUENCE_DEFAULTS",
             "REDUCE_DEFAULTS",

@@ -8,7 +8,7 @@ import numpy as np
 from astrounsup._config import merge_config
 from astrounsup._estimators import check_number
 from astrounsup._provenance import provenance
-from astrounsup.catalog import result_catalog
+from astrounsup.catalog import id_positions, result_catalog
 from astrounsup.io import read_catalog
 from astrounsup.latent import (
     REDUCE_COMPONENTS,
@@ -172,7 +172,25 @@ def check_labels(table, config=None, *, where="the data"):
     return None, known_ids
 
 
-def cluster_latents(latents, table, config=None, *, inputs=None):
+def _arc_columns(arc_features, table, where):
+    """The ``arc_features``, ``arc_score`` and ``arc_rank`` columns of an arc-features
+    catalog, in the order of ``table``'s objects (None without one)."""
+    if arc_features is None:
+        return None
+    missing = [c for c in ("object_id", *ARC_COLUMNS) if c not in arc_features.colnames]
+    if missing:
+        msg = f"arc_features: not an arc-features catalog (no columns {missing})"
+        raise ValueError(msg)
+    rows = id_positions(arc_features["object_id"], np.asarray(table["object_id"]).astype(str),
+                        what=f"objects of {where}", where="the arc features")  # fmt: skip
+    return {c: np.asarray(arc_features[c])[rows] for c in ARC_COLUMNS}
+
+
+#: The columns of the arc-features catalog a clustering carries.
+ARC_COLUMNS = ("arc_features", "arc_score", "arc_rank")
+
+
+def cluster_latents(latents, table, config=None, *, inputs=None, arc_features=None):
     """Cluster latent vectors; with labels, name the clusters and rank every object.
 
     Three label regimes: ``labels_column`` (labels of both classes, of which a
@@ -203,15 +221,22 @@ def cluster_latents(latents, table, config=None, *, inputs=None):
     inputs : dict, optional
         Input files and settings recorded in the catalogs' provenance (``latents``,
         ``checkpoint``, ``store``).
+    arc_features : astropy.table.Table, optional
+        The ``arc_features`` catalog of the same objects
+        (:func:`astrounsup.pipeline.measure_arc_features`): the per-object score uses its
+        features beside the clusters' (blue light around a red centre, which the latents
+        may not bring out), and its ``arc_score`` and ``arc_rank`` (the lens-likeness
+        without labels) are carried into the catalog, also when there are no labels.
 
     Returns
     -------
     StepResult
         Tables ``clusters`` (every object: ``cluster``, ``cluster_probability`` for
         mixtures, and with labels ``<name>_cluster_fraction``, ``<name>_score``,
-        ``<name>_candidate``, ``<name>_rank`` and ``labeled``;
-        :func:`astrounsup.latent.label_clusters`; ``cluster_features``, the features the
-        clusters were found in), ``cluster_summary`` (with labels) and
+        ``<name>_candidate`` (the probability above ``threshold``), ``<name>_rank`` and
+        ``labeled``; :func:`astrounsup.latent.label_clusters`; ``cluster_features``, the
+        features the clusters were found in; with ``arc_features`` also that vector,
+        ``arc_score`` and ``arc_rank``), ``cluster_summary`` (with labels) and
         ``k_selection`` (with
         ``choose_k``); figure ``latent_map`` (the first two principal components); summary
         ``n_clusters``, the k choices and the metrics.
@@ -263,6 +288,9 @@ def cluster_latents(latents, table, config=None, *, inputs=None):
         columns["cluster_probability"] = memberships.max(1)
     result.summary["n_clusters"] = est.n_clusters_
     features = latents if est.reducer_ is None else est.reducer_.embedding_
+    arcs = _arc_columns(arc_features, table, where)
+    score_features = features if arcs is None else np.hstack(
+        [features, arcs["arc_features"]])  # fmt: skip
     if column or known_ids is not None:
         labels, labeled = labels_from_catalog(
             table, labels_column=column, known_positive_ids=known_ids,
@@ -273,7 +301,7 @@ def cluster_latents(latents, table, config=None, *, inputs=None):
         positive = cfg["positive"] if column else True
         # Flagged cutouts (bad pixels) are no candidates and rank last.
         new, summary, metrics = label_clusters(
-            memberships, labels, features=features, positive=positive, labeled=labeled,
+            memberships, labels, features=score_features, positive=positive, labeled=labeled,
             threshold=cfg["threshold"], name=name, seed=cfg["seed"],
             flagged=bad_pixel_flags_of(table),
         )  # fmt: skip
@@ -288,13 +316,16 @@ def cluster_latents(latents, table, config=None, *, inputs=None):
         result.summary["metrics"] = metrics
     # What the clusters were found in: a re-ranking scores every object on them again.
     columns["cluster_features"] = np.asarray(features, dtype=np.float64)
+    if arcs is not None:
+        columns |= arcs
+        meta["arc_feature_names"] = list(arc_features.meta.get("feature_names", []))
     result.tables["clusters"] = result_catalog(table, columns, meta=meta)
     result.tables = {k: result.tables[k] for k in cluster_outputs(cfg)}
     xy = Reducer("pca", n_components=2, random_state=cfg["seed"]).fit_transform(latents)
     marked, what = (), "lens"
     if column:  # clusters called positive from labels of both classes
-        called = np.asarray(columns[f"{name}_candidate"], bool)
-        marked, what = np.unique(est.labels_[called]).tolist(), f"named {name}"
+        named = np.nan_to_num(columns[f"{name}_cluster_fraction"], nan=0.0) > cfg["threshold"]
+        marked, what = np.unique(est.labels_[named]).tolist(), f"named {name}"
     result.figures["latent_map"] = latent_map_figure(
         xy, groups=est.labels_, marked=marked, marked_label=what,
         title=f"{cfg['method']}, k = {est.n_clusters_}: clusters on the first two principal "

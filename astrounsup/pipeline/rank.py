@@ -10,9 +10,9 @@ from astrounsup.catalog import grade_labels, id_positions, result_catalog
 from astrounsup.latent import fold_grades, label_clusters
 from astrounsup.pipeline._results import StepResult, bad_pixel_flags_of
 
-__all__ = ["rerank_candidates"]
+__all__ = ["grades_alone", "rerank_candidates"]
 
-_REGIMES = ("labeled", "positive-unlabeled")
+_REGIMES = ("labeled", "positive-unlabeled", "grades")
 
 
 def _by_id(clusters, ids, where):
@@ -31,6 +31,23 @@ def _by_id(clusters, ids, where):
                                  where=where)]  # fmt: skip
 
 
+def grades_alone(lens_grade, where):
+    """Labels ``(labels, labeled)`` from the lens grades (one per object) of a run that
+    had none: labels of both classes when some objects are graded ``not``, else the graded
+    lenses as known positives. ``where`` starts the message of too few grades."""
+    is_lens, is_not = lens_grade == "lens", lens_grade == "not"
+    if is_lens.sum() < 2 or (is_not.any() and is_not.sum() < 2):
+        msg = (
+            f"{where} ranking from grades alone needs at least "
+            f"2 graded lenses (and 2 graded 'not', if any); got {int(is_lens.sum())} and "
+            f"{int(is_not.sum())}"
+        )
+        raise ValueError(msg)
+    if is_not.any():
+        return np.ma.array(is_lens, mask=~(is_lens | is_not)), is_lens | is_not
+    return is_lens.copy(), is_lens.copy()
+
+
 def rerank_candidates(latents, table, clusters, grades, *, inputs=None):
     """Fold vetted lens grades into the labels of a named clustering and rank every object
     again.
@@ -43,9 +60,13 @@ def rerank_candidates(latents, table, clusters, grades, *, inputs=None):
     the known ones and a ``not`` removes an object from them; every other object stays
     unlabeled, i.e. counted among the negatives, as a ``not`` already was. The clusters are
     those of ``clusters``; the per-object score is refitted
-    (:func:`astrounsup.latent.label_clusters`) on the features the clusters were found in,
-    the catalog's ``cluster_features``. Grades of kind ``anomaly`` are carried into the
-    catalog (``anomaly_grade``) and do not change the lens ranking.
+    (:func:`astrounsup.latent.label_clusters`) on the features the clustering scored on,
+    the catalog's ``cluster_features`` and, when there, ``arc_features``. Grades of kind
+    ``anomaly`` are carried into the catalog (``anomaly_grade``) and do not change the lens
+    ranking. A clustering made
+    without labels is ranked from the grades alone (labels of both classes when some are
+    graded ``not``, else the graded lenses as known positives): the first grades of a
+    report's lens-like cutouts (its arc ranking) start a learnt ranking.
 
     Parameters
     ----------
@@ -53,8 +74,8 @@ def rerank_candidates(latents, table, clusters, grades, *, inputs=None):
     table : astropy.table.Table
         The latents' catalog (``object_id`` per row).
     clusters : astropy.table.Table
-        The clusters catalog of :func:`astrounsup.pipeline.cluster_latents` run with labels
-        on these latents (its ``meta`` holds the settings).
+        The clusters catalog of :func:`astrounsup.pipeline.cluster_latents` on these
+        latents (its ``meta`` holds the settings).
     grades : astropy.table.Table
         :func:`astrounsup.catalog.read_grades`.
     inputs : dict, optional
@@ -67,7 +88,8 @@ def rerank_candidates(latents, table, clusters, grades, *, inputs=None):
         Tables ``clusters`` (every object, in the order of ``latents``: the clustering's
         columns with ``<name>_cluster_fraction``, ``<name>_score``, ``<name>_candidate``,
         ``<name>_rank`` and ``labeled`` refitted (cutouts with ``bad_pixel_flag`` set are
-        no candidates and rank last, as in the clustering), and ``<name>_rank_before``,
+        no candidates and rank last, as in the clustering), ``<name>_rank_before`` (the
+        ranking graded: the score's, or without labels ``arc_rank``, when there),
         ``lens_grade``, ``anomaly_grade``) and ``cluster_summary``; summary
         ``n_grades`` (grade -> count) and ``metrics`` (on the known labels neither used
         nor graded).
@@ -88,10 +110,16 @@ def rerank_candidates(latents, table, clusters, grades, *, inputs=None):
         raise ValueError(msg)
     meta = dict(clusters.meta)
     name, regime = meta.get("score_name"), meta.get("regime")
-    if not name or regime not in _REGIMES or "labeled" not in clusters.colnames:
+    if not name and "cluster" in clusters.colnames and regime is None:
+        name, regime = "lens", "grades"  # a clustering without labels: the grades are all
+    if (
+        not name
+        or regime not in _REGIMES
+        or (regime != "grades" and "labeled" not in clusters.colnames)
+    ):
         msg = (
-            f"{where}: not a clustering named from labels (its meta has no score_name and "
-            "regime); run the cluster step with labels_column or known_positives first"
+            f"{where}: not a clustering of this package (its meta has no score_name and "
+            "regime, or it has no cluster column)"
         )
         raise ValueError(msg)
     if "cluster_features" not in clusters.colnames:
@@ -103,29 +131,34 @@ def rerank_candidates(latents, table, clusters, grades, *, inputs=None):
     clusters = _by_id(clusters, ids, where)
     lens_grade = grade_labels(grades, ids, kind="lens", where=where)
     anomaly_grade = grade_labels(grades, ids, kind="anomaly", where=where)
-    labeled = np.asarray(clusters["labeled"], dtype=bool)
-    if regime == "labeled":
+    if regime == "grades":
+        labels, labeled = grades_alone(lens_grade, f"{where} was clustered without labels:")
+    elif regime == "labeled":
         column = meta.get("labels_column")
         if column not in clusters.colnames:
             msg = f"{where}: the labels column {column!r} of its clustering is not in it"
             raise ValueError(msg)
-        labels, labeled = fold_grades(lens_grade, labeled, labels=clusters[column],
+        labels, labeled = fold_grades(lens_grade, np.asarray(clusters["labeled"], bool),
+                                      labels=clusters[column],
                                       positive=meta.get("positive") or None)  # fmt: skip
     else:
-        labels, labeled = fold_grades(lens_grade, labeled)
+        labels, labeled = fold_grades(lens_grade, np.asarray(clusters["labeled"], bool))
     cluster = np.asarray(clusters["cluster"])
     # Flagged cutouts (bad pixels) stay out of the candidates, as the clustering kept them.
+    features = np.asarray(clusters["cluster_features"], dtype=np.float64)
+    if "arc_features" in clusters.colnames:  # the clustering scored on both
+        features = np.hstack([features, np.asarray(clusters["arc_features"], np.float64)])
     new, summary, metrics = label_clusters(
-        cluster, labels, features=np.asarray(clusters["cluster_features"], dtype=np.float64),
+        cluster, labels, features=features,
         positive=True, labeled=labeled, threshold=float(meta.get("threshold", 0.5)),
         name=name, seed=int(meta.get("seed", 0)),
         flagged=bad_pixel_flags_of(table) | bad_pixel_flags_of(clusters),
     )  # fmt: skip
-    columns = new | {
-        f"{name}_rank_before": np.asarray(clusters[f"{name}_rank"]),
-        "lens_grade": lens_grade,
-        "anomaly_grade": anomaly_grade,
-    }
+    # The ranking the grades were given on: the score's, or without labels the arcs'.
+    before = next((c for c in (f"{name}_rank", "arc_rank") if c in clusters.colnames), None)
+    columns = new | {"lens_grade": lens_grade, "anomaly_grade": anomaly_grade}
+    if before is not None:
+        columns[f"{name}_rank_before"] = np.asarray(clusters[before])
     counts = {f"lens {g}": int(np.sum(lens_grade == g)) for g in ("lens", "not", "unsure")}
     counts |= {f"anomaly {g}": int(np.sum(anomaly_grade == g)) for g in ("anomaly", "not")}
     keep = {k: v for k, v in meta.items() if k not in ("step", "date", "astrounsup_version")}

@@ -17,7 +17,8 @@ from astrounsup.pipeline._manifest import RunManifest, file_hash
 from astrounsup.pipeline.anomalies import ANOMALY_DEFAULTS, score_anomalies
 from astrounsup.pipeline.cluster import CLUSTER_DEFAULTS, check_labels, cluster_latents
 from astrounsup.pipeline.embed import embed_latents
-from astrounsup.pipeline.rank import rerank_candidates
+from astrounsup.pipeline.features import FEATURES_DEFAULTS, measure_arc_features
+from astrounsup.pipeline.rank import grades_alone, rerank_candidates
 from astrounsup.pipeline.simulate import make_survey
 from astrounsup.pipeline.train import train_model
 from astrounsup.report import write_report
@@ -31,7 +32,7 @@ __all__ = ["LENS_SEARCH_ANOMALY_DEFAULTS", "run_lens_search"]
 #: relative to the objects most alike in the main latents.
 LENS_SEARCH_ANOMALY_DEFAULTS = {"recon_recipe": None, "recon_steps": None, "recon_config": {}}
 
-_SECTIONS = ("survey", "model", "cluster", "anomalies", "report")
+_SECTIONS = ("survey", "model", "features", "cluster", "anomalies", "report")
 
 
 def _with_steps(model_config, steps):
@@ -52,6 +53,9 @@ def run_lens_search(store, out, config=None, *, steps=None, device=None, progres
 
     1. With a ``survey`` section and no ``store`` yet, simulate the survey there;
     2. train the ``model`` (``out/run``) and embed every cutout (``out/latents.h5``);
+       measure the arc features of every cutout (``out/features``,
+       :func:`astrounsup.pipeline.measure_arc_features`; a ``features`` section with
+       ``arc_features = false`` leaves them out);
     3. cluster the latents; with ``labels_column`` or ``known_positives``, name the
        clusters and rank every object (``out/cluster``); with ``vetted`` grades, fold
        them into the labels and rank again (``out/rank``,
@@ -75,7 +79,8 @@ def run_lens_search(store, out, config=None, *, steps=None, device=None, progres
         The output folder.
     config : dict, optional
         Sections ``survey`` (:func:`astrounsup.pipeline.make_survey`), ``model``
-        (:data:`astrounsup.pipeline.TRAIN_DEFAULTS`), ``cluster``
+        (:data:`astrounsup.pipeline.TRAIN_DEFAULTS`), ``features``
+        (:data:`astrounsup.pipeline.FEATURES_DEFAULTS`), ``cluster``
         (:data:`astrounsup.pipeline.CLUSTER_DEFAULTS`) and ``anomalies``
         (:data:`astrounsup.pipeline.ANOMALY_DEFAULTS` and
         :data:`LENS_SEARCH_ANOMALY_DEFAULTS`), ``report``
@@ -91,13 +96,13 @@ def run_lens_search(store, out, config=None, *, steps=None, device=None, progres
     fresh : bool, optional
         Redo every step, whatever the manifest says.
     vetted : str or pathlib.Path, optional
-        Grades exported from an earlier run's report (:func:`astrounsup.catalog.read_grades`);
-        they need labels (``labels_column`` or ``known_positives``) to re-rank with.
+        Grades exported from an earlier run's report (:func:`astrounsup.catalog.read_grades`):
+        folded into the labels, or, in a run without labels, the labels themselves.
 
     Returns
     -------
     dict
-        The paths written by each step (``survey``, ``cluster``, ``rank`` with
+        The paths written by each step (``survey``, ``features``, ``cluster``, ``rank`` with
         ``vetted``, ``anomalies``, ``report``), the
         clustering ``metrics`` (None without labels), ``reused`` (the steps taken from an
         earlier run) and ``timings`` (seconds per step).
@@ -120,6 +125,7 @@ def run_lens_search(store, out, config=None, *, steps=None, device=None, progres
     )
     recon = {k: anomaly_cfg.pop(k) for k in LENS_SEARCH_ANOMALY_DEFAULTS}
     cluster_cfg = merge_config(CLUSTER_DEFAULTS, config.get("cluster"), owner="cluster")
+    features_cfg = merge_config(FEATURES_DEFAULTS, config.get("features"), owner="features")
     t0 = time.perf_counter()
     store, out = Path(store), Path(out)
     manifest = RunManifest(out, fresh=fresh)
@@ -133,13 +139,9 @@ def run_lens_search(store, out, config=None, *, steps=None, device=None, progres
     store_table = as_dataset(store).table
     labels = check_labels(store_table, cluster_cfg, where=str(store))
     if vetted is not None:
-        if labels == (None, None):
-            msg = (
-                f"vetted grades {vetted}: re-ranking needs labels to fold them into (a labels "
-                "column or known lenses); this run has none"
-            )
-            raise ValueError(msg)
-        grade_labels(read_grades(vetted), store_table["object_id"], where=str(store))
+        graded = grade_labels(read_grades(vetted), store_table["object_id"], where=str(store))
+        if labels == (None, None):  # the grades are the only labels
+            grades_alone(graded, f"vetted grades {vetted}: this run has no labels and")
     if cluster_cfg["known_positives"] is not None and not isinstance(
         cluster_cfg["known_positives"], (str, Path)
     ):
@@ -197,12 +199,33 @@ def run_lens_search(store, out, config=None, *, steps=None, device=None, progres
 
     main, latents_path, latents, table = train_and_embed("", config.get("model", {}))
     latents_hash = file_hash(latents_path)
+    arcs, arcs_hash = None, None
+    if features_cfg["arc_features"]:
+
+        def features():
+            result = measure_arc_features(store, features_cfg, inputs={"store": store},
+                                          progress=progress)  # fmt: skip
+            paths = result.write(out / "features", overwrite=True)
+            say(f"features: {result.summary['n_features']} arc features of {len(table)} "
+                f"objects; wrote {paths['arc_features']}")  # fmt: skip
+            return paths, {}
+
+        key = manifest.key(step="features", store=store_hash, config=features_cfg)
+        done["features"] = step(
+            "features", key, features, lambda paths: paths,
+            lambda entry: {k: manifest.output("features", k) for k in entry["outputs"]},
+        )  # fmt: skip
+        arcs = read_catalog(done["features"]["arc_features"])
+        arcs_hash = file_hash(done["features"]["arc_features"])
+    else:
+        manifest.forget("features")
     inputs = {"latents": latents_path, "checkpoint": main.checkpoint, "store": store}
     known = cluster_cfg["known_positives"]
     known_hash = file_hash(known) if isinstance(known, (str, Path)) else None
 
     def cluster():
-        clusters = cluster_latents(latents, table, cluster_cfg, inputs=inputs)
+        clusters = cluster_latents(latents, table, cluster_cfg, inputs=inputs,
+                                   arc_features=arcs)  # fmt: skip
         paths = clusters.write(out / "cluster", overwrite=True)
         metrics = clusters.summary.get("metrics")
         line = f"cluster: {clusters.summary['n_clusters']} clusters of {len(latents)} objects"
@@ -219,7 +242,7 @@ def run_lens_search(store, out, config=None, *, steps=None, device=None, progres
         return {k: manifest.output("cluster", k) for k in names}, entry.get("metrics")
 
     key = manifest.key(step="cluster", latents=latents_hash, config=cluster_cfg,
-                       known_positives=known_hash)  # fmt: skip
+                       known_positives=known_hash, arc_features=arcs_hash)  # fmt: skip
     done["cluster"], done["metrics"] = step("cluster", key, cluster, lambda r: r[0],
                                             reuse_cluster)  # fmt: skip
 

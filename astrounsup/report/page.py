@@ -265,8 +265,11 @@ def write_report(out, store, latents, clusters, anomalies=None, *, summary=None,
             rgb = composite_thumbnails(images, bands=data.bands, pixel_scale=data.pixel_scale)
             for i, im in zip(rows, rgb, strict=True):
                 Image.fromarray(im).save(tmp / "thumbs" / f"{i}.png")
+        # Without labels the lens ranking is the arc score's (no training, no labels).
+        by_arcs = "lens_rank" not in cl and "arc_rank" in cl
+        lens_rank = cl.get("arc_rank") if by_arcs else cl.get("lens_rank")
         overview = summarize_latents(
-            z, cluster=cluster, lens_rank=cl.get("lens_rank"),
+            z, cluster=cluster, lens_rank=lens_rank,
             anomaly_rank=an.get("anomaly_rank"), map_neighbors=cfg["map_neighbors"],
             cluster_nearest=cfg["cluster_nearest"], cluster_random=cfg["cluster_random"],
             top=cfg["top"], lookalikes_of=cfg["lookalikes_of"], lookalikes=cfg["lookalikes"],
@@ -295,13 +298,17 @@ def write_report(out, store, latents, clusters, anomalies=None, *, summary=None,
         sections = []
         nav = []
         card_cols = {}
-        for name in ("lens_score", "lens_rank"):
+        for name in ("lens_score", "lens_rank", *(("arc_score", "arc_rank") if by_arcs else ())):
             if name in cl:
                 card_cols[name.replace("_", " ")] = cl[name]
         for name in ("anomaly_score", "anomaly_rank"):
             if name in an:
                 card_cols[name.replace("_", " ")] = an[name]
         common = {"ids": ids, "ra": ra, "dec": dec, "cluster": cluster, "extra": card_cols}
+        named = None
+        if "lens_cluster_fraction" in cl and clusters.meta.get("regime") == "labeled":
+            threshold = float(clusters.meta.get("threshold", 0.5))
+            named = np.nan_to_num(np.asarray(cl["lens_cluster_fraction"], float)) > threshold
         if cluster is not None:
             for c, (near, few) in overview.cluster_members.items():
                 members = np.flatnonzero(cluster == c)
@@ -310,7 +317,7 @@ def write_report(out, store, latents, clusters, anomalies=None, *, summary=None,
                     note += f"; lens fraction of its labelled members {_fmt(cl['lens_cluster_fraction'][members[0]])}"  # noqa: E501
                 if "labeled" in cl:
                     note += f"; {int(np.sum(cl['labeled'][members]))} labelled"
-                if "lens_candidate" in cl and bool(cl["lens_candidate"][members[0]]):
+                if named is not None and named[members[0]]:
                     note += "; <b>named a lens cluster</b>"
                 note += f". The {len(near)} nearest its centre, then {len(few)} at random."
                 sections.append(_gallery(f"Cluster {c}", near + few, note, kind="cluster",
@@ -324,6 +331,14 @@ def write_report(out, store, latents, clusters, anomalies=None, *, summary=None,
                 "By the per-object lens score (rank 1 first); labelled objects included.",
                 kind="lens", anchor="lenses", **common))  # fmt: skip
             nav.append('<a href="#lenses">lens candidates</a>')
+        elif by_arcs:
+            sections.append(_gallery(
+                "Lens-like cutouts (no labels)", lens_top,
+                "By the arc score (rank 1 first): blue light at one radius around a red "
+                "centre, measured on the pixels with no labels and no training. Grade them "
+                "and run again with the grades to rank by a score learnt from them.",
+                kind="lens", anchor="lenses", **common))  # fmt: skip
+            nav.append('<a href="#lenses">lens-like cutouts</a>')
         if "anomaly_rank" in an:
             sections.append(_gallery(
                 "Top anomalies", anomaly_top, "By the combined anomaly score (rank 1 first).",

@@ -41,6 +41,7 @@ PUBLIC_MODULES = (
     "astrounsup.io",
     "astrounsup.transforms",
     "astrounsup.transforms.functional",
+    "astrounsup.features",
     "astrounsup.models",
     "astrounsup.losses",
     "astrounsup.training",

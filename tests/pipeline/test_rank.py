@@ -135,8 +135,15 @@ class TestRerankCandidates:
         z, table = survey
         plain = cluster_latents(z, table, BASE).tables["clusters"]
         grades = grades_table(["o001"], ["lens"], time=T)
-        with pytest.raises(ValueError, match="not a clustering named from labels"):
+        too_few = (
+            r"c.ecsv was clustered without labels: ranking from grades alone needs at "
+            r"least 2 graded lenses \(and 2 graded 'not', if any\); got 1 and 0"
+        )
+        with pytest.raises(ValueError, match=too_few):
             rerank_candidates(z, table, plain, grades, inputs={"clusters": "c.ecsv"})
+        with pytest.raises(ValueError, match="not a clustering of this package"):
+            rerank_candidates(z, table, Table({"object_id": table["object_id"]}), grades,
+                              inputs={"clusters": "c.ecsv"})  # fmt: skip
         known = _ids(table, np.flatnonzero(table["is_lens"])[:8])
         cat = cluster_latents(z, table, BASE | {"known_positives": known}).tables["clusters"]
         with pytest.raises(ValueError, match=r"1 graded objects are not in .* \['zzz'\]"):
@@ -166,3 +173,38 @@ class TestRerankCandidates:
         b = rerank_candidates(z, table, read_catalog(path), grades).tables["clusters"]
         np.testing.assert_array_equal(a["lens_score"], b["lens_score"])
         np.testing.assert_array_equal(a["lens_rank"], b["lens_rank"])
+
+
+class TestGradesAlone:
+    """A run without labels: the first grades are the labels."""
+
+    def test_lens_and_not_grades_are_labels_of_both_classes(self, survey):
+        z, table = survey
+        plain = cluster_latents(z, table, BASE).tables["clusters"]
+        lenses, others = np.flatnonzero(table["is_lens"]), np.flatnonzero(~table["is_lens"])
+        rows = [*lenses[:6], *others[:6]]
+        grades = grades_table(_ids(table, rows), ["lens"] * 6 + ["not"] * 6, time=T)
+        out = rerank_candidates(z, table, plain, grades).tables["clusters"]
+        truth = np.zeros(len(table), bool)
+        truth[lenses[:6]] = True
+        graded = np.isin(np.arange(len(table)), rows)
+        labels = np.ma.array(truth, mask=~graded)
+        ref = cluster_latents(z, Table({"object_id": table["object_id"], "lab": labels}),
+                              BASE | {"labels_column": "lab"}).tables["clusters"]  # fmt: skip
+        np.testing.assert_allclose(out["lens_score"], ref["lab_score"])
+        np.testing.assert_array_equal(out["labeled"], graded)
+        assert out.meta["regime"] == "labeled"
+        # Ranked by the learnt score: the lenses not graded come first.
+        held = ~graded
+        top = np.argsort(np.asarray(out["lens_rank"])[held])[:10]
+        assert np.asarray(table["is_lens"])[held][top].mean() > 0.5
+
+    def test_lens_grades_alone_are_known_positives(self, survey):
+        z, table = survey
+        plain = cluster_latents(z, table, BASE).tables["clusters"]
+        lenses = np.flatnonzero(table["is_lens"])
+        grades = grades_table(_ids(table, lenses[:5]), ["lens"] * 5, time=T)
+        out = rerank_candidates(z, table, plain, grades).tables["clusters"]
+        ref = cluster_latents(z, table, BASE | {"known_positives": _ids(table, lenses[:5])})
+        np.testing.assert_allclose(out["lens_score"], ref.tables["clusters"]["lens_score"])
+        assert out.meta["regime"] == "positive-unlabeled"

@@ -14,7 +14,8 @@ RECON = {"recon_recipe": "vae", "recon_steps": 2, "methods": ["lof"], "n_neighbo
          "context_neighbors": 5, "gallery": 0,
          "recon_config": {"model": {"latent_dim": 4, "widths": [4, 8]},
                           "training": {"batch_size": 8, "compile": False}}}  # fmt: skip
-STEPS = ["train", "embed", "cluster", "recon_train", "recon_embed", "anomalies", "report"]
+STEPS = ["train", "embed", "features", "cluster", "recon_train", "recon_embed", "anomalies",
+         "report"]  # fmt: skip
 
 
 def config(**cluster):
@@ -27,6 +28,12 @@ def store(small_survey, tmp_path_factory):
     s = small_survey
     write_store(path, s.images[:40], s.table[:40], bands=s.bands, pixel_scale=s.pixel_scale)
     return path
+
+
+def _first_id(store):
+    from astrounsup.io import as_dataset
+
+    return str(as_dataset(store).table["object_id"][0])
 
 
 def run(store, out, cfg, **kw):
@@ -57,7 +64,8 @@ class TestReuse:
 
         # Another k: only the clustering and the report are redone.
         other, _ = run(store, out, config(labels_column="is_lens", labeled_fraction=0.5, k=2))
-        assert other["reused"] == ["train", "embed", "recon_train", "recon_embed", "anomalies"]
+        assert other["reused"] == ["train", "embed", "features", "recon_train", "recon_embed",
+                                   "anomalies"]  # fmt: skip
         assert set(QTable.read(other["cluster"]["clusters"])["cluster"]) == {0, 1}
 
         # An output changed on disk: its step is redone.
@@ -75,7 +83,7 @@ class TestReuse:
         out = tmp_path / "run"
         run(store, out, config())
         done, _ = run(store, out, config(), steps=3)
-        assert done["reused"] == []
+        assert done["reused"] == ["features"]  # measured on the pixels, not the model
 
     def test_an_unreadable_manifest_is_named_with_the_way_out(self, store, tmp_path):
         out = tmp_path / "run"
@@ -136,8 +144,8 @@ class TestVetted:
         path = tmp_path / "grades.csv"
         grades.write(path, format="ascii.csv")
         done, lines = run(store, out, cfg, vetted=path)
-        assert done["reused"] == ["train", "embed", "cluster", "recon_train", "recon_embed",
-                                  "anomalies"]  # fmt: skip
+        assert done["reused"] == ["train", "embed", "features", "cluster", "recon_train",
+                                  "recon_embed", "anomalies"]  # fmt: skip
         assert any(line.startswith("rank: re-ranked") for line in lines)
         ranked = QTable.read(done["rank"]["clusters"])
         from astrounsup.latent import read_latents
@@ -164,6 +172,12 @@ class TestVetted:
         path.write_text("object_id,grade,kind,time\nx,great,lens,2026-12-01T20:00:00\n")
         with pytest.raises(ValueError, match=r"grades.csv row 1 \(x\): grade 'great'"):
             run(store, out, config(labels_column="is_lens"), vetted=path)
-        with pytest.raises(ValueError, match="re-ranking needs labels"):
+        path.write_text("object_id,grade,kind,time\n"
+                        f"{_first_id(store)},lens,lens,2026-12-01T20:00:00\n")  # fmt: skip
+        with pytest.raises(
+            ValueError,
+            match=r"this run has no labels and ranking from grades "
+            r"alone needs at least 2 graded lenses .*got 1",
+        ):
             run(store, out, config(), vetted=path)
         assert not (out / "run").exists()

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from astropy.table import QTable
 
+from astrounsup.io import as_dataset
 from astrounsup.latent import (
     AnomalyScorer,
     ClusterLabeler,
@@ -296,3 +297,78 @@ def test_a_step_writes_its_outputs_as_one_unit(tmp_path):
     paths = StepResult(tables={"anomalies": table}).write(out)
     assert sorted(p.name for p in out.iterdir()) == ["anomalies.ecsv"]
     assert paths == {"anomalies": out / "anomalies.ecsv"}
+
+
+@pytest.fixture(scope="module")
+def arcs(small_survey, tmp_path_factory):
+    from astrounsup.io import write_store
+    from astrounsup.pipeline import measure_arc_features
+
+    s = small_survey
+    path = tmp_path_factory.mktemp("arcs") / "s.h5"
+    images = s.images.copy()
+    images[3, :, :40] = np.nan  # most of a cutout missing: flagged
+    write_store(path, images, s.table, bands=s.bands, pixel_scale=s.pixel_scale)
+    return path, measure_arc_features(path, inputs={"store": path})
+
+
+class TestArcFeaturesStep:
+    def test_the_step_is_the_library_calls(self, small_survey, arcs):
+        from astrounsup.features import ArcFeatures, arc_score
+
+        s, (path, result) = small_survey, arcs
+        cat = result.tables["arc_features"]
+        est = ArcFeatures(bands=list(s.bands), pixel_scale=s.pixel_scale).fit()
+        images = np.where(np.isfinite(s.images), s.images, np.nan)
+        expected = est.transform(images, psf_fwhm=s.table["psf_fwhm"])
+        # The store fills NaN pixels with the local sky; the features count them as sky.
+        good = np.isfinite(s.images).all(axis=(1, 2, 3))
+        good[3] = False
+        np.testing.assert_allclose(cat["arc_features"][good], expected[good], rtol=1e-4,
+                                   atol=1e-4)  # fmt: skip
+        np.testing.assert_allclose(cat["arc_score"], arc_score(cat["arc_features"],
+                                                               est.feature_names_))  # fmt: skip
+        assert cat.meta["feature_names"] == est.feature_names_
+        assert list(cat["object_id"]) == list(s.table["object_id"])
+        flagged = np.asarray(as_dataset(path).table["bad_pixel_flag"], bool)
+        assert flagged.tolist() == [k == 3 for k in range(len(cat))]
+        assert cat["arc_rank"][3] == len(cat)
+
+    def test_the_clustering_scores_on_latents_and_arc_features(self, small_survey, arcs):
+        s, (path, result) = small_survey, arcs
+        arc_cat = result.tables["arc_features"]
+        table = as_dataset(path).table
+        rng = np.random.default_rng(0)
+        z = rng.normal(size=(len(s.table), 8))
+        cfg = {"k": 3, "labels_column": "is_lens", "labeled_fraction": 0.6, "seed": 1}
+        # The arc features' rows in another order: joined by object_id.
+        shuffled = arc_cat[rng.permutation(len(arc_cat))]
+        cat = cluster_latents(z, table, cfg, arc_features=shuffled).tables["clusters"]
+        np.testing.assert_allclose(cat["arc_score"], arc_cat["arc_score"])
+        features = np.hstack([np.asarray(cat["cluster_features"]),
+                              np.asarray(arc_cat["arc_features"], np.float64)])  # fmt: skip
+        scorer = LabelScorer(random_state=1).fit(
+            features, np.asarray(s.table["is_lens"]), labeled=np.asarray(cat["labeled"]),
+            clusters=np.asarray(cat["cluster"]))  # fmt: skip
+        np.testing.assert_allclose(cat["lens_score"], scorer.probability_)
+        called = np.asarray(cat["lens_candidate"])
+        flagged = np.asarray(cat["bad_pixel_flag"], bool)
+        np.testing.assert_array_equal(called, (scorer.probability_ > 0.5) & ~flagged)
+
+    def test_without_labels_the_arc_ranking_is_carried(self, small_survey, arcs):
+        s, (_, result) = small_survey, arcs
+        z = np.random.default_rng(0).normal(size=(len(s.table), 8))
+        cat = cluster_latents(
+            z, s.table, {"k": 3}, arc_features=result.tables["arc_features"]
+        ).tables["clusters"]
+        np.testing.assert_array_equal(cat["arc_rank"], result.tables["arc_features"]["arc_rank"])
+        assert "lens_score" not in cat.colnames
+
+    def test_arc_features_of_other_objects_are_refused(self, small_survey, arcs):
+        s, (_, result) = small_survey, arcs
+        z = np.random.default_rng(0).normal(size=(len(s.table), 4))
+        with pytest.raises(ValueError, match=r"1 objects of z.h5 are not in the arc features"):
+            cluster_latents(z, s.table, {"k": 2}, inputs={"latents": "z.h5"},
+                            arc_features=result.tables["arc_features"][1:])  # fmt: skip
+        with pytest.raises(ValueError, match="not an arc-features catalog"):
+            cluster_latents(z, s.table, {"k": 2}, arc_features=s.table)
