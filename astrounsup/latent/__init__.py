@@ -62,7 +62,7 @@ __getattr__, __dir__, __all__ = attach(
             "rank_anomalies",
             "rank_scores",
         ],
-        "score": ["LabelScorer"],
+        "score": ["C_GRID", "LabelScorer"],
         "summary": ["LatentSummary", "summarize_latents"],
         "reduce": [
             "DEFAULT_FIT_SIZE",

@@ -34,7 +34,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from astrounsup._estimators import check_int, check_number
 
-__all__ = ["LabelScorer"]
+__all__ = ["C_GRID", "LabelScorer"]
 
 
 def _features(X, clusters, cluster_ids, mean, std):
@@ -52,8 +52,11 @@ class LabelScorer(BaseEstimator):
     ----------
     positive : object, optional
         The label of interest in ``y`` (``True`` for an ``is_lens`` column).
-    C : float, optional
-        Inverse L2 regularisation of the logistic regression, > 0.
+    C : float or "auto", optional
+        Inverse L2 regularisation of the logistic regression, > 0; ``"auto"`` chooses it
+        from :data:`C_GRID` by the cross-validated log-loss on the training rows (the
+        folds below), so the regularisation follows how many labels and features there
+        are.
     folds : int, optional
         Cross-fitting folds, >= 2 (fewer when a class has fewer labeled members).
     random_state : int, optional
@@ -71,6 +74,8 @@ class LabelScorer(BaseEstimator):
     label_frequency_ : float
         Positive-unlabeled mode: the estimated share of positives that are known; NaN
         otherwise.
+    C_ : float
+        The regularisation used.
     n_features_in_ : int
 
     Examples
@@ -86,7 +91,7 @@ class LabelScorer(BaseEstimator):
     True
     """
 
-    def __init__(self, *, positive=True, C=1.0, folds=5, random_state=0):
+    def __init__(self, *, positive=True, C="auto", folds=5, random_state=0):
         self.positive = positive
         self.C = C
         self.folds = folds
@@ -94,10 +99,12 @@ class LabelScorer(BaseEstimator):
 
     def _check(self, X):
         name = type(self).__name__
-        check_number(name, "C", self.C, 0.0)
-        if self.C <= 0:
-            msg = f"{name}: C must be > 0; got {self.C!r}"
-            raise ValueError(msg)
+        if not (isinstance(self.C, str) and self.C == "auto"):
+            if not isinstance(self.C, str):
+                check_number(name, "C", self.C, 0.0)
+            if isinstance(self.C, str) or self.C <= 0:
+                msg = f"{name}: C must be > 0 or 'auto'; got {self.C!r}"
+                raise ValueError(msg)
         check_int(name, "folds", self.folds, 2)
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2 or not np.isfinite(X).all():
@@ -157,9 +164,6 @@ class LabelScorer(BaseEstimator):
         self.std_ = np.where(X.std(0) > 0, X.std(0), 1.0)
         F = _features(X, clusters, self.cluster_ids_, self.mean_, self.std_)
 
-        def model():
-            return LogisticRegression(C=self.C, max_iter=2000)
-
         # The rows a model learns from: the labeled ones, or everything (PU).
         train = labeled if self.mode_ == "labeled" else np.ones(n, bool)
         rng = np.random.default_rng(self.random_state)
@@ -167,6 +171,11 @@ class LabelScorer(BaseEstimator):
         for cls in (True, False):  # stratified: each fold holds a share of each class
             rows = np.nonzero(train & (target == cls))[0]
             fold[rng.permutation(rows)] = np.arange(rows.size) % folds
+        self.C_ = _choose_C(F, target, train, fold, folds) if self.C == "auto" else float(self.C)
+
+        def model():
+            return LogisticRegression(C=self.C_, max_iter=2000)
+
         # Each training row is scored by the fold model that did not see it, every other
         # row by the mean of the fold models.
         logit = np.zeros(n)
@@ -215,5 +224,29 @@ class LabelScorer(BaseEstimator):
         return self._calibrate(self.decision_function(X, clusters=clusters))
 
 
+#: The regularisations ``C="auto"`` chooses from.
+C_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
+
+
+def _choose_C(F, target, train, fold, folds):  # noqa: N802 - scikit-learn's name
+    """The ``C`` of :data:`C_GRID` with the lowest mean log-loss over the folds, each
+    scored by the model fitted on the others (ties: the stronger regularisation)."""
+    from sklearn.linear_model import LogisticRegression
+
+    losses = []
+    for c in C_GRID:
+        loss = 0.0
+        for k in range(folds):
+            fit, held = train & (fold != k), fold == k
+            model = LogisticRegression(C=c, max_iter=2000).fit(F[fit], target[fit])
+            p = np.clip(model.predict_proba(F[held])[:, 1], 1e-12, 1 - 1e-12)
+            t = target[held]
+            loss += -np.sum(t * np.log(p) + (~t) * np.log(1 - p))
+        losses.append(loss)
+    return float(C_GRID[int(np.argmin(losses))])
+
+
 def _sigmoid(t):
-    return 1.0 / (1.0 + np.exp(-np.asarray(t, dtype=np.float64)))
+    from scipy.special import expit
+
+    return expit(np.asarray(t, dtype=np.float64))  # no overflow for large |t|

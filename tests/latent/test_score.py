@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from astrounsup.latent import LabelScorer, label_clusters
+from astrounsup.latent import C_GRID, LabelScorer, label_clusters
 
 
 def two_gaussians(n, prevalence, *, seed=0, shift=2.0, d=3):
@@ -61,6 +61,25 @@ class TestLabeledRegime:
         np.testing.assert_allclose(a.probability_, b.probability_)
 
 
+class TestAutoRegularisation:
+    def test_few_labels_among_many_noise_features_regularise_more(self):
+        X, y, _ = two_gaussians(2000, 0.5, seed=5, d=3)
+        noisy = np.hstack([X, np.random.default_rng(6).normal(size=(2000, 60))])
+        few = np.random.default_rng(7).random(2000) < 0.05
+        weak = LabelScorer().fit(noisy, y, labeled=few)
+        strong = LabelScorer().fit(X, y)  # every label, only informative features
+        assert weak.C_ in C_GRID
+        assert strong.C_ in C_GRID
+        assert weak.C_ < strong.C_
+
+    def test_the_chosen_regularisation_is_the_one_fitted(self):
+        X, y, _ = two_gaussians(400, 0.5, seed=8)
+        auto = LabelScorer().fit(X, y)
+        fixed = LabelScorer(C=auto.C_).fit(X, y)
+        np.testing.assert_allclose(auto.scores_, fixed.scores_)
+        assert LabelScorer(C=0.5).fit(X, y).C_ == 0.5
+
+
 class TestPositiveUnlabeledRegime:
     def test_separable_classes_recover_the_labeled_share_and_the_posterior(self):
         X, y, truth = two_gaussians(6000, 0.05, seed=5, shift=7.0)
@@ -85,7 +104,11 @@ class TestPositiveUnlabeledRegime:
 class TestBadInput:
     @pytest.mark.parametrize(
         ("kwargs", "match"),
-        [({"C": 0.0}, "C must be > 0"), ({"folds": 1}, "folds must be an integer >= 2")],
+        [
+            ({"C": 0.0}, "C must be > 0 or 'auto'; got 0.0"),
+            ({"C": "big"}, "got 'big'"),
+            ({"folds": 1}, "folds must be an integer >= 2"),
+        ],
     )
     def test_bad_parameters(self, kwargs, match):
         X, y, _ = two_gaussians(100, 0.5)
