@@ -11,9 +11,11 @@ settings of ``pipelines/configs/synthetic_survey.toml`` otherwise, or the lenstr
 (``pipelines/configs/lens_search_full.toml``: :func:`astrounsup.pipeline.train_model` and
 :func:`astrounsup.pipeline.embed_latents`, as the main job runs them), and clusters with its
 cluster settings but ``known_positives`` = the ids of ``--known`` lenses drawn at random
-(:func:`astrounsup.pipeline.cluster_latents`; positive-unlabeled scoring), once per
+(:func:`astrounsup.pipeline.cluster_latents` with the survey's arc features, as the lens
+search scores; positive-unlabeled scoring), once per
 training seed. On the objects not in the list it reports the precision and recall of the
-top 100 by ``lens_rank``, the AUROC of ``lens_score``, and the estimated share of all
+top 100 by ``lens_rank``, the AUROC of ``lens_score``, the precision of the top 100 by the
+arc score alone (no labels), and the estimated share of all
 lenses that are known against the truth; each seed's latents are kept in the workdir
 (``<survey>_run<seed>/latents.h5``), and ``--rescore`` scores them again without training.
 Target: precision of the top 100 >= 0.5
@@ -62,6 +64,18 @@ def kept_latents(survey, n, seed, workdir, *, n_known=50, steps=None):
     return read_latents(kept)[:2]
 
 
+def arc_features_of(store, workdir):
+    """The store's arc-features catalog (:func:`astrounsup.pipeline.measure_arc_features`),
+    kept in ``workdir`` beside it."""
+    from astrounsup.io import read_catalog
+    from astrounsup.pipeline import measure_arc_features
+
+    path = Path(workdir) / f"{Path(store).stem}_arc_features.ecsv"
+    if not path.exists():
+        measure_arc_features(store).tables["arc_features"].write(path)
+    return read_catalog(path)
+
+
 def run(survey, n, n_known, seeds, workdir, *, steps=None, rescore=False):
     from astrounsup.latent import read_latents, write_latents
     from astrounsup.pipeline import cluster_latents, embed_latents, train_model
@@ -72,6 +86,8 @@ def run(survey, n, n_known, seeds, workdir, *, steps=None, rescore=False):
     store = make_store(survey, n, workdir, seed=100, lens_fraction=0.01)
     t_survey = time.perf_counter() - t0
     print(f"{survey}: {n} cutouts with 1% lenses in {t_survey:.0f} s", flush=True)
+    # The arc features, measured once on the pixels (no training), as the lens search does.
+    arcs = arc_features_of(store, workdir)
     runs = []
     for seed in seeds:
         t1 = time.perf_counter()
@@ -93,7 +109,8 @@ def run(survey, n, n_known, seeds, workdir, *, steps=None, rescore=False):
             write_latents(kept, latents, table)
         lens = np.asarray(table["is_lens"])
         known = known_lenses(table, n_known, seed)
-        result = cluster_latents(latents, table, known_positive_config(cfg, known))
+        result = cluster_latents(latents, table, known_positive_config(cfg, known),
+                                 arc_features=arcs)  # fmt: skip
         cat = result.tables["clusters"]
         unknown = ~np.asarray(cat["labeled"])
         truth = np.asarray(cat["is_lens"])[unknown]
@@ -106,6 +123,10 @@ def run(survey, n, n_known, seeds, workdir, *, steps=None, rescore=False):
             "precision_top100": float(truth[top].mean()),
             "recall_top100": float(truth[top].sum() / truth.sum()),
             "score_auroc": float(roc_auc_score(truth, np.asarray(cat["lens_score"])[unknown])),
+            # Without the known lenses: the arc ranking alone.
+            "arc_precision_top100": float(
+                truth[np.argsort(np.asarray(cat["arc_rank"])[unknown])[:100]].mean()
+            ),
             "label_frequency": result.summary["metrics"]["label_frequency"],
             "true_label_frequency": len(known) / int(lens.sum()),
             "runtime_s": round(time.perf_counter() - t1, 1),
@@ -124,12 +145,12 @@ def run(survey, n, n_known, seeds, workdir, *, steps=None, rescore=False):
 
 
 def report(entries):
-    keys = ("precision_top100", "recall_top100", "score_auroc", "label_frequency",
-            "true_label_frequency")  # fmt: skip
+    keys = ("precision_top100", "recall_top100", "score_auroc", "arc_precision_top100",
+            "label_frequency", "true_label_frequency")  # fmt: skip
     print(f"{'figure (mean over seeds)':26s}" + "".join(f"{e['survey']:>14s}" for e in entries))
     for key in keys:
         line = f"{key:26s}" + "".join(
-            f"{np.mean([r[key] for r in e['runs']]):14.3f}" for e in entries
+            f"{np.mean([r.get(key, np.nan) for r in e['runs']]):14.3f}" for e in entries
         )
         if key == "precision_top100":
             line += f"   target >= {TARGET}"

@@ -8,7 +8,8 @@
 
 The 1% regime of ``eval/rare_lenses.py`` (a survey with 1% lenses; 50 known lens ids and
 nothing else; the main job's model and cluster settings; its latents, kept in the workdir
-or trained here): the lens search ranks every object from the known ids. A person then
+or trained here; the arc features of the survey): the lens search ranks every object from
+the known ids. A person then
 grades the top ``--grade`` candidates not yet known; here the truth grades them (``lens``
 or ``not``), written as the report's export would write them
 (:func:`astrounsup.catalog.grades_table`), and
@@ -29,8 +30,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from pipeline_surveys import main_job_config
-from rare_lenses import kept_latents, known_lenses, known_positive_config
+from pipeline_surveys import main_job_config, make_store
+from rare_lenses import arc_features_of, kept_latents, known_lenses, known_positive_config
 from sklearn.metrics import roc_auc_score
 
 
@@ -51,8 +52,10 @@ def run(survey, n, seeds, workdir, *, n_grade, n_next, rounds, n_known=50, steps
         truth = np.asarray(table["is_lens"])
         ids = np.asarray(table["object_id"]).astype(str)
         known = known_lenses(table, n_known, seed)
+        store = make_store(survey, n, workdir, seed=100, lens_fraction=0.01)
         cat = cluster_latents(latents, table,
-                              known_positive_config(main_job_config(seed), known))  # fmt: skip
+                              known_positive_config(main_job_config(seed), known),
+                              arc_features=arc_features_of(store, workdir))  # fmt: skip
         cat = cat.tables["clusters"]
         excluded = np.isin(ids, known)
         graded_ids, graded = [], []
