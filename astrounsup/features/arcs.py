@@ -72,14 +72,15 @@ def _red_band(bands, red):
             msg = f"red must be one of the bands {bands}; got {red!r}"
             raise ValueError(msg)
         return bands.index(red)
-    known = [b for b in bands if b in BANDS]
-    if len(known) != len(bands):
+    lookup = {k.lower(): v for k, v in BANDS.items()}  # HSC's "y" is our "Y"
+    unknown = [b for b in bands if b.lower() not in lookup]
+    if unknown:
         msg = (
-            f"bands {bands}: the reddest band is known only for {sorted(BANDS)}; name the "
-            "band whose light to subtract with red"
+            f"bands {bands}: the reddest band is known only for {sorted(BANDS)} (not "
+            f"{unknown}); name the band whose light to subtract with red"
         )
         raise ValueError(msg)
-    return int(np.argmax([BANDS[b].wavelength for b in bands]))
+    return int(np.argmax([lookup[b.lower()].wavelength for b in bands]))
 
 
 def _gaussian_blur(x, sigma):

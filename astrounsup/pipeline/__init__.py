@@ -19,7 +19,7 @@ __getattr__, __dir__, __all__ = attach(
         "cluster": ["CLUSTER_DEFAULTS", "check_labels", "cluster_latents", "cluster_outputs"],
         "data": ["open_or_ingest"],
         "embed": ["check_latents_model", "embed_latents", "embed_survey", "part_name"],
-        "features": ["FEATURES_DEFAULTS", "measure_arc_features"],
+        "features": ["FEATURES_DEFAULTS", "arc_features_skipped", "measure_arc_features"],
         "search": ["LENS_SEARCH_ANOMALY_DEFAULTS", "run_lens_search"],
         "rank": ["grades_alone", "rerank_candidates"],
         "reduce": [

@@ -10,11 +10,12 @@ from astrounsup._progress import progress_bar
 from astrounsup._provenance import provenance
 from astrounsup.catalog import result_catalog
 from astrounsup.features import ArcFeatures, arc_score
+from astrounsup.instrument import BANDS
 from astrounsup.io import as_dataset
 from astrounsup.latent import descending_rank, flagged_last
 from astrounsup.pipeline._results import StepResult, bad_pixel_flags_of
 
-__all__ = ["FEATURES_DEFAULTS", "measure_arc_features"]
+__all__ = ["FEATURES_DEFAULTS", "arc_features_skipped", "measure_arc_features"]
 
 #: Settings of :func:`measure_arc_features` (the ``[features]`` table of a lens search):
 #: ``arc_features`` (measure them: the lens scorer uses them beside the latents and a run
@@ -42,21 +43,29 @@ def measure_arc_features(data, config=None, *, inputs=None, progress=False):
     StepResult
         Table ``arc_features``: every object with ``arc_features`` (the vector, its
         names in ``meta["feature_names"]``), ``arc_score`` and ``arc_rank`` (1 = most
-        lens-like; cutouts flagged for bad pixels rank last); summary ``n_features``.
+        lens-like; cutouts flagged for bad pixels rank last); summary ``n_features`` and
+        ``note`` (a line saying which band was taken as the reddest when the bands are not
+        all known to :mod:`astrounsup.instrument` and ``red`` is not set; else None).
 
     Raises
     ------
     ValueError
-        A bad setting, or cutouts whose bands or pixel scale the features cannot use
-        (naming them).
+        A bad setting, or cutouts whose bands (fewer than two; see
+        :func:`arc_features_skipped`) or pixel scale the features cannot use (naming them).
     """
     cfg = merge_config(FEATURES_DEFAULTS, config, owner="features")
     dataset = as_dataset(data)
     if not np.isfinite(dataset.pixel_scale):
         msg = f"arc features: the pixel scale of {inputs or data} is unknown; set pixel_scale"
         raise ValueError(msg)
-    est = ArcFeatures(bands=list(dataset.bands), pixel_scale=float(dataset.pixel_scale),
-                      red=cfg["red"], batch_size=cfg["batch_size"]).fit()  # fmt: skip
+    bands = [str(b) for b in dataset.bands]
+    red, note = cfg["red"], None
+    if red is None and not all(b.lower() in {k.lower() for k in BANDS} for b in bands):
+        red = bands[-1]
+        note = (f"bands {bands} are not all known to astrounsup.instrument; the last, "
+                f"{red!r}, is taken as the reddest (set [features] red to choose)")  # fmt: skip
+    est = ArcFeatures(bands=bands, pixel_scale=float(dataset.pixel_scale), red=red,
+                      batch_size=cfg["batch_size"]).fit()  # fmt: skip
     table = dataset.table
     psf = None
     if "psf_fwhm" in table.colnames:
@@ -85,4 +94,24 @@ def measure_arc_features(data, config=None, *, inputs=None, progress=False):
     result = StepResult()
     result.tables["arc_features"] = result_catalog(table[keep], columns, meta=meta)
     result.summary["n_features"] = features.shape[1]
+    result.summary["note"] = note
     return result
+
+
+def arc_features_skipped(bands, pixel_scale):
+    """Why the arc features cannot be measured on cutouts of ``bands`` and
+    ``pixel_scale`` (arcsec/px; None if they can): colour residuals need two bands, and
+    circles in arcsec a known pixel scale.
+
+    Examples
+    --------
+    >>> arc_features_skipped(["g", "r", "i"], 0.263) is None
+    True
+    >>> arc_features_skipped(["r"], 0.263)
+    "one band (['r']): the arc features need two bands for a colour"
+    """
+    if len(bands) < 2:
+        return f"one band ({list(bands)}): the arc features need two bands for a colour"
+    if not np.isfinite(pixel_scale):
+        return "the pixel scale is unknown: the arc features measure in arcsec"
+    return None

@@ -17,7 +17,11 @@ from astrounsup.pipeline._manifest import RunManifest, file_hash
 from astrounsup.pipeline.anomalies import ANOMALY_DEFAULTS, score_anomalies
 from astrounsup.pipeline.cluster import CLUSTER_DEFAULTS, check_labels, cluster_latents
 from astrounsup.pipeline.embed import embed_latents
-from astrounsup.pipeline.features import FEATURES_DEFAULTS, measure_arc_features
+from astrounsup.pipeline.features import (
+    FEATURES_DEFAULTS,
+    arc_features_skipped,
+    measure_arc_features,
+)
 from astrounsup.pipeline.rank import grades_alone, rerank_candidates
 from astrounsup.pipeline.simulate import make_survey
 from astrounsup.pipeline.train import train_model
@@ -200,12 +204,19 @@ def run_lens_search(store, out, config=None, *, steps=None, device=None, progres
     main, latents_path, latents, table = train_and_embed("", config.get("model", {}))
     latents_hash = file_hash(latents_path)
     arcs, arcs_hash = None, None
+    skipped = None
     if features_cfg["arc_features"]:
+        skipped = arc_features_skipped(main.bands, main.pixel_scale)
+    if skipped:
+        say(f"features: not measured: {skipped}")
+    if features_cfg["arc_features"] and not skipped:
 
         def features():
             result = measure_arc_features(store, features_cfg, inputs={"store": store},
                                           progress=progress)  # fmt: skip
             paths = result.write(out / "features", overwrite=True)
+            if result.summary["note"]:
+                say(f"features: {result.summary['note']}")
             say(f"features: {result.summary['n_features']} arc features of {len(table)} "
                 f"objects; wrote {paths['arc_features']}")  # fmt: skip
             return paths, {}

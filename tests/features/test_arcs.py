@@ -100,6 +100,13 @@ class TestLensLightResiduals:
             lens_light_residuals(np.moveaxis(scene()[None], 1, -1), bands=BANDS,
                                  pixel_scale=SCALE)  # fmt: skip
 
+    def test_the_reddest_band_is_found_by_wavelength_in_any_case(self):
+        from astrounsup.features.arcs import _red_band
+
+        assert _red_band(["g", "r", "i", "z", "y"], None) == 4  # HSC's y is Y
+        assert _red_band(["i", "g", "r"], None) == 0
+        assert _red_band(["i", "g", "r"], "r") == 2
+
     def test_one_band_has_no_colour(self):
         with pytest.raises(ValueError, match="at least 2 bands"):
             lens_light_residuals(scene()[None, :1], bands=["i"], pixel_scale=SCALE)

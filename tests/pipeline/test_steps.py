@@ -372,3 +372,31 @@ class TestArcFeaturesStep:
                             arc_features=result.tables["arc_features"][1:])  # fmt: skip
         with pytest.raises(ValueError, match="not an arc-features catalog"):
             cluster_latents(z, s.table, {"k": 2}, arc_features=s.table)
+
+
+class TestArcFeaturesBands:
+    def test_bands_not_known_take_the_last_as_the_reddest_and_say_so(self, small_survey,
+                                                                     tmp_path):  # fmt: skip
+        from astrounsup.io import write_store
+        from astrounsup.pipeline import measure_arc_features
+
+        s = small_survey
+        path = tmp_path / "hsc.h5"
+        write_store(path, s.images[:6], s.table[:6], bands=["HSC-G", "HSC-R", "HSC-I"],
+                    pixel_scale=s.pixel_scale)  # fmt: skip
+        result = measure_arc_features(path)
+        assert result.summary["note"] == (
+            "bands ['HSC-G', 'HSC-R', 'HSC-I'] are not all known to astrounsup.instrument; "
+            "the last, 'HSC-I', is taken as the reddest (set [features] red to choose)"
+        )
+        assert result.tables["arc_features"].meta["red"] == "HSC-I"
+        named = measure_arc_features(path, {"red": "HSC-R"})
+        assert named.summary["note"] is None
+        assert named.tables["arc_features"].meta["red"] == "HSC-R"
+
+    def test_one_band_or_no_pixel_scale_skips_them(self):
+        from astrounsup.pipeline import arc_features_skipped
+
+        assert "need two bands" in arc_features_skipped(["r"], 0.2)
+        assert "pixel scale is unknown" in arc_features_skipped(["g", "r"], float("nan"))
+        assert arc_features_skipped(["g", "y"], 0.168) is None
