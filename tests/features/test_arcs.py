@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
@@ -221,3 +223,20 @@ class TestHelpers:
         ref = np.array([[loop(r) for r in obj] for obj in above])
         np.testing.assert_array_equal(best.numpy(), ref[..., 0])
         np.testing.assert_array_equal(count.numpy(), ref[..., 1])
+
+
+REALDATA = Path(__file__).resolve().parents[2].parent / "shared" / "realdata" / "hsc_scarlet"
+
+
+@pytest.mark.skipif(not REALDATA.is_dir(), reason=f"real HSC pixels not found at {REALDATA}")
+def test_real_hsc_stamps_give_finite_rotation_invariant_features():
+    """Real noise, PSFs and blends (HSC COSMOS, g r i z y at 0.168"/px)."""
+    with np.load(REALDATA / "data" / "hsc_cosmos_35.npz") as scene:
+        img = scene["images"].astype(np.float32)
+        bands = [str(b) for b in scene["filters"]]
+    stamps = np.stack([img[:, y : y + 41, x : x + 41] for y in (0, 8, 17) for x in (0, 7)])
+    est = ArcFeatures(bands=bands, pixel_scale=0.168).fit()
+    X = est.transform(stamps)
+    assert np.isfinite(X).all()
+    turned = est.transform(np.rot90(stamps, 1, axes=(2, 3)).copy())
+    np.testing.assert_allclose(turned, X, rtol=1e-3, atol=1e-3)
