@@ -19,6 +19,7 @@ COMMANDS = {
     "info": ("data", "what an HDF5 cutout store holds"),
     "train": ("train", "train a model on cutouts (torchrun for many processes)"),
     "embed": ("train", "latent vectors of a store's cutouts"),
+    "features": ("data", "arc features of a store's cutouts: blue light around red centres"),
     "cluster": ("latent", "cluster latents; with labels, name and score clusters"),
     "rank": ("latent", "fold vetted grades into a clustering's labels and re-rank"),
     "reduce": ("latent", "PCA/UMAP/t-SNE of latents or a table; the main sequence"),

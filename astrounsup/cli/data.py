@@ -1,5 +1,5 @@
-"""``astrounsup ingest`` and ``astrounsup info``: FITS cutouts into a store, and what a store
-holds."""
+"""``astrounsup ingest``, ``info`` and ``features``: FITS cutouts into a store, what a store
+holds, and physics measured on its pixels."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from astrounsup.cli._common import comma_list
 def add_arguments(name, parser):
     if name == "ingest":
         _ingest_arguments(parser)
+    elif name == "features":
+        _features_arguments(parser)
     else:
         parser.add_argument(
             "store", type=Path,
@@ -23,6 +25,39 @@ def add_arguments(name, parser):
             help="check every cutout against its checksum; exit status 1 if any is damaged",
         )
         parser.set_defaults(func=_info)
+
+
+def _features_arguments(parser):
+    from astrounsup.cli._common import add_output_options
+    from astrounsup.pipeline.features import FEATURES_DEFAULTS as D
+
+    parser.add_argument("store", type=Path, help="an HDF5 cutout store (or a folder of shards)")
+    parser.add_argument(
+        "--red", default=D["red"],
+        help="the band whose light is subtracted (None: the reddest of the store's bands)",
+    )  # fmt: skip
+    parser.add_argument("--batch-size", type=int, default=D["batch_size"],
+                        help="cutouts measured at once")  # fmt: skip
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_output_options(parser, seed=False)
+    parser.set_defaults(func=_features)
+
+
+def _features(args):
+    from astrounsup.cli._common import print_paths
+    from astrounsup.pipeline import check_outputs, measure_arc_features
+
+    check_outputs(args.out, ["arc_features"], fmt=args.format, overwrite=args.overwrite)
+    config = {"red": args.red, "batch_size": args.batch_size}
+    result = measure_arc_features(args.store, config, inputs={"store": args.store},
+                                  progress=not args.quiet)  # fmt: skip
+    if result.summary["note"]:
+        print(result.summary["note"])
+    table = result.tables["arc_features"]
+    print(f"{result.summary['n_features']} arc features of {len(table)} cutouts; rank 1 by the "
+          f"arc score: {table['object_id'][int(table['arc_rank'].argmin())]}")  # fmt: skip
+    print_paths(result.write(args.out, fmt=args.format, overwrite=args.overwrite))
+    return 0
 
 
 def _ingest_arguments(parser):

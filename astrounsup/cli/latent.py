@@ -96,8 +96,13 @@ def _cluster_arguments(p):
     )  # fmt: skip
     p.add_argument(
         "--threshold", type=float, default=D["threshold"],
-        help="positive fraction above which a cluster is called positive (with "
-        "--known-positives: the probability above which an object is a candidate)",
+        help="probability above which an object is a candidate, and positive fraction "
+        "above which a cluster is named positive",
+    )  # fmt: skip
+    p.add_argument(
+        "--arc-features", type=Path, default=None, metavar="FILE",
+        help="arc features of the same objects (astrounsup features): scored beside the "
+        "latents; their arc_score and arc_rank are carried",
     )  # fmt: skip
     add_output_options(p)
     p.set_defaults(func=_cluster)
@@ -119,7 +124,13 @@ def _cluster(args):
     inputs = {
         "latents": args.latents, "checkpoint": attrs.get("checkpoint"), "store": attrs.get("store")
     }  # fmt: skip
-    result = cluster_latents(latents, table, config, inputs=inputs)
+    arcs = None
+    if args.arc_features is not None:
+        from astrounsup.io import read_catalog
+
+        arcs = read_catalog(args.arc_features)
+        inputs["arc_features"] = args.arc_features
+    result = cluster_latents(latents, table, config, inputs=inputs, arc_features=arcs)
     s = result.summary
     if "k_silhouette" in s:
         print(f"k by silhouette: {s['k_silhouette']}; by the inertia elbow: {s['k_elbow']}")
@@ -128,9 +139,10 @@ def _cluster(args):
     if m.get("regime") == "labeled":
         print(
             f"{args.labels_column}: {m['n_labeled']} labeled; on {m['evaluated_on']} "
-            f"({m['n']}): cluster calls accuracy {m['accuracy']:.3f}, precision "
-            f"{m['precision']:.3f}, completeness {m['completeness']:.3f}, purity "
-            f"{m['purity']:.3f}; per-object score AUROC {m['score_auroc']:.3f}"
+            f"({m['n']}): the call (each object's score) accuracy {m['accuracy']:.3f}, "
+            f"precision {m['precision']:.3f}, completeness {m['completeness']:.3f}; score "
+            f"AUROC {m['score_auroc']:.3f}; the named clusters' call accuracy "
+            f"{m['cluster_call_accuracy']:.3f}, purity {m['purity']:.3f}"
         )
     elif m:
         print(

@@ -9,10 +9,6 @@ from astrounsup._config import merge_config
 from astrounsup._progress import progress_bar
 from astrounsup._provenance import provenance
 from astrounsup.catalog import result_catalog
-from astrounsup.features import ArcFeatures, arc_score
-from astrounsup.instrument import BANDS
-from astrounsup.io import as_dataset
-from astrounsup.latent import descending_rank, flagged_last
 from astrounsup.pipeline._results import StepResult, bad_pixel_flags_of
 
 __all__ = ["FEATURES_DEFAULTS", "arc_features_skipped", "measure_arc_features"]
@@ -53,6 +49,12 @@ def measure_arc_features(data, config=None, *, inputs=None, progress=False):
         A bad setting, or cutouts whose bands (fewer than two; see
         :func:`arc_features_skipped`) or pixel scale the features cannot use (naming them).
     """
+    # PyTorch loads here, not on import: the command line's help reads the defaults.
+    from astrounsup.features import ArcFeatures, arc_score
+    from astrounsup.instrument import BANDS
+    from astrounsup.io import as_dataset
+    from astrounsup.latent import descending_rank, flagged_last
+
     cfg = merge_config(FEATURES_DEFAULTS, config, owner="features")
     dataset = as_dataset(data)
     if not np.isfinite(dataset.pixel_scale):

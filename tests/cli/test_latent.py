@@ -466,3 +466,28 @@ def test_embed_refuses_an_existing_output_unless_overwrite(run, tmp_path, capsys
     assert main([*args, "--overwrite"]) == 0
     z, _, _ = read_latents(out)
     np.testing.assert_array_equal(z, read_latents(run["latents"])[0])
+
+
+def test_features_then_cluster_with_them(run, tmp_path, capsys):
+    from astrounsup.pipeline import cluster_latents, measure_arc_features
+
+    feats = tmp_path / "f"
+    assert main(["features", str(run["store"]), "--out", str(feats), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"\d+ arc features of 60 cutouts; rank 1 by the arc score: \S+", out)
+    arcs = QTable.read(feats / "arc_features.ecsv")
+    ref = measure_arc_features(run["store"]).tables["arc_features"]
+    np.testing.assert_allclose(arcs["arc_features"], ref["arc_features"], rtol=1e-6)
+    code = main(["cluster", str(run["latents"]), "--k", "3", "--labels-column", "is_lens",
+                 "--labeled-fraction", "0.5", "--arc-features", str(feats / "arc_features.ecsv"),
+                 "--out", str(tmp_path / "c")])  # fmt: skip
+    assert code == 0
+    assert "the named clusters' call accuracy" in capsys.readouterr().out
+    cat = QTable.read(tmp_path / "c" / "clusters.ecsv")
+    z, table, _ = read_latents(run["latents"])
+    lib = cluster_latents(z, table, {"k": 3, "labels_column": "is_lens", "labeled_fraction": 0.5},
+                          arc_features=arcs).tables["clusters"]  # fmt: skip
+    np.testing.assert_allclose(cat["lens_score"], lib["lens_score"])
+    np.testing.assert_array_equal(cat["arc_rank"], arcs["arc_rank"])
+    assert main(["features", str(run["store"]), "--out", str(feats)]) == 2
+    assert "exists; pass overwrite=True (--overwrite)" in capsys.readouterr().err
