@@ -192,9 +192,9 @@ def test_main_job_benchmark_prints_every_step(tmp_path, capsys, monkeypatch):
     argv = ["--n", "100", "--steps", "2", "--config", str(config), "--workdir", str(tmp_path)]
     status, out = _run("bench/main_job.py", argv, capsys, monkeypatch)
     assert status in (0, 1)
-    steps = [line.split()[0] for line in out.splitlines()[1:10]]
-    assert steps == ["survey", "train", "embed", "cluster", "recon_train", "recon_embed",
-                     "anomalies", "report", "total"]  # fmt: skip
+    steps = [line.split()[0] for line in out.splitlines()[1:11]]
+    assert steps == ["survey", "train", "embed", "features", "cluster", "recon_train",
+                     "recon_embed", "anomalies", "report", "total"]  # fmt: skip
     assert "anomaly AUROC" in out
 
 
