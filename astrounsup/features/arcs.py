@@ -447,7 +447,8 @@ class ArcFeatures:
 
         Returns
         -------
-        numpy.ndarray of shape (n, len(feature_names_)), float32
+        numpy.ndarray of shape (n, f), float32
+            One column per name of ``feature_names_``.
         """
         if not hasattr(self, "feature_names_"):
             msg = f"{type(self).__name__} is not fitted yet; call fit first"
