@@ -33,6 +33,7 @@ import math
 
 import numpy as np
 import torch
+from sklearn.base import BaseEstimator
 from torch.nn import functional
 
 from astrounsup._estimators import check_int, check_number
@@ -345,10 +346,11 @@ _PEAK_NAMES = ("peak", "peak_radius", "peak_elongation", "counter_image")
 _RING_NAMES = ("mean", "mode{}", "top_quarter", "share_2sigma", "longest_arc", "n_arcs")
 
 
-class ArcFeatures:
+class ArcFeatures(BaseEstimator):
     """Rotation-invariant features of blue light around a red centre, one row per cutout.
 
-    No training: a transformer with nothing to fit (``fit`` checks the settings), usable
+    No training: a scikit-learn transformer with nothing to fit (``fit`` checks the
+    settings and names the features), usable
     beside the latents of any model (e.g. ``np.hstack([latents, features])`` into
     :class:`astrounsup.latent.LabelScorer`).
 
@@ -399,11 +401,6 @@ class ArcFeatures:
         self.core_radius = core_radius
         self.centre_radius = centre_radius
         self.batch_size = batch_size
-
-    def get_params(self, deep=True):
-        return {k: getattr(self, k) for k in (
-            "bands", "pixel_scale", "red", "radii", "n_angles", "n_modes", "core_radius",
-            "centre_radius", "batch_size")}  # fmt: skip
 
     def fit(self, images=None, y=None):
         """Check the settings; ``images`` and ``y`` are ignored. Returns self."""

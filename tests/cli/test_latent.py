@@ -429,8 +429,11 @@ def test_rank_folds_vetted_grades_in(run, tmp_path, capsys):
 @pytest.mark.parametrize(
     ("case", "match"),
     [
-        ("no-labels", r"clusters\.ecsv was clustered without labels: ranking from grades "
-                      r"alone needs at least 2 graded lenses"),
+        (
+            "no-labels",
+            r"clusters\.ecsv was clustered without labels: ranking from grades "
+            r"alone needs at least 2 graded lenses",
+        ),
         ("missing", r"nope\.csv: no such file"),
         ("unknown-id", r"1 graded objects are not in .*clusters\.ecsv, e\.g\. \['zzz'\]"),
     ],

@@ -176,6 +176,15 @@ class TestArcFeatures:
         with pytest.raises(ValueError, match=match):
             ArcFeatures(bands=BANDS, pixel_scale=SCALE, **kw).fit()
 
+    def test_it_is_a_scikit_learn_estimator(self):
+        from sklearn.base import clone
+
+        est = ArcFeatures(bands=BANDS, pixel_scale=SCALE, n_modes=2)
+        copy = clone(est)
+        assert copy.get_params() == est.get_params()
+        assert copy.get_params()["n_modes"] == 2
+        assert not hasattr(copy, "feature_names_")
+
     def test_transform_before_fit_is_refused(self):
         with pytest.raises(ValueError, match="not fitted yet"):
             ArcFeatures(bands=BANDS, pixel_scale=SCALE).transform(scene()[None])
