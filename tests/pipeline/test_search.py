@@ -181,16 +181,3 @@ class TestVetted:
         ):
             run(store, out, config(), vetted=path)
         assert not (out / "run").exists()
-
-
-def test_a_one_band_survey_runs_without_the_arc_features(small_survey, tmp_path):
-    s = small_survey
-    store = tmp_path / "r.h5"
-    write_store(store, s.images[:30, 1:2], s.table[:30], bands=["r"], pixel_scale=s.pixel_scale)
-    cfg = {"model": MODEL, "cluster": {"k": 3, "labels_column": "is_lens"},
-           "anomalies": {"methods": ["lof"], "n_neighbors": 5, "gallery": 0}}  # fmt: skip
-    done, lines = run(store, tmp_path / "out", cfg)
-    assert "features: not measured: one band (['r']): the arc features need two bands for a " \
-           "colour" in lines  # fmt: skip
-    assert "features" not in done
-    assert "arc_score" not in QTable.read(done["cluster"]["clusters"]).colnames

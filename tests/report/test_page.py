@@ -271,28 +271,3 @@ def test_grading_three_cards_and_exporting_gives_the_csv(browser, tmp_path):
     errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert errors == []
     browser.execute_script("localStorage.clear();")
-
-
-def test_without_labels_the_lens_gallery_is_the_arc_ranking(run, tmp_path):
-    from astrounsup.pipeline import measure_arc_features
-
-    arcs = measure_arc_features(run["store"]).tables["arc_features"]
-    clusters = cluster_latents(run["z"], run["clusters"]["object_id", "ra", "dec"], {"k": 4},
-                               arc_features=arcs).tables["clusters"]  # fmt: skip
-    assert "lens_rank" not in clusters.colnames
-    page = write_report(tmp_path / "report", run["store"], run["z"], clusters)
-    driver = _chromium()
-    try:
-        driver.get(page.as_uri())
-        heading, ids = driver.execute_script(
-            "const g = document.querySelector('[data-gallery=lenses]');"
-            "const h = document.getElementById('lenses');"
-            "return [h ? h.innerText : null,"
-            "        [...g.querySelectorAll('.card')].map(c => c.dataset.id)];"
-        )
-    finally:
-        driver.quit()
-    assert heading.startswith("Lens-like cutouts (no labels)")
-    order = np.argsort(np.asarray(clusters["arc_rank"]))
-    assert ids == [str(clusters["object_id"][i]) for i in order[: len(ids)]]
-    assert len(ids) == min(24, N)
