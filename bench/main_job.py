@@ -7,12 +7,12 @@
 Runs what ``python pipelines/lens_search.py`` runs on the built-in survey (its TOML configs;
 :func:`astrounsup.pipeline.make_survey`, then :func:`astrounsup.pipeline.run_lens_search`
 with nothing reused) in ``--workdir`` (default: a temporary folder) and prints the seconds
-of every step (survey, train, embed, features, cluster, recon_train, recon_embed,
-anomalies, report) and the total, then the quality on the survey's truth: the call's
-accuracy and completeness (each object's calibrated score; the named k-means clusters'
-accuracy beside it) and the per-object score's AUROC on the 90% of labels not used, and the
-anomaly ranking's AUROC and precision in the top 1% against ``is_anomaly``. Target: the
-whole job in <= 240 s on 2 CPU cores; exits 1 if it is missed.
+of every step (survey, train, embed, features, cluster, anomalies, report; recon_train
+and recon_embed with a recon_recipe) and the total, then the quality on the survey's
+truth: the call's accuracy and completeness (each object's calibrated score; the named
+k-means clusters' accuracy beside it) and the per-object score's AUROC on the 90% of labels
+not used, and the anomaly ranking's AUROC and precision in the top 1% against
+``is_anomaly``. Target: the whole job in <= 240 s on 2 CPU cores; exits 1 if it is missed.
 """
 
 from __future__ import annotations

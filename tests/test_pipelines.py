@@ -17,11 +17,10 @@ class TestPipeline:
         configs = ROOT / "pipelines" / "configs"
         main = tomllib.loads((configs / "lens_search.toml").read_text())
         full = tomllib.loads((configs / "lens_search_full.toml").read_text())
-        assert (main["model"]["steps"], main["anomalies"]["recon_steps"]) == (400, 250)
-        assert (full["model"]["steps"], full["anomalies"]["recon_steps"]) == (1200, 600)
+        assert (main["model"]["steps"], full["model"]["steps"]) == (400, 1200)
         assert main["survey"].pop("fits") is False
         for cfg in (main, full):
-            del cfg["model"]["steps"], cfg["anomalies"]["recon_steps"]
+            del cfg["model"]["steps"]
         assert main == full
 
     def test_synthetic_survey_pipeline(self, tmp_path):
@@ -57,8 +56,6 @@ class TestPipeline:
         text = text.replace('"pipelines/configs/synthetic_survey.toml"', f"'{survey_cfg}'")
         text = text.replace("k = 20", "k = 4").replace("batch_size = 128", "batch_size = 8")
         text = text.replace("labeled_fraction = 0.1 ", "labeled_fraction = 0.5 ")
-        text = text.replace("batch_size = 64", "batch_size = 8")
-        text = text.replace("context_neighbors = 50", "context_neighbors = 5")
         # Booleans and every other TOML value reach the trainer as they are.
         text = text.replace("warmup_steps = 40", "warmup_steps = 40\ncompile = false")
         (tmp_path / "search.toml").write_text(text)
@@ -74,13 +71,11 @@ class TestPipeline:
         assert clusters.meta["n_components"] == 12
         anomalies = QTable.read(tmp_path / "out" / "anomalies" / "anomalies.ecsv")
         assert list(anomalies["anomaly_rank"]) == list(range(1, 41))
-        # LOF on the VAE's latents, its trail score, and its reconstruction errors against
-        # the SimCLR neighbours' (the config's recon_recipe).
-        assert anomalies.meta["scorers"] == (
-            "lof,line,chi2_context,chi2_max_context,chi2_extended_context,elbo_context,context_lof"
-        )
-        assert anomalies.meta["context"].endswith("latents.h5")
-        assert (tmp_path / "out" / "recon_run" / "last.pt").exists()
+        # LOF on the SimCLR latents and the four detectors, no second model.
+        assert anomalies.meta["scorers"] == "lof,trail,sharp,ghost,ring"
+        assert anomalies.meta["combine"] == "tail"
+        assert set(anomalies["top_scorer"]) <= {"lof", "trail", "sharp", "ghost", "ring"}
+        assert not (tmp_path / "out" / "recon_run").exists()
         from astrounsup.training import TrainedModel
 
         trained = TrainedModel.load(tmp_path / "out" / "run" / "last.pt")
@@ -94,8 +89,6 @@ def _search_config(tmp_path):
     """The main job's config made tiny (k 4, batch 8, no compilation)."""
     text = (ROOT / "pipelines" / "configs" / "lens_search.toml").read_text()
     text = text.replace("k = 20", "k = 4").replace("batch_size = 128", "batch_size = 8")
-    text = text.replace("batch_size = 64", "batch_size = 8")
-    text = text.replace("context_neighbors = 50", "context_neighbors = 5")
     text = text.replace("warmup_steps = 40", "warmup_steps = 40\ncompile = false")
     path = tmp_path / "search.toml"
     path.write_text(text)
@@ -159,7 +152,7 @@ class TestLensSearchOnYourData:
         # The re-run reuses every step.
         again = lens_search(*args)
         assert again.returncode == 0, again.stderr
-        assert again.stdout.count("reused") == 8  # every step, the arc features too
+        assert again.stdout.count("reused") == 6  # every step, the arc features too
         assert (out / "report" / "index.html").exists()
 
     def test_labels_and_known_lenses_of_a_store(self, small_survey, tmp_path, lens_search):

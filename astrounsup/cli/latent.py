@@ -282,13 +282,19 @@ def _reduce(args):
 
 
 def _anomaly_arguments(p):
-    from astrounsup.latent import SCORERS
+    from astrounsup.latent import COMBINE_RULES, SCORERS
     from astrounsup.pipeline import ANOMALY_DEFAULTS as D
 
     p.add_argument("latents", type=Path, help=_LATENTS)
     p.add_argument(
         "--methods", default=",".join(D["methods"]),
         help=f"comma-separated latent-space scorers among {','.join(SCORERS)} (or none)",
+    )  # fmt: skip
+    p.add_argument(
+        "--detectors", default=",".join(D["detectors"]),
+        help="comma-separated detectors measured on the cutouts (--data) among "
+        f"{','.join(D['detectors'])}: straight trails, hits sharper than the PSF, flat "
+        "faint light off the object (ghosts), rings around it; or none",
     )  # fmt: skip
     p.add_argument(
         "--recon", action="store_true",
@@ -317,9 +323,10 @@ def _anomaly_arguments(p):
         "(0: all dimensions)",
     )  # fmt: skip
     p.add_argument(
-        "--combine", choices=("mean", "max"), default=D["combine"],
-        help="how the scorers' percentiles are combined: max (an object odd to any one "
-        "scorer ranks high, as artefacts are found by different scorers) or mean",
+        "--combine", choices=COMBINE_RULES, default=D["combine"],
+        help="how the scorers are combined: tail (the largest score, each scaled to its "
+        "own top per cent: a scorer adds its outliers, not its ordinary top), max (the "
+        "largest percentile rank) or mean (the mean percentile rank)",
     )  # fmt: skip
     p.add_argument(
         "--n-neighbors", type=int, default=D["n_neighbors"], help="neighbours of LOF and k-NN"
@@ -348,7 +355,8 @@ def _anomalies(args):
         vectors, ctable, _ = read_latents(args.context)
         context = (vectors, ctable)
     config = {
-        "methods": comma_list(args.methods), "recon": args.recon,
+        "methods": comma_list(args.methods), "detectors": comma_list(args.detectors),
+        "recon": args.recon,
         "context_neighbors": args.context_neighbors,
         "context_components": args.context_components, "combine": args.combine,
         "n_neighbors": args.n_neighbors, "gallery": args.gallery, "seed": args.seed,
@@ -358,15 +366,16 @@ def _anomalies(args):
         "latents": args.latents, "checkpoint": checkpoint, "store": store,
         "context": args.context,
     }  # fmt: skip
-    # Without --recon the cutouts are only shown, when the store is still there.
-    shown = store if args.recon or (store and Path(store).exists()) else None
+    # Without --recon or detectors the cutouts are only shown, when the store is there.
+    needed = args.recon or any(d != "none" for d in config["detectors"])
+    shown = store if needed or (store and Path(store).exists()) else None
     result = score_anomalies(
         latents, table, config, model=checkpoint if args.recon else None, data=shown,
         context=context, inputs=inputs, progress=not args.quiet,
     )  # fmt: skip
     paths = result.write(args.out, fmt=args.format, overwrite=args.overwrite)
     scorers = ", ".join(result.summary["scorers"])
-    print(f"{len(latents)} objects ranked by {scorers} ({args.combine} of ranks)")
+    print(f"{len(latents)} objects ranked by {scorers} (combined: {args.combine})")
     if result.summary["n_flagged"]:
         print(
             f"  {result.summary['n_flagged']} flagged for bad pixels (bad_pixel_flag): not "

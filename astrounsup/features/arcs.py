@@ -47,7 +47,7 @@ _RUN_SIGMA = 1.5
 _HIGH_SIGMA = 2.0
 
 
-def _check_images(images, bands, name):
+def _check_images(images, bands, name, min_bands=2):
     x = torch.as_tensor(np.asarray(images, dtype=np.float32))
     if x.ndim != 4:
         msg = f"{name}: images must have shape (n, bands, ny, nx); got {tuple(x.shape)}"
@@ -59,7 +59,7 @@ def _check_images(images, bands, name):
             f"{name}: bands names {len(bands)} bands but images have {x.shape[1]} (axis 1){looks}"
         )
         raise ValueError(msg)
-    if len(bands) < 2:
+    if len(bands) < min_bands:
         msg = f"{name}: colour residuals need at least 2 bands; got {list(bands)}"
         raise ValueError(msg)
     return x

@@ -1,22 +1,25 @@
-"""The anomaly step: score every object with latent-space scorers and, from a trained
-autoencoder or VAE, reconstruction errors (relative to look-alikes, with a context
-embedding); combine them by rank."""
+"""The anomaly step: score every object with detectors on its pixels (trails, sharp hits,
+ghosts, rings), latent-space scorers and, from a trained autoencoder or VAE,
+reconstruction errors (relative to look-alikes, with a context embedding); combine them
+each on the scale of its own top per cent."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from astrounsup._config import merge_config
-from astrounsup._estimators import check_int
+from astrounsup._estimators import check_choice, check_int
 from astrounsup._provenance import provenance
-from astrounsup.catalog import result_catalog
+from astrounsup.catalog import grade_labels, result_catalog
 from astrounsup.catalog.table import id_positions
 from astrounsup.latent import (
+    COMBINE_RULES,
     SCORERS,
     AnomalyScorer,
     model_scores_to_rank,
     rank_anomalies,
     rank_scores,
+    rank_with_grades,
 )
 from astrounsup.pipeline._results import StepResult, bad_pixel_flags_of
 from astrounsup.plotting import gallery
@@ -29,10 +32,11 @@ __all__ = ["ANOMALY_DEFAULTS", "score_anomalies"]
 #: Settings of :func:`score_anomalies` (and the defaults of ``astrounsup anomalies``).
 ANOMALY_DEFAULTS = {
     "methods": ["iforest", "lof", "knn"],
+    "detectors": ["trail", "sharp", "ghost", "ring"],
     "recon": False,
     "context_neighbors": 50,
     "context_components": 16,
-    "combine": "max",
+    "combine": "tail",
     "n_neighbors": 20,
     "gallery": 32,
     "seed": 0,
@@ -64,8 +68,8 @@ def _context(context, table, cfg, inputs):
 
 
 def score_anomalies(
-    latents, table, config=None, *, model=None, data=None, context=None, inputs=None,
-    progress=True,
+    latents, table, config=None, *, model=None, data=None, context=None, grades=None,
+    inputs=None, progress=True,
 ):  # fmt: skip
     """Rank every object by anomaly scores.
 
@@ -76,16 +80,22 @@ def score_anomalies(
         One row per object; carried into the catalog.
     config : dict, optional
         Over :data:`ANOMALY_DEFAULTS`: ``methods`` (latent-space scorers among
-        :data:`astrounsup.latent.SCORERS`, or empty), ``recon`` (add the reconstruction
-        errors of ``model`` and, for a VAE, its negative ELBO), ``context_neighbors``,
-        ``context_components`` (see :func:`astrounsup.latent.context_model_scores`),
-        ``combine`` (``"max"``: an object odd to any one scorer ranks high, as artefacts
-        are found by different scorers; or ``"mean"``), ``n_neighbors`` (LOF, k-NN),
+        :data:`astrounsup.latent.SCORERS`, or empty), ``detectors`` (measured on the
+        cutouts of ``data``, among :data:`astrounsup.features.DETECTORS`: straight
+        trails, hits sharper than the PSF, flat faint light off the object, rings; or
+        empty), ``recon`` (add the reconstruction errors of ``model`` and, for a VAE, its
+        negative ELBO), ``context_neighbors``, ``context_components`` (see
+        :func:`astrounsup.latent.context_model_scores`), ``combine`` (``"tail"``: the
+        largest of the scores each scaled to its own top per cent, so a scorer adds its
+        outliers and not its ordinary top; ``"max"``: the largest percentile rank;
+        ``"mean"``: see :func:`astrounsup.latent.rank_anomalies`), ``n_neighbors`` (LOF, k-NN),
         ``gallery`` (cutouts in the figure, 0 for none), ``seed`` and ``device``.
     model : astrounsup.training.TrainedModel or path, optional
         The autoencoder or VAE whose reconstruction errors ``recon`` adds.
     data : path, numpy.ndarray or astrounsup.io.CutoutDataset, optional
-        The cutouts: reconstructed with ``recon``, shown in the gallery. A store or dataset
+        The cutouts: measured by the ``detectors`` (which need them, and their pixel
+        scale: an array has none, so give a dataset), reconstructed with ``recon``, shown
+        in the gallery. A store or dataset
         is joined to ``table`` by ``object_id`` (it must hold every object, in any order);
         an array must be in the order of ``latents``.
     context : array_like of shape (n, d) or (array, table), optional
@@ -96,9 +106,14 @@ def score_anomalies(
         artefact scores, :data:`astrounsup.latent.ARTEFACT_SCORES`, stay as they are). A
         table given with it is joined by ``object_id``: it must hold every scored object,
         in any order.
+    grades : astropy.table.Table, optional
+        A person's grades (:func:`astrounsup.catalog.read_grades`); those of kind
+        ``anomaly`` re-rank the objects (:func:`astrounsup.latent.rank_with_grades`:
+        graded anomalies first, graded ``not`` after the ungraded). Every graded id must
+        be in ``table``.
     inputs : dict, optional
         Input files and settings for the provenance and the messages (``latents``,
-        ``checkpoint``, ``store``, ``context``).
+        ``checkpoint``, ``store``, ``context``, ``grades``).
     progress : bool, optional
         Show a progress bar while the model reconstructs the cutouts.
 
@@ -106,7 +121,10 @@ def score_anomalies(
     -------
     StepResult
         Table ``anomalies``: every object, most anomalous first, with ``score_<scorer>``,
-        ``percentile_<scorer>``, ``anomaly_score`` (the combination) and
+        ``percentile_<scorer>`` (the detectors' per-band scores ``score_trail_<band>``
+        and ``score_sharp_<band>`` shown, not combined), ``anomaly_score`` (the
+        combination), ``top_scorer`` (the scorer that put the object highest), with
+        ``grades`` also ``anomaly_grade``, and
         ``anomaly_rank``; objects whose ``bad_pixel_flag`` is set (a band without good
         pixels, or too many bad: see :func:`astrounsup.io.bad_pixel_flags`) are scored
         by none (NaN) and ranked after all others; figure ``anomalies`` (the top of the
@@ -116,8 +134,8 @@ def score_anomalies(
     Raises
     ------
     ValueError
-        An unknown scorer or setting, no scorer at all, ``recon`` without a model and
-        cutouts, or context latents of other objects (naming the files).
+        An unknown scorer, detector or setting, no scorer at all, detectors or ``recon``
+        without the cutouts, or context latents of other objects (naming the files).
     """
 
     cfg = merge_config(ANOMALY_DEFAULTS, config, owner="anomalies")
@@ -131,6 +149,8 @@ def score_anomalies(
     if unknown:
         msg = f"methods: unknown scorers {unknown}; choose among {list(SCORERS)}"
         raise ValueError(msg)
+    detectors = _check_detectors(cfg["detectors"], data)
+    check_choice("anomalies", "combine", cfg["combine"], COMBINE_RULES)
     if context is not None and not cfg["recon"]:
         msg = "context needs recon (it compares each model score with the neighbours')"
         raise ValueError(msg)
@@ -155,6 +175,11 @@ def score_anomalies(
     for m in methods:
         est = AnomalyScorer(m, n_neighbors=cfg["n_neighbors"], random_state=cfg["seed"])
         scores[m] = est.fit_score(np.asarray(latents)[good])
+    if detectors:
+        measured = _detect(data, detectors, cutout_rows, len(table), inputs, progress)
+        scores |= {k: v[good] for k, v in measured.items() if k in detectors}
+        shown |= {k: v[good] for k, v in measured.items() if k not in detectors}
+
     if cfg["recon"]:
         from astrounsup.latent import model_scores
 
@@ -166,14 +191,15 @@ def score_anomalies(
                 f"{inputs.get('latents', 'the latents')} {len(latents)}"
             )
             raise ValueError(msg)
-        ranked, shown = model_scores_to_rank(
+        ranked, model_shown = model_scores_to_rank(
             {k: np.asarray(v)[good] for k, v in extra.items()}, context=context,
             n_neighbors=cfg["context_neighbors"], n_components=cfg["context_components"],
             seed=cfg["seed"],
         )  # fmt: skip
         scores |= ranked
+        shown |= model_shown
     if not scores:
-        msg = "no scorer: give methods and/or recon"
+        msg = "no scorer: give methods, detectors and/or recon"
         raise ValueError(msg)
 
     def every_row(values):  # NaN for the flagged rows
@@ -182,17 +208,31 @@ def score_anomalies(
         return out
 
     scores = {k: every_row(v) for k, v in scores.items()}
-    combined, rank = rank_anomalies(scores, how=cfg["combine"], flagged=~good)
+    graded = None
+    if grades is not None:
+        ids = table["object_id"] if "object_id" in table.colnames else None
+        if ids is None:
+            msg = "grades need the objects' object_id; the latents' table has none"
+            raise ValueError(msg)
+        where = str(inputs.get("latents", "the latents"))
+        graded = grade_labels(grades, ids, kind="anomaly", where=where)
+        combined, rank = rank_with_grades(scores, graded, how=cfg["combine"], flagged=~good)
+    else:
+        combined, rank = rank_anomalies(scores, how=cfg["combine"], flagged=~good)
     columns = {}
     for name, s in ({k: every_row(v) for k, v in shown.items()} | scores).items():
         columns[f"score_{name}"] = s
         columns[f"percentile_{name}"] = every_row(rank_scores(s[good]))
     columns["anomaly_score"] = combined
     columns["anomaly_rank"] = rank
+    columns["top_scorer"] = _top_scorer(scores, good, cfg["combine"])
+    if graded is not None:
+        columns["anomaly_grade"] = graded
     order = np.argsort(rank)
     with_context = context is not None
     meta = provenance(
         "astrounsup anomalies", latents=inputs.get("latents"), scorers=",".join(scores),
+        detectors=",".join(detectors) or None, grades=inputs.get("grades"),
         combine=cfg["combine"], n_neighbors=cfg["n_neighbors"], seed=cfg["seed"],
         checkpoint=inputs.get("checkpoint") if cfg["recon"] else None,
         store=inputs.get("store"), context=inputs.get("context") if with_context else None,
@@ -209,6 +249,81 @@ def score_anomalies(
         shown_rows = top if cutout_rows is None else cutout_rows[top]
         result.figures["anomalies"] = _gallery(data, table, top, shown_rows)
     return result
+
+
+def _check_detectors(detectors, data):
+    from astrounsup.features import DETECTORS
+
+    detectors = [d for d in detectors if d != "none"]
+    unknown = [d for d in detectors if d not in DETECTORS]
+    if unknown:
+        msg = f"detectors: unknown detectors {unknown}; choose among {list(DETECTORS)}"
+        raise ValueError(msg)
+    if detectors and data is None:
+        msg = (
+            "detectors need the cutouts: give data (--data), or set detectors to none "
+            f"(asked for {detectors})"
+        )
+        raise ValueError(msg)
+    return detectors
+
+
+def _detect(data, detectors, cutout_rows, n, inputs, progress):
+    """The detectors' scores of every object, in the order of the table (n rows)."""
+    from astrounsup._progress import progress_bar
+    from astrounsup.features import detector_scores
+    from astrounsup.io import as_dataset
+
+    dataset = as_dataset(data)
+    where = inputs.get("store", "the cutouts")
+    if not np.isfinite(dataset.pixel_scale):
+        msg = (
+            f"detectors need the pixel scale of {where}, which does not record it; set it "
+            "(pixel_scale) or set detectors to none"
+        )
+        raise ValueError(msg)
+    bands = [str(b) for b in dataset.bands]
+    psf = _psf_fwhm(dataset.table, len(bands)) if getattr(dataset, "table", None) else None
+    rows = np.arange(len(dataset)) if cutout_rows is None else np.asarray(cutout_rows)
+    if len(rows) != n:
+        msg = f"{where} has {len(rows)} cutouts; the latents {n}"
+        raise ValueError(msg)
+    parts, size = [], 512
+    with progress_bar(total=n, desc="detectors", unit="cutout", enabled=progress) as bar:
+        for lo in range(0, n, size):
+            chunk = rows[lo : lo + size]
+            images = dataset[[int(r) for r in chunk]][0].numpy()
+            parts.append(detector_scores(
+                images, bands=bands, pixel_scale=float(dataset.pixel_scale),
+                psf_fwhm=None if psf is None else psf[chunk], detectors=detectors,
+            ))  # fmt: skip
+            bar.update(len(chunk))
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def _psf_fwhm(table, n_bands):
+    """The table's ``psf_fwhm`` column as (n, bands) arcsec, or None without one per band."""
+    if "psf_fwhm" not in table.colnames:
+        return None
+    col = table["psf_fwhm"]
+    psf = np.asarray(
+        col.to_value("arcsec") if getattr(col, "unit", None) else col, dtype=np.float64
+    )
+    return psf if psf.shape == (len(table), n_bands) else None
+
+
+def _top_scorer(scores, good, how):
+    """Name of the scorer that put each object highest (on the scale ``how`` combines);
+    empty for flagged objects."""
+    from astrounsup.latent import tail_scaled
+
+    names = list(scores)
+    scale = tail_scaled if how == "tail" else rank_scores
+    stack = np.stack([scale(np.asarray(scores[k])[good]) for k in names])
+    best = np.argmax(np.where(np.isnan(stack), -np.inf, stack), 0)
+    out = np.full(len(good), "", dtype=f"U{max(len(k) for k in names)}")
+    out[good] = np.asarray(names)[best]
+    return out
 
 
 def _cutout_rows(data, table, inputs):

@@ -7,6 +7,8 @@ import copy
 import time
 from pathlib import Path
 
+import numpy as np
+
 from astrounsup import __version__
 from astrounsup._config import merge_config
 from astrounsup._provenance import _PACKAGES, _version
@@ -64,9 +66,12 @@ def run_lens_search(store, out, config=None, *, steps=None, device=None, progres
        clusters and rank every object (``out/cluster``); with ``vetted`` grades, fold
        them into the labels and rank again (``out/rank``,
        :func:`astrounsup.pipeline.rerank_candidates`);
-    4. rank every object by anomaly scores (``out/anomalies``); with ``recon_recipe``,
-       after training that model too (``out/recon_run``, ``out/recon_latents.h5``) and
-       scoring its reconstruction errors against look-alikes in the main latents;
+    4. rank every object by anomaly scores (``out/anomalies``): the detectors on the
+       pixels and the latent-space scorers; with ``recon_recipe``, after training that
+       model too (``out/recon_run``, ``out/recon_latents.h5``) and scoring its
+       reconstruction errors against look-alikes in the main latents; with ``vetted``
+       grades of kind ``anomaly``, the graded anomalies first and the graded ``not``
+       after the ungraded (:func:`astrounsup.latent.rank_with_grades`);
     5. write the browsable report (``out/report/index.html``,
        :func:`astrounsup.report.write_report`; settings in a ``report`` section).
 
@@ -281,6 +286,10 @@ def run_lens_search(store, out, config=None, *, steps=None, device=None, progres
     else:
         manifest.forget("rank")
 
+    if anomaly_cfg["detectors"] and not np.isfinite(main.pixel_scale):
+        say("anomalies: detectors not measured: the pixel scale is unknown (they measure "
+            "in arcsec)")  # fmt: skip
+        anomaly_cfg["detectors"] = []
     scored, model, context = (latents, table), None, None
     inputs = {"latents": latents_path, "store": store}
     parts = {"latents": latents_hash}
@@ -295,9 +304,14 @@ def run_lens_search(store, out, config=None, *, steps=None, device=None, progres
         parts = {"latents": file_hash(scored_path), "checkpoint": file_hash(model.checkpoint),
                  "context": latents_hash}  # fmt: skip
 
+    if vetted is not None:
+        inputs["grades"] = vetted
+        parts["grades"] = file_hash(vetted)
+
     def anomalies():
         result = score_anomalies(
-            *scored, anomaly_cfg, model=model, data=store, context=context, inputs=inputs,
+            *scored, anomaly_cfg, model=model, data=store, context=context,
+            grades=None if vetted is None else read_grades(vetted), inputs=inputs,
             progress=progress,
         )  # fmt: skip
         paths = result.write(out / "anomalies", overwrite=True)

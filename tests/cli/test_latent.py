@@ -16,6 +16,7 @@ from astrounsup.latent import (
     combine_ranks,
     contextual_scores,
     read_latents,
+    tail_scaled,
     write_latents,
 )
 from astrounsup.simulate import simulate_stars
@@ -174,14 +175,18 @@ def test_anomalies_with_reconstruction(run, tmp_path):
     cat = QTable.read(out / "anomalies.ecsv")
     assert list(cat["anomaly_rank"]) == list(range(1, len(cat) + 1))
     assert np.all(np.diff(cat["anomaly_score"]) <= 0)
-    names = ("iforest", "lof", "knn", "chi2", "chi2_max", "chi2_extended", "elbo", "line")
-    for name in (*names, "chi2_g", "chi2_r", "chi2_i"):
+    names = ("iforest", "lof", "knn", "trail", "sharp", "ghost", "ring", "chi2", "chi2_max",
+             "chi2_extended", "elbo", "line")  # fmt: skip
+    shown = ("chi2_g", "chi2_r", "chi2_i", "trail_g", "sharp_i")
+    for name in (*names, *shown):
         assert f"score_{name}" in cat.colnames
-    # Default combination: the largest of the scorers' percentiles (the per-band
-    # chi-squares are shown, not combined; the trail score is).
-    expected = combine_ranks({n: cat[f"score_{n}"] for n in names}, how="max")
-    np.testing.assert_allclose(cat["anomaly_score"], expected)
-    assert cat.meta["combine"] == "max"
+    # Default combination: the largest of the scores, each scaled to 1 at its own 99th
+    # percentile (the per-band scores are shown, not combined; the trail score is).
+    scaled = {n: tail_scaled(np.asarray(cat[f"score_{n}"])) for n in names}
+    np.testing.assert_allclose(cat["anomaly_score"], np.max(list(scaled.values()), 0))
+    assert cat.meta["combine"] == "tail"
+    assert cat.meta["scorers"] == ",".join(names)
+    assert cat.meta["detectors"] == "trail,sharp,ghost,ring"
     assert (out / "anomalies.png").exists()
 
 
@@ -198,7 +203,19 @@ def context(run):
 
 def test_anomalies_relative_to_a_context_embedding(run, context, tmp_path):
     out = tmp_path / "a"
-    args = ["anomalies", str(run["latents"]), "--recon", "--methods", "lof", "--n-neighbors", "5"]
+    args = [
+        "anomalies",
+        str(run["latents"]),
+        "--recon",
+        "--methods",
+        "lof",
+        "--n-neighbors",
+        "5",
+        "--detectors",
+        "none",
+        "--combine",
+        "max",
+    ]
     code = main(
         [*args, "--context", str(context[0]), "--context-neighbors", "7",
          "--context-components", "4", "--seed", "3", "--out", str(out)]

@@ -39,6 +39,89 @@ class TestRanks:
             descending_rank(np.zeros((2, 2)))
 
 
+class TestTailScaled:
+    def test_against_numpy(self):
+        from astrounsup.latent import tail_scaled
+
+        s = np.random.default_rng(1).lognormal(size=500)
+        s[7] = np.nan
+        ok = np.isfinite(s)
+        med, q = np.median(s[ok]), np.quantile(s[ok], 0.95)
+        out = tail_scaled(s, quantile=0.95)
+        np.testing.assert_allclose(out[ok], (s[ok] - med) / (q - med))
+        assert np.isnan(out[7])
+
+    def test_a_clean_detector_outranks_a_heavy_tailed_scorer(self):
+        from astrounsup.latent import rank_anomalies
+
+        rng = np.random.default_rng(3)
+        heavy = rng.lognormal(0.0, 1.0, 1000)  # ordinary objects with a long tail
+        clean = rng.normal(size=1000)
+        clean[[10, 20]] = 40.0  # two real outliers of a noise-limited detector
+        heavy[[10, 20]] = 0.0
+        _, by_tail = rank_anomalies({"heavy": heavy, "clean": clean})
+        _, by_max = rank_anomalies({"heavy": heavy, "clean": clean}, how="max")
+        assert sorted(by_tail[[10, 20]]) == [1, 2]  # tail is the default
+        assert max(by_max[[10, 20]]) > 2  # ranks: the heavy scorer's top ties with them
+
+    @pytest.mark.parametrize(
+        ("scores", "expected"),
+        [([0.0] * 200 + [30.0], 1.0), ([2.0] * 10, 0.0)],
+    )
+    def test_a_degenerate_tail(self, scores, expected):
+        from astrounsup.latent import tail_scaled
+
+        assert tail_scaled(scores)[-1] == expected
+
+    @pytest.mark.parametrize(
+        ("kwargs", "match"),
+        [({"quantile": 1.0}, r"quantile must be in \(0.5, 1\); got 1.0"),
+         ({"scores": np.zeros((2, 2))}, r"scores must be 1-D")],
+    )  # fmt: skip
+    def test_bad_inputs(self, kwargs, match):
+        from astrounsup.latent import tail_scaled
+
+        options = {"scores": [1.0, 2.0]} | kwargs
+        with pytest.raises(ValueError, match=match):
+            tail_scaled(**options)
+
+
+class TestRankWithGrades:
+    def test_graded_objects_move_and_the_others_keep_their_order(self):
+        from astrounsup.latent import rank_anomalies, rank_with_grades
+
+        rng = np.random.default_rng(6)
+        scores = {"a": rng.normal(size=200), "b": rng.lognormal(size=200)}
+        grades = np.full(200, "", dtype="<U7")
+        grades[[3, 4]] = "not"
+        grades[[10, 11, 12]] = "anomaly"
+        flagged = np.zeros(200, bool)
+        flagged[7] = True
+        combined, rank = rank_with_grades(scores, grades, flagged=flagged)
+        ref_combined, ref = rank_anomalies(scores, flagged=flagged)
+        np.testing.assert_array_equal(combined, ref_combined)
+        assert sorted(rank[[10, 11, 12]]) == [1, 2, 3]
+        assert sorted(rank[[3, 4]]) == [198, 199]
+        assert rank[7] == 200
+        others = np.setdiff1d(np.arange(200), [3, 4, 7, 10, 11, 12])
+        np.testing.assert_array_equal(np.argsort(rank[others]), np.argsort(ref[others]))
+        np.testing.assert_array_equal(np.sort(rank), np.arange(1, 201))
+
+    @pytest.mark.parametrize(
+        ("grades", "kwargs", "match"),
+        [
+            (["lens", "", ""], {}, r"unknown grades \['lens'\]"),
+            (["", ""], {}, r"grades must have shape \(3,\)"),
+            (["", "", ""], {"how": "sum"}, "how must be one of"),
+        ],
+    )
+    def test_bad_inputs(self, grades, kwargs, match):
+        from astrounsup.latent import rank_with_grades
+
+        with pytest.raises(ValueError, match=match):
+            rank_with_grades({"a": [1.0, 2.0, 3.0]}, grades, **kwargs)
+
+
 class TestRankAnomalies:
     def test_against_ranking_the_unflagged_alone(self):
         from astrounsup.latent import rank_anomalies

@@ -2,7 +2,7 @@ import json
 
 import numpy as np
 import pytest
-from astropy.table import QTable
+from astropy.table import QTable, vstack
 
 from astrounsup.io import write_store
 from astrounsup.pipeline import run_lens_search
@@ -141,11 +141,16 @@ class TestVetted:
         top = clusters[np.argsort(clusters["lens_rank"])][:4]
         grades = grades_table(top["object_id"], ["lens", "not", "unsure", "not"],
                               time="2026-12-01T20:00:00")  # fmt: skip
+        last = QTable.read(first["anomalies"]["anomalies"])["object_id"][-1]
+        odd = grades_table([last], ["anomaly"], kind="anomaly", time="2026-12-01T20:01:00")
         path = tmp_path / "grades.csv"
-        grades.write(path, format="ascii.csv")
+        vstack([grades, odd]).write(path, format="ascii.csv")
         done, lines = run(store, out, cfg, vetted=path)
+        # The anomalies are ranked again from the anomaly grade.
         assert done["reused"] == ["train", "embed", "features", "cluster", "recon_train",
-                                  "recon_embed", "anomalies"]  # fmt: skip
+                                  "recon_embed"]  # fmt: skip
+        anomalies = QTable.read(done["anomalies"]["anomalies"])
+        assert (anomalies["object_id"][0], anomalies["anomaly_grade"][0]) == (last, "anomaly")
         assert any(line.startswith("rank: re-ranked") for line in lines)
         ranked = QTable.read(done["rank"]["clusters"])
         from astrounsup.latent import read_latents

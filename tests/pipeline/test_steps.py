@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from astropy.table import QTable
 
+from astrounsup.catalog import grades_table
 from astrounsup.io import as_dataset
 from astrounsup.latent import (
     AnomalyScorer,
@@ -29,6 +30,7 @@ from astrounsup.pipeline import (
     score_anomalies,
     train_model,
 )
+from astrounsup.simulate import simulate_lens_survey
 
 
 def blobs(seed=0):
@@ -141,23 +143,59 @@ class TestClusterLatents:
         assert before == CLUSTER_DEFAULTS
 
 
+def _tail(scores):
+    """Reference tail scaling: 0 at the median, 1 at the 99th percentile."""
+    median = np.median(scores)
+    return (scores - median) / (np.quantile(scores, 0.99) - median)
+
+
 class TestScoreAnomalies:
     def test_ranks_the_combined_latent_scorers(self):
         z, table = blobs()
         z[5] += 30.0
-        result = score_anomalies(z, table, {"methods": ["lof", "knn"], "n_neighbors": 10})
+        result = score_anomalies(z, table, {"methods": ["lof", "knn"], "n_neighbors": 10,
+                                            "detectors": []})  # fmt: skip
         cat = result.tables["anomalies"]
-        expected = combine_ranks(
-            {m: AnomalyScorer(m, n_neighbors=10, random_state=0).fit_score(z)
-             for m in ("lof", "knn")},
-            how="max",
-        )  # fmt: skip
+        each = {m: AnomalyScorer(m, n_neighbors=10, random_state=0).fit_score(z)
+                for m in ("lof", "knn")}  # fmt: skip
+        expected = np.max([_tail(v) for v in each.values()], 0)  # the default: tail
         order = np.argsort(descending_rank(expected))
         np.testing.assert_array_equal(cat["object_id"], table["object_id"][order])
         np.testing.assert_allclose(cat["anomaly_score"], expected[order])
         assert cat["object_id"][0] == "o5"
         assert list(cat["anomaly_rank"]) == list(range(1, 121))
         assert cat.meta["scorers"] == "lof,knn"
+        best = np.asarray(["lof", "knn"])[np.argmax([_tail(v) for v in each.values()], 0)]
+        np.testing.assert_array_equal(cat["top_scorer"], best[order])
+        by_rank = score_anomalies(z, table, {"methods": ["lof", "knn"], "n_neighbors": 10,
+                                             "detectors": [], "combine": "max"})  # fmt: skip
+        np.testing.assert_allclose(
+            np.sort(by_rank.tables["anomalies"]["anomaly_score"]),
+            np.sort(combine_ranks(each, how="max")),
+        )
+
+    def test_detectors_find_a_trail_and_a_hit(self):
+        # A survey with no anomalies of its own: the planted two are the only ones.
+        survey = simulate_lens_survey(60, seed=3, anomaly_fraction=0.0, progress=False)
+        images = survey.images.copy()
+        table = survey.table
+        yy, xx = np.mgrid[: images.shape[-2], : images.shape[-1]]
+        sigma = np.nanstd(images[:, :, :4, :4], axis=(2, 3))  # rough sky noise per band
+        images[7, 1] += 10 * sigma[7, 1] * np.exp(-0.5 * ((xx - 0.4 * yy - 20) / 1.2) ** 2)
+        images[21, 0, 12, 40] += 200 * sigma[21, 0]  # a one-pixel hit in g
+        data = as_dataset(images, table=table, bands=survey.bands,
+                          pixel_scale=survey.pixel_scale)  # fmt: skip
+        z = np.random.default_rng(0).normal(size=(len(table), 4))
+        result = score_anomalies(z, table, {"methods": [], "gallery": 0}, data=data)
+        cat = result.tables["anomalies"]
+        assert result.summary["scorers"] == ["trail", "sharp", "ghost", "ring"]
+        assert {f"score_{d}_{b}" for d in ("trail", "sharp") for b in "gri"} <= set(cat.colnames)
+        row = {i: k for k, i in enumerate(cat["object_id"])}
+        trail, hit = (row[table["object_id"][i]] for i in (7, 21))
+        assert cat["anomaly_rank"][[trail, hit]].tolist() in ([1, 2], [2, 1])
+        assert cat["top_scorer"][[trail, hit]].tolist() == ["trail", "sharp"]
+        assert cat["score_trail_r"][trail] > cat["score_trail_g"][trail]
+        assert cat.meta["detectors"] == "trail,sharp,ghost,ring"
 
     def test_with_the_reconstruction_of_a_trained_model(self, small_survey):
         images = small_survey.images[:40]
@@ -170,7 +208,7 @@ class TestScoreAnomalies:
         context = (np.random.default_rng(0).normal(size=(40, 5)), table)
         result = score_anomalies(
             z, table, {"methods": ["lof"], "recon": True, "context_neighbors": 5,
-                       "n_neighbors": 5, "gallery": 4},
+                       "n_neighbors": 5, "gallery": 4, "detectors": []},
             model=vae, data=images, context=context,
         )  # fmt: skip
         cat = result.tables["anomalies"]
@@ -183,13 +221,40 @@ class TestScoreAnomalies:
         assert not per_band & {f"score_{k}" for k in result.summary["scorers"]}
         assert "anomalies" in result.figures
 
+    def test_grades_rank_again(self):
+        z, table = blobs()
+        z[[5, 50]] += 30.0
+        config = {"methods": ["lof", "knn"], "n_neighbors": 10, "detectors": []}
+        grades = grades_table(["o5", "o50", "o7"], ["not", "anomaly", "anomaly"],
+                              kind="anomaly", time="2026-12-06T06:00:00")  # fmt: skip
+        cat = score_anomalies(z, table, config, grades=grades).tables["anomalies"]
+        assert set(cat["object_id"][:2]) == {"o50", "o7"}  # graded anomalies first
+        assert cat["object_id"][-1] == "o5"  # graded "not" after every ungraded
+        row = dict(zip(cat["object_id"], cat["anomaly_grade"], strict=True))
+        assert (row["o5"], row["o50"], row["o1"]) == ("not", "anomaly", "")
+        other = grades_table(["x9"], ["not"], kind="anomaly", time="2026-12-06T06:00:00")
+        with pytest.raises(ValueError, match="x9"):
+            score_anomalies(z, table, config, grades=other)
+
     @pytest.mark.parametrize(
         ("config", "kwargs", "match"),
         [
             ({"methods": ["ocsvm"]}, {}, r"unknown scorers \['ocsvm'\]"),
-            ({"methods": []}, {}, "no scorer"),
-            ({"recon": True}, {}, "recon needs a model checkpoint and the cutouts"),
-            ({}, {"context": np.zeros((120, 2))}, "context needs recon"),
+            ({"detectors": ["blob"]}, {}, r"detectors: unknown detectors \['blob'\]"),
+            ({}, {}, r"detectors need the cutouts: give data \(--data\)"),
+            ({"methods": [], "detectors": []}, {}, "no scorer"),
+            (
+                {"recon": True, "detectors": []},
+                {},
+                "recon needs a model checkpoint and the cutouts",
+            ),
+            ({"detectors": []}, {"context": np.zeros((120, 2))}, "context needs recon"),
+            ({"detectors": [], "combine": "sum"}, {}, r"combine must be one of"),
+            (
+                {"methods": []},
+                {"data": np.zeros((120, 3, 32, 32), np.float32)},
+                "detectors need the pixel scale",
+            ),
         ],
     )
     def test_bad_settings(self, config, kwargs, match):

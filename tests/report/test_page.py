@@ -25,7 +25,7 @@ def run(small_survey, tmp_path_factory):
     z = rng.normal(size=(N, 6)) + 4.0 * np.asarray(table["is_lens"])[:, None]
     clusters = cluster_latents(z, table, {"k": 4, "labels_column": "is_lens",
                                           "labeled_fraction": 0.5}).tables["clusters"]  # fmt: skip
-    anomalies = score_anomalies(z, table, {"methods": ["lof"], "n_neighbors": 5,
+    anomalies = score_anomalies(z, table, {"methods": ["lof"], "n_neighbors": 5, "detectors": [],
                                            "gallery": 0}).tables["anomalies"]  # fmt: skip
     clusters.write(tmp / "clusters.ecsv")
     page = write_report(tmp / "report", store, z, clusters, anomalies,
