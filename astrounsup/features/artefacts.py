@@ -148,7 +148,8 @@ def trail_scores(images, *, bands, pixel_scale, n_angles=48, n_segments=8, clip=
         Band names of axis 1.
     pixel_scale : float
         Arcsec per pixel, in [0.01, 5]: the images are binned by
-        ``max(1, round(0.5 / pixel_scale))`` first.
+        ``max(1, round(0.5 / pixel_scale))`` first (less for cutouts smaller than
+        ``2 * n_segments`` binned pixels).
     n_angles : int, optional
         Directions searched over [0, 180) degrees, >= 4.
     n_segments : int, optional
@@ -183,11 +184,13 @@ def trail_scores(images, *, bands, pixel_scale, n_angles=48, n_segments=8, clip=
     if x.shape[-1] != x.shape[-2]:
         msg = f"{name}: cutouts must be square; got {tuple(x.shape[-2:])} px"
         raise ValueError(msg)
-    k = max(1, round(_TRAIL_PIXEL / pixel_scale))
+    # Binned to about 0.5" pixels, less where the binned side would fall below two
+    # pixels per piece of a line.
+    k = max(1, min(round(_TRAIL_PIXEL / pixel_scale), x.shape[-1] // (2 * n_segments)))
     side = x.shape[-1] // k
     if side < 2 * n_segments:
-        msg = (f"{name}: cutouts of {x.shape[-1]} px binned by {k} are too small for "
-               f"{n_segments} segments per line")  # fmt: skip
+        msg = (f"{name}: cutouts of {x.shape[-1]} px are too small for {n_segments} segments "
+               f"per line (at least {2 * n_segments} px)")  # fmt: skip
         raise ValueError(msg)
     lines = _line_segments(side, n_angles, n_segments)
     out = []
