@@ -304,6 +304,9 @@ def write_report(out, store, latents, clusters, anomalies=None, *, summary=None,
         for name in ("anomaly_score", "anomaly_rank"):
             if name in an:
                 card_cols[name.replace("_", " ")] = an[name]
+        if "top_scorer" in an:  # the scorer that put the object highest
+            card_cols["found by"] = np.where(np.asarray(an["top_scorer"]) == "", None,
+                                             an["top_scorer"])  # fmt: skip
         common = {"ids": ids, "ra": ra, "dec": dec, "cluster": cluster, "extra": card_cols}
         named = None
         if "lens_cluster_fraction" in cl and clusters.meta.get("regime") == "labeled":

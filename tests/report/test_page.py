@@ -157,6 +157,9 @@ def test_gallery_counts_match_the_catalogs(browser, run):
     top = clusters[np.argmin(clusters["lens_rank"])]
     assert first[0] == top["object_id"]
     assert first[1] == legacy_viewer_url(top["ra"].value, top["dec"].value)
+    # An anomaly card names the scorer that put it highest.
+    card = browser.find_element("css selector", "[data-gallery=anomalies] .card")
+    assert "found by lof" in card.text
 
 
 def test_hovering_a_point_shows_its_thumbnail(browser):
