@@ -1,11 +1,13 @@
 """Evaluation: the anomaly step of the lens search on a survey with 1% anomalies.
 
     python eval/anomaly_search.py --survey ours|lenstronomy [--n 15000] [--seed 0]
-                                  [--steps 400] [--workdir DIR] [--record RUNS.jsonl]
+                                  [--steps 400] [--workdir DIR] [--config TOML]
+                                  [--record RUNS.jsonl]
 
 The survey and the main (SimCLR) latents are those of ``eval/rare_lenses.py`` (1% lenses,
 1% anomalies: satellite trails, cosmic rays, ghosts, ring galaxies, bleed trails; kept in
-the workdir as ``<survey>_run<seed>/latents.h5`` and trained there when missing). A VAE with
+the workdir as ``<survey>_run<seed>/latents.h5`` and trained there when missing; with
+``--config``, those of that lens-search config's model). A VAE with
 the reconstruction settings the lens search used before the detectors (250 steps of 64,
 lr 0.002, 50 warm-up steps) is trained beside it (``<survey>_vae<seed>``) when missing.
 Every row runs :func:`astrounsup.pipeline.score_anomalies`, the lens search's anomaly step:
@@ -101,11 +103,12 @@ def figures(result, table):
 DEFAULT_ROW = "LOF + detectors, tail"
 
 
-def run(survey, n, seed, workdir, *, steps=None, rounds=3, per_round=30, rows=None):
+def run(survey, n, seed, workdir, *, steps=None, rounds=3, per_round=30, rows=None,
+        config=None):  # fmt: skip
     from astrounsup.pipeline import ANOMALY_DEFAULTS, score_anomalies
 
     store = make_store(survey, n, workdir, seed=100, lens_fraction=0.01)
-    latents, table = kept_latents(survey, n, seed, workdir, steps=steps)
+    latents, table = kept_latents(survey, n, seed, workdir, steps=steps, config=config)
     unknown = sorted(set(rows or ()) - set(ROWS))
     if unknown:
         raise SystemExit(f"--rows: unknown rows {unknown}; choose among {list(ROWS)}")
@@ -114,7 +117,8 @@ def run(survey, n, seed, workdir, *, steps=None, rounds=3, per_round=30, rows=No
     if any(row["vae"] for row in chosen.values()):
         checkpoint, vae, vae_table = vae_latents(store, survey, seed, workdir)
     t_vae = time.perf_counter() - t0
-    out = {"survey": survey, "n": n, "seed": seed, "vae_s": round(t_vae, 1), "rows": {}}
+    out = {"survey": survey, "n": n, "seed": seed, "vae_s": round(t_vae, 1), "rows": {},
+           "config": str(config or "lens_search_full.toml")}  # fmt: skip
     for name, row in chosen.items():
         t1 = time.perf_counter()
         cfg = {"seed": seed, "gallery": 0, "combine": row["combine"],
@@ -209,6 +213,11 @@ def main(argv=None):
     parser.add_argument(
         "--rows", default=None, help="row names to run, separated by ; (default: every row)"
     )
+    parser.add_argument(
+        "--config",
+        default=None,
+        help="lens-search TOML of the main latents (default: lens_search_full)",
+    )
     parser.add_argument("--record", default=None, help="append the figures (JSON lines)")
     args = parser.parse_args(argv)
     Path(args.workdir).mkdir(parents=True, exist_ok=True)
@@ -222,6 +231,7 @@ def main(argv=None):
         rounds=args.rounds,
         per_round=args.grade,
         rows=rows,
+        config=args.config,
     )
     report(entry)
     if args.record:

@@ -10,7 +10,8 @@
 Runs :func:`astrounsup.pipeline.run_lens_search` with the settings of
 ``pipelines/configs/lens_search_full.toml`` (the recommended lens search: its model,
 steps, k, reduction, labeled share and anomaly scorer; only the seeds change; ``--config``
-measures another, e.g. the README main job's ``lens_search.toml``) on
+measures another, e.g. the README main job's ``lens_search.toml``, which embeds with the
+shipped encoder) on
 
 * ``ours``: the built-in survey of ``pipelines/configs/synthetic_survey.toml`` (2,000
   cutouts, half lenses, 1% anomalies, every realism switch on);
@@ -55,7 +56,8 @@ from sklearn.metrics import roc_auc_score
 
 ROOT = Path(__file__).resolve().parents[1]
 #: The settings measured: those recommended for a survey (the README main job,
-#: ``lens_search.toml``, is the same with shorter trainings; ``--config`` measures it).
+#: ``lens_search.toml``, is the same embedding with the shipped encoder, untrained;
+#: ``--config`` measures it).
 CONFIG = ROOT / "pipelines" / "configs" / "lens_search_full.toml"
 SURVEY_CONFIG = ROOT / "pipelines" / "configs" / "synthetic_survey.toml"
 ANOMALY_KINDS = {

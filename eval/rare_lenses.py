@@ -2,13 +2,14 @@
 
     python eval/rare_lenses.py --survey ours|lenstronomy [--n 15000] [--known 50]
                                [--seeds 0,1,2] [--workdir DIR] [--rescore]
-                               [--record RUNS.jsonl]
+                               [--config TOML] [--record RUNS.jsonl]
 
 A real survey holds ~1e-3 lenses and a team knows a few dozen of them, but no negatives.
 This makes a survey with 1% lenses (``lens_fraction = 0.01``, 1% anomalies; ours with the
 settings of ``pipelines/configs/synthetic_survey.toml`` otherwise, or the lenstronomy one of
 ``eval/lenstronomy_survey.py``), trains and embeds with the main job's model settings
-(``pipelines/configs/lens_search_full.toml``: :func:`astrounsup.pipeline.train_model` and
+(``pipelines/configs/lens_search_full.toml``, or ``--config``, e.g. one whose ``[model]``
+starts from the shipped encoder: :func:`astrounsup.pipeline.train_model` and
 :func:`astrounsup.pipeline.embed_latents`, as the main job runs them), and clusters with its
 cluster settings but ``known_positives`` = the ids of ``--known`` lenses drawn at random
 (:func:`astrounsup.pipeline.cluster_latents` with the survey's arc features, as the lens
@@ -17,7 +18,8 @@ training seed. On the objects not in the list it reports the precision and recal
 top 100 by ``lens_rank``, the AUROC of ``lens_score``, the precision of the top 100 by the
 arc score alone (no labels), and the estimated share of all
 lenses that are known against the truth; each seed's latents are kept in the workdir
-(``<survey>_run<seed>/latents.h5``), and ``--rescore`` scores them again without training.
+(``<survey>_run<seed>/latents.h5``, ``<survey>_<config name>_run<seed>`` with ``--config``),
+and ``--rescore`` scores them again without training.
 Target: precision of the top 100 >= 0.5
 on both surveys, mean over seeds.
 """
@@ -53,14 +55,20 @@ def known_positive_config(cfg, known):
     return cluster | {"known_positives": list(known)}
 
 
-def kept_latents(survey, n, seed, workdir, *, n_known=50, steps=None):
+def run_dir(workdir, survey, seed, config=None):
+    """Where the run of one training seed keeps its model and latents."""
+    tag = "" if config is None else f"_{Path(config).stem}"
+    return Path(workdir) / f"{survey}{tag}_run{seed}"
+
+
+def kept_latents(survey, n, seed, workdir, *, n_known=50, steps=None, config=None):
     """The latents of one training seed at 1% lenses, kept in ``workdir``: read when an
     earlier run left them there, else trained and embedded as :func:`run` does."""
     from astrounsup.latent import read_latents
 
-    kept = Path(workdir) / f"{survey}_run{seed}" / "latents.h5"
+    kept = run_dir(workdir, survey, seed, config) / "latents.h5"
     if not kept.exists():
-        run(survey, n, n_known, [seed], workdir, steps=steps)
+        run(survey, n, n_known, [seed], workdir, steps=steps, config=config)
     return read_latents(kept)[:2]
 
 
@@ -76,7 +84,7 @@ def arc_features_of(store, workdir):
     return read_catalog(path)
 
 
-def run(survey, n, n_known, seeds, workdir, *, steps=None, rescore=False):
+def run(survey, n, n_known, seeds, workdir, *, steps=None, rescore=False, config=None):
     from astrounsup.latent import read_latents, write_latents
     from astrounsup.pipeline import cluster_latents, embed_latents, train_model
     from astrounsup.training import short_run_warmup
@@ -91,13 +99,13 @@ def run(survey, n, n_known, seeds, workdir, *, steps=None, rescore=False):
     runs = []
     for seed in seeds:
         t1 = time.perf_counter()
-        cfg = main_job_config(seed)
+        cfg = main_job_config(seed, config=config)
         if steps:
             cfg["model"]["steps"] = steps
             # As run_lens_search(steps=...) shortens a run.
             training = cfg["model"]["config"]["training"]
             training["warmup_steps"] = short_run_warmup(training.get("warmup_steps", 0), steps)
-        kept = Path(workdir) / f"{survey}_run{seed}" / "latents.h5"
+        kept = run_dir(workdir, survey, seed, config) / "latents.h5"
         if rescore:
             if not kept.exists():
                 raise SystemExit(f"--rescore: no latents {kept} (run with --workdir first)")
@@ -170,6 +178,12 @@ def main(argv=None):
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--steps", type=int, default=None, help="override the main job's steps")
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="lens-search TOML (default: lens_search_full.toml)",
+    )
     parser.add_argument("--record", type=Path, default=None)
     parser.add_argument("--report", type=Path, default=None)
     parser.add_argument(
@@ -187,10 +201,12 @@ def main(argv=None):
     if args.workdir:
         args.workdir.mkdir(parents=True, exist_ok=True)
         entry = run(args.survey, args.n, args.known, seeds, args.workdir, steps=args.steps,
-                    rescore=args.rescore)  # fmt: skip
+                    rescore=args.rescore, config=args.config)  # fmt: skip
     else:
         with tempfile.TemporaryDirectory() as tmp:
-            entry = run(args.survey, args.n, args.known, seeds, tmp, steps=args.steps)
+            entry = run(args.survey, args.n, args.known, seeds, tmp, steps=args.steps,
+                        config=args.config)  # fmt: skip
+    entry["config"] = str(args.config or "lens_search_full.toml")
     if args.record:
         from lens_clustering import record_run
 

@@ -12,11 +12,12 @@ interrupted ingest resumes). Without ``--data`` the built-in synthetic survey
 (``pipelines/configs/synthetic_survey.toml``) is made unless its store exists, and its
 ``is_lens`` column names the clusters as the config says: the README main job.
 
-Reads the TOML config (``pipelines/configs/lens_search.toml``, the quick main job;
-``--config pipelines/configs/lens_search_full.toml`` trains as long as ``eval/`` measures,
-for real data) and runs
-:func:`astrounsup.pipeline.run_lens_search`: trains the configured model and embeds every
-cutout; clusters the latents; with labels (``--labels COLUMN``, of any type, the lens
+Reads the TOML config (``pipelines/configs/lens_search.toml``, the main job: it embeds
+with the encoder shipped with the package, which takes g, r, i cutouts of 64 px at
+0.168-0.30 arcsec/px; ``--config pipelines/configs/lens_search_full.toml`` trains SimCLR
+from scratch as long as ``eval/`` measures, for any survey) and runs
+:func:`astrounsup.pipeline.run_lens_search`: trains (or loads) the configured model and
+embeds every cutout; clusters the latents; with labels (``--labels COLUMN``, of any type, the lens
 label named by ``--positive`` unless it is True or 1: a share
 ``--labeled-fraction`` names the clusters and the rest measure the result) or a list of
 known lenses (``--known-lenses``, one id per line) also names the clusters and ranks every
@@ -145,7 +146,10 @@ def main(argv=None):
             cfg["survey"] = survey
         run_lens_search(store, out, cfg, steps=args.steps, fresh=args.fresh, vetted=args.vetted)
     except (ValueError, TypeError, OSError, KeyError, StoreError) as err:
-        print(f"lens_search.py: error: {err}", file=sys.stderr)
+        hint = ""
+        if str(err).startswith("init: the shipped encoder"):
+            hint = "; --config pipelines/configs/lens_search_full.toml trains one from scratch"
+        print(f"lens_search.py: error: {err}{hint}", file=sys.stderr)
         return 2
     return 0
 

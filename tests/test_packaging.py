@@ -102,9 +102,9 @@ def test_outputs_get_ordinary_permissions(tmp_path):
     assert stat.S_IMODE((tmp_path / "d").stat().st_mode) == 0o755
 
 
-def test_the_wheel_holds_the_report_assets(tmp_path):
-    """The report's style sheet and scripts are package data (a copy of the sources is
-    built, so the tree gets no build folders)."""
+def test_the_wheel_holds_the_report_assets_and_the_shipped_encoder(tmp_path):
+    """The report's style sheet and scripts and the pretrained encoder with its card are
+    package data (a copy of the sources is built, so the tree gets no build folders)."""
     import shutil
     import zipfile
 
@@ -125,3 +125,7 @@ def test_the_wheel_holds_the_report_assets(tmp_path):
     for name in assets:
         assert f"astrounsup/report/assets/{name}" in names
     assert "astrounsup/py.typed" in names
+    weights = sorted(p.name for p in (ROOT / "astrounsup" / "training" / "weights").iterdir())
+    assert weights == ["simclr_gri.json", "simclr_gri.pt"]
+    for name in weights:
+        assert f"astrounsup/training/weights/{name}" in names

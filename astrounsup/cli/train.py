@@ -43,6 +43,11 @@ def _train_arguments(parser):
     )
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     parser.add_argument(
+        "--init", default=None,
+        help="initial weights: 'pretrained' (the encoder shipped with the package, SimCLR "
+        "on g, r, i) or a checkpoint; --steps 0 keeps them untrained (None: random)",
+    )  # fmt: skip
+    parser.add_argument(
         "--pixel-scale", type=float, default=None,
         help="arcsec per pixel, for cutouts that do not record theirs (None: theirs)",
     )  # fmt: skip
@@ -74,7 +79,8 @@ def _train(args):
     from astrounsup.training import is_main_process, load_config, resolve_config
 
     resolve_config(args.config, model=args.model)  # a bad key is named with its file
-    config = {"recipe": args.model, "steps": args.steps, "config": load_config(args.config)}
+    config = {"recipe": args.model, "steps": args.steps, "config": load_config(args.config),
+              "init": args.init}  # fmt: skip
     t0 = time.perf_counter()
     trained = train_model(
         args.data, config, out=args.out, resume=args.resume, device=args.device,
@@ -82,12 +88,10 @@ def _train(args):
     )  # fmt: skip
     if is_main_process():
         h = trained.history
-        val = f", validation {h.val_loss[-1]:.4g}" if h.val_loss else ""
-        print(
-            f"{args.model}: {h.step[-1]} steps, loss {h.loss[-1]:.4g}{val}, "
-            f"{time.perf_counter() - t0:.0f} s; wrote {args.out}/last.pt, history.json, "
-            "loss_curve.png"
-        )
+        val = f", validation {h.val_loss[-1]:.4g}" if h is not None and h.val_loss else ""
+        files = "last.pt, history.json, loss_curve.png" if trained.steps else "last.pt"
+        print(f"{trained.describe()}{val}, {time.perf_counter() - t0:.0f} s; wrote "
+              f"{args.out}/{files}")  # fmt: skip
     return 0
 
 

@@ -20,6 +20,7 @@ __getattr__, __dir__, __all__ = attach(
         "data": ["open_or_ingest"],
         "embed": ["check_latents_model", "embed_latents", "embed_survey", "part_name"],
         "features": ["FEATURES_DEFAULTS", "arc_features_skipped", "measure_arc_features"],
+        "pretrain": ["PRETRAIN_DEFAULTS", "pretrain_encoder", "pretrain_survey_settings"],
         "search": ["LENS_SEARCH_ANOMALY_DEFAULTS", "run_lens_search"],
         "rank": ["grades_alone", "rerank_candidates"],
         "reduce": [

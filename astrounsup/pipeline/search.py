@@ -179,10 +179,8 @@ def run_lens_search(store, out, config=None, *, steps=None, device=None, progres
 
         def train():
             trained = train_model(store, cfg, out=run_dir, device=device, progress=progress)
-            h = trained.history
-            say(f"{prefix}train: {trained.recipe}, {h.step[-1]} steps, loss {h.loss[-1]:.4g}; "
-                f"wrote {run_dir}")  # fmt: skip
-            return trained, {"recipe": trained.recipe, "steps": int(h.step[-1])}
+            say(f"{prefix}train: {trained.describe()}; wrote {run_dir}")
+            return trained, {"recipe": trained.recipe, "steps": trained.steps}
 
         trained = step(
             f"{prefix}train", manifest.key(step="train", store=store_hash, model=cfg), train,
@@ -362,11 +360,10 @@ def _facts(store, table, main, recon, device, done):
     """The run summary at the top of the report."""
     import torch
 
-    h = main.history
     facts = {"data": str(store), "objects": len(table), "bands": ", ".join(main.bands),
-             "model": f"{main.recipe}, {h.step[-1]} steps, loss {h.loss[-1]:.4g}"}  # fmt: skip
+             "model": main.describe()}  # fmt: skip
     if recon is not None:
-        facts["anomaly model"] = f"{recon.recipe}, {recon.history.step[-1]} steps"
+        facts["anomaly model"] = f"{recon.recipe}, {recon.steps} steps"
     facts["device"] = device or ("cuda" if torch.cuda.is_available() else "cpu")
     facts["step times (s)"] = ", ".join(f"{k} {v:g}" for k, v in done["timings"].items())
     if done["reused"]:

@@ -13,9 +13,11 @@ __all__ = ["TRAIN_DEFAULTS", "train_model"]
 
 #: Settings of :func:`train_model` (the ``[model]`` table of a pipeline config):
 #: ``recipe`` (:data:`astrounsup.training.MODELS`), ``steps`` (overrides
-#: ``config.training.max_steps``) and ``config``, a partial training config
-#: (:func:`astrounsup.training.resolve_config`).
-TRAIN_DEFAULTS = {"recipe": "cae", "steps": None, "config": {}}
+#: ``config.training.max_steps``; 0 with ``init``: no training), ``config``, a partial
+#: training config (:func:`astrounsup.training.resolve_config`), and ``init``: the initial
+#: weights (``"pretrained"``, the encoder shipped with the package, or a checkpoint path;
+#: :func:`astrounsup.training.train`).
+TRAIN_DEFAULTS = {"recipe": "cae", "steps": None, "config": {}, "init": None}
 
 
 def train_model(
@@ -50,13 +52,13 @@ def train_model(
         training_config.setdefault("training", {})["max_steps"] = cfg["steps"]
     trained = train(
         data, model=cfg["recipe"], config=training_config, out_dir=out, resume=resume,
-        device=device, progress=progress, pixel_scale=pixel_scale,
+        device=device, progress=progress, pixel_scale=pixel_scale, init=cfg["init"],
     )  # fmt: skip
-    if out is not None and is_main_process():
+    if out is not None and is_main_process() and trained.steps:
         h = trained.history
         batch = ((trained.config or {}).get("training") or {}).get("batch_size")
         title = (f"{trained.recipe} ({type(trained.model).__name__}, latent dim "
-                 f"{trained.latent_dim}): {h.step[-1]} steps"
+                 f"{trained.latent_dim}): {trained.steps} steps"
                  + (f", batch {batch}" if batch else ""))  # fmt: skip
         fig = loss_curve_figure(h.as_dict(), title=title,
                                 loss_label=LOSS_LABELS.get(trained.recipe, "loss"))  # fmt: skip

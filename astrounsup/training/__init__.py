@@ -10,6 +10,7 @@ __getattr__, __dir__, __all__ = attach(
         "distributed": ["init_from_environment", "is_main_process", "shutdown"],
         "fit": ["NORMALIZER_FIT_CUTOUTS", "fit_normalizer", "train"],
         "fitted": ["TrainedModel", "embed_dataset", "iter_embeddings"],
+        "pretrained": ["PRETRAINED", "load_pretrained", "pretrained_card", "write_pretrained"],
         "objectives": [
             "contrastive_objective",
             "denoising_objective",

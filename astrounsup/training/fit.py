@@ -12,10 +12,12 @@ import numpy as np
 from astrounsup._atomic import atomic_path
 from astrounsup._locks import output_lock
 from astrounsup.io import AsinhNormalizer, as_dataset
+from astrounsup.training._weights import PRETRAINED, load_shipped
 from astrounsup.training.checkpoint import load_checkpoint
 from astrounsup.training.fitted import TrainedModel
-from astrounsup.training.recipes import build_model, resolve_config
+from astrounsup.training.recipes import build_model, default_config, resolve_config
 from astrounsup.training.trainer import Trainer
+from astrounsup.transforms import contrastive_view_size
 
 __all__ = ["NORMALIZER_FIT_CUTOUTS", "fit_normalizer", "train"]
 
@@ -77,6 +79,7 @@ def train(
     progress=True,
     normalizer=None,
     objective=None,
+    init=None,
 ):
     """Train recipe ``model`` on cutouts and return the trained model.
 
@@ -117,6 +120,15 @@ def train(
         training objective (e.g. SimCLR with other views,
         :func:`astrounsup.training.contrastive_objective`); the model is still the
         recipe's.
+    init : {"pretrained"}, path or TrainedModel, optional
+        Start from these weights instead of random ones (fine-tuning): ``"pretrained"``,
+        the encoder shipped with the package (:func:`astrounsup.training.load_pretrained`),
+        a checkpoint, or a trained model. It must be of recipe ``model``, with the bands of
+        the data in the same order and the same input size, at a pixel scale it was
+        trained on (within 10%, or the shipped encoder's range); its model settings are
+        used (a ``[model]`` setting that differs is refused). The normaliser is fitted on
+        ``data`` as without it. ``max_steps = 0`` returns it with that normaliser,
+        untrained.
 
     Returns
     -------
@@ -140,7 +152,16 @@ def train(
     """
     import contextlib
 
+    base = None if init is None else _initial_model(init)
+    steps_zero = (
+        base is not None and isinstance(config, dict)
+        and (config.get("training") or {}).get("max_steps") == 0
+    )  # fmt: skip
+    if steps_zero:  # no training: checked as a run of one step would be
+        config = {**config, "training": {**config["training"], "max_steps": 1}}
     cfg = resolve_config(config, model=model)
+    if base is not None:
+        cfg["model"] = _init_model_config(base, model, cfg["model"])
     if objective is not None and not callable(objective):
         msg = f"objective must be callable (model, images, masks, generator); got {objective!r}"
         raise ValueError(msg)
@@ -164,6 +185,8 @@ def train(
     else:
         norm = normalizer
     dataset = raw.with_normalizer(norm)
+    if base is not None:
+        _check_init(base, dataset, model)
     net, recipe_objective, input_size = build_model(
         model,
         bands=dataset.bands,
@@ -174,6 +197,8 @@ def train(
         asinh_scale=norm.scale_,
         asinh_softening=norm.softening,
     )
+    if base is not None:
+        net.load_state_dict(base.model.state_dict())
     out = None if out_dir is None else Path(out_dir)
     trained = TrainedModel(
         net,
@@ -185,7 +210,15 @@ def train(
         config=cfg,
         source=str(data) if isinstance(data, (str, os.PathLike)) else None,
         checkpoint=None if out is None else out / "last.pt",
+        init=None if base is None else _init_name(init, base),
     )
+    if steps_zero:
+        cfg["training"]["max_steps"] = 0
+        trained.model = net.eval()
+        if out is not None:
+            with output_lock(out):
+                trained.save(out / "last.pt")
+        return trained
     try:
         trainer = Trainer(
             net,
@@ -214,6 +247,84 @@ def train(
                 tmp.write_text(json.dumps(trainer.history.as_dict()))
     trained.model, trained.history = trainer.model.eval(), trainer.history
     return trained
+
+
+def _initial_model(init):
+    """The :class:`TrainedModel` that ``init`` names."""
+    if isinstance(init, TrainedModel):
+        return init
+    if isinstance(init, str) and init == "pretrained":
+        return load_shipped(PRETRAINED)
+    if isinstance(init, (str, os.PathLike)):
+        return TrainedModel.load(init)
+    msg = f"init must be 'pretrained', a checkpoint path or a TrainedModel; got {init!r}"
+    raise ValueError(msg)
+
+
+def _init_name(init, base):
+    """How a run's initial weights are named in its checkpoint and report."""
+    card = getattr(base, "card", None)
+    if card is not None:
+        return f"pretrained {card['name']} ({card['steps']} steps)"
+    return str(base.checkpoint) if base.checkpoint is not None else "a trained model"
+
+
+def _init_model_config(base, recipe, resolved):
+    """The model settings of ``base``; a ``[model]`` setting of the config (one that is not
+    the recipe's default) that differs from them is refused."""
+    if base.recipe != recipe:
+        msg = f"init: {_name(base)} is a {base.recipe!r} model, not {recipe!r}"
+        raise ValueError(msg)
+    saved = {k: v for k, v in dict(base.model.config).items() if k not in ("bands", "size")}
+    defaults = default_config(recipe)["model"]
+    given = {k: v for k, v in resolved.items() if not _same(_plain(v), _plain(defaults.get(k)))}
+    for key, value in given.items():
+        if key in saved and not _same(_plain(value), _plain(saved[key])):
+            msg = (
+                f"init: {_name(base)} has [model] {key} = {_plain(saved[key])!r}; the config "
+                f"sets {_plain(value)!r} (leave it out, or train from scratch without init)"
+            )
+            raise ValueError(msg)
+    return resolved | saved
+
+
+def _check_init(base, dataset, recipe):
+    """Refuse initial weights for other bands, another input size or pixel scale."""
+    name = _name(base)
+    if tuple(base.bands) != tuple(dataset.bands):
+        msg = (
+            f"init: {name} takes bands {list(base.bands)}; the data has "
+            f"{list(dataset.bands)} (give cutouts in those bands, in that order, or train "
+            "without init)"
+        )
+        raise ValueError(msg)
+    size = dataset.shape[-1]
+    if recipe == "simclr":
+        size = contrastive_view_size(size)
+    if size != base.input_size:
+        msg = (
+            f"init: {name} takes an input of {base.input_size} px; cutouts of "
+            f"{dataset.shape[-1]} px give {size} (cut or pad them, or train without init)"
+        )
+        raise ValueError(msg)
+    lo, hi = getattr(base, "pixel_scale_range", None) or (
+        base.pixel_scale / 1.1, base.pixel_scale * 1.1)  # fmt: skip
+    if not math.isfinite(lo):  # trained without a pixel scale: nothing to compare
+        return
+    scale = dataset.pixel_scale
+    if not (math.isfinite(scale) and lo <= scale <= hi):
+        msg = (
+            f"init: {name} was trained on {lo:.3g}-{hi:.3g} arcsec/px; the data has "
+            f"{scale:.3g} (train without init, or resample the cutouts)"
+        )
+        raise ValueError(msg)
+
+
+def _name(base):
+    card = getattr(base, "card", None)
+    if card is not None:
+        return f"the shipped encoder {card['name']}"
+    return str(base.checkpoint) if base.checkpoint is not None else "the initial model"
 
 
 #: Training settings a resumed run may change: how long it runs and how often it saves.

@@ -95,11 +95,14 @@ class TrainedModel:
         The store or files it was trained on.
     checkpoint : pathlib.Path, optional
         The checkpoint it was read from or written to.
+    init : str, optional
+        Where its initial weights came from (``"pretrained simclr-gri"``, a checkpoint);
+        None for random ones.
 
     Attributes
     ----------
     model, recipe, bands, pixel_scale, input_size, normalizer, history, config, source,
-    checkpoint
+    checkpoint, init
         As given.
     latent_dim : int
         Length of the latent vectors :meth:`embed` returns.
@@ -118,8 +121,10 @@ class TrainedModel:
         config=None,
         source=None,
         checkpoint=None,
+        init=None,
     ):
         self.model = model
+        self.init = None if init is None else str(init)
         self.recipe = recipe
         self.bands = tuple(str(b) for b in bands)
         self.pixel_scale = float(pixel_scale)
@@ -129,6 +134,33 @@ class TrainedModel:
         self.config = config
         self.source = source
         self.checkpoint = None if checkpoint is None else Path(checkpoint)
+
+    @property
+    def steps(self):
+        """Training steps taken (0 when it was not trained after its initial weights)."""
+        h = self.history
+        return int(h.step[-1]) if h is not None and h.step else 0
+
+    def describe(self):
+        """One line: the recipe, its steps and last loss, and where it started from.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from astrounsup.training import train
+        >>> images = np.random.default_rng(0).normal(size=(16, 1, 32, 32)).astype("f4")
+        >>> train(images, model="cae", bands=("r",), progress=False,
+        ...       config={"model": {"latent_dim": 2, "widths": [4, 4]},
+        ...               "training": {"max_steps": 2, "batch_size": 8}}).describe()[:14]
+        'cae, 2 steps, '
+        """
+        h = self.history
+        text = f"{self.recipe}, {self.steps} steps"
+        if h is not None and h.loss:
+            text += f", loss {h.loss[-1]:.4g}"
+        if self.init:
+            text += f", from {self.init}"
+        return text
 
     @property
     def latent_dim(self):
@@ -214,6 +246,7 @@ class TrainedModel:
             "normalization": self.normalizer.to_dict(),
             "store": self.source,
             "config": self.config,
+            "init": self.init,
         }
 
     def fingerprint(self):
@@ -318,6 +351,7 @@ class TrainedModel:
             config=extra.get("config"),
             source=extra.get("store"),
             checkpoint=checkpoint,
+            init=extra.get("init"),
         )
 
     def __repr__(self):

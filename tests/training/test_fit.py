@@ -18,7 +18,7 @@ from .conftest import embed_cli, flat_weights, train_cli
 def test_train_then_embed_every_model(model, store, config, tmp_path, capsys):
     run = tmp_path / "run"
     assert train_cli(store, config, run, model, "--steps", "3") == 0
-    assert f"{model}: 3 steps" in capsys.readouterr().out
+    assert f"{model}, 3 steps, loss " in capsys.readouterr().out
     history = json.loads((run / "history.json").read_text())
     assert len(history["loss"]) == 3
     assert all(np.isfinite(history["loss"]))
