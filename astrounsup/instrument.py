@@ -35,6 +35,7 @@ __all__ = [
     "moffat_alpha",
     "moffat_kernel",
     "moffat_profile",
+    "reddest_band",
 ]
 
 #: FWHM of a Gaussian in units of its standard deviation, ``2 sqrt(2 ln 2)``.
@@ -107,6 +108,32 @@ BANDS = {
         Band("Y", 1009.0, 28.40, 4.0, 12.0, 18.05, 0.90, 1.058),
     )
 }
+
+
+def reddest_band(bands):
+    """Index of the longest-wavelength band of ``bands`` (names of :data:`BANDS`, any case:
+    HSC's ``y`` is ``Y``).
+
+    Raises
+    ------
+    ValueError
+        A band name not in :data:`BANDS` (naming it).
+
+    Examples
+    --------
+    >>> reddest_band(["g", "i", "r"])
+    1
+    """
+    bands = [str(b) for b in bands]
+    lookup = {k.lower(): v for k, v in BANDS.items()}
+    unknown = [b for b in bands if b.lower() not in lookup]
+    if unknown:
+        msg = (
+            f"bands {bands}: the reddest band is known only for {sorted(BANDS)} (not "
+            f"{unknown}); name the band whose light to subtract"
+        )
+        raise ValueError(msg)
+    return int(np.argmax([lookup[b.lower()].wavelength for b in bands]))
 
 
 def mag_to_flux(mag):

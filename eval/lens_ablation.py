@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -80,6 +79,8 @@ def run_variants(latents, table, arcs, cluster_cfg, *, kmeans_seeds=5):
         }  # fmt: skip
     score = arc_score(arc, arcs.meta["feature_names"])
     out["arc score (no labels)"] = {"auroc": float(roc_auc_score(truth_all, score))}
+    if kmeans_seeds == 0:
+        return out, None
     accs, calls = [], []
     for s in range(kmeans_seeds):
         e = clusterer(seed + 100 + s)
@@ -106,8 +107,10 @@ def main(argv=None):
     from astrounsup.io import as_dataset, read_catalog
     from astrounsup.latent import read_latents
 
-    with open(args.config, "rb") as f:
-        cluster_cfg = tomllib.load(f)["cluster"]
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from pipeline_surveys import main_job_config
+
+    cluster_cfg = main_job_config(0, config=args.config)["cluster"]
     rows, spreads = [], []
     for seed in [int(s) for s in args.seeds.split(",")]:
         run = args.workdir / f"{args.survey}_seed{seed}"

@@ -9,12 +9,15 @@
 
 Runs :func:`astrounsup.pipeline.run_lens_search` with the settings of
 ``pipelines/configs/lens_search_full.toml`` (the recommended lens search: its model,
-steps, k, reduction, labeled share and anomaly scorer; only the seeds change; ``--config``
-measures another, e.g. the README main job's ``lens_search.toml``, which embeds with the
-shipped encoder) on
+steps, k, reduction and anomaly scorer; only the seeds change; ``--config`` measures
+another, e.g. the README main job's ``lens_search.toml``, which embeds with the shipped
+encoder), labels of both classes of which a tenth names the clusters (:data:`LABELS`, in
+place of the configs' list of known lenses, whose regime ``eval/rare_lenses.py``
+measures), on
 
-* ``ours``: the built-in survey of ``pipelines/configs/synthetic_survey.toml`` (2,000
-  cutouts, half lenses, 1% anomalies, every realism switch on);
+* ``ours``: the built-in survey of ``pipelines/configs/synthetic_survey.toml`` at 2,000
+  cutouts with half of them lenses (:data:`LENS_FRACTION`; 1% anomalies, every realism
+  switch on);
 * ``lenstronomy``: ``eval/lenstronomy_survey.py`` at the same size and fractions (LSST-like
   pixels, PSF and depth; populations and artefacts of its own; needs ``.[eval]``),
 
@@ -73,17 +76,29 @@ TARGETS = {
 }
 
 
-def main_job_config(seed, *, recon_recipe=None, config=None):
+#: The label regime this evaluation measures: half the objects lenses (:data:`LENS_FRACTION`)
+#: and a tenth of the labels used, the rest scoring the result. The configs' own regime (a
+#: list of known lenses at 1% lenses) is measured by ``eval/rare_lenses.py``.
+LABELS = {"labels_column": "is_lens", "labeled_fraction": 0.1}
+LENS_FRACTION = 0.5
+
+
+def main_job_config(seed, *, recon_recipe=None, config=None, model_settings=None):
     """The sections (model, cluster, anomalies) of the lens-search ``config`` (default
-    :data:`CONFIG`) with every seed set to ``seed`` (and another ``recon_recipe`` beside
-    the main model, e.g. ``"inpaint"``)."""
+    :data:`CONFIG`) with every seed set to ``seed`` and the labels of :data:`LABELS` (and
+    another ``recon_recipe`` beside the main model, e.g. ``"inpaint"``; ``model_settings``
+    set in ``[model.config.model]``, e.g. ``{"loss": "dcl"}``)."""
     with open(config or CONFIG, "rb") as f:
         cfg = tomllib.load(f)
     cfg = {k: copy.deepcopy(cfg[k]) for k in ("model", "features", "cluster", "anomalies")
            if k in cfg}  # fmt: skip
+    regimes = ("labels_column", "labeled_fraction", "positive", "known_positives")
+    cfg["cluster"] = {k: v for k, v in cfg["cluster"].items() if k not in regimes} | LABELS
     if recon_recipe:
         cfg["anomalies"]["recon_recipe"] = recon_recipe
     cfg["model"].setdefault("config", {}).setdefault("training", {})["seed"] = seed
+    if model_settings:
+        cfg["model"]["config"].setdefault("model", {}).update(model_settings)
     cfg["cluster"]["seed"] = seed
     cfg["anomalies"]["seed"] = seed
     cfg["anomalies"].setdefault("recon_config", {}).setdefault("training", {})["seed"] = seed
@@ -93,19 +108,20 @@ def main_job_config(seed, *, recon_recipe=None, config=None):
 def make_store(survey, n, workdir, *, seed=0, lens_fraction=None):
     """The survey's cutout store in ``workdir``, made once: the main job's survey settings
     (``pipelines/configs/synthetic_survey.toml``) at ``n`` cutouts, or the lenstronomy survey
-    at its fractions; ``lens_fraction`` replaces the configured one."""
+    at its fractions, with :data:`LENS_FRACTION` lenses or ``lens_fraction``."""
     from astrounsup.io import write_store
 
     with open(SURVEY_CONFIG, "rb") as f:
         base = tomllib.load(f)["survey"]
-    fraction = base["lens_fraction"] if lens_fraction is None else lens_fraction
+    fraction = LENS_FRACTION if lens_fraction is None else lens_fraction
     store = Path(workdir) / f"{survey}_{n}_{fraction:g}_{seed}.h5"
     if store.exists():
         return store
     if survey == "ours":
         from astrounsup.simulate import simulate_lens_survey
 
-        kw = {k: v for k, v in base.items() if k not in ("n", "lens_fraction", "seed")}
+        kw = {k: v for k, v in base.items()
+              if k not in ("n", "lens_fraction", "seed", "known_lenses")}  # fmt: skip
         s = simulate_lens_survey(n, lens_fraction=fraction, seed=base["seed"] + seed,
                                  progress=False, **kw)  # fmt: skip
     else:
@@ -201,7 +217,8 @@ def anomaly_metrics(anomalies, kinds_of_interest):
     return out
 
 
-def run(survey, n, seeds, workdir, *, steps=None, recon_recipe=None, config=None):
+def run(survey, n, seeds, workdir, *, steps=None, recon_recipe=None, config=None,
+        model_settings=None):  # fmt: skip
     from astropy.table import QTable
 
     from astrounsup.pipeline import run_lens_search
@@ -214,7 +231,8 @@ def run(survey, n, seeds, workdir, *, steps=None, recon_recipe=None, config=None
     for seed in seeds:
         t1 = time.perf_counter()
         out = Path(workdir) / f"{survey}_seed{seed}"
-        cfg = main_job_config(seed, recon_recipe=recon_recipe, config=config)
+        cfg = main_job_config(seed, recon_recipe=recon_recipe, config=config,
+                              model_settings=model_settings)  # fmt: skip
         done = run_lens_search(store, out, cfg, steps=steps, progress=False, log=None)
         clusters = QTable.read(done["cluster"]["clusters"])
         anomalies = QTable.read(done["anomalies"]["anomalies"])

@@ -50,7 +50,7 @@ def known_lenses(table, n_known, seed):
 
 def known_positive_config(cfg, known):
     """The main job's cluster settings with ``known`` as the only labels."""
-    dropped = ("labels_column", "labeled_fraction")
+    dropped = ("labels_column", "labeled_fraction", "positive", "known_positives")
     cluster = {k: v for k, v in cfg["cluster"].items() if k not in dropped}
     return cluster | {"known_positives": list(known)}
 

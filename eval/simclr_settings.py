@@ -104,7 +104,7 @@ def main(argv=None):
     # The recipe's views, with this run's ranges; on stretched cutouts the brightness
     # change undoes the stretch, on linear fluxes it multiplies.
     settings["asinh_scale"] = norm.scale_ if args.space == "stretched" else None
-    del settings["ebv"], settings["seeing_factor"]
+    del settings["ebv"], settings["seeing_factor"], settings["depth"]
     views = contrastive_views(
         **settings,
         seeing_factor=_pair(args.seeing, "seeing"),

@@ -10,7 +10,11 @@
 with a file column; FITS cutouts are ingested into ``OUT/cutouts.h5`` first (an
 interrupted ingest resumes). Without ``--data`` the built-in synthetic survey
 (``pipelines/configs/synthetic_survey.toml``) is made unless its store exists, and its
-``is_lens`` column names the clusters as the config says: the README main job.
+labels are those the config names: the README main job.
+
+The built-in survey lists 20 of its lenses as known (``known_lenses.txt``, beside its
+store; its config's ``known_lenses``): the main job ranks every other object by its lens
+score from them, as a team with a list of known lenses would.
 
 Reads the TOML config (``pipelines/configs/lens_search.toml``, the main job: it embeds
 with the encoder shipped with the package, which takes g, r, i cutouts of 64 px at
@@ -89,7 +93,9 @@ def _cluster_labels(cluster, args, *, own_data):
     """The cluster section with the labels the command line chose."""
     cluster = dict(cluster)
     if own_data or args.labels or args.known_lenses:
-        # The config's labels are the built-in survey's truth; the command line names yours.
+        # The config's labels are the built-in survey's (its truth or its list of known
+        # lenses); the command line names yours.
+        cluster.pop("known_positives", None)
         cluster.pop("labels_column", None)
         fraction = cluster.pop("labeled_fraction", None)
         cluster.pop("positive", None)
@@ -101,8 +107,12 @@ def _cluster_labels(cluster, args, *, own_data):
             cluster["labeled_fraction"] = f
         if args.known_lenses:
             cluster["known_positives"] = str(args.known_lenses)
-    elif args.labeled_fraction is not None:
-        cluster["labeled_fraction"] = args.labeled_fraction
+    else:
+        if args.labeled_fraction is not None:
+            cluster["labeled_fraction"] = args.labeled_fraction
+        known = cluster.get("known_positives")
+        if isinstance(known, str):  # a path of the config: from the repository root
+            cluster["known_positives"] = str(ROOT / known)
     return cluster
 
 

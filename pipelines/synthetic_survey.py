@@ -3,7 +3,8 @@
     python pipelines/synthetic_survey.py [--config pipelines/configs/synthetic_survey.toml]
                                          [--n N] [--out DIR]
 
-Writes ``cutouts.h5``, ``fits/``, ``truth.ecsv`` and ``montage.png`` into the configured
+Writes ``cutouts.h5``, ``fits/``, ``truth.ecsv``, ``montage.png`` and ``known_lenses.txt``
+(the ids of the lenses a search starts from) into the configured
 directory (``catalogs/synthetic_survey`` by default; relative paths start from the
 repository root). The lens search reads this store.
 """
@@ -45,7 +46,9 @@ def main(argv=None):
     survey, paths = make_survey(config, args.out or out)
     print(survey.summary())
     for name, path in paths.items():
-        print(f"  {name:8s} {path}")
+        print(f"  {name:12s} {path}")
+    if "known_lenses" in paths:
+        print(f"  known lenses: {paths['known_lenses'].read_text().splitlines()[0][2:]}")
     print(f"done in {time.perf_counter() - t0:.1f} s")
     return 0
 

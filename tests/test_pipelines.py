@@ -29,7 +29,7 @@ class TestPipeline:
                 sys.executable,
                 str(ROOT / "pipelines" / "synthetic_survey.py"),
                 "--n",
-                "12",
+                "200",
                 "--out",
                 str(tmp_path / "s"),
             ],
@@ -37,9 +37,11 @@ class TestPipeline:
             text=True,
             check=True,
         )
-        assert "12 cutouts" in result.stdout
+        assert "200 cutouts" in result.stdout
+        # 1% lenses: two, one of them listed as known.
+        assert "known lenses: 1 of the 2 lenses of this simulated survey" in result.stdout
         images, table, _ = read_store(tmp_path / "s" / "cutouts.h5")
-        assert images.shape == (12, 3, 64, 64)
+        assert images.shape == (200, 3, 64, 64)
         assert table.meta["seed"] == "20261124"
 
     def test_lens_search_pipeline(self, tmp_path, lens_search):
@@ -48,14 +50,15 @@ class TestPipeline:
         survey_cfg = tmp_path / "survey.toml"
         survey_cfg.write_text(
             "[survey]\nn = 40\nseed = 3\nbands = ['g', 'r', 'i']\nsize = 64\n"
-            "pixel_scale = 0.263\nlens_fraction = 0.5\nanomaly_fraction = 0.05\n"
-            "nan_fraction = 0.0\n"
+            "pixel_scale = 0.263\nlens_fraction = 0.5\nknown_lenses = 5\n"
+            "anomaly_fraction = 0.05\nnan_fraction = 0.0\n"
             f"[output]\ndirectory = '{tmp_path / 'survey'}'\nfits = false\n"
         )
         text = (ROOT / "pipelines" / "configs" / "lens_search.toml").read_text()
         text = text.replace('"pipelines/configs/synthetic_survey.toml"', f"'{survey_cfg}'")
+        known = tmp_path / "survey" / "known_lenses.txt"
+        text = text.replace('"catalogs/synthetic_survey/known_lenses.txt"', f"'{known}'")
         text = text.replace("k = 20", "k = 4").replace("batch_size = 128", "batch_size = 8")
-        text = text.replace("labeled_fraction = 0.1 ", "labeled_fraction = 0.5 ")
         # Booleans and every other TOML value reach the trainer as they are.
         text = text.replace("warmup_steps = 40", "warmup_steps = 40\ncompile = false")
         (tmp_path / "search.toml").write_text(text)
@@ -66,6 +69,10 @@ class TestPipeline:
         clusters = QTable.read(tmp_path / "out" / "cluster" / "clusters.ecsv")
         assert len(clusters) == 40
         assert "lens_score" in clusters.colnames
+        # The survey's five known lenses are the labels: the rest are ranked from them.
+        labeled = clusters[clusters["labeled"]]
+        assert sorted(labeled["object_id"]) == sorted(known.read_text().splitlines()[1:])
+        assert all(labeled["is_lens"])
         # The config's reduction reaches the cluster step.
         assert clusters.meta["reduce"] == "pca"
         assert clusters.meta["n_components"] == 12

@@ -63,8 +63,10 @@ SCRIPTS = [
     ("eval/linear_probe.py", ["--train", "64", "--test", "32", "--steps", "1",
                               "--batch-size", "16"], "probe accuracy"),
     ("eval/main_sequence.py", ["--n", "1500"], "Spearman rho"),
-    ("eval/pipeline_surveys.py", ["--survey", "ours", "--n", "150", "--steps", "2",
-                                  "--seeds", "0"], "call_accuracy"),
+    # Runs eval/pipeline_surveys.py's lens search inside, with every SimCLR switch on.
+    ("eval/input_ablation.py", ["--survey", "ours", "--n", "150", "--steps", "2",
+                                "--rows", "all three", "--workdir", "{tmp}"],
+     "| all three | "),
     ("eval/supervised_ceiling.py", ["--survey", "ours", "--n", "150", "--steps", "2",
                                     "--workdir", "{tmp}"], "precision of the top 100"),
     ("eval/simclr_settings.py", ["--train", "64", "--test", "32", "--steps", "1",
@@ -190,8 +192,15 @@ def test_the_lenstronomy_survey_and_the_pipeline_on_it(tmp_path, capsys, monkeyp
 
 
 def test_main_job_benchmark_prints_every_step(tmp_path, capsys, monkeypatch):
-    text = (ROOT / "pipelines" / "configs" / "lens_search.toml").read_text()
-    for old, new in (("k = 20", "k = 3"), ("batch_size = 128", "batch_size = 8")):
+    configs = ROOT / "pipelines" / "configs"
+    survey = (configs / "synthetic_survey.toml").read_text()
+    assert "lens_fraction = 0.01 " in survey
+    (tmp_path / "survey.toml").write_text(survey.replace("lens_fraction = 0.01 ",
+                                                         "lens_fraction = 0.1 "))  # fmt: skip
+    text = (configs / "lens_search.toml").read_text()
+    for old, new in (("k = 20", "k = 3"), ("batch_size = 128", "batch_size = 8"),
+                     ('"pipelines/configs/synthetic_survey.toml"',
+                      f"'{tmp_path / 'survey.toml'}'")):  # fmt: skip
         assert old in text
         text = text.replace(old, new)
     config = tmp_path / "tiny.toml"
@@ -202,6 +211,9 @@ def test_main_job_benchmark_prints_every_step(tmp_path, capsys, monkeypatch):
     steps = [line.split()[0] for line in out.splitlines()[1:9]]
     assert steps == ["survey", "train", "embed", "features", "cluster", "anomalies", "report",
                      "total"]  # fmt: skip
+    # Ten lenses, five of them known (at most half): five to find.
+    assert "lenses to find                 5.000" in out
+    assert "lenses in the first 100" in out
     assert "anomaly AUROC" in out
 
 

@@ -37,7 +37,7 @@ from sklearn.base import BaseEstimator
 from torch.nn import functional
 
 from astrounsup._estimators import check_int, check_number
-from astrounsup.instrument import BANDS, GAUSSIAN_FWHM_PER_SIGMA
+from astrounsup.instrument import GAUSSIAN_FWHM_PER_SIGMA, reddest_band
 from astrounsup.noise import estimate_sky
 
 __all__ = ["ArcFeatures", "arc_score", "lens_light_residuals"]
@@ -73,15 +73,11 @@ def _red_band(bands, red):
             msg = f"red must be one of the bands {bands}; got {red!r}"
             raise ValueError(msg)
         return bands.index(red)
-    lookup = {k.lower(): v for k, v in BANDS.items()}  # HSC's "y" is our "Y"
-    unknown = [b for b in bands if b.lower() not in lookup]
-    if unknown:
-        msg = (
-            f"bands {bands}: the reddest band is known only for {sorted(BANDS)} (not "
-            f"{unknown}); name the band whose light to subtract with red"
-        )
-        raise ValueError(msg)
-    return int(np.argmax([lookup[b.lower()].wavelength for b in bands]))
+    try:
+        return reddest_band(bands)
+    except ValueError as err:
+        msg = f"{err} with red"
+        raise ValueError(msg) from None
 
 
 def _gaussian_blur(x, sigma):

@@ -1,4 +1,5 @@
-"""NT-Xent, the normalised-temperature cross-entropy of SimCLR (Chen et al. 2020)."""
+"""NT-Xent, the normalised-temperature cross-entropy of SimCLR (Chen et al. 2020), and its
+decoupled form (Yeh et al. 2022)."""
 
 from __future__ import annotations
 
@@ -76,6 +77,11 @@ class NTXentLoss(nn.Module):
         through the gather and each rank's loss is weighted by its share of the objects,
         so the ranks' averaged gradient (what DistributedDataParallel applies) equals
         that of one process on the whole batch.
+    decoupled : bool, optional
+        Leave the positive out of the softmax denominator (the decoupled contrastive loss
+        of Yeh et al. 2022): ``-s_pos / T + log sum_neg exp(s_neg / T)``. Without the
+        positive in the denominator, the gradient is not damped when the positive already
+        dominates, which matters most for small batches.
 
     Examples
     --------
@@ -83,15 +89,21 @@ class NTXentLoss(nn.Module):
     >>> loss = NTXentLoss(temperature=0.5)(z, z + 0.01)
     >>> loss.ndim
     0
+    >>> bool(NTXentLoss(temperature=0.5, decoupled=True)(z, z + 0.01) < loss)
+    True
     """
 
-    def __init__(self, *, temperature=0.5, gather_distributed=False):
+    def __init__(self, *, temperature=0.5, gather_distributed=False, decoupled=False):
         super().__init__()
         if not (isinstance(temperature, (int, float)) and temperature > 0):
             msg = f"temperature must be > 0; got {temperature!r}"
             raise ValueError(msg)
         self.temperature = float(temperature)
         self.gather_distributed = gather_distributed
+        if not isinstance(decoupled, bool):
+            msg = f"decoupled must be True or False; got {decoupled!r}"
+            raise ValueError(msg)
+        self.decoupled = decoupled
 
     def forward(self, z_a, z_b):
         """``z_a``, ``z_b``: (B, D) embeddings of the two views of B objects."""
@@ -113,5 +125,12 @@ class NTXentLoss(nn.Module):
         own = torch.cat([rows[:n] + offset, rows[:n] + offset + total])
         logits[rows, own] = float("-inf")  # an embedding is not its own negative
         positive = torch.cat([rows[:n] + offset + total, rows[:n] + offset])
-        loss = F.cross_entropy(logits, positive)
+        if self.decoupled:
+            pos = logits[rows, positive]
+            negatives = torch.ones_like(logits, dtype=torch.bool)
+            negatives[rows, positive] = False
+            logits = logits.masked_fill(~negatives, float("-inf"))
+            loss = (torch.logsumexp(logits, dim=1) - pos).mean()
+        else:
+            loss = F.cross_entropy(logits, positive)
         return loss if total == n else loss * _rank_weight(n, total)

@@ -10,6 +10,7 @@ __getattr__, __dir__, __all__ = attach(
         "contrastive": ["SimCLR"],
         "encoders": ["DEFAULT_WIDTHS", "ConvDecoder", "ConvEncoder", "check_architecture"],
         "inpaint": ["ContextEncoder", "draw_holes"],
+        "inputs": ["ColourResiduals"],
         "pretext": ["RotationPretext"],
         "vae": ["VAE"],
     },

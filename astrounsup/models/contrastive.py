@@ -7,6 +7,7 @@ from torch import nn
 from astrounsup.losses import NTXentLoss, correlation_penalty
 from astrounsup.models._base import EncoderModel
 from astrounsup.models.encoders import DEFAULT_WIDTHS, MAX_LATENT_DIM, ConvEncoder, _bounded_int
+from astrounsup.models.inputs import ColourResiduals
 
 __all__ = ["SimCLR"]
 
@@ -40,6 +41,24 @@ class SimCLR(EncoderModel):
         the raw latents themselves are clustered.
     gather_distributed : bool, optional
         Negatives from every rank in multi-process training.
+    views : {"strong", "survey"}, optional
+        The augmentations of the two views the recipe trains with
+        (:func:`astrounsup.training.contrastive_view_settings`): strong survey nuisances
+        (seeing up to 3 times worse, noise up to 4 times, reddening), or calibrated on the
+        survey's own seeing and depth (its PSF FWHM per cutout needed), without reddening.
+    colour_residuals : bool, optional
+        Give the encoder, beside the bands, the colour residuals ``b - a_b * red`` with the
+        central object's light removed (:class:`astrounsup.models.ColourResiduals`),
+        computed from each view as it is augmented and from each cutout embedded.
+        The normaliser's stretch and the pixel scale are set by the recipe
+        (:func:`astrounsup.training.build_model`).
+    red_band : int, optional
+        Index of the band whose light the residuals subtract (default: the last; the
+        recipe sets the reddest of known band names).
+    loss : {"ntxent", "dcl"}, optional
+        NT-Xent, or the decoupled contrastive loss (the positive left out of the softmax
+        denominator; :class:`astrounsup.losses.NTXentLoss` with ``decoupled=True``), meant
+        for small batches.
     """
 
     def __init__(
@@ -54,9 +73,20 @@ class SimCLR(EncoderModel):
         temperature=0.2,
         decorrelation_weight=0.0,
         gather_distributed=True,
+        views="strong",
+        colour_residuals=False,
+        red_band=None,
+        loss="ntxent",
     ):
         super().__init__()
         self._remember(locals())
+        if views not in ("strong", "survey"):
+            msg = f"views must be 'strong' or 'survey'; got {views!r}"
+            raise ValueError(msg)
+        self.views = views
+        if loss not in ("ntxent", "dcl"):
+            msg = f"loss must be 'ntxent' or 'dcl'; got {loss!r}"
+            raise ValueError(msg)
         if not _bounded_int(projection_dim, MAX_LATENT_DIM):
             msg = (
                 f"projection_dim must be an integer in [1, {MAX_LATENT_DIM}]; got "
@@ -71,22 +101,42 @@ class SimCLR(EncoderModel):
             msg = f"decorrelation_weight must be a number >= 0; got {decorrelation_weight!r}"
             raise ValueError(msg)
         self.decorrelation_weight = float(decorrelation_weight)
+        if not isinstance(colour_residuals, bool):
+            msg = f"colour_residuals must be true or false; got {colour_residuals!r}"
+            raise ValueError(msg)
+        self.inputs = (
+            ColourResiduals(bands, red=-1 if red_band is None else red_band)
+            if colour_residuals
+            else None
+        )
         self.encoder = ConvEncoder(
-            bands, size=size, latent_dim=latent_dim, widths=widths, kind=kind
+            bands if self.inputs is None else self.inputs.out_bands,
+            size=size,
+            latent_dim=latent_dim,
+            widths=widths,
+            kind=kind,
         )
         self.head = nn.Sequential(
             nn.Linear(latent_dim, latent_dim), nn.SiLU(), nn.Linear(latent_dim, projection_dim)
         )
-        self.criterion = NTXentLoss(temperature=temperature, gather_distributed=gather_distributed)
+        self.criterion = NTXentLoss(
+            temperature=temperature,
+            gather_distributed=gather_distributed,
+            decoupled=loss == "dcl",
+        )
+
+    def encode(self, x):
+        """Latent vectors ``(B, latent_dim)`` of cutouts ``(B, bands, size, size)``."""
+        return self.encoder(x if self.inputs is None else self.inputs(x))
 
     def forward(self, x):
-        return self.head(self.encoder(x))
+        return self.head(self.encode(x))
 
     def loss(self, view_a, view_b):
-        """NT-Xent of two views ``(B, bands, size, size)`` of the same B objects, plus the
+        """NT-Xent (or DCL) of two views ``(B, bands, size, size)`` of the same B objects, plus the
         weighted correlation penalty of their representations when
         ``decorrelation_weight`` > 0 (both terms are returned too)."""
-        h_a, h_b = self.encoder(view_a), self.encoder(view_b)
+        h_a, h_b = self.encode(view_a), self.encode(view_b)
         ntxent = self.criterion(self.head(h_a), self.head(h_b))
         if self.decorrelation_weight == 0:
             return {"loss": ntxent}

@@ -31,7 +31,13 @@ __getattr__, __dir__, __all__ = attach(
             "table_features",
         ],
         "similar": ["SIMILAR_DEFAULTS", "find_similar"],
-        "simulate": ["make_stars", "make_survey", "star_defaults", "survey_defaults"],
+        "simulate": [
+            "make_stars",
+            "make_survey",
+            "star_defaults",
+            "survey_defaults",
+            "write_known_lenses",
+        ],
         "train": ["TRAIN_DEFAULTS", "train_model"],
     },
 )

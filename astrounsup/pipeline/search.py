@@ -143,6 +143,9 @@ def run_lens_search(store, out, config=None, *, steps=None, device=None, progres
         survey, paths = make_survey(config["survey"], store.parent, progress=progress)
         store = paths["store"]
         say(survey.summary())
+        if "known_lenses" in paths:
+            say(f"known lenses: {paths['known_lenses'].read_text().splitlines()[0][2:]}; "
+                f"listed in {paths['known_lenses']}")  # fmt: skip
         done["survey"] = paths
     # Before anything is trained: the labels are those of the store's objects.
     store_table = as_dataset(store).table

@@ -22,6 +22,7 @@ __getattr__, __dir__, __all__ = attach(
             "DEFAULT_MAX_STEPS",
             "LOSS_LABELS",
             "MODELS",
+            "VIEWS",
             "build_model",
             "contrastive_view_settings",
             "default_config",

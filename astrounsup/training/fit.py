@@ -15,7 +15,12 @@ from astrounsup.io import AsinhNormalizer, as_dataset
 from astrounsup.training._weights import PRETRAINED, load_shipped
 from astrounsup.training.checkpoint import load_checkpoint
 from astrounsup.training.fitted import TrainedModel
-from astrounsup.training.recipes import build_model, default_config, resolve_config
+from astrounsup.training.recipes import (
+    _calibrate_inputs,
+    build_model,
+    default_config,
+    resolve_config,
+)
 from astrounsup.training.trainer import Trainer
 from astrounsup.transforms import contrastive_view_size
 
@@ -196,9 +201,13 @@ def train(
         seed=cfg["training"]["seed"],
         asinh_scale=norm.scale_,
         asinh_softening=norm.softening,
+        psf_fwhm=_psf_fwhm(dataset),
     )
     if base is not None:
         net.load_state_dict(base.model.state_dict())
+        # Computed input planes follow this data's stretch, not the initial model's.
+        _calibrate_inputs(net, asinh_scale=norm.scale_, asinh_softening=norm.softening,
+                         pixel_scale=dataset.pixel_scale)  # fmt: skip
     out = None if out_dir is None else Path(out_dir)
     trained = TrainedModel(
         net,
@@ -247,6 +256,15 @@ def train(
                 tmp.write_text(json.dumps(trainer.history.as_dict()))
     trained.model, trained.history = trainer.model.eval(), trainer.history
     return trained
+
+
+def _psf_fwhm(dataset):
+    """The dataset's ``psf_fwhm`` column as floats (arcsec), or None without one."""
+    table = getattr(dataset, "table", None)
+    if table is None or "psf_fwhm" not in table.colnames:
+        return None
+    column = table["psf_fwhm"]
+    return np.asarray(getattr(column, "value", column), dtype=float)
 
 
 def _initial_model(init):

@@ -163,6 +163,31 @@ class TrainedModel:
         return text
 
     @property
+    def input_planes(self):
+        """What each plane the encoder takes is: the band names, then, with SimCLR's
+        ``colour_residuals``, ``"b-a*red"`` for each other band ``b`` (that band with the
+        central object's light in band ``red`` removed,
+        :class:`astrounsup.models.ColourResiduals`).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from astrounsup.training import train
+        >>> images = np.random.default_rng(0).normal(size=(16, 2, 48, 48)).astype("f4")
+        >>> train(images, model="simclr", bands=("g", "i"), pixel_scale=0.263, progress=False,
+        ...       config={"model": {"latent_dim": 2, "projection_dim": 2, "widths": [4, 4],
+        ...                         "colour_residuals": True},
+        ...               "training": {"max_steps": 1, "batch_size": 8}}).input_planes
+        ['g', 'i', 'g-a*i']
+        """
+        bands = [str(b) for b in self.bands]
+        inputs = getattr(self.model, "inputs", None)
+        if inputs is None:
+            return bands
+        red = bands[inputs.red]
+        return bands + [f"{bands[b]}-a*{red}" for b in inputs.others]
+
+    @property
     def latent_dim(self):
         return int(self.model.config["latent_dim"])
 

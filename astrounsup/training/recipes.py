@@ -37,6 +37,7 @@ __all__ = [
     "DEFAULT_MAX_STEPS",
     "LOSS_LABELS",
     "MODELS",
+    "VIEWS",
     "build_model",
     "contrastive_view_settings",
     "default_config",
@@ -291,12 +292,22 @@ def resolve_config(config=None, *, model="cae"):
     return out
 
 
-def contrastive_view_settings(*, bands, size, pixel_scale, asinh_scale):
+def contrastive_view_settings(
+    *, bands, size, pixel_scale, asinh_scale, views="strong", psf_fwhm=None
+):
     """The settings of :func:`astrounsup.transforms.contrastive_pipeline` that the SimCLR
-    recipe trains with: seeing from 1 arcsec (the cutouts carry no per-object seeing into
+    recipe trains with.
+
+    ``views="strong"``: seeing from 1 arcsec (the cutouts carry no per-object seeing into
     training) up to 3 arcsec, or less where the blur kernel would not fit in the view (fine
-    pixels, small cutouts), reddening for DECam-like bands, brightness changed in flux under
-    the stretch of the cutouts.
+    pixels, small cutouts), noise up to 4 times the cutout's, reddening for DECam-like
+    bands, brightness changed in flux under the stretch of the cutouts.
+
+    ``views="survey"``: calibrated on the survey itself. Seeing from the survey's median
+    PSF FWHM (per band) up to the ratio of its 95th to 5th percentile (a view of a cutout
+    taken in good seeing may look as if taken in the survey's worst), noise raised to that
+    of another cutout of the batch (:class:`astrounsup.transforms.SurveyDepth`), no
+    reddening; brightness as above.
 
     Parameters
     ----------
@@ -307,6 +318,10 @@ def contrastive_view_settings(*, bands, size, pixel_scale, asinh_scale):
         Arcsec per pixel (finite).
     asinh_scale : sequence of float
         The per-band ``scale_`` of the normaliser that stretched the cutouts.
+    views : {"strong", "survey"}, optional
+    psf_fwhm : array_like of shape (n,) or (n, bands), optional
+        The survey's PSF FWHM per cutout (and band), arcsec; NaN: unknown. Needed by
+        ``views="survey"``.
 
     Returns
     -------
@@ -316,7 +331,8 @@ def contrastive_view_settings(*, bands, size, pixel_scale, asinh_scale):
     Raises
     ------
     ValueError
-        A pixel scale that is not finite (NaN: unknown).
+        A pixel scale that is not finite (NaN: unknown), an unknown ``views``, or
+        ``views="survey"`` without a known PSF FWHM.
     """
     from astrounsup.instrument import BANDS, kernel_half_width
     from astrounsup.transforms import contrastive_view_size
@@ -327,25 +343,78 @@ def contrastive_view_settings(*, bands, size, pixel_scale, asinh_scale):
             "cutouts' arcsec per pixel (pixel_scale=, --pixel-scale); got NaN"
         )
         raise ValueError(msg)
+    if views not in VIEWS:
+        msg = f"views must be one of {list(VIEWS)}; got {views!r}"
+        raise ValueError(msg)
 
     known = all(b in BANDS for b in bands)
-    fwhm_in, view = 1.0, contrastive_view_size(size)
-    worst = 3.0
+    fwhm_in, most, depth, ebv = 1.0, 3.0, (1.0, 4.0), ((0.0, 0.1) if known else None)
+    if views == "survey":
+        fwhm_in, most = _survey_seeing(psf_fwhm, len(bands))
+        depth, ebv = "survey", None
+    view = contrastive_view_size(size)
     # The largest seeing factor whose blur kernel the view can reflect (see convolve_psf).
-    while worst > 1.05 and (
-        kernel_half_width(fwhm_in * math.sqrt(worst**2 - 1), pixel_scale, profile="gaussian")
+    widest = float(np.max(fwhm_in))
+    while most > 1.05 and (
+        kernel_half_width(widest * math.sqrt(most**2 - 1), pixel_scale, profile="gaussian")
         > view - 1
     ):
-        worst -= 0.05
+        most -= 0.05
     return {
         "size": size,
         "pixel_scale": pixel_scale,
         "bands": tuple(bands),
         "fwhm_in": fwhm_in,
-        "seeing_factor": (1.0, round(worst, 2)),
-        "ebv": (0.0, 0.1) if known else None,
+        "seeing_factor": (1.0, round(max(most, 1.0), 2)),
+        "depth": depth,
+        "ebv": ebv,
         "asinh_scale": asinh_scale,
     }
+
+
+#: Radius of the core on which :class:`astrounsup.models.ColourResiduals` fits the colour
+#: of the central object, and of the search for its centre, arcsec (as
+#: :func:`astrounsup.features.lens_light_residuals`).
+RESIDUAL_CORE_RADIUS, RESIDUAL_CENTRE_RADIUS = 0.8, 1.2
+
+
+def _red_band_of(bands):
+    """The index of the reddest band for the colour residuals: by name where every band
+    is known, else the last."""
+    from astrounsup.instrument import reddest_band
+
+    try:
+        return reddest_band(bands)
+    except ValueError:
+        return len(bands) - 1
+
+
+#: The views SimCLR's recipe can train with (:func:`contrastive_view_settings`).
+VIEWS = ("strong", "survey")
+
+
+def _survey_seeing(psf_fwhm, n_bands):
+    """The survey's median FWHM per band (arcsec) and the ratio of its 95th to 5th
+    percentile of the per-cutout FWHM (mean over bands)."""
+    fwhm = None if psf_fwhm is None else np.asarray(psf_fwhm, dtype=float)
+    if fwhm is not None and fwhm.ndim == 1:
+        fwhm = np.repeat(fwhm[:, None], n_bands, axis=1)
+    usable = (
+        fwhm is not None and fwhm.ndim == 2 and fwhm.shape[1] == n_bands
+        and np.isfinite(fwhm).any(axis=1).sum() >= 2 and np.nanmin(fwhm) > 0
+    )  # fmt: skip
+    if not usable:
+        msg = (
+            "views 'survey' needs each cutout's PSF FWHM (a psf_fwhm column in arcsec, one "
+            "per cutout or per cutout and band); the data has none: use views 'strong'"
+        )
+        raise ValueError(msg)
+    with np.errstate(invalid="ignore"):
+        median = np.nanmedian(fwhm, axis=0)
+        per_cutout = np.nanmean(fwhm, axis=1)
+    median = np.where(np.isfinite(median), median, np.nanmedian(per_cutout))
+    lo, hi = np.nanpercentile(per_cutout, [5, 95])
+    return [float(m) for m in median], float(hi / lo)
 
 
 def build_model(
@@ -358,6 +427,7 @@ def build_model(
     seed=0,
     asinh_scale=None,
     asinh_softening=None,
+    psf_fwhm=None,
 ):
     """The model and objective of recipe ``name`` for cutouts of ``bands x size x size``.
 
@@ -388,6 +458,9 @@ def build_model(
         noise (``noise_softening`` and ``noise_scale`` of :class:`astrounsup.models.VAE`
         and :class:`astrounsup.models.ContextEncoder`) unless the config learns the
         variance or sets them.
+    psf_fwhm : array_like of shape (n,) or (n, bands), optional
+        The cutouts' PSF FWHM, arcsec: SimCLR's survey-calibrated views (``views =
+        "survey"``) need it (:func:`contrastive_view_settings`).
 
     Returns
     -------
@@ -429,6 +502,8 @@ def build_model(
     input_size = size
     if name == "simclr":
         input_size = transforms.contrastive_view_size(size)
+        if cfg.get("colour_residuals") and cfg.get("red_band") is None:
+            cfg["red_band"] = _red_band_of(bands)
     try:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(seed))
@@ -440,8 +515,9 @@ def build_model(
         objective = training.denoising_objective(transforms.denoising_pipeline())
     elif name == "simclr":
         settings = contrastive_view_settings(
-            bands=bands, size=size, pixel_scale=pixel_scale, asinh_scale=asinh_scale
-        )
+            bands=bands, size=size, pixel_scale=pixel_scale, asinh_scale=asinh_scale,
+            views=model.views, psf_fwhm=psf_fwhm,
+        )  # fmt: skip
         objective = training.contrastive_objective(transforms.contrastive_views(**settings))
     elif name == "rotation":
         objective = training.rotation_objective
@@ -449,4 +525,21 @@ def build_model(
         objective = training.inpainting_objective
     else:
         objective = training.reconstruction_objective
+    _calibrate_inputs(model, asinh_scale=asinh_scale, asinh_softening=asinh_softening,
+                     pixel_scale=pixel_scale)  # fmt: skip
     return model, objective, input_size
+
+
+def _calibrate_inputs(model, *, asinh_scale, asinh_softening, pixel_scale):
+    """Set the stretch and the pixel scale of a model's computed input planes (SimCLR's
+    ``colour_residuals``, :class:`astrounsup.models.ColourResiduals`) to those of the
+    cutouts it is given; nothing for a model without them."""
+    inputs = getattr(model, "inputs", None)
+    if inputs is None:
+        return
+    inputs.calibrate(
+        scale=[float(v) for v in asinh_scale],
+        softening=2.0 if asinh_softening is None else float(asinh_softening),
+        core_radius=RESIDUAL_CORE_RADIUS / pixel_scale,
+        centre_radius=RESIDUAL_CENTRE_RADIUS / pixel_scale,
+    )

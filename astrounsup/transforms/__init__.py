@@ -35,6 +35,7 @@ __getattr__, __dir__, __all__ = attach(
             "PSFDegrade",
             "Redden",
             "SkyNoise",
+            "SurveyDepth",
         ],
     },
 )

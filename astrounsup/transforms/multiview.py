@@ -10,6 +10,7 @@ from astrounsup.transforms.photometric import (
     PSFDegrade,
     Redden,
     SkyNoise,
+    SurveyDepth,
 )
 
 __all__ = [
@@ -90,7 +91,9 @@ def contrastive_pipeline(
         Seeing (arcsec) when the batch metadata has no ``psf_fwhm``.
     seeing_factor, depth, ebv : (float, float), optional
         Ranges of ``FWHM_out / FWHM_in``, of ``sigma_out / sigma_in`` and of E(B-V);
-        ``ebv=None`` leaves reddening out (needed for bands without known coefficients).
+        ``ebv=None`` leaves reddening out (needed for bands without known coefficients);
+        ``depth="survey"`` takes each cutout to the depth of another cutout of the batch
+        (:class:`astrounsup.transforms.SurveyDepth`) instead.
         The defaults are strong (seeing up to 3x worse, noise up to 4x, i.e. 1.5 mag
         shallower): on simulated lens surveys they gave SimCLR latents that separate lenses
         better than mild ranges (linear probe 0.93 against 0.87 with 1.0-1.4 and 1.0-1.6;
@@ -137,7 +140,7 @@ def contrastive_pipeline(
                 max_shift=jitter,
             ),
             PSFDegrade(seeing_factor, pixel_scale=pixel_scale, fwhm_in=fwhm_in),
-            SkyNoise(depth),
+            SurveyDepth() if isinstance(depth, str) and depth == "survey" else SkyNoise(depth),
             *([] if ebv is None else [Redden(ebv, bands=bands)]),
         ]
     )

@@ -18,6 +18,7 @@ __all__ = [
     "PoissonNoise",
     "Redden",
     "SkyNoise",
+    "SurveyDepth",
 ]
 
 
@@ -141,6 +142,53 @@ class SkyNoise(Transform):
         sigma = sigma_in * torch.sqrt(depth**2 - 1.0)
         g = _device_generator(params["seed"], images.device)
         return tf.add_sky_noise(images, sigma, generator=g), masks
+
+
+class SurveyDepth(SkyNoise):
+    """The depth of another cutout of the same batch: each cutout's noise is raised, in
+    every band, to that of a cutout drawn at random from the batch (left as it is where
+    the other is deeper), so the views span the survey's own range of depths and no more.
+
+    Each cutout's noise is measured as :class:`SkyNoise` measures it (the metadata column
+    ``noise_column``, the constant ``sigma_in``, else the cutout's border).
+
+    Parameters
+    ----------
+    sigma_in : float or sequence of float, optional
+    noise_column : str, optional
+    p : float, optional
+        Probability of changing each cutout.
+
+    Examples
+    --------
+    >>> g = torch.Generator().manual_seed(0)
+    >>> x = torch.randn(64, 2, 24, 24, generator=g) * torch.linspace(1, 3, 64)[:, None, None, None]
+    >>> y, _ = SurveyDepth()(x, generator=g)
+    >>> bool(y[:32].std() > x[:32].std())  # the deeper half gets noisier
+    True
+    >>> bool(torch.equal(y[-1], x[-1]))  # the noisiest cutout keeps its noise
+    True
+    """
+
+    def __init__(self, *, sigma_in=None, noise_column="noise_sigma", p=1.0):
+        super().__init__((1.0, 1.0), sigma_in=sigma_in, noise_column=noise_column, p=p)
+
+    def make_params(self, images, *, generator=None, meta=None):
+        n = images.shape[0]
+        return {
+            "other": torch.randperm(n, generator=generator),
+            "apply": self._apply_mask(generator, n),
+            "seed": _draw_seed(generator),
+        }
+
+    def transform(self, images, masks, params, meta=None):
+        b, c = images.shape[:2]
+        sigma_in = tf._per_band(self._sigma_in(images, meta), b, c, images.device, images.dtype)
+        target = sigma_in[params["other"].to(images.device)]
+        added = torch.sqrt(torch.clamp(target**2 - sigma_in**2, min=0.0))
+        added = added * params["apply"].to(images.device, images.dtype)[:, None]
+        g = _device_generator(params["seed"], images.device)
+        return tf.add_sky_noise(images, added, generator=g), masks
 
 
 class PoissonNoise(Transform):

@@ -86,8 +86,9 @@ class TestGaussianKL:
             gaussian_kl(torch.zeros(2, 3), torch.zeros(2, 4))
 
 
-def _ntxent_double_loop(z_a, z_b, t):
-    """Reference: the SimCLR loss written pair by pair."""
+def _ntxent_double_loop(z_a, z_b, t, *, decoupled=False):
+    """Reference: the SimCLR loss written pair by pair (decoupled: the positive left out of
+    the denominator)."""
     z = torch.nn.functional.normalize(torch.cat([z_a, z_b]), dim=1).double()
     n2 = z.shape[0]
     n = n2 // 2
@@ -95,7 +96,11 @@ def _ntxent_double_loop(z_a, z_b, t):
     for i in range(n2):
         j = (i + n) % n2
         num = math.exp(float(z[i] @ z[j]) / t)
-        den = sum(math.exp(float(z[i] @ z[k]) / t) for k in range(n2) if k != i)
+        den = sum(
+            math.exp(float(z[i] @ z[k]) / t)
+            for k in range(n2)
+            if k != i and not (decoupled and k == j)
+        )
         total += -math.log(num / den)
     return total / n2
 
@@ -106,6 +111,13 @@ class TestNTXent:
         z_a, z_b = torch.randn(6, 5, generator=G), torch.randn(6, 5, generator=G)
         got = float(NTXentLoss(temperature=t)(z_a, z_b))
         assert got == pytest.approx(_ntxent_double_loop(z_a, z_b, t), rel=1e-5)
+
+    @pytest.mark.parametrize("t", [0.2, 1.0])
+    def test_decoupled_against_double_loop(self, t):
+        z_a, z_b = torch.randn(6, 5, generator=G), torch.randn(6, 5, generator=G)
+        got = float(NTXentLoss(temperature=t, decoupled=True)(z_a, z_b))
+        want = _ntxent_double_loop(z_a, z_b, t, decoupled=True)
+        assert got == pytest.approx(want, rel=1e-5)
 
     def test_aligned_views_score_better(self):
         z = torch.randn(16, 8, generator=G)
@@ -119,6 +131,8 @@ class TestNTXent:
             NTXentLoss(temperature=0.0)
         with pytest.raises(ValueError, match=r"z_a and z_b must both be \(B, D\)"):
             NTXentLoss()(torch.zeros(4, 3), torch.zeros(5, 3))
+        with pytest.raises(ValueError, match="decoupled must be True or False; got 'yes'"):
+            NTXentLoss(decoupled="yes")
 
 
 def _correlation_penalty_numpy(z):
@@ -187,7 +201,7 @@ def test_losses_are_differentiable():
     assert np.isfinite(pred.grad.numpy()).all()
 
 
-def _ntxent_rank(rank, world, port, x_a, x_b, weight, out):
+def _ntxent_rank(rank, world, port, x_a, x_b, weight, out, decoupled):
     import torch.distributed as dist
 
     dist.init_process_group(
@@ -196,7 +210,9 @@ def _ntxent_rank(rank, world, port, x_a, x_b, weight, out):
     try:
         mine = torch.arange(x_a.shape[0])[rank::world]  # as the Trainer splits a batch
         w = weight.clone().requires_grad_()
-        loss = NTXentLoss(temperature=0.3, gather_distributed=True)(x_a[mine] @ w, x_b[mine] @ w)
+        loss = NTXentLoss(temperature=0.3, gather_distributed=True, decoupled=decoupled)(
+            x_a[mine] @ w, x_b[mine] @ w
+        )
         loss.backward()
         grad = w.grad.clone()
         dist.all_reduce(grad)  # what DistributedDataParallel does: the mean over ranks
@@ -206,9 +222,10 @@ def _ntxent_rank(rank, world, port, x_a, x_b, weight, out):
 
 
 @pytest.mark.parametrize(
-    ("world", "n"), [(2, 8), (3, 8), pytest.param(4, 8, marks=pytest.mark.slow)]
+    ("world", "n", "decoupled"),
+    [(2, 8, True), (3, 8, False), pytest.param(4, 8, False, marks=pytest.mark.slow)],
 )
-def test_negatives_gathered_across_gloo_ranks_give_the_one_process_gradient(world, n):
+def test_negatives_gathered_across_gloo_ranks_give_the_one_process_gradient(world, n, decoupled):
     """Ranks with a part of the batch each (3 ranks: 3, 3 and 2 objects), their gradients
     averaged, give each parameter's gradient of one process on the whole batch."""
     import socket
@@ -223,9 +240,9 @@ def test_negatives_gathered_across_gloo_ranks_give_the_one_process_gradient(worl
     x_b = torch.randn(n, 6, generator=g, dtype=torch.float64)
     weight = torch.randn(6, 5, generator=g, dtype=torch.float64)
     out = mp.get_context("spawn").Manager().dict()
-    mp.spawn(_ntxent_rank, args=(world, port, x_a, x_b, weight, out), nprocs=world)
+    mp.spawn(_ntxent_rank, args=(world, port, x_a, x_b, weight, out, decoupled), nprocs=world)
     w = weight.clone().requires_grad_()
-    full = NTXentLoss(temperature=0.3)(x_a @ w, x_b @ w)
+    full = NTXentLoss(temperature=0.3, decoupled=decoupled)(x_a @ w, x_b @ w)
     full.backward()
     # Each rank's loss is weighted by its share of the objects: their mean is the whole's.
     losses = [out[r][0] for r in range(world)]

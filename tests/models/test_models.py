@@ -118,7 +118,8 @@ class TestTraining:
         terms = m.loss(_data(bands=2))
         assert torch.isfinite(terms["loss"])
 
-    def test_simclr_loss_falls(self):
+    @pytest.mark.parametrize("loss", ["ntxent", "dcl"])
+    def test_simclr_loss_falls(self, loss):
         x = _data()
         g = torch.Generator().manual_seed(4)
         a = x + 0.05 * torch.randn(x.shape, generator=g)
@@ -130,8 +131,10 @@ class TestTraining:
             projection_dim=8,
             temperature=0.5,
             gather_distributed=False,
+            loss=loss,
             **SMALL,
         )
+        assert m.criterion.decoupled is (loss == "dcl")
         h = _train(m, lambda: m.loss(a, b))
         assert h[-1] < 0.7 * h[0]
 
@@ -228,6 +231,8 @@ class TestBadConfig:
         for bad in (-1.0, True, "1"):
             with pytest.raises(ValueError, match="decorrelation_weight must be a number >= 0"):
                 SimCLR(3, size=32, decorrelation_weight=bad)
+        with pytest.raises(ValueError, match="loss must be 'ntxent' or 'dcl'; got 'nce'"):
+            SimCLR(3, size=32, loss="nce")
         with pytest.raises(ValueError, match=r"encoder expects \(B, 3, 32, 32\)"):
             ConvEncoder(3, size=32, latent_dim=4, widths=(8,))(torch.zeros(1, 3, 30, 30))
 

@@ -18,6 +18,7 @@ from astrounsup.latent import (
 )
 from astrounsup.pipeline import (
     CLUSTER_DEFAULTS,
+    check_labels,
     check_outputs,
     cluster_latents,
     cluster_outputs,
@@ -305,6 +306,33 @@ class TestOtherSteps:
         assert sum(result.summary["counts"].values()) == 300
         with pytest.raises(ValueError, match=r"survey: unknown settings \['lenses'\]"):
             make_survey({"lenses": 3}, tmp_path / "x")
+
+    def test_a_survey_lists_its_known_lenses(self, tmp_path):
+        cfg = {"n": 12, "seed": 4, "fits": False, "montage": False, "lens_fraction": 0.5,
+               "known_lenses": 3}  # fmt: skip
+        survey, paths = make_survey(cfg, tmp_path / "s", progress=False)
+        lines = paths["known_lenses"].read_text().splitlines()
+        assert lines[0].startswith("# 3 of the ")
+        known = lines[1:]
+        assert len(set(known)) == 3
+        truth = dict(zip(survey.table["object_id"].astype(str), survey.table["is_lens"],
+                         strict=True))  # fmt: skip
+        assert all(truth[i] for i in known)
+        # The same seed lists the same lenses; the file is what the cluster step reads.
+        _, again = make_survey(cfg, tmp_path / "t", progress=False)
+        assert again["known_lenses"].read_text() == paths["known_lenses"].read_text()
+        assert check_labels(survey.table, {"known_positives": str(paths["known_lenses"])}) == (
+            None, known)  # fmt: skip
+        # At most half the lenses are listed, and the header says so.
+        _, many = make_survey(cfg | {"known_lenses": 40}, tmp_path / "u", progress=False)
+        lines = many["known_lenses"].read_text().splitlines()
+        n_lenses = int(survey.table["is_lens"].sum())
+        assert len(lines) - 1 == n_lenses // 2
+        assert lines[0].endswith("(40 asked for; at most half are listed)")
+        with pytest.raises(ValueError, match="the survey holds 0 lenses; at least 2 are needed"):
+            make_survey(cfg | {"lens_fraction": 0.0}, tmp_path / "v", progress=False)
+        with pytest.raises(ValueError, match="known_lenses must be an integer >= 0; got -1"):
+            make_survey(cfg | {"known_lenses": -1}, tmp_path / "u", progress=False)
 
     def test_open_or_ingest(self, small_survey, tmp_path):
         from astrounsup.io import write_fits_cutouts

@@ -9,6 +9,7 @@ from astrounsup.latent import read_latents
 from astrounsup.training import (
     MODELS,
     TrainedModel,
+    train,
 )
 
 from .conftest import embed_cli, flat_weights, train_cli
@@ -203,3 +204,24 @@ class TestTrainWithItsOwnPieces:
         with pytest.raises(ValueError, match=r"fitted on 3 bands; the data has 2"):
             train(self._images(), model="cae", config=TINY, progress=False,
                   normalizer=three)  # fmt: skip
+
+
+def test_simclr_with_survey_views_and_dcl_trains_and_records_them(store, small_survey, tmp_path):
+    """The survey-calibrated views read the store's psf_fwhm column; both switches are
+    recorded in the checkpoint; data without a PSF FWHM are refused in one line."""
+    cfg = {
+        "model": {"latent_dim": 4, "projection_dim": 4, "widths": [4, 8], "views": "survey",
+                  "loss": "dcl"},
+        "training": {"max_steps": 2, "batch_size": 8, "seed": 1},
+    }  # fmt: skip
+    fitted = train(store, model="simclr", config=cfg, progress=False, out_dir=tmp_path / "run")
+    assert len(fitted.history.loss) == 2
+    assert np.isfinite(fitted.history.loss).all()
+    again = TrainedModel.load(tmp_path / "run" / "last.pt")
+    assert again.model.config["views"] == "survey"
+    assert again.model.config["loss"] == "dcl"
+    assert again.model.criterion.decoupled
+    s = small_survey
+    with pytest.raises(ValueError, match="views 'survey' needs each cutout's PSF FWHM"):
+        train(s.images[:16], model="simclr", config=cfg, bands=s.bands, pixel_scale=0.263,
+              progress=False)  # fmt: skip

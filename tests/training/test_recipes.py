@@ -1,5 +1,6 @@
 import re
 
+import numpy as np
 import pytest
 
 from astrounsup.cli import main
@@ -203,6 +204,50 @@ def test_simclr_seeing_range_fits_the_view():
     assert 1.0 < worst < 3.0
     half = kernel_half_width((worst**2 - 1) ** 0.5, 0.168, profile="gaussian")
     assert half <= contrastive_view_size(40) - 1
+
+
+def test_survey_views_are_calibrated_on_the_survey_seeing():
+    from astrounsup.training import contrastive_view_settings
+
+    # 100 cutouts with seeing 0.8-1.6" in g, 0.1" better in r; one g value unknown.
+    seeing = np.linspace(0.8, 1.6, 100)
+    fwhm = np.stack([seeing, seeing - 0.1], axis=1)
+    fwhm[3, 0] = np.nan
+    got = contrastive_view_settings(
+        bands="gr", size=64, pixel_scale=0.263, asinh_scale=[1] * 2, views="survey",
+        psf_fwhm=fwhm,
+    )  # fmt: skip
+    np.testing.assert_allclose(got["fwhm_in"], [1.2, 1.1], atol=0.01)
+    per_cutout = fwhm.mean(axis=1)
+    per_cutout[3] = fwhm[3, 1]
+    want = np.percentile(per_cutout, 95) / np.percentile(per_cutout, 5)
+    assert got["seeing_factor"] == (1.0, round(want, 2))
+    assert got["depth"] == "survey"
+    assert got["ebv"] is None
+    strong = contrastive_view_settings(bands="gr", size=64, pixel_scale=0.263, asinh_scale=[1] * 2)
+    assert strong["depth"] == (1.0, 4.0)
+    assert strong["ebv"] == (0.0, 0.1)
+    # One seeing per cutout (no bands) is used for every band.
+    one = contrastive_view_settings(
+        bands="gr", size=64, pixel_scale=0.263, asinh_scale=[1] * 2, views="survey",
+        psf_fwhm=seeing,
+    )  # fmt: skip
+    np.testing.assert_allclose(one["fwhm_in"], [1.2, 1.2])
+
+
+@pytest.mark.parametrize("fwhm", [None, np.full((10, 3), np.nan), np.ones((10, 2))])
+def test_survey_views_need_the_seeing(fwhm):
+    from astrounsup.training import contrastive_view_settings
+
+    with pytest.raises(ValueError, match="views 'survey' needs each cutout's PSF FWHM"):
+        contrastive_view_settings(
+            bands="gri", size=64, pixel_scale=0.263, asinh_scale=[1] * 3, views="survey",
+            psf_fwhm=fwhm,
+        )  # fmt: skip
+    with pytest.raises(ValueError, match=r"views must be one of \['strong', 'survey'\]; got 'x'"):
+        contrastive_view_settings(
+            bands="gri", size=64, pixel_scale=0.263, asinh_scale=[1] * 3, views="x"
+        )
 
 
 @pytest.mark.parametrize(

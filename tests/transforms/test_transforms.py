@@ -19,6 +19,7 @@ from astrounsup.transforms import (
     RandomZoom,
     Redden,
     SkyNoise,
+    SurveyDepth,
     contrastive_pipeline,
     contrastive_views,
     denoising_pipeline,
@@ -48,6 +49,7 @@ ALL = [
     RandomZoom(),
     PSFDegrade(pixel_scale=0.263),
     SkyNoise(),
+    SurveyDepth(),
     PoissonNoise(6000.0),
     Redden(bands=("g", "r", "i")),
     FluxScale(),
@@ -139,6 +141,27 @@ class TestUsesMetadata:
         x = torch.randn(32, 2, 48, 48, generator=g) * 0.1
         out, _ = SkyNoise((3.0, 3.0))(x, generator=_gen(4))
         assert float(out.std()) == pytest.approx(0.3, rel=0.03)
+
+    def test_survey_depth_takes_each_cutout_to_another_ones_noise(self):
+        """Reference: the noise after is max(own, other's) per cutout and band, the other
+        being the one the drawn permutation names."""
+        sigma = torch.tensor([[1.0, 2.0], [3.0, 0.5], [2.0, 2.0], [0.2, 4.0]])
+        meta = {"noise_sigma": sigma}
+        blank = torch.randn(4, 2, 128, 128, generator=_gen(6)) * sigma[..., None, None]
+        t = SurveyDepth()
+        params = t.make_params(blank, generator=_gen(8), meta=meta)
+        assert sorted(params["other"].tolist()) == [0, 1, 2, 3]
+        out, _ = t.transform(blank, None, params, meta=meta)
+        want = torch.maximum(sigma, sigma[params["other"]])
+        np.testing.assert_allclose(out.std(dim=(2, 3)).numpy(), want.numpy(), rtol=0.03)
+        # The same seed draws the same others.
+        again = t.make_params(blank, generator=_gen(8), meta=meta)
+        assert torch.equal(again["other"], params["other"])
+
+    def test_survey_depth_p_zero_is_identity(self, survey_batch):
+        _, x, meta = survey_batch
+        out, _ = SurveyDepth(p=0.0)(x, generator=_gen(), meta=meta)
+        torch.testing.assert_close(out, x)
 
     def test_redden_with_per_object_ebv(self, survey_batch):
         _, x, _ = survey_batch
