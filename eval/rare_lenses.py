@@ -1,11 +1,14 @@
 """Evaluation: lenses at 1% prevalence, from a list of 50 known lenses and nothing else.
 
     python eval/rare_lenses.py --survey ours|lenstronomy [--n 15000] [--known 50]
-                               [--seeds 0,1,2] [--workdir DIR] [--rescore]
-                               [--config TOML] [--record RUNS.jsonl]
+                               [--lens-fraction 0.01] [--seeds 0,1,2] [--workdir DIR]
+                               [--rescore] [--config TOML] [--record RUNS.jsonl]
+    # lenses as rare as in a real survey, embedded with the shipped encoder:
+    python eval/rare_lenses.py --survey ours --n 50000 --lens-fraction 0.001 --known 20 \
+        --seeds 0 --config pipelines/configs/lens_search.toml
 
 A real survey holds ~1e-3 lenses and a team knows a few dozen of them, but no negatives.
-This makes a survey with 1% lenses (``lens_fraction = 0.01``, 1% anomalies; ours with the
+This makes a survey with 1% lenses (``--lens-fraction``, 1% anomalies; ours with the
 settings of ``pipelines/configs/synthetic_survey.toml`` otherwise, or the lenstronomy one of
 ``eval/lenstronomy_survey.py``), trains and embeds with the main job's model settings
 (``pipelines/configs/lens_search_full.toml``, or ``--config``, e.g. one whose ``[model]``
@@ -38,6 +41,8 @@ from pipeline_surveys import main_job_config, make_store
 from sklearn.metrics import roc_auc_score
 
 TARGET = 0.5
+#: The share of lenses in the survey (``--lens-fraction``).
+LENS_FRACTION = 0.01
 
 
 def known_lenses(table, n_known, seed):
@@ -84,16 +89,18 @@ def arc_features_of(store, workdir):
     return read_catalog(path)
 
 
-def run(survey, n, n_known, seeds, workdir, *, steps=None, rescore=False, config=None):
+def run(survey, n, n_known, seeds, workdir, *, steps=None, rescore=False, config=None,
+        lens_fraction=LENS_FRACTION):  # fmt: skip
     from astrounsup.latent import read_latents, write_latents
     from astrounsup.pipeline import cluster_latents, embed_latents, train_model
     from astrounsup.training import short_run_warmup
 
     t0 = time.perf_counter()
     # Other seeds than the main job's survey: a survey of its own.
-    store = make_store(survey, n, workdir, seed=100, lens_fraction=0.01)
+    store = make_store(survey, n, workdir, seed=100, lens_fraction=lens_fraction)
     t_survey = time.perf_counter() - t0
-    print(f"{survey}: {n} cutouts with 1% lenses in {t_survey:.0f} s", flush=True)
+    print(f"{survey}: {n} cutouts with {100 * lens_fraction:g}% lenses in {t_survey:.0f} s",
+          flush=True)  # fmt: skip
     # The arc features, measured once on the pixels (no training), as the lens search does.
     arcs = arc_features_of(store, workdir)
     runs = []
@@ -148,7 +155,8 @@ def run(survey, n, n_known, seeds, workdir, *, steps=None, rescore=False, config
             f"({figures['runtime_s']:.0f} s)",
             flush=True,
         )
-    return {"survey": survey, "n": n, "survey_s": round(t_survey, 1),
+    return {"survey": survey, "n": n, "lens_fraction": lens_fraction,
+            "survey_s": round(t_survey, 1),
             "runtime_s": round(time.perf_counter() - t0, 1), "runs": runs}  # fmt: skip
 
 
@@ -175,6 +183,8 @@ def main(argv=None):
     parser.add_argument("--survey", choices=("ours", "lenstronomy"))
     parser.add_argument("--n", type=int, default=15000)
     parser.add_argument("--known", type=int, default=50, help="known lenses given")
+    parser.add_argument("--lens-fraction", type=float, default=LENS_FRACTION,
+                        help="share of lenses (0.001: as rare as in a real survey)")  # fmt: skip
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--steps", type=int, default=None, help="override the main job's steps")
     parser.add_argument("--workdir", type=Path, default=None)
@@ -201,11 +211,12 @@ def main(argv=None):
     if args.workdir:
         args.workdir.mkdir(parents=True, exist_ok=True)
         entry = run(args.survey, args.n, args.known, seeds, args.workdir, steps=args.steps,
-                    rescore=args.rescore, config=args.config)  # fmt: skip
+                    rescore=args.rescore, config=args.config,
+                    lens_fraction=args.lens_fraction)  # fmt: skip
     else:
         with tempfile.TemporaryDirectory() as tmp:
             entry = run(args.survey, args.n, args.known, seeds, tmp, steps=args.steps,
-                        config=args.config)  # fmt: skip
+                        config=args.config, lens_fraction=args.lens_fraction)  # fmt: skip
     entry["config"] = str(args.config or "lens_search_full.toml")
     if args.record:
         from lens_clustering import record_run

@@ -268,6 +268,13 @@ def write_report(out, store, latents, clusters, anomalies=None, *, summary=None,
         # Without labels the lens ranking is the arc score's (no training, no labels).
         by_arcs = "lens_rank" not in cl and "arc_rank" in cl
         lens_rank = cl.get("arc_rank") if by_arcs else cl.get("lens_rank")
+        n_labeled = 0
+        if lens_rank is not None and not by_arcs and "labeled" in cl:
+            # The candidates to vet: the objects whose labels were used (the known lenses,
+            # the labelled share) come after every other one.
+            labeled = np.asarray(cl["labeled"], dtype=bool)
+            n_labeled = int(labeled.sum())
+            lens_rank = np.where(labeled, n + np.asarray(lens_rank), np.asarray(lens_rank))
         overview = summarize_latents(
             z, cluster=cluster, lens_rank=lens_rank,
             anomaly_rank=an.get("anomaly_rank"), map_neighbors=cfg["map_neighbors"],
@@ -331,7 +338,8 @@ def write_report(out, store, latents, clusters, anomalies=None, *, summary=None,
         if "lens_rank" in cl:
             sections.append(_gallery(
                 "Top lens candidates", lens_top,
-                "By the per-object lens score (rank 1 first); labelled objects included.",
+                "By the per-object lens score (rank 1 first), among the objects whose labels "
+                f"were not used ({n_labeled} labelled or known left out): the list to vet.",
                 kind="lens", anchor="lenses", **common))  # fmt: skip
             nav.append('<a href="#lenses">lens candidates</a>')
         elif by_arcs:

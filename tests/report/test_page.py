@@ -149,14 +149,20 @@ def test_gallery_counts_match_the_catalogs(browser, run):
     looks = [k for k in count if k.startswith("like-")]
     assert len(looks) == 6
     assert all(count[k] == 7 for k in looks)  # the object and its 6 look-alikes
-    # The top lens card is the object ranked first, with its sky-viewer link.
-    first = browser.execute_script(
-        "const c = document.querySelector('[data-gallery=lenses] .card');"
-        "return [c.dataset.id, c.querySelector('a').href];"
+    # The lens cards are the candidates to vet: the objects whose labels were not used, by
+    # rank, then the labelled ones; the first has its sky-viewer link.
+    shown = browser.execute_script(
+        "return Array.from(document.querySelectorAll('[data-gallery=lenses] .card'),"
+        " c => [c.dataset.id, c.querySelector('a').href]);"
     )
-    top = clusters[np.argmin(clusters["lens_rank"])]
-    assert first[0] == top["object_id"]
-    assert first[1] == legacy_viewer_url(top["ra"].value, top["dec"].value)
+    labeled = np.asarray(clusters["labeled"], bool)
+    order = np.lexsort((np.asarray(clusters["lens_rank"]), labeled))[:24]
+    assert [i for i, _ in shown] == [str(v) for v in clusters["object_id"][order]]
+    assert labeled[order[: (~labeled).sum()]].sum() == 0
+    top = clusters[order[0]]
+    assert shown[0][1] == legacy_viewer_url(top["ra"].value, top["dec"].value)
+    note = browser.find_element("css selector", "#lenses .note").text
+    assert f"({labeled.sum()} labelled or known left out)" in note
     # An anomaly card names the scorer that put it highest.
     card = browser.find_element("css selector", "[data-gallery=anomalies] .card")
     assert "found by lof" in card.text
