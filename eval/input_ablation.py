@@ -14,7 +14,9 @@ lens_search_full.toml``: SimCLR from scratch) with ``[model.config.model]`` sett
 * ``DCL``: ``loss = "dcl"`` (the positive left out of the softmax denominator);
 * ``colour residuals``: ``colour_residuals = true`` (the encoder also sees ``b - a_b *
   red``, :class:`astrounsup.models.ColourResiduals`);
-* ``all three``.
+* ``dihedral embedding``: ``embed_dihedral = true`` (latents averaged over the 8 quarter
+  turns and mirrors of each cutout; training unchanged);
+* ``all three``: the first three switches.
 
 Every row runs :func:`astrounsup.pipeline.run_lens_search` through
 ``eval/pipeline_surveys.py`` on one store (made once in ``DIR``), and is measured on the
@@ -43,6 +45,7 @@ ROWS = {
     "survey views": {"views": "survey"},
     "DCL": {"loss": "dcl"},
     "colour residuals": {"colour_residuals": True},
+    "dihedral embedding": {"embed_dihedral": True},
     "all three": {"views": "survey", "loss": "dcl", "colour_residuals": True},
 }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from astrounsup.losses import NTXentLoss, correlation_penalty
@@ -55,6 +56,10 @@ class SimCLR(EncoderModel):
     red_band : int, optional
         Index of the band whose light the residuals subtract (default: the last; the
         recipe sets the reddest of known band names).
+    embed_dihedral : bool, optional
+        Embed (in evaluation mode) as the mean of the representations of the 8 quarter
+        turns and mirrors of each cutout: latents invariant to them by construction.
+        Training is unchanged (its views are rotated and mirrored at random).
     loss : {"ntxent", "dcl"}, optional
         NT-Xent, or the decoupled contrastive loss (the positive left out of the softmax
         denominator; :class:`astrounsup.losses.NTXentLoss` with ``decoupled=True``), meant
@@ -76,6 +81,7 @@ class SimCLR(EncoderModel):
         views="strong",
         colour_residuals=False,
         red_band=None,
+        embed_dihedral=False,
         loss="ntxent",
     ):
         super().__init__()
@@ -101,6 +107,10 @@ class SimCLR(EncoderModel):
             msg = f"decorrelation_weight must be a number >= 0; got {decorrelation_weight!r}"
             raise ValueError(msg)
         self.decorrelation_weight = float(decorrelation_weight)
+        if not isinstance(embed_dihedral, bool):
+            msg = f"embed_dihedral must be true or false; got {embed_dihedral!r}"
+            raise ValueError(msg)
+        self.embed_dihedral = embed_dihedral
         if not isinstance(colour_residuals, bool):
             msg = f"colour_residuals must be true or false; got {colour_residuals!r}"
             raise ValueError(msg)
@@ -126,7 +136,16 @@ class SimCLR(EncoderModel):
         )
 
     def encode(self, x):
-        """Latent vectors ``(B, latent_dim)`` of cutouts ``(B, bands, size, size)``."""
+        """Latent vectors ``(B, latent_dim)`` of cutouts ``(B, bands, size, size)`` (with
+        ``embed_dihedral``, in evaluation mode, the mean over their 8 quarter turns and
+        mirrors)."""
+        if self.embed_dihedral and not self.training:
+            turns = (torch.rot90(x, k, dims=(-2, -1)) for k in range(4))
+            views = [v for t in turns for v in (t, torch.flip(t, dims=(-1,)))]
+            return torch.stack([self._encode(v) for v in views]).mean(dim=0)
+        return self._encode(x)
+
+    def _encode(self, x):
         return self.encoder(x if self.inputs is None else self.inputs(x))
 
     def forward(self, x):

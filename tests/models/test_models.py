@@ -354,3 +354,25 @@ class TestContextEncoder:
             ContextEncoder(2, size=16, hole_size=(4, 20))
         with pytest.raises(ValueError, match="holes must be a range"):
             ContextEncoder(2, size=16, holes=(3, 1))
+
+
+def test_simclr_dihedral_embedding_is_invariant_to_quarter_turns_and_mirrors():
+    torch.manual_seed(0)
+    m = SimCLR(3, size=16, latent_dim=4, projection_dim=4, widths=(4, 8), embed_dihedral=True,
+               gather_distributed=False).eval()  # fmt: skip
+    x = torch.randn(5, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        z = m.encode(x)
+        for t in (torch.rot90(x, 1, dims=(-2, -1)), torch.flip(x, dims=(-2,)),
+                  torch.rot90(torch.flip(x, dims=(-1,)), 3, dims=(-2, -1))):  # fmt: skip
+            torch.testing.assert_close(m.encode(t), z, atol=1e-5, rtol=1e-5)
+        # Reference: the mean of the plain encoder over the eight transforms.
+        views = [torch.flip(torch.rot90(x, k, dims=(-2, -1)), dims=(-1,)) if f else
+                 torch.rot90(x, k, dims=(-2, -1)) for k in range(4) for f in (0, 1)]  # fmt: skip
+        want = torch.stack([m.encoder(v) for v in views]).mean(dim=0)
+        torch.testing.assert_close(z, want)
+        # Training sees each view as it is.
+        m.train()
+        torch.testing.assert_close(m.encode(x), m.encoder(x))
+    with pytest.raises(ValueError, match="embed_dihedral must be true or false; got 1"):
+        SimCLR(3, size=16, embed_dihedral=1)
