@@ -66,6 +66,7 @@ class TestPipeline:
                              "--out", tmp_path / "out")  # fmt: skip
         assert result.returncode == 0, result.stderr
         assert "40 cutouts" in result.stdout
+        assert "every other object ranked from 5 known positives" in result.stdout
         clusters = QTable.read(tmp_path / "out" / "cluster" / "clusters.ecsv")
         assert len(clusters) == 40
         assert "lens_score" in clusters.colnames

@@ -251,6 +251,8 @@ def run_lens_search(store, out, config=None, *, steps=None, device=None, progres
                 f"; on {metrics['evaluated_on']} ({metrics['n']}): accuracy "
                 f"{metrics['accuracy']:.3f}, completeness {metrics['completeness']:.3f}"
             )
+        elif metrics and metrics.get("regime") == "positive-unlabeled":
+            line += f"; every other object ranked from {metrics['n_labeled']} known positives"
         say(line)
         return (paths, metrics), {"metrics": metrics}
 
