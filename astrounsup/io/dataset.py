@@ -117,6 +117,8 @@ class CutoutDataset(torch.utils.data.Dataset):
         self.table = src.table
         self.bands = tuple(src.bands)
         self.pixel_scale = src.pixel_scale
+        # The source's planes this dataset yields (None: all of them; with_bands).
+        self._planes = None
 
     def __len__(self):
         return len(self._source)
@@ -124,7 +126,51 @@ class CutoutDataset(torch.utils.data.Dataset):
     @property
     def shape(self):
         """``(n, bands, ny, nx)``: the number of cutouts and the shape of each."""
-        return tuple(int(v) for v in self._source.shape)
+        n, bands, ny, nx = (int(v) for v in self._source.shape)
+        return (n, bands if self._planes is None else len(self._planes), ny, nx)
+
+    def with_bands(self, bands):
+        """A dataset of the same cutouts with only the planes of ``bands``, in that order
+        (e.g. the g, r, i of a g, r, i, z, y survey, for a model trained on those).
+
+        Bad pixels are repaired on the full cutout first; the normaliser then sees the
+        chosen planes only. This dataset is left as it is.
+
+        Parameters
+        ----------
+        bands : sequence of str
+            Names among :attr:`bands`, each once.
+
+        Returns
+        -------
+        CutoutDataset
+
+        Raises
+        ------
+        ValueError
+            A band this dataset does not hold, or one named twice.
+
+        Examples
+        --------
+        >>> images = np.arange(2 * 3 * 4 * 4, dtype="f4").reshape(2, 3, 4, 4)
+        >>> ds = CutoutDataset(images, bands=("g", "r", "i")).with_bands(["i", "g"])
+        >>> ds.shape, ds.bands, float(ds[0][0][0, 0, 0])
+        ((2, 2, 4, 4), ('i', 'g'), 32.0)
+        """
+        bands = [str(b) for b in bands]
+        missing = [b for b in bands if b not in self.bands]
+        if missing or not bands or len(set(bands)) != len(bands):
+            msg = (
+                f"bands must name planes of the cutouts {list(self.bands)}, each once; got {bands}"
+            )
+            raise ValueError(msg)
+        planes = list(range(len(self.bands))) if self._planes is None else self._planes
+        other = copy.copy(self)
+        other._planes = [planes[self.bands.index(b)] for b in bands]
+        other.bands = tuple(bands)
+        other._sky = {}  # the sky of other planes
+        other._memory = None
+        return other
 
     def with_normalizer(self, normalizer):
         """A dataset of the same cutouts with another normaliser (``None``: raw fluxes).
@@ -206,10 +252,10 @@ class CutoutDataset(torch.utils.data.Dataset):
         (True, True)
         """
         n = len(self)
-        need = n * int(np.prod(self._source.shape[1:])) * 5
+        need = n * int(np.prod(self.shape[1:])) * 5
         if need > max_bytes or self._memory is not None:
             return self
-        values = torch.empty((n, *self._source.shape[1:]), dtype=torch.float32)
+        values = torch.empty((n, *self.shape[1:]), dtype=torch.float32)
         masks = torch.empty(values.shape, dtype=torch.bool)
         for lo in range(0, n, 512):
             rows = np.arange(lo, min(n, lo + 512))
@@ -262,6 +308,8 @@ class CutoutDataset(torch.utils.data.Dataset):
             # One scatter for the whole batch: the bad pixels get their band's local sky.
             x.view(-1)[flat] = values
             mask.view(-1)[flat] = True
+        if self._planes is not None:
+            x, mask = x[:, self._planes].contiguous(), mask[:, self._planes].contiguous()
         if isinstance(self.normalizer, AsinhNormalizer):
             sky, noise = self._sky_noise(indices % n, x)
             x = self.normalizer.transform(x, sky=sky, noise=noise)
@@ -399,10 +447,7 @@ class CutoutDataset(torch.utils.data.Dataset):
         )
 
     def __repr__(self):
-        return (
-            f"CutoutDataset({len(self)} cutouts of {tuple(self._source.shape[1:])}, "
-            f"bands {self.bands})"
-        )
+        return f"CutoutDataset({len(self)} cutouts of {tuple(self.shape[1:])}, bands {self.bands})"
 
 
 def _new_tensor(shape, dtype):
@@ -426,8 +471,9 @@ def as_dataset(data, *, bands=None, pixel_scale=None, table=None):
     data : path, sequence of paths, glob, astropy Table, numpy.ndarray or CutoutDataset
         What :class:`CutoutDataset` reads; an array has shape ``(n, bands, ny, nx)``.
     bands : sequence of str, optional
-        The band of each plane of an array (default ``band0``, ``band1``, ...), or the
-        bands to read from FITS files.
+        The band of each plane of an array (default ``band0``, ``band1``, ...), the bands
+        to read from FITS files, or the planes of a store or dataset to keep
+        (:meth:`CutoutDataset.with_bands`).
     pixel_scale : float, optional
         Arcsec per pixel of an array (default unknown, NaN), or of other cutouts that do
         not know theirs (:meth:`CutoutDataset.with_pixel_scale`).
@@ -441,9 +487,9 @@ def as_dataset(data, *, bands=None, pixel_scale=None, table=None):
     Raises
     ------
     ValueError
-        ``table`` given for data that is not an array, ``bands`` for a store or a
-        dataset, which know their own (the message names the option), or a
-        ``pixel_scale`` that contradicts the cutouts'.
+        ``table`` given for data that is not an array (the message names the option),
+        ``bands`` a store or dataset does not hold, or a ``pixel_scale`` that contradicts
+        the cutouts'.
 
     Examples
     --------
@@ -462,8 +508,8 @@ def as_dataset(data, *, bands=None, pixel_scale=None, table=None):
     # A pixel scale may also be given to cutouts that do not know theirs.
     allowed = {"array": given, "fits": {"bands", "pixel_scale"},
                "catalog": {"bands", "pixel_scale"}, "table": {"bands", "pixel_scale"},
-               "store": {"pixel_scale"}, "shards": {"pixel_scale"},
-               "dataset": {"pixel_scale"}}  # fmt: skip
+               "store": {"bands", "pixel_scale"}, "shards": {"bands", "pixel_scale"},
+               "dataset": {"bands", "pixel_scale"}}  # fmt: skip
     refused = [k for k, v in given.items() if v is not None and k not in allowed.get(kind, ())]
     if refused:
         what = {"dataset": "a CutoutDataset", "store": "a store", "shards": "a sharded store"}.get(
@@ -477,7 +523,13 @@ def as_dataset(data, *, bands=None, pixel_scale=None, table=None):
         return CutoutDataset(
             np.asarray(data, dtype=np.float32), bands=bands, pixel_scale=pixel_scale, table=table
         )
-    dataset = data if kind == "dataset" else CutoutDataset(data, bands=bands)
+    own_bands = kind in ("fits", "catalog", "table")
+    if kind == "dataset":
+        dataset = data
+    else:
+        dataset = CutoutDataset(data, bands=bands if own_bands else None)
+    if bands is not None and not own_bands and tuple(bands) != dataset.bands:
+        dataset = dataset.with_bands(bands)
     if pixel_scale is None:
         return dataset
     return dataset.with_pixel_scale(pixel_scale)

@@ -128,8 +128,9 @@ def train(
     init : {"pretrained"}, path or TrainedModel, optional
         Start from these weights instead of random ones (fine-tuning): ``"pretrained"``,
         the encoder shipped with the package (:func:`astrounsup.training.load_pretrained`),
-        a checkpoint, or a trained model. It must be of recipe ``model``, with the bands of
-        the data in the same order and the same input size, at a pixel scale it was
+        a checkpoint, or a trained model. It must be of recipe ``model``, with bands the
+        data holds (cutouts with more bands give its bands' planes, in its order) and the
+        same input size, at a pixel scale it was
         trained on (within 10%, or the shipped encoder's range); its model settings are
         used (a ``[model]`` setting that differs is refused). The normaliser is fitted on
         ``data`` as without it. ``max_steps = 0`` returns it with that normaliser,
@@ -172,6 +173,13 @@ def train(
         raise ValueError(msg)
     raw = as_dataset(data, bands=bands, pixel_scale=pixel_scale, table=table)
     raw = raw.with_normalizer(None)
+    if (
+        base is not None
+        and tuple(raw.bands) != tuple(base.bands)
+        and (set(base.bands) <= set(raw.bands))
+    ):
+        # Cutouts with more bands than the initial model's: its bands' planes.
+        raw = raw.with_bands(base.bands)
     n, _, _, size = raw.shape
     if n == 0:
         msg = "data holds no cutouts"

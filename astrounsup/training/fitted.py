@@ -198,7 +198,8 @@ class TrainedModel:
         ----------
         data : path, numpy.ndarray or astrounsup.io.CutoutDataset
             A store, FITS cutouts, a dataset, or an array ``(n, bands, ny, nx)`` in the
-            training bands.
+            training bands. Cutouts that hold the training bands among others (a g, r, i,
+            z, y store for a g, r, i model) give the training bands' planes, in their order.
         table : astropy.table.Table, optional
             Metadata rows of an array.
 
@@ -209,7 +210,7 @@ class TrainedModel:
         Raises
         ------
         ValueError
-            When the cutouts' bands differ from the training bands (naming both).
+            When the cutouts lack a training band (naming both sets of bands).
         """
 
         if isinstance(data, (np.ndarray, torch.Tensor)):
@@ -225,6 +226,9 @@ class TrainedModel:
             dataset = (
                 as_dataset(data, table=table) if not isinstance(data, CutoutDataset) else data
             )
+            if tuple(dataset.bands) != self.bands and set(self.bands) <= set(dataset.bands):
+                # Cutouts with more bands (or in another order): the training bands' planes.
+                dataset = dataset.with_bands(self.bands)
             if tuple(dataset.bands) != self.bands:
                 where = data if not isinstance(data, CutoutDataset) else "the dataset"
                 msg = (

@@ -53,8 +53,9 @@ def load_pretrained(data=None, *, name=PRETRAINED, bands=None, pixel_scale=None)
     data : path, numpy.ndarray or astrounsup.io.CutoutDataset, optional
         Cutouts it will embed: the normaliser is fitted on them
         (:func:`astrounsup.training.fit_normalizer`), so each band is in its own noise
-        units, as in pretraining; their bands, size and pixel scale are checked. Without
-        it, the normaliser of the last pretraining survey.
+        units, as in pretraining; their bands, size and pixel scale are checked (cutouts
+        with more bands give their g, r, i planes). Without it, the normaliser of the last
+        pretraining survey.
     name : str, optional
         :data:`PRETRAINED`.
     bands, pixel_scale : optional
@@ -70,8 +71,9 @@ def load_pretrained(data=None, *, name=PRETRAINED, bands=None, pixel_scale=None)
     FileNotFoundError
         No such encoder.
     ValueError
-        Weights whose SHA-256 is not the card's, or data in other bands, of another size
-        or at a pixel scale outside the range it was trained on (one line each).
+        Weights whose SHA-256 is not the card's, or data without one of its bands, of
+        another size or at a pixel scale outside the range it was trained on (one line
+        each).
 
     Examples
     --------
@@ -86,10 +88,11 @@ def load_pretrained(data=None, *, name=PRETRAINED, bands=None, pixel_scale=None)
     encoder = _weights.load_shipped(name)
     if data is None:
         return encoder
-    norm = fit_normalizer(data, settings=(encoder.config or {}).get("normalization"),
-                          bands=bands, pixel_scale=pixel_scale)  # fmt: skip
     dataset = as_dataset(data, bands=bands, pixel_scale=pixel_scale)
+    if tuple(dataset.bands) != tuple(encoder.bands) and set(encoder.bands) <= set(dataset.bands):
+        dataset = dataset.with_bands(encoder.bands)  # e.g. the g, r, i of g, r, i, z, y
     _check_init(encoder, dataset, encoder.recipe)
+    norm = fit_normalizer(dataset, settings=(encoder.config or {}).get("normalization"))
     encoder.normalizer = norm
     encoder.pixel_scale = float(dataset.pixel_scale)
     encoder.source = str(data) if isinstance(data, (str, Path)) else None

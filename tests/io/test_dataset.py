@@ -357,3 +357,32 @@ def test_copies_share_the_measured_sky(small_survey, monkeypatch):
     flags = raw.with_normalizer(norm).noise_flags()
     assert len(calls) == 1
     assert flags.shape == (20, 3)
+
+
+def test_with_bands_keeps_those_planes_repaired_and_normalised_on_their_own(store, small_survey):
+    """The chosen planes of a store equal a store of those planes alone: raw, repaired
+    (bad pixels included) and normalised."""
+    from astrounsup.io import as_dataset
+
+    s = small_survey
+    full = CutoutDataset(store)
+    ri = full.with_bands(["i", "r"])
+    assert ri.shape == (len(s.table), 2, 64, 64)
+    assert ri.bands == ("i", "r")
+    alone = CutoutDataset(s.images[:, [2, 1]], bands=("i", "r"), table=s.table)
+    rows = list(range(len(s.table)))
+    x, m, _ = ri[rows]
+    want, want_mask, _ = alone[rows]
+    torch.testing.assert_close(x, want)
+    assert torch.equal(m, want_mask)
+    norm = AsinhNormalizer().fit(s.images[:, [2, 1]])
+    a = ri.with_normalizer(norm)[rows][0]
+    b = alone.with_normalizer(norm)[rows][0]
+    torch.testing.assert_close(a, b)
+    assert ri.in_memory()[rows][0].shape == (len(rows), 2, 64, 64)
+    # The full dataset is left as it is; as_dataset(bands=) chooses the same planes.
+    assert full.shape[1] == 3
+    torch.testing.assert_close(as_dataset(store, bands=["i", "r"])[rows][0], want)
+    for bad in (["g", "z"], ["g", "g"], []):
+        with pytest.raises(ValueError, match=r"bands must name planes of the cutouts \['g', 'r'"):
+            full.with_bands(bad)

@@ -28,3 +28,22 @@ def test_the_search_embeds_with_the_shipped_encoder_untrained(small_survey, tmp_
     # Nothing changed: every step is reused, the training included.
     again = run_lens_search(store, tmp_path / "out", cfg, progress=False, log=lines.append)
     assert "train" in again["reused"]
+
+
+def test_a_five_band_survey_is_searched_with_its_g_r_i(small_survey, tmp_path):
+    """The shipped encoder takes the g, r, i planes of a g, r, i, z, y store; the arc
+    features and detectors see every band."""
+    s = small_survey
+    five = np.concatenate([s.images[:40], s.images[:40, 1:]], axis=1)  # z, y: copies of r, i
+    store = tmp_path / "s5.h5"
+    write_store(store, five, s.table[:40], bands=["g", "r", "i", "z", "y"],
+                pixel_scale=s.pixel_scale)  # fmt: skip
+    gri = tmp_path / "s3.h5"
+    write_store(gri, s.images[:40], s.table[:40], bands=s.bands, pixel_scale=s.pixel_scale)
+    cfg = {"model": {"recipe": "simclr", "steps": 0, "init": "pretrained"},
+           "cluster": {"k": 3, "labels_column": "is_lens"},
+           "anomalies": {"methods": ["lof"], "n_neighbors": 5, "gallery": 0}}  # fmt: skip
+    run_lens_search(store, tmp_path / "out", cfg, progress=False, log=None)
+    latents, _, _ = read_latents(tmp_path / "out" / "latents.h5")
+    expected = load_pretrained(gri).embed(gri, progress=False)
+    np.testing.assert_allclose(latents, expected, rtol=1e-5, atol=1e-6)

@@ -225,3 +225,29 @@ def test_simclr_with_survey_views_and_dcl_trains_and_records_them(store, small_s
     with pytest.raises(ValueError, match="views 'survey' needs each cutout's PSF FWHM"):
         train(s.images[:16], model="simclr", config=cfg, bands=s.bands, pixel_scale=0.263,
               progress=False)  # fmt: skip
+
+
+def test_a_model_of_three_bands_takes_them_from_a_five_band_store(small_survey, tmp_path):
+    """g, r, i cutouts among g, r, i, z, Y: fine-tuning from the g, r, i model and embedding
+    use those three planes, as a g, r, i store of the same cutouts gives."""
+    s = small_survey
+    five = np.concatenate([s.images, s.images[:, 1:]], axis=1)  # z, Y: copies of r, i
+    gri = write_store(tmp_path / "gri.h5", s.images, s.table, bands=s.bands,
+                      pixel_scale=s.pixel_scale)  # fmt: skip
+    grizy = write_store(tmp_path / "grizy.h5", five[:, [0, 3, 1, 4, 2]], s.table,
+                        bands=["g", "z", "r", "Y", "i"], pixel_scale=s.pixel_scale)  # fmt: skip
+    first = train(gri, model="cae", config=TINY, progress=False)
+    zero = {**TINY, "training": {**TINY["training"], "max_steps": 0}}
+    from_gri = train(gri, model="cae", config=zero, init=first, progress=False)
+    from_five = train(grizy, model="cae", config=zero, init=first, progress=False)
+    assert from_five.bands == ("g", "r", "i")
+    np.testing.assert_allclose(from_five.normalizer.scale_, from_gri.normalizer.scale_, rtol=1e-6)
+    a, b = first.embed(grizy, progress=False), first.embed(gri, progress=False)
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    # A store without one of the model's bands is still refused.
+    two = write_store(tmp_path / "gz.h5", five[:, [0, 3]], s.table, bands=["g", "z"],
+                      pixel_scale=s.pixel_scale)  # fmt: skip
+    with pytest.raises(ValueError, match=r"init: .* takes bands \['g', 'r', 'i'\]"):
+        train(two, model="cae", config=zero, init=first, progress=False)
+    with pytest.raises(ValueError, match=r"bands \['g', 'z'\] differ from the training bands"):
+        first.embed(two, progress=False)

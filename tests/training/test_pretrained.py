@@ -88,6 +88,20 @@ def test_with_data_the_normaliser_is_fitted_on_it(gri):
     assert np.isfinite(latents).all()
 
 
+def test_cutouts_with_more_bands_give_it_their_g_r_i(gri):
+    """A g, z, r, y, i survey embeds as its g, r, i planes would."""
+    five = np.stack([gri[:, 0], gri[:, 2], gri[:, 1], gri[:, 2], gri[:, 2]], axis=1)
+    from astrounsup.io import as_dataset
+
+    five = as_dataset(five, bands=["g", "z", "r", "y", "i"], pixel_scale=0.263)
+    a = load_pretrained(five)
+    b = load_pretrained(gri, bands="gri", pixel_scale=0.263)
+    assert a.bands == ("g", "r", "i")
+    np.testing.assert_allclose(a.normalizer.scale_, b.normalizer.scale_, rtol=1e-6)
+    np.testing.assert_allclose(a.embed(five, progress=False), b.embed(gri, progress=False),
+                               rtol=1e-5, atol=1e-6)  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("images", "kwargs", "match"),
     [
