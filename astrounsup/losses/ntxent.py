@@ -127,9 +127,7 @@ class NTXentLoss(nn.Module):
         positive = torch.cat([rows[:n] + offset + total, rows[:n] + offset])
         if self.decoupled:
             pos = logits[rows, positive]
-            negatives = torch.ones_like(logits, dtype=torch.bool)
-            negatives[rows, positive] = False
-            logits = logits.masked_fill(~negatives, float("-inf"))
+            logits[rows, positive] = float("-inf")  # the denominator: negatives only
             loss = (torch.logsumexp(logits, dim=1) - pos).mean()
         else:
             loss = F.cross_entropy(logits, positive)

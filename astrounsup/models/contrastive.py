@@ -140,9 +140,9 @@ class SimCLR(EncoderModel):
         ``embed_dihedral``, in evaluation mode, the mean over their 8 quarter turns and
         mirrors)."""
         if self.embed_dihedral and not self.training:
-            turns = (torch.rot90(x, k, dims=(-2, -1)) for k in range(4))
-            views = [v for t in turns for v in (t, torch.flip(t, dims=(-1,)))]
-            return torch.stack([self._encode(v) for v in views]).mean(dim=0)
+            turns = [torch.rot90(x, k, dims=(-2, -1)) for k in range(4)]
+            views = torch.cat([*turns, *(torch.flip(t, dims=(-1,)) for t in turns)])
+            return self._encode(views).view(8, x.shape[0], -1).mean(dim=0)
         return self._encode(x)
 
     def _encode(self, x):

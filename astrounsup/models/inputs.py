@@ -121,4 +121,4 @@ class ColourResiduals(nn.Module):
         d2 = (yy[None, :, None] - cy[:, None, None]) ** 2 + (
             xx[None, None, :] - cx[:, None, None]
         ) ** 2
-        return torch.exp(-0.5 * d2 / self.core_radius.to(red.dtype) ** 2).detach()
+        return torch.exp(-0.5 * d2 / self.core_radius.to(red.dtype) ** 2)

@@ -96,7 +96,7 @@ def make_survey(config, out, *, progress=True):
         )
         paths["montage"] = save_figure(fig, Path(out) / "montage.png", dpi=100)
     if n_known:
-        paths["known_lenses"], _ = write_known_lenses(
+        paths["known_lenses"] = write_known_lenses(
             survey.table, Path(out) / "known_lenses.txt", n_known, seed=cfg["seed"]
         )
     return survey, paths
@@ -110,9 +110,7 @@ def write_known_lenses(table, path, n_known, *, seed=None):
 
     Returns
     -------
-    path : pathlib.Path
-    header : str
-        The header line, without the ``#``.
+    pathlib.Path
 
     Raises
     ------
@@ -135,7 +133,7 @@ def write_known_lenses(table, path, n_known, *, seed=None):
         header += f" ({n_known} asked for; at most half are listed)"
     with atomic_path(path) as tmp:
         tmp.write_text(f"# {header}\n" + "\n".join(known) + "\n")
-    return Path(path), header
+    return Path(path)
 
 
 def make_stars(config, out):

@@ -14,7 +14,7 @@ from astrounsup._locks import output_lock
 from astrounsup.io import AsinhNormalizer, as_dataset
 from astrounsup.training._weights import PRETRAINED, load_shipped
 from astrounsup.training.checkpoint import load_checkpoint
-from astrounsup.training.fitted import TrainedModel
+from astrounsup.training.fitted import TrainedModel, _with_model_bands
 from astrounsup.training.recipes import (
     _calibrate_inputs,
     build_model,
@@ -173,13 +173,8 @@ def train(
         raise ValueError(msg)
     raw = as_dataset(data, bands=bands, pixel_scale=pixel_scale, table=table)
     raw = raw.with_normalizer(None)
-    if (
-        base is not None
-        and tuple(raw.bands) != tuple(base.bands)
-        and (set(base.bands) <= set(raw.bands))
-    ):
-        # Cutouts with more bands than the initial model's: its bands' planes.
-        raw = raw.with_bands(base.bands)
+    if base is not None:  # cutouts with more bands than the initial model's: its planes
+        raw = _with_model_bands(raw, base.bands)
     n, _, _, size = raw.shape
     if n == 0:
         msg = "data holds no cutouts"

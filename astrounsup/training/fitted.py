@@ -68,6 +68,15 @@ def iter_embeddings(model, dataset, *, batch_size=256, device=None, input_size=N
             bar.update(len(images))
 
 
+def _with_model_bands(dataset, bands):
+    """``dataset`` with only the planes of ``bands`` when it holds them all in another
+    arrangement (more bands, another order), else ``dataset`` itself (whose bands the
+    caller then checks)."""
+    if tuple(dataset.bands) != tuple(bands) and set(bands) <= set(dataset.bands):
+        return dataset.with_bands(bands)
+    return dataset
+
+
 class TrainedModel:
     """A trained model and the normalisation, bands and pixel scale of its training data.
 
@@ -226,9 +235,7 @@ class TrainedModel:
             dataset = (
                 as_dataset(data, table=table) if not isinstance(data, CutoutDataset) else data
             )
-            if tuple(dataset.bands) != self.bands and set(self.bands) <= set(dataset.bands):
-                # Cutouts with more bands (or in another order): the training bands' planes.
-                dataset = dataset.with_bands(self.bands)
+            dataset = _with_model_bands(dataset, self.bands)
             if tuple(dataset.bands) != self.bands:
                 where = data if not isinstance(data, CutoutDataset) else "the dataset"
                 msg = (

@@ -11,6 +11,7 @@ from astrounsup.io import as_dataset
 from astrounsup.training import _weights
 from astrounsup.training._weights import PRETRAINED
 from astrounsup.training.fit import _check_init, fit_normalizer
+from astrounsup.training.fitted import _with_model_bands
 
 __all__ = ["PRETRAINED", "load_pretrained", "pretrained_card", "write_pretrained"]
 
@@ -89,8 +90,7 @@ def load_pretrained(data=None, *, name=PRETRAINED, bands=None, pixel_scale=None)
     if data is None:
         return encoder
     dataset = as_dataset(data, bands=bands, pixel_scale=pixel_scale)
-    if tuple(dataset.bands) != tuple(encoder.bands) and set(encoder.bands) <= set(dataset.bands):
-        dataset = dataset.with_bands(encoder.bands)  # e.g. the g, r, i of g, r, i, z, y
+    dataset = _with_model_bands(dataset, encoder.bands)  # e.g. the g, r, i of g, r, i, z, y
     _check_init(encoder, dataset, encoder.recipe)
     norm = fit_normalizer(dataset, settings=(encoder.config or {}).get("normalization"))
     encoder.normalizer = norm
