@@ -2,6 +2,7 @@
 
     python eval/anomaly_search.py --survey ours|lenstronomy [--n 15000] [--seed 0]
                                   [--steps 400] [--workdir DIR] [--config TOML]
+                                  [--rounds 3] [--grade 30] [--learning "A;B"]
                                   [--record RUNS.jsonl]
 
 The survey and the main (SimCLR) latents are those of ``eval/rare_lenses.py`` (1% lenses,
@@ -26,7 +27,9 @@ of anomaly in the top 3%. Then, on the default row, ``--rounds`` rounds of vetti
 top ``--grade`` ungraded objects are graded from the truth (``anomaly`` or ``not``) and
 every object is ranked again from the step's scores and all grades so far
 (:func:`astrounsup.latent.rank_with_grades`, what the anomaly step does with grades: the
-graded anomalies first, the graded ``not`` last);
+graded anomalies first, the graded ``not`` last; ``--learning`` adds the rules of
+:data:`LEARNING` tried beside it: scorer weights learnt from the grades, and grading half
+of each round from each scorer's own top);
 reported per round: precision of the top 1% (graded anomalies first) and of the next 100
 ungraded objects before and after. Targets: AUROC >= 0.95, top-1% precision >= 0.70, every
 kind >= 50% in the top 3%; after 3 rounds of 30 grades, top-1% precision >= 0.85.
@@ -90,9 +93,15 @@ def figures(result, table):
     score = np.nan_to_num(np.asarray(truth["anomaly_score"], float), nan=-np.inf)
     top = max(1, round(0.01 * len(rank)))
     kinds = np.asarray(truth["kind"]).astype(str)
+    missed = anomaly & (rank > top)
     return {
         "auroc": float(roc_auc_score(anomaly, np.where(np.isfinite(score), score, -1e300))),
         "precision_top1pct": float(anomaly[rank <= top].mean()),
+        # The anomalies outside the top 1%: how many of each kind, and their ranks.
+        "missed_by_kind": {
+            str(k): int(np.sum(missed & (kinds == k))) for k in sorted(set(kinds[anomaly]))
+        },
+        "missed_ranks": [int(rank[missed].min()), int(rank[missed].max())] * bool(missed.any()),
         "top3pct_by_kind": {
             str(k): float(np.mean(rank[kinds == k] <= 3 * top))
             for k in sorted(set(kinds[anomaly]))
@@ -104,11 +113,14 @@ DEFAULT_ROW = "LOF + detectors, tail"
 
 
 def run(survey, n, seed, workdir, *, steps=None, rounds=3, per_round=30, rows=None,
-        config=None):  # fmt: skip
+        config=None, learning=("graded only",)):  # fmt: skip
     from astrounsup.pipeline import ANOMALY_DEFAULTS, score_anomalies
 
     store = make_store(survey, n, workdir, seed=100, lens_fraction=0.01)
     latents, table = kept_latents(survey, n, seed, workdir, steps=steps, config=config)
+    if set(learning) - set(LEARNING):
+        raise SystemExit(f"--learning: unknown {sorted(set(learning) - set(LEARNING))}; "
+                         f"choose among {list(LEARNING)}")  # fmt: skip
     unknown = sorted(set(rows or ()) - set(ROWS))
     if unknown:
         raise SystemExit(f"--rows: unknown rows {unknown}; choose among {list(ROWS)}")
@@ -135,17 +147,47 @@ def run(survey, n, seed, workdir, *, steps=None, rounds=3, per_round=30, rows=No
         }
         print(f"  {name}: {out['rows'][name]}", flush=True)
         if name == DEFAULT_ROW and rounds:
-            out["vetting"] = vetting(result, table, rounds=rounds, per_round=per_round)
+            out["vetting"] = {how: vetting(result, table, rounds=rounds, per_round=per_round,
+                                           learning=how)
+                              for how in learning}  # fmt: skip
     return out
 
 
-def vetting(result, table, *, rounds, per_round):
-    """Rounds of grading the top ``per_round`` ungraded objects from the truth and ranking
-    again: precision of the top 1% and of the next 100 ungraded, before and after each."""
+#: How the vetting rounds learn from the grades: ``graded only`` is the anomaly step's own
+#: re-ranking (:func:`astrounsup.latent.rank_with_grades`); the others were tried beside it.
+LEARNING = {
+    "graded only": {"weights": False, "explore": False},
+    # Each scorer's tail-scaled score weighted by the precision of the graded objects it
+    # put highest (a Beta prior of 5 grades at the overall precision), the largest taken.
+    "scorer weights": {"weights": True, "explore": False},
+    # The same, half of each round graded from the scorers' own tops in turn, so that a
+    # scorer whose outliers are never at the top of the list is graded too.
+    "scorer weights, explore": {"weights": True, "explore": True},
+}
+#: Prior strength (in grades) of :data:`LEARNING`'s scorer weights.
+PRIOR_GRADES = 5
+
+
+def _scorer_weighted(scaled, graded, anomaly, prior=PRIOR_GRADES):
+    """Each scorer's weight from the grades of the objects it put highest."""
+    y = anomaly[graded]
+    mean = float(np.clip(y.mean(), 0.05, 0.95))
+    top = np.nanargmax(np.nan_to_num(scaled[graded], nan=-np.inf), 1)
+    w = np.array([(y[top == j].sum() + prior * mean) / ((top == j).sum() + prior) / mean
+                  for j in range(scaled.shape[1])])  # fmt: skip
+    return np.max(np.where(np.isnan(scaled), -np.inf, scaled * w), 1)
+
+
+def vetting(result, table, *, rounds, per_round, learning="graded only"):
+    """Rounds of grading ``per_round`` ungraded objects from the truth (the top of the list,
+    or with ``explore`` half of them from each scorer's own top in turn) and ranking again
+    as :data:`LEARNING` says: precision of the top 1% and of the next 100 ungraded, before
+    and after each."""
     from astropy.table import join
 
-    from astrounsup.latent import rank_with_grades
+    from astrounsup.latent import rank_with_grades, tail_scaled
 
+    how = LEARNING[learning]
     cat = result.tables["anomalies"]
     known = table["object_id", "is_anomaly"]
     known.rename_column("is_anomaly", "_truth")
@@ -153,6 +195,9 @@ def vetting(result, table, *, rounds, per_round):
     anomaly = np.asarray(truth["_truth"], bool)
     scores = {k: np.asarray(truth[f"score_{k}"], float) for k in result.summary["scorers"]}
     flagged = ~np.isfinite(np.asarray(truth["anomaly_score"], float))
+    scaled = np.full((len(truth), len(scores)), np.nan)
+    for j, v in enumerate(scores.values()):
+        scaled[~flagged, j] = tail_scaled(v[~flagged])
     rank = np.asarray(truth["anomaly_rank"])
     grades = np.full(len(truth), "", dtype=object)
     top = max(1, round(0.01 * len(rank)))
@@ -165,15 +210,32 @@ def vetting(result, table, *, rounds, per_round):
     out = []
     for k in range(rounds):
         before = state(rank)
-        ungraded = np.nonzero(grades == "")[0]
-        graded_now = ungraded[np.argsort(rank[ungraded])][:per_round]
-        grades[graded_now] = np.where(anomaly[graded_now], "anomaly", "not")
-        _, rank = rank_with_grades(scores, grades.astype(str), flagged=flagged)
+        ungraded = np.nonzero((grades == "") & ~flagged)[0]
+        n_list = per_round // 2 if how["explore"] else per_round
+        chosen = list(ungraded[np.argsort(rank[ungraded])][:n_list])
+        orders = [ungraded[np.argsort(-scaled[ungraded, j])] for j in range(scaled.shape[1])]
+        j = 0
+        while len(chosen) < per_round:
+            pick = next(i for i in orders[j % len(orders)] if i not in chosen)
+            chosen.append(pick)
+            j += 1
+        chosen = np.asarray(chosen)
+        grades[chosen] = np.where(anomaly[chosen], "anomaly", "not")
+        if how["weights"]:
+            combined = _scorer_weighted(scaled, np.nonzero(grades != "")[0], anomaly)
+            group = np.where(flagged, 3, np.where(grades == "anomaly", 0,
+                                                  np.where(grades == "not", 2, 1)))  # fmt: skip
+            order = np.lexsort((np.arange(len(rank)), -combined, group))
+            rank = np.empty(len(rank), dtype=np.int64)
+            rank[order] = np.arange(1, len(rank) + 1)
+        else:
+            _, rank = rank_with_grades(scores, grades.astype(str), flagged=flagged)
         after = state(rank)
         out.append({"round": k + 1, "n_graded": int((grades != "").sum()),
+                    "n_graded_anomalies": int((grades == "anomaly").sum()),
                     "top1pct_before": before[0], "top1pct_after": after[0],
                     "next100_before": before[1], "next100_after": after[1]})  # fmt: skip
-        print(f"  vetting round {k + 1}: {out[-1]}", flush=True)
+        print(f"  vetting ({learning}) round {k + 1}: {out[-1]}", flush=True)
     return out
 
 
@@ -186,14 +248,24 @@ def report(entry):
     for name, f in rows.items():
         shares = " | ".join(f"{f['top3pct_by_kind'][k]:.2f}" for k in kinds)
         print(f"| {name} | {f['auroc']:.3f} | {f['precision_top1pct']:.2f} | {shares} |")
-    if entry.get("vetting"):
+    for name, f in rows.items():
+        if "missed_by_kind" in f:
+            print(f"{name}: anomalies outside the top 1% by kind {f['missed_by_kind']}, at "
+                  f"ranks {f['missed_ranks']}")  # fmt: skip
+    vetted = entry.get("vetting") or {}
+    if isinstance(vetted, list):  # records written before the learning rules
+        vetted = {"graded only": vetted}
+    if vetted:
         print(f"\nvetting ({DEFAULT_ROW}): grades from the truth, ranked again after each round")
-        print("| round | graded | top-1% precision before -> after | next 100 before -> after |")
-        print("|---|---|---|---|")
-        for v in entry["vetting"]:
-            print(f"| {v['round']} | {v['n_graded']} | {v['top1pct_before']:.2f} -> "
-                  f"{v['top1pct_after']:.2f} | {v['next100_before']:.2f} -> "
-                  f"{v['next100_after']:.2f} |")  # fmt: skip
+        print("| learning | round | graded (anomalies) | top-1% precision before -> after | "
+              "next 100 before -> after |")  # fmt: skip
+        print("|---|---|---|---|---|")
+        for how, rounds in vetted.items():
+            for v in rounds:
+                print(f"| {how} | {v['round']} | {v['n_graded']} "
+                      f"({v.get('n_graded_anomalies', '?')}) | {v['top1pct_before']:.2f} -> "
+                      f"{v['top1pct_after']:.2f} | {v['next100_before']:.2f} -> "
+                      f"{v['next100_after']:.2f} |")  # fmt: skip
 
 
 def main(argv=None):
@@ -210,6 +282,11 @@ def main(argv=None):
     parser.add_argument("--workdir", default="eval_work/rare")
     parser.add_argument("--rounds", type=int, default=3, help="vetting rounds (0: none)")
     parser.add_argument("--grade", type=int, default=30, help="objects graded per round")
+    parser.add_argument(
+        "--learning",
+        default="graded only",
+        help=f"vetting rules, separated by ; (among {list(LEARNING)})",
+    )
     parser.add_argument(
         "--rows", default=None, help="row names to run, separated by ; (default: every row)"
     )
@@ -232,6 +309,7 @@ def main(argv=None):
         per_round=args.grade,
         rows=rows,
         config=args.config,
+        learning=[v.strip() for v in args.learning.split(";")],
     )
     report(entry)
     if args.record:

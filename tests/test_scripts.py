@@ -100,12 +100,15 @@ def test_rare_lenses_then_vetting_on_its_kept_latents(tmp_path, capsys, monkeypa
     assert kept.stat().st_mtime_ns == stamp  # read, not trained again
     # The anomaly step on the same survey and latents, with a round of vetting.
     argv = [*common[:4], "--steps", "2", "--workdir", str(tmp_path), "--rounds", "1",
-            "--grade", "5", "--rows", "LOF + detectors, tail;detectors alone, tail"]  # fmt: skip
+            "--grade", "5", "--rows", "LOF + detectors, tail;detectors alone, tail",
+            "--learning", "graded only;scorer weights, explore"]  # fmt: skip
     status, out = _run("eval/anomaly_search.py", argv, capsys, monkeypatch)
     assert status == 0
     assert "| LOF + detectors, tail |" in out
     assert "| detectors alone, tail |" in out
-    assert "| 1 | 5 |" in out  # one vetting round of 5 grades
+    assert "| graded only | 1 | 5 (" in out  # one vetting round of 5 grades
+    assert "| scorer weights, explore | 1 | 5 (" in out
+    assert "anomalies outside the top 1% by kind" in out
     assert kept.stat().st_mtime_ns == stamp
 
 
@@ -238,3 +241,22 @@ def test_compare_runs_finds_a_changed_column(tmp_path, capsys, monkeypatch):
     assert status == 1
     assert "score: DIFFERS: 1 values differ, largest by 0.05" in out
     assert "extra: added" in out
+
+
+def test_anomaly_search_scorer_weights_follow_the_grades(monkeypatch):
+    """A scorer whose graded tops are all ``not`` loses weight against one whose graded
+    tops are anomalies, so the next outlier of the second comes first."""
+    monkeypatch.syspath_prepend(str(ROOT / "eval"))
+    weighted = _script(ROOT / "eval/anomaly_search.py")._scorer_weighted
+    # Objects 0-3 are the tops of scorer a (graded not), 4-7 of scorer b (graded anomaly);
+    # objects 8 and 9 are the next outliers of a and b, equally far out.
+    scaled = np.zeros((10, 2))
+    scaled[:4, 0] = 5.0
+    scaled[4:8, 1] = 5.0
+    scaled[8, 0] = scaled[9, 1] = 2.0
+    anomaly = np.r_[np.zeros(4, bool), np.ones(4, bool), False, False]
+    combined = weighted(scaled, np.arange(8), anomaly, prior=5)
+    # Beta prior of 5 grades at the mean 0.5: a's weight (0 + 2.5) / 9 / 0.5,
+    # b's (4 + 2.5) / 9 / 0.5.
+    assert combined[8] == pytest.approx(2.0 * 2.5 / 9 / 0.5)
+    assert combined[9] == pytest.approx(2.0 * 6.5 / 9 / 0.5)
