@@ -423,6 +423,36 @@ def _catalog(ra_or_file):
     return make
 
 
+def _linked(kind):
+    """A source folder holding a link to a folder outside it (``catalog``: a catalog row
+    names a file through it; ``folder``: the folder itself is the source, with a link to
+    a file outside)."""
+
+    def make(root, tmp):
+        from astropy.table import Table
+
+        secret = tmp / "outside"
+        secret.mkdir()
+        name = sorted(p.name for p in (root / "fits").glob("*.fits"))[0]
+        (secret / "secret.fits").write_bytes((root / "fits" / name).read_bytes())
+        src = tmp / "src"
+        src.mkdir()
+        if kind == "folder":
+            (src / "secret.fits").symlink_to(secret / "secret.fits")
+            return src
+        (src / "outdir").symlink_to(secret)
+        Table({"file": ["outdir/secret.fits"]}).write(src / "cat.csv")
+        return src / "cat.csv"
+
+    return make
+
+
+def _copy(root, tmp, name):
+    """A copy of the workspace's ``name`` in ``tmp``."""
+    (tmp / name).write_bytes((root / name).read_bytes())
+    return tmp / name
+
+
 def _crafted_checkpoint(root, tmp):
     from astrounsup.training import load_checkpoint, save_checkpoint
 
@@ -457,6 +487,19 @@ PROBES = [
     ("8", "a checkpoint claiming 10**9 bands", lambda r, t: ["embed", "--checkpoint",
      str(_crafted_checkpoint(r, t)), "--data", str(r / "s.h5"), "--out", str(t / "out"),
      "--quiet"], 2, r"crafted\.pt: .*1000000000 bands"),
+    ("36.1", "a catalog row through a link out of its folder", lambda r, t: [
+     "ingest", str(_linked("catalog")(r, t)), str(t / "out"), "--quiet"], 2,
+     r"cat\.csv: catalog row 0: file 'outdir/secret\.fits' is outside the source folder"),
+    ("36.1", "a folder holding a link to a file outside", lambda r, t: [
+     "ingest", str(_linked("folder")(r, t)), str(t / "out"), "--quiet"], 2,
+     r"secret\.fits: a link to \S+outside/secret\.fits, outside the source folder"),
+    ("36.4", "embed --out the input store --overwrite", lambda r, t: [
+     "embed", "--checkpoint", str(r / "run" / "last.pt"), "--data", str(_copy(r, t, "s.h5")),
+     "--out", str(t / "s.h5"), "--overwrite", "--quiet"], 2,
+     r"s\.h5: the output is the input \(data\); choose another output path"),
+    ("36.4", "anomalies --out the latents file", lambda r, t: [
+     "anomalies", str(_copy(r, t, "latents.h5")), "--out", str(t / "latents.h5"),
+     "--overwrite"], 2, r"latents\.h5: the output is the input \(latents\)"),
     ("9", "--device bogus", _train(_T, "--device", "bogus"), 2,
      r"device must be 'cpu', 'cuda', 'cuda:N' or 'mps'; got 'bogus'"),
     pytest.param("9", "embed --device cuda without CUDA", lambda r, t: ["embed", "--checkpoint",

@@ -55,6 +55,27 @@ def _command_of(argv):
     return next((a for a in argv if not a.startswith("-")), None)
 
 
+def _refuse_input_as_output(args):
+    """Refuse an output (``--out``, or ingest's store) that is one of the command's input
+    files, links resolved: ``--overwrite`` would replace the input with the result."""
+    import os
+
+    out = getattr(args, "dest", None) or getattr(args, "out", None)
+    if out is None or not os.path.exists(out):
+        return
+    target = os.path.realpath(out)
+    for name, value in vars(args).items():
+        if name in ("dest", "out", "func", "command"):
+            continue
+        values = value if isinstance(value, (list, tuple)) else [value]
+        for v in values:
+            if isinstance(v, (str, os.PathLike)) and os.path.exists(v) and (
+                    os.path.realpath(v) == target):  # fmt: skip
+                option = name.replace("_", "-")
+                msg = f"{out}: the output is the input ({option}); choose another output path"
+                raise ValueError(msg)
+
+
 def _holding_outputs(args):
     """The lock of the command's output (``--out``, or ingest's store) for its whole run, so
     that a second writer is refused before any work; process 0 of a torchrun writes."""
@@ -78,6 +99,7 @@ def main(argv=None):
     try:
         if args.command in ("train", "embed"):
             init_from_environment()
+        _refuse_input_as_output(args)
         with _holding_outputs(args):
             return args.func(args)
     except _USER_ERRORS as err:

@@ -150,8 +150,9 @@ def discover_cutouts(
         The folder that relative paths in a catalog's file column start from; default the
         catalog file's folder (the current directory for an in-memory table).
     allow_outside : bool, optional
-        Let a catalog's file column name files outside ``base`` (absolute paths, ``..``);
-        without it such a path is refused, naming its row, before any file is opened. An
+        Let a catalog's file column name files outside ``base`` (absolute paths, ``..``,
+        symbolic links to elsewhere) and a folder's links name files outside it; without
+        it such a path is refused, naming its row or file, before any file is opened. An
         in-memory table without ``base`` may name any file.
 
     Returns
@@ -184,6 +185,16 @@ def discover_cutouts(
             raise type(err)(f"{source}: {err}") from None  # name the catalog file
     else:
         paths = find_fits(source)
+        if not allow_outside and not isinstance(source, (list, tuple)) and Path(source).is_dir():
+            # A link inside the folder to a file elsewhere reads outside it.
+            for p in paths:
+                if not _within(p, source):
+                    msg = (
+                        f"{p}: a link to {os.path.realpath(p)}, outside the source folder "
+                        f"{source}; allow files elsewhere explicitly (allow_outside=True, "
+                        "--allow-outside)"
+                    )
+                    raise ValueError(msg)
         table = QTable()
         if band_pattern is not None:
             groups = group_band_files(paths, pattern=band_pattern)
@@ -335,18 +346,22 @@ def _fits_geometry(entries, strict):
 
 def _inside(name, base, row, allow_outside):
     """The path of a catalog's file entry ``name``: relative ones start from ``base``, and
-    neither they nor absolute ones may leave it unless ``allow_outside``."""
+    neither they nor absolute ones may leave it unless ``allow_outside``, symbolic links
+    followed (a link inside the folder to a file elsewhere is outside)."""
     path = Path(name) if Path(name).is_absolute() else Path(base) / name
-    if not allow_outside:
-        root = os.path.normpath(os.path.abspath(base))
-        where = os.path.normpath(os.path.abspath(path))
-        if os.path.commonpath([root, where]) != root:
-            msg = (
-                f"catalog row {row}: file {name!r} is outside the source folder {base}; "
-                "allow files elsewhere explicitly (allow_outside=True, --allow-outside)"
-            )
-            raise ValueError(msg)
+    if not allow_outside and not _within(path, base):
+        msg = (
+            f"catalog row {row}: file {name!r} is outside the source folder {base}; "
+            "allow files elsewhere explicitly (allow_outside=True, --allow-outside)"
+        )
+        raise ValueError(msg)
     return path
+
+
+def _within(path, folder):
+    """Whether ``path``, every symbolic link resolved, lies inside ``folder`` (resolved)."""
+    root = os.path.realpath(folder)
+    return os.path.commonpath([root, os.path.realpath(path)]) == root
 
 
 def source_kind(source):
