@@ -453,6 +453,43 @@ def _copy(root, tmp, name):
     return tmp / name
 
 
+def _checkpoint(kind):
+    """The workspace's checkpoint damaged or crafted: ``bytes`` (256 random bytes over a
+    weight tensor in the file), ``nan-scale`` (a NaN normalisation scale, written with a
+    valid checksum), ``huge`` (weights scaled by 1e30, valid checksum)."""
+
+    def make(root, tmp):
+        from astrounsup.training import load_checkpoint, save_checkpoint
+
+        src = root / "run" / "last.pt"
+        path = tmp / f"{kind}.pt"
+        if kind == "bytes":
+            state = load_checkpoint(src)
+            weight = max(state["model"].values(), key=lambda t: t.numel())
+            data = bytearray(src.read_bytes())
+            at = data.find(weight.contiguous().numpy().tobytes()[:64])
+            assert at > 0
+            data[at : at + 256] = np.random.default_rng(0).bytes(256)
+            path.write_bytes(bytes(data))
+            return path
+        state = load_checkpoint(src)
+        if kind == "nan-scale":
+            norm = dict(state["extra"]["normalization"])
+            norm["scale"] = [float("nan")] * len(norm["scale"])
+            state["extra"] = dict(state["extra"]) | {"normalization": norm}
+        else:
+            state["model"] = {k: v * 1e30 if v.is_floating_point() else v
+                              for k, v in state["model"].items()}  # fmt: skip
+        return save_checkpoint(path, state)
+
+    return make
+
+
+def _embed_with(checkpoint_maker):
+    return lambda r, t: ["embed", "--checkpoint", str(checkpoint_maker(r, t)), "--data",
+                         str(r / "s.h5"), "--out", str(t / "out"), "--quiet"]  # fmt: skip
+
+
 def _crafted_checkpoint(root, tmp):
     from astrounsup.training import load_checkpoint, save_checkpoint
 
@@ -500,6 +537,13 @@ PROBES = [
     ("36.4", "anomalies --out the latents file", lambda r, t: [
      "anomalies", str(_copy(r, t, "latents.h5")), "--out", str(t / "latents.h5"),
      "--overwrite"], 2, r"latents\.h5: the output is the input \(latents\)"),
+    ("36.2", "256 random bytes in a checkpoint's weights", _embed_with(_checkpoint("bytes")), 2,
+     r"bytes\.pt: a damaged checkpoint: its contents differ from the checksum"),
+    ("36.2", "a NaN normalisation scale", _embed_with(_checkpoint("nan-scale")), 2,
+     r"nan-scale\.pt: its normalisation is refused \(normalization scale must be finite"),
+    ("36.2", "weights scaled by 1e30", _embed_with(_checkpoint("huge")), 2,
+     r"huge\.pt: \d+ cutouts \(rows \[.*\]\) embed to latent values that are not finite "
+     r"or exceed 1e\+06"),
     ("9", "--device bogus", _train(_T, "--device", "bogus"), 2,
      r"device must be 'cpu', 'cuda', 'cuda:N' or 'mps'; got 'bogus'"),
     pytest.param("9", "embed --device cuda without CUDA", lambda r, t: ["embed", "--checkpoint",

@@ -263,6 +263,11 @@ class AsinhNormalizer:
             noise_floor=params.get("noise_floor", 0.0),
         )
         if "scale" in params:
+            for key in ("scale", "noise_reference"):
+                values = np.asarray(params[key], dtype=np.float64)
+                if not (np.isfinite(values).all() and (values > 0).all()):
+                    msg = f"normalization {key} must be finite and > 0 per band; got {values}"
+                    raise ValueError(msg)
             norm.scale_ = np.asarray(params["scale"], dtype=np.float64)
             norm.n_bands_ = len(params["scale"])
             norm.noise_reference_ = np.asarray(params["noise_reference"], dtype=np.float64)

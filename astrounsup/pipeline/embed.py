@@ -139,7 +139,7 @@ def _embed_part(trained, shard, part, meta, *, batch_size, device, progress):
     with LatentsWriter(part, len(dataset), meta=meta, step="astrounsup embed") as w:
         for z in iter_embeddings(
             trained.model, dataset, batch_size=batch_size, device=device,
-            input_size=trained.input_size, progress=progress,
+            input_size=trained.input_size, progress=progress, where=trained.checkpoint,
         ):  # fmt: skip
             w.append(z)
         table = dataset.table.copy()

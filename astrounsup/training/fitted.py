@@ -20,7 +20,8 @@ __all__ = ["TrainedModel", "embed_dataset", "iter_embeddings"]
 
 
 @torch.no_grad()
-def embed_dataset(model, dataset, *, batch_size=256, device=None, input_size=None, progress=True):
+def embed_dataset(model, dataset, *, batch_size=256, device=None, input_size=None, progress=True,
+                  where=None):  # fmt: skip
     """``model.encode`` of every cutout of ``dataset``, in order.
 
     Parameters
@@ -36,25 +37,47 @@ def embed_dataset(model, dataset, *, batch_size=256, device=None, input_size=Non
         Centre-crop the cutouts to this side first (a SimCLR encoder trained on crops).
     progress : bool, optional
         Show a progress bar.
+    where : str or path, optional
+        The model's file, named in the errors.
 
     Returns
     -------
     numpy.ndarray of shape (n, latent_dim), float32
+
+    Raises
+    ------
+    ValueError
+        A latent value is not finite or exceeds :data:`LATENT_BOUND` (damaged or diverged
+        weights).
     """
     out = list(
         iter_embeddings(
             model, dataset, batch_size=batch_size, device=device, input_size=input_size,
-            progress=progress,
+            progress=progress, where=where,
         )
     )  # fmt: skip
     return np.concatenate(out) if out else np.empty((0, 0), np.float32)
 
 
+#: The largest latent value an embedding may hold; above it the model is damaged or has
+#: diverged, and its latents would rank nonsense.
+LATENT_BOUND = 1e6
+
+
+def _normalizer(extra, checkpoint):
+    try:
+        return AsinhNormalizer.from_dict(extra["normalization"])
+    except (KeyError, TypeError, ValueError) as err:
+        msg = f"{checkpoint}: its normalisation is refused ({err})"
+        raise ValueError(msg) from None
+
+
 @torch.no_grad()
 def iter_embeddings(model, dataset, *, batch_size=256, device=None, input_size=None,
-                    progress=True):  # fmt: skip
+                    progress=True, where=None):  # fmt: skip
     """:func:`embed_dataset` batch by batch: yields ``(batch, latent_dim)`` float32 arrays
-    in order, so a survey is embedded in the memory of one batch."""
+    in order, so a survey is embedded in the memory of one batch; a latent value that is
+    not finite or exceeds :data:`LATENT_BOUND` raises a ValueError naming ``where``."""
 
     device = model_device(model, device)
     model = model.to(device).eval()
@@ -64,7 +87,18 @@ def iter_embeddings(model, dataset, *, batch_size=256, device=None, input_size=N
         for images, _masks, _index in dataset.loader(batch_size):
             if input_size is not None and images.shape[-1] != input_size:
                 images, _ = center_crop(images, input_size)
-            yield model.encode(images.to(device)).float().cpu().numpy()
+            z = model.encode(images.to(device)).float().cpu().numpy()
+            bad = ~(np.abs(z) <= LATENT_BOUND).all(1)  # NaN fails too
+            if bad.any():
+                rows = np.asarray(_index)[bad]
+                msg = (
+                    f"{where or 'the model'}: {int(bad.sum())} cutouts (rows "
+                    f"{rows[:5].tolist()}) embed to latent "
+                    f"values that are not finite or exceed {LATENT_BOUND:g}: the model's "
+                    "weights are damaged or diverged"
+                )
+                raise ValueError(msg)
+            yield z
             bar.update(len(images))
 
 
@@ -269,6 +303,7 @@ class TrainedModel:
             device=device,
             input_size=self.input_size,
             progress=progress,
+            where=self.checkpoint,
         )
 
     def extra_state(self):
@@ -382,7 +417,7 @@ class TrainedModel:
             bands=extra["bands"],
             pixel_scale=extra["pixel_scale"],
             input_size=extra.get("input_size", cfg.get("size")),
-            normalizer=AsinhNormalizer.from_dict(extra["normalization"]),
+            normalizer=_normalizer(extra, checkpoint),
             history=None if history is None else TrainingHistory(**history),
             config=extra.get("config"),
             source=extra.get("store"),
