@@ -447,6 +447,30 @@ def _linked(kind):
     return make
 
 
+def _odd_fits(n_odd):
+    """The workspace's FITS folder with ``n_odd`` 65-px cubes sorting first (``"as many"``:
+    as many 65-px and as many 66-px ones as there are 64-px ones)."""
+
+    def make(root, tmp):
+        import shutil
+
+        from astropy.io import fits
+
+        d = tmp / "mixed"
+        shutil.copytree(root / "fits", d)
+        n_good = len(list(d.glob("*.fits")))
+        header = fits.Header({"BANDS": "g,r,i"})
+        sizes = [65, 66] if n_odd == "as many" else [65]
+        for size in sizes:
+            for k in range(n_good if n_odd == "as many" else n_odd):
+                fits.PrimaryHDU(np.ones((3, size, size), np.float32), header=header).writeto(
+                    d / f"0_{size}_{k}.fits"
+                )
+        return d
+
+    return make
+
+
 def _copy(root, tmp, name):
     """A copy of the workspace's ``name`` in ``tmp``."""
     (tmp / name).write_bytes((root / name).read_bytes())
@@ -544,6 +568,11 @@ PROBES = [
     ("36.2", "weights scaled by 1e30", _embed_with(_checkpoint("huge")), 2,
      r"huge\.pt: \d+ cutouts \(rows \[.*\]\) embed to latent values that are not finite "
      r"or exceed 1e\+06"),
+    ("36.3", "a 65-px file sorting first", lambda r, t: [
+     "ingest", str(_odd_fits(1)(r, t)), str(t / "store.h5"), "--quiet"], 0, None),
+    ("36.3", "as many 65-px and 66-px files as 64-px ones", lambda r, t: [
+     "ingest", str(_odd_fits("as many")(r, t)), str(t / "out"), "--quiet"], 2,
+     r"mixed: the cutouts differ and no kind is a majority \(\d+ with bands g,r,i, shape "),
     ("9", "--device bogus", _train(_T, "--device", "bogus"), 2,
      r"device must be 'cpu', 'cuda', 'cuda:N' or 'mps'; got 'bogus'"),
     pytest.param("9", "embed --device cuda without CUDA", lambda r, t: ["embed", "--checkpoint",

@@ -198,6 +198,7 @@ def ingest(
         options = {"compression": compression, "max_bad_fraction": max_bad_fraction}
         sig = _signature(entries, bands or (), options)
         run = _Run(entries, table, bands, compression, max_bad_fraction, workers, progress)
+        _fix_by_majority(run, catalog if catalog is not None else source)
         try:
             if shard_size is not None:
                 return _ingest_shards(dest, sig, run, shard_size=shard_size, overwrite=overwrite)
@@ -213,6 +214,42 @@ def ingest(
             )
             raise ValueError(msg)
         return report
+
+
+#: Entries read before ingesting to find the bands, shape and unit most of them share.
+_SAMPLE = 101
+
+
+def _fix_by_majority(run, source):
+    """Fix the bands, cutout shape and flux unit of ``run`` to those most of its entries
+    share (all of them, or :data:`_SAMPLE` spread evenly), so that one odd file sorting
+    first does not decide them; with no kind shared by more than half of those read, a
+    ValueError names the count of each."""
+    n = len(run.entries)
+    if n == 0:
+        return
+    rows = np.unique(np.linspace(0, n - 1, min(n, _SAMPLE)).round().astype(int))
+    kinds = collections.Counter()
+    for i in rows:
+        cutout, _ = _read_one(run.entries[i], run.bands, str(run.table["object_id"][i]))
+        if cutout is not None:
+            kinds[(tuple(cutout.bands), cutout.image.shape, cutout.flux_unit or "unknown")] += 1
+    if not kinds:
+        return  # nothing readable: each entry is rejected with its reason
+    (bands, shape, unit), count = kinds.most_common(1)[0]
+    read = sum(kinds.values())
+    if len(kinds) > 1 and 2 * count <= read:
+        described = "; ".join(
+            f"{c} with bands {','.join(b)}, shape {'x'.join(map(str, sh))}, unit {un}"
+            for (b, sh, un), c in kinds.most_common()
+        )
+        msg = (
+            f"{source}: the cutouts differ and no kind is a majority ({described}; of "
+            f"{read} read); ingest each kind into its own store, or choose bands"
+        )
+        raise ValueError(msg)
+    run.bands = bands
+    run.fixed.update(shape=shape, unit=unit)
 
 
 def _positive_int(name, value):

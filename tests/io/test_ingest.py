@@ -98,6 +98,38 @@ class TestIngest:
         assert "duplicate object_id (first ingested from entry 0)" in rej["reason"][0]
         assert rej["file"][0] == str(cube_files[2])
 
+    @pytest.mark.parametrize("odd", ["65 px", "5 bands"])
+    def test_one_odd_file_sorting_first_does_not_decide_the_store(self, cube_files, tmp_path, odd):
+        d = tmp_path / "d"
+        shutil.copytree(cube_files[0].parent, d)
+        shape, bands = ((3, 65, 65), "g,r,i") if odd == "65 px" else ((5, 64, 64), "u,g,r,i,z")
+        fits.PrimaryHDU(np.ones(shape, np.float32), header=fits.Header({"BANDS": bands})
+                        ).writeto(d / "0000_odd.fits")  # fmt: skip
+        report = ingest(d, tmp_path / "s.h5", progress=False)
+        images = read_store(tmp_path / "s.h5")[0]
+        assert report.n_written == 6
+        assert images.shape[1:] == (3, 64, 64)
+        rej = Table.read(report.rejects)
+        assert list(rej["object_id"]) == ["0000_odd"]
+
+    def test_a_folder_without_a_majority_kind_is_refused_naming_the_counts(
+        self, cube_files, tmp_path
+    ):
+        d = tmp_path / "d"
+        shutil.copytree(cube_files[0].parent, d)
+        header = fits.Header({"BANDS": "g,r,i"})
+        for k in range(6):
+            fits.PrimaryHDU(np.ones((3, 65, 65), np.float32), header=header).writeto(
+                d / f"odd{k}.fits"
+            )
+        pattern = (
+            r"the cutouts differ and no kind is a majority \(6 with bands g,r,i, shape "
+            r"3x6\dx6\d, unit \S+; 6 with .*; of 12 read\)"
+        )
+        with pytest.raises(ValueError, match=pattern):
+            ingest(d, tmp_path / "s.h5", progress=False)
+        assert not (tmp_path / "s.h5").exists()
+
     def test_nothing_readable(self, tmp_path):
         (tmp_path / "d").mkdir()
         (tmp_path / "d" / "a.fits").write_bytes(b"")
@@ -118,12 +150,14 @@ class TestIngest:
     ):
         monkeypatch.setattr(ingest_module, "_BATCH", 2)
         ingest(messy_dir, tmp_path / "whole.h5")
+        # Every entry is read once to find the majority kind before the store is begun.
+        sampled = len(ingest_module.discover_cutouts(messy_dir, strict=False, geometry=False)[0])
         calls = {"n": 0}
         real = ingest_module.read_entry
 
         def crash(*args, **kwargs):
             calls["n"] += 1
-            if calls["n"] == fail_at:
+            if calls["n"] == sampled + fail_at:
                 raise KeyboardInterrupt
             return real(*args, **kwargs)
 
@@ -149,10 +183,11 @@ class TestIngest:
         ingest(messy_dir, tmp_path / "whole.h5")
         real = ingest_module.read_entry
         calls = {"n": 0}
+        sampled = len(ingest_module.discover_cutouts(messy_dir, strict=False, geometry=False)[0])
 
         def crash(*args, **kwargs):
             calls["n"] += 1
-            if calls["n"] == 5:
+            if calls["n"] == sampled + 5:
                 raise KeyboardInterrupt
             return real(*args, **kwargs)
 
