@@ -122,7 +122,10 @@ def ingest(
         ``astrounsup ingest SRC DEST --catalog CAT`` follows the same rule. Paths that leave
         that folder (absolute, ``..``) are refused unless ``allow_outside``.
     bands : sequence of str, optional
-        Bands to keep, in order (default: those of the first cutout).
+        Bands to keep, in order (default: those most entries share). The cutout shape and
+        flux unit are also those most entries share (all of them, or 101 spread evenly,
+        read first); the others are rejected with their reason, and with no kind shared
+        by more than half a ValueError names each kind's count.
     file_column, id_column : str, optional
         The catalog's columns of files and of object ids (default ``object_id`` when
         there, else the file names; a column named here must exist).
@@ -261,7 +264,8 @@ def _positive_int(name, value):
 
 class _Run:
     """What every store of one ingest shares: the entries, options, the bands, cutout
-    shape and unit fixed by the first cutout kept, the object ids seen so far (id ->
+    shape and unit fixed by the majority of the entries (:func:`_fix_by_majority`) or by
+    the store's cutouts so far, the object ids seen so far (id ->
     entry) and the progress bar."""
 
     def __init__(self, entries, table, bands, compression, max_bad_fraction, workers, progress):
@@ -269,7 +273,7 @@ class _Run:
         self.compression, self.max_bad_fraction = compression, max_bad_fraction
         self.workers, self.progress = workers, progress
         self.ids_seen = {}
-        self.fixed = {}  # the cutout "shape" and flux "unit", once the first cutout is kept
+        self.fixed = {}  # the cutout "shape" and flux "unit" most entries share
         self._bar = None
         self._pool = None
 
@@ -536,9 +540,9 @@ def _check_entry(i, read, paths, table, state, ids_seen):
     """(i, object_id, cutout or None, reason or None, bad pixels per band or None) for
     entry i, read as ``read`` (:func:`_read_one`).
 
-    ``state["bands"]`` is fixed by the first readable cutout when no bands were asked for,
-    ``state["unit"]`` by the first readable cutout of the right shape, ``state["shape"]``
-    by the first one kept (or both by the store's cutouts so far).
+    ``state["bands"]``, ``state["unit"]`` and ``state["shape"]`` are those most entries
+    share (or the store's so far); where they are not set yet (no entry of the sample was
+    readable) the first readable cutout, of the right shape, and kept sets them.
     """
     oid = str(table["object_id"][i])
     cutout, reason = read
