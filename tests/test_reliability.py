@@ -364,6 +364,26 @@ def _damaged_store(root, tmp):
     return path
 
 
+def _damaged_index(root, tmp):
+    """The workspace's store with random bytes over the chunk addresses of its first
+    extensible-array index block (the ``/images`` chunk index)."""
+    from astropy.table import vstack
+
+    # A store of several chunks, so that its chunk index is an index block.
+    images, table, meta = read_store(root / "s.h5")[:3]
+    k = -(-300 // len(images))
+    table = vstack([table] * k)
+    table["object_id"] = [f"o{i}" for i in range(len(table))]
+    path = write_store(tmp / "index.h5", np.concatenate([images] * k), table,
+                       bands=meta["bands"], pixel_scale=meta["pixel_scale"])  # fmt: skip
+    data = bytearray(path.read_bytes())
+    at = data.find(b"EAIB")
+    assert at > 0
+    data[at + 14 : at + 14 + 64] = np.random.default_rng(0).bytes(64)
+    path.write_bytes(bytes(data))
+    return path
+
+
 def _store_without(what):
     def make(root, tmp):
         import h5py
@@ -573,6 +593,16 @@ PROBES = [
     ("36.3", "as many 65-px and 66-px files as 64-px ones", lambda r, t: [
      "ingest", str(_odd_fits("as many")(r, t)), str(t / "out"), "--quiet"], 2,
      r"mixed: the cutouts differ and no kind is a majority \(\d+ with bands g,r,i, shape "),
+    ("36.5", "embed a store whose chunk index is damaged", lambda r, t: [
+     "embed", "--checkpoint", str(r / "run" / "last.pt"), "--data", str(_damaged_index(r, t)),
+     "--out", str(t / "out"), "--quiet"], 2,
+     r"index\.h5: a damaged store: its structure cannot be read \(.*\); restore the file"),
+    ("36.5", "train on it", lambda r, t: [
+     "train", "--data", str(_damaged_index(r, t)), "--model", "cae", "--config",
+     str(_T(r, t)), "--out", str(t / "out"), "--quiet"], 2,
+     r"index\.h5: a damaged store: its structure cannot be read"),
+    ("36.5", "info of it", lambda r, t: ["info", str(_damaged_index(r, t))], 2,
+     r"index\.h5: a damaged store: its chunk index cannot be read"),
     ("9", "--device bogus", _train(_T, "--device", "bogus"), 2,
      r"device must be 'cpu', 'cuda', 'cuda:N' or 'mps'; got 'bogus'"),
     pytest.param("9", "embed --device cuda without CUDA", lambda r, t: ["embed", "--checkpoint",

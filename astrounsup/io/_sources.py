@@ -29,22 +29,31 @@ class _StoreSource:
 
     def __init__(self, path):
         self.path = Path(path)
-        with open_store(self.path) as f:
-            self.table = read_table(f)
-            self.bands = tuple(str(b) for b in f.attrs["bands"])
-            self.pixel_scale = float(f.attrs["pixel_scale"])
-            self.flux_unit = str(f.attrs.get("flux_unit", "unknown"))
-            self.shape = f["images"].shape
-            self.has_masks = "masks" in f
-            # Counted once when the store was written: clean cutouts need no pixel check.
-            # (A store without the counts is checked pixel by pixel.)
-            bad = read_checked(f, "bad_pixels") if "bad_pixels" in f else None
-            self.bad_pixels = None if bad is None else bad.reshape(len(bad), -1).sum(axis=1)
-            # Reads are checked against these (a store before format 3 has none).
-            self.checksums = read_checked(f, "checksums") if "checksums" in f else None
-            self._raw = (
-                _RawChunkReader(f["images"]) if _RawChunkReader.usable(f["images"]) else None
+        try:
+            with open_store(self.path) as f:
+                self.table = read_table(f)
+                self.bands = tuple(str(b) for b in f.attrs["bands"])
+                self.pixel_scale = float(f.attrs["pixel_scale"])
+                self.flux_unit = str(f.attrs.get("flux_unit", "unknown"))
+                self.shape = f["images"].shape
+                self.has_masks = "masks" in f
+                # Counted once when the store was written: clean cutouts need no pixel check.
+                # (A store without the counts is checked pixel by pixel.)
+                bad = read_checked(f, "bad_pixels") if "bad_pixels" in f else None
+                self.bad_pixels = None if bad is None else bad.reshape(len(bad), -1).sum(axis=1)
+                # Reads are checked against these (a store before format 3 has none).
+                self.checksums = read_checked(f, "checksums") if "checksums" in f else None
+                self._raw = (
+                    _RawChunkReader(f["images"]) if _RawChunkReader.usable(f["images"]) else None
+                )
+        except (FileNotFoundError, PermissionError):
+            raise
+        except (OSError, RuntimeError) as err:  # h5py's errors of a damaged file's structure
+            msg = (
+                f"{self.path}: a damaged store: its structure cannot be read ({err}); "
+                "restore the file or write the store again"
             )
+            raise StoreError(msg) from None
         self._file = None
         self._fd = None
         self._pid = None

@@ -529,10 +529,20 @@ def verify_store_file(path):
 
 
 def store_file_info(path):
-    """:func:`astrounsup.io.store_info` of one store file."""
+    """:func:`astrounsup.io.store_info` of one store file; a chunk index that cannot be
+    read (a damaged store's structure) raises :class:`StoreError`."""
     with open_store(path) as f:
         info = _attrs(f)
         images = f["images"]
+        if images.chunks is not None:
+            try:
+                images.id.get_num_chunks()
+            except (OSError, RuntimeError) as err:
+                msg = (
+                    f"{path}: a damaged store: its chunk index cannot be read ({err}); "
+                    "restore the file or write the store again"
+                )
+                raise StoreError(msg) from None
         info.update(
             path=str(path),
             shape=images.shape,
