@@ -196,31 +196,109 @@ def _open(path):
 
 
 #: Largest FITS file a cutout may decompress to (a crafted .gz could fill the memory).
-MAX_FITS_BYTES = 2**31
+MAX_FITS_BYTES = 2**29
+#: FITS block size, bytes.
+_BLOCK = 2880
+#: Most header blocks one HDU may have (36 cards each).
+_MAX_HEADER_BLOCKS = 1000
+_CARD_VALUE = re.compile(rb"^(NAXIS\d{0,3}|BITPIX|PCOUNT|GCOUNT) *= *([-+]?\d+)")
+
+
+def _declared_data_bytes(header):
+    """Bytes of data (padded to whole blocks) that a header's cards declare."""
+    cards = {}
+    for k in range(0, len(header), 80):
+        m = _CARD_VALUE.match(header[k : k + 80])
+        if m:
+            cards.setdefault(m.group(1).decode(), int(m.group(2)))
+    naxis = cards.get("NAXIS", 0)
+    if naxis <= 0:
+        return 0
+    count = 1
+    for i in range(1, naxis + 1):
+        count *= max(cards.get(f"NAXIS{i}", 0), 0)
+    size = abs(cards.get("BITPIX", 8)) // 8 * cards.get("GCOUNT", 1) * (
+        cards.get("PCOUNT", 0) + count)  # fmt: skip
+    return -(-size // _BLOCK) * _BLOCK
+
+
+def _read_hdus(path, stream):
+    """The HDUs of a FITS stream, header by header: each header's declared data size is
+    checked against :data:`MAX_FITS_BYTES` before its data is read, so a crafted or
+    compressed file never has more allocated than it declares and the limit allows;
+    bytes after the last HDU (a block that is not an ``XTENSION``) are refused unread."""
+    out = bytearray()
+    while True:
+        block = stream.read(_BLOCK)
+        if not block:
+            return bytes(out)
+        if out and not block.startswith(b"XTENSION"):
+            msg = f"{path}: bytes follow the last HDU at byte {len(out)}; not a FITS file's end"
+            raise CutoutReadError(msg)
+        header = bytearray(block)
+        while not any(header[k : k + 80].startswith(b"END ") or header[k : k + 80] == b"END"
+                      for k in range(len(header) - _BLOCK, len(header), 80)):  # fmt: skip
+            if len(header) >= _MAX_HEADER_BLOCKS * _BLOCK:
+                msg = f"{path}: a header of more than {_MAX_HEADER_BLOCKS} blocks; not a cutout"
+                raise CutoutReadError(msg)
+            block = stream.read(_BLOCK)
+            if not block:
+                break  # truncated: astropy names it
+            header += block
+        _check_naxis(path, bytes(header))
+        size = _declared_data_bytes(bytes(header))
+        if len(out) + len(header) + size > MAX_FITS_BYTES:
+            msg = (
+                f"{path}: declares {len(out) + len(header) + size} bytes (decompressed); a "
+                f"cutout may hold at most {MAX_FITS_BYTES}"
+            )
+            raise CutoutReadError(msg)
+        out += header
+        while size > 0:  # in pieces: a short stream allocates only what it holds
+            piece = stream.read(min(size, 2**24))
+            if not piece:
+                return bytes(out)  # truncated: astropy names it
+            out += piece
+            size -= len(piece)
 
 
 def _file_bytes(path):
     """The bytes of a FITS file, gzip, bzip2, xz or one-member zip files decompressed (at
-    most MAX_FITS_BYTES); anything that then does not begin as FITS does is refused, so
-    astropy never decompresses (unbounded) what was not checked here."""
+    most MAX_FITS_BYTES, each HDU's data size checked before it is read); anything that
+    does not begin as FITS does is refused, so astropy never decompresses (unbounded) what
+    was not checked here."""
     with open(path, "rb") as fh:
         head = fh.read(6)
         fh.seek(0)
         try:
             with _decompressing(path, fh, head) as stream:
-                raw = stream.read(MAX_FITS_BYTES + 1)
+                first = stream.read(len(b"SIMPLE  ="))
+                if first != b"SIMPLE  =":
+                    msg = (
+                        f"{path}: cannot read FITS (it does not begin with the SIMPLE card of "
+                        "a FITS file)"
+                    )
+                    raise CutoutReadError(msg)
+                raw = _read_hdus(path, _Prefixed(first, stream))
         except CutoutReadError:
             raise
         except (OSError, EOFError, ValueError, zipfile.BadZipFile, lzma.LZMAError) as err:
             msg = f"{path}: cannot decompress ({type(err).__name__}: {err})"
             raise CutoutReadError(msg) from err
-    if len(raw) > MAX_FITS_BYTES:
-        msg = f"{path}: larger than {MAX_FITS_BYTES} bytes (decompressed); not a cutout"
-        raise CutoutReadError(msg)
-    if not raw.startswith(b"SIMPLE  ="):
-        msg = f"{path}: cannot read FITS (it does not begin with the SIMPLE card of a FITS file)"
-        raise CutoutReadError(msg)
     return raw
+
+
+class _Prefixed:
+    """A stream with bytes already read from it put back in front."""
+
+    def __init__(self, prefix, stream):
+        self.prefix, self.stream = prefix, stream
+
+    def read(self, n):
+        if self.prefix:
+            head, self.prefix = self.prefix[:n], self.prefix[n:]
+            return head + (self.stream.read(n - len(head)) if n > len(head) else b"")
+        return self.stream.read(n)
 
 
 @contextlib.contextmanager

@@ -153,6 +153,37 @@ class TestCompressed:
         with pytest.raises(CutoutReadError, match="does not begin with the SIMPLE card"):
             read_cutout(junk)
 
+    def test_a_gzip_bomb_is_refused_by_its_declared_size_before_it_is_read(self, tmp_path):
+        # 100,000 x 100,000 float32 declared (40 GB), 10 MB of zeros given.
+        header = fits.Header({"SIMPLE": True, "BITPIX": -32, "NAXIS": 2, "NAXIS1": 100_000,
+                              "NAXIS2": 100_000})  # fmt: skip
+        path = tmp_path / "bomb.fits.gz"
+        with gzip.open(path, "wb", compresslevel=1) as f:
+            f.write(header.tostring().encode())
+            f.write(bytes(10 * 2**20))
+        pattern = r"bomb\.fits\.gz: declares \d{11} bytes \(decompressed\); a cutout may hold at most"
+        with pytest.raises(CutoutReadError, match=pattern + r" 536870912"):
+            read_cutout(path)
+
+    def test_what_follows_the_last_hdu_is_refused_unread(self, cube_files, tmp_path):
+        import tracemalloc
+
+        path = tmp_path / "tail.fits.gz"
+        with gzip.open(path, "wb", compresslevel=1) as f:
+            f.write(Path(cube_files[0]).read_bytes())
+            zeros = bytes(2**20)
+            for _ in range(100):  # 100 MB of zeros after the cutout
+                f.write(zeros)
+        tracemalloc.start()
+        try:
+            with pytest.raises(CutoutReadError, match=r"tail\.fits\.gz: bytes follow the last "
+                               r"HDU at byte \d+"):  # fmt: skip
+                read_cutout(path)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < 16 * 2**20
+
     def test_a_zip_of_many_files_is_refused(self, cube_files, tmp_path):
         with zipfile.ZipFile(tmp_path / "two.zip", "w") as z:
             z.write(cube_files[0], "a.fits")
