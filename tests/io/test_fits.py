@@ -161,8 +161,8 @@ class TestCompressed:
         with gzip.open(path, "wb", compresslevel=1) as f:
             f.write(header.tostring().encode())
             f.write(bytes(10 * 2**20))
-        pattern = r"bomb\.fits\.gz: declares \d{11} bytes \(decompressed\); a cutout may hold at most"
-        with pytest.raises(CutoutReadError, match=pattern + r" 536870912"):
+        pattern = r"bomb\.fits\.gz: declares \d{11} bytes \(decompressed\); a cutout may hold"
+        with pytest.raises(CutoutReadError, match=pattern + r" at most 536870912"):
             read_cutout(path)
 
     def test_what_follows_the_last_hdu_is_refused_unread(self, cube_files, tmp_path):
