@@ -384,6 +384,25 @@ def _damaged_index(root, tmp):
     return path
 
 
+def _store_as_float64(name):
+    """The workspace's store with its ``/name`` rewritten as float64 by h5py."""
+
+    def make(root, tmp):
+        import h5py
+
+        path = _copy(root, tmp, "s.h5")
+        with h5py.File(path, "a") as f:
+            old = f[name]
+            data, attrs, chunks = old[...], dict(old.attrs), old.chunks
+            del f[name]
+            new = f.create_dataset(name, data=data.astype(np.float64), chunks=chunks,
+                                   maxshape=(None, *data.shape[1:]))  # fmt: skip
+            new.attrs.update(attrs)
+        return path
+
+    return make
+
+
 def _store_without(what):
     def make(root, tmp):
         import h5py
@@ -603,6 +622,13 @@ PROBES = [
      r"index\.h5: a damaged store: its structure cannot be read"),
     ("36.5", "info of it", lambda r, t: ["info", str(_damaged_index(r, t))], 2,
      r"index\.h5: a damaged store: its chunk index cannot be read"),
+    ("36.7", "embed a store of float64 images", lambda r, t: [
+     "embed", "--checkpoint", str(r / "run" / "last.pt"), "--data",
+     str(_store_as_float64("images")(r, t)), "--out", str(t / "out"), "--quiet"], 2,
+     r"s\.h5: /images holds float64, not float32: not a store astrounsup wrote"),
+    ("36.7", "info --verify of float64 checksums", lambda r, t: [
+     "info", str(_store_as_float64("checksums")(r, t)), "--verify"], 2,
+     r"s\.h5: /checksums holds float64, not uint64: not a store astrounsup wrote"),
     ("9", "--device bogus", _train(_T, "--device", "bogus"), 2,
      r"device must be 'cpu', 'cuda', 'cuda:N' or 'mps'; got 'bogus'"),
     pytest.param("9", "embed --device cuda without CUDA", lambda r, t: ["embed", "--checkpoint",

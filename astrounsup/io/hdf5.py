@@ -423,6 +423,20 @@ def _check_structure(f, path):
             f"names {len(f.attrs['bands'])} bands"
         )
         raise StoreError(msg)
+    # The dtypes this package writes: another is a file written by other means, whose
+    # pixels or checksums would be converted (and checksums then fail) silently.
+    kinds = {"images": ("f", 4), "checksums": ("u", 8), "bad_pixels": ("iu", None),
+             "masks": ("b", None)}  # fmt: skip
+    for name, (kind, size) in kinds.items():
+        dtype = f[name].dtype if isinstance(f.get(name), h5py.Dataset) else None
+        if dtype is not None and (dtype.kind not in kind or (size and dtype.itemsize != size)):
+            wanted = {"images": "float32", "checksums": "uint64", "bad_pixels": "integers",
+                      "masks": "booleans"}[name]  # fmt: skip
+            msg = (
+                f"{path}: /{name} holds {dtype}, not {wanted}: not a store astrounsup wrote "
+                "(write it with astrounsup.io.write_store or ingest its cutouts)"
+            )
+            raise StoreError(msg)
     for name in ("bad_pixels", "checksums"):
         if name in f and f[name].shape[0] != images.shape[0]:
             msg = (
