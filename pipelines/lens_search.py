@@ -80,6 +80,9 @@ def _parser():
     parser.add_argument("--vetted", type=Path, default=None, metavar="GRADES",
                         help="grades exported from a report (CSV/ECSV): fold them into the "
                              "labels and re-rank (needs labels or known lenses)")  # fmt: skip
+    parser.add_argument("--vetted-any-run", action="store_true",
+                        help="use --vetted grades made on another set of objects (their run "
+                             "column), refused otherwise")  # fmt: skip
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="lens-search TOML")
     parser.add_argument("--out", type=Path, default=None, help="override output.directory")
     parser.add_argument("--steps", type=int, default=None,
@@ -154,7 +157,15 @@ def main(argv=None):
             store = survey_dir / "cutouts.h5"
             print(f"using the survey {store}" if store.exists() else f"simulating {store}")
             cfg["survey"] = survey
-        run_lens_search(store, out, cfg, steps=args.steps, fresh=args.fresh, vetted=args.vetted)
+        run_lens_search(
+            store,
+            out,
+            cfg,
+            steps=args.steps,
+            fresh=args.fresh,
+            vetted=args.vetted,
+            any_run=args.vetted_any_run,
+        )
     except (ValueError, TypeError, OSError, KeyError, StoreError) as err:
         hint = ""
         if str(err).startswith("init: the shipped encoder"):

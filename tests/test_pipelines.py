@@ -209,9 +209,9 @@ class TestLensSearchOnYourData:
             (["--data", tmp_path / "mine.h5", "--known-lenses", ids],
              "known_positives: 2 of 2 ids are not in"),
             (["--data", tmp_path / "mine.h5", "--vetted", tmp_path / "notes.txt"],
-             "notes.txt: cannot read as a table (Format could not"),
+             "notes.txt: no column(s) ['object_id', 'grade', 'kind', 'time']"),
             (["--data", tmp_path / "mine.h5", "--labels", "is_lens", "--vetted",
-              tmp_path / "notes.txt"], "notes.txt: cannot read as a table (Format could not"),
+              tmp_path / "notes.txt"], "notes.txt: no column(s)"),
             (["--data", tmp_path / "small.h5"], "init: the shipped encoder simclr-gri takes an "
              "input of 36 px; cutouts of 48 px give 24 (cut or pad them, or train without "
              "init); --config pipelines/configs/lens_search_full.toml trains one from scratch"),

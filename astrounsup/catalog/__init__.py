@@ -5,7 +5,15 @@ from astrounsup._lazy import attach
 __getattr__, __dir__, __all__ = attach(
     __name__,
     {
-        "grades": ["GRADE_COLUMNS", "GRADE_KINDS", "grade_labels", "grades_table", "read_grades"],
+        "grades": [
+            "GRADE_COLUMNS",
+            "GRADE_KINDS",
+            "MAX_GRADES_BYTES",
+            "grade_labels",
+            "grades_table",
+            "read_grades",
+            "run_id",
+        ],
         "table": [
             "CATALOG_FORMATS",
             "id_positions",

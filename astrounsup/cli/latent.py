@@ -164,7 +164,11 @@ def _rank_arguments(p):
     )  # fmt: skip
     p.add_argument(
         "--vetted", type=Path, required=True,
-        help="grades exported from the report (CSV or ECSV: object_id, grade, kind, time)",
+        help="grades exported from the report (CSV or ECSV: object_id, grade, kind, time, run)",
+    )  # fmt: skip
+    p.add_argument(
+        "--vetted-any-run", action="store_true",
+        help="use grades made on another set of objects (their run column), refused otherwise",
     )  # fmt: skip
     add_output_options(p, seed=False)
     p.set_defaults(func=_rank)
@@ -176,7 +180,7 @@ def _rank(args):
     from astrounsup.latent import read_latents
     from astrounsup.pipeline import check_outputs, rerank_candidates
 
-    grades = read_grades(args.vetted)
+    grades = read_grades(args.vetted, any_run=args.vetted_any_run)
     clusters = read_catalog(args.clusters)
     latents, table, _ = read_latents(args.latents)
     check_outputs(args.out, ["clusters", "cluster_summary"], fmt=args.format,

@@ -215,7 +215,7 @@ def score_anomalies(
             msg = "grades need the objects' object_id; the latents' table has none"
             raise ValueError(msg)
         where = str(inputs.get("latents", "the latents"))
-        graded = grade_labels(grades, ids, kind="anomaly", where=where)
+        graded = grade_labels(grades, table, kind="anomaly", where=where)
         combined, rank = rank_with_grades(scores, graded, how=cfg["combine"], flagged=~good)
     else:
         combined, rank = rank_anomalies(scores, how=cfg["combine"], flagged=~good)

@@ -129,8 +129,8 @@ def rerank_candidates(latents, table, clusters, grades, *, inputs=None):
         )
         raise ValueError(msg)
     clusters = _by_id(clusters, ids, where)
-    lens_grade = grade_labels(grades, ids, kind="lens", where=where)
-    anomaly_grade = grade_labels(grades, ids, kind="anomaly", where=where)
+    lens_grade = grade_labels(grades, table, kind="lens", where=where)
+    anomaly_grade = grade_labels(grades, table, kind="anomaly", where=where)
     if regime == "grades":
         labels, labeled = grades_alone(lens_grade, f"{where} was clustered without labels:")
     elif regime == "labeled":

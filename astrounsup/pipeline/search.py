@@ -54,7 +54,7 @@ def _with_steps(model_config, steps):
 
 
 def run_lens_search(store, out, config=None, *, steps=None, device=None, progress=True,
-                    log=print, fresh=False, vetted=None):  # fmt: skip
+                    log=print, fresh=False, vetted=None, any_run=False):  # fmt: skip
     """Search a cutout store for strong lenses and anomalies, writing every output in ``out``.
 
     1. With a ``survey`` section and no ``store`` yet, simulate the survey there;
@@ -107,6 +107,9 @@ def run_lens_search(store, out, config=None, *, steps=None, device=None, progres
     vetted : str or pathlib.Path, optional
         Grades exported from an earlier run's report (:func:`astrounsup.catalog.read_grades`):
         folded into the labels, or, in a run without labels, the labels themselves.
+    any_run : bool, optional
+        Fold in ``vetted`` grades made on another set of objects (their ``run``), which
+        are refused otherwise.
 
     Returns
     -------
@@ -151,7 +154,7 @@ def run_lens_search(store, out, config=None, *, steps=None, device=None, progres
     store_table = as_dataset(store).table
     labels = check_labels(store_table, cluster_cfg, where=str(store))
     if vetted is not None:
-        graded = grade_labels(read_grades(vetted), store_table["object_id"], where=str(store))
+        graded = grade_labels(read_grades(vetted, any_run=any_run), store_table, where=str(store))
         if labels == (None, None):  # the grades are the only labels
             grades_alone(graded, f"vetted grades {vetted}: this run has no labels and")
     if cluster_cfg["known_positives"] is not None and not isinstance(
@@ -270,7 +273,7 @@ def run_lens_search(store, out, config=None, *, steps=None, device=None, progres
 
         def rank():
             result = rerank_candidates(
-                latents, table, read_catalog(clusters_path), read_grades(vetted),
+                latents, table, read_catalog(clusters_path), read_grades(vetted, any_run=any_run),
                 inputs={"latents": latents_path, "clusters": clusters_path, "grades": vetted},
             )  # fmt: skip
             paths = result.write(out / "rank", overwrite=True)
@@ -314,7 +317,7 @@ def run_lens_search(store, out, config=None, *, steps=None, device=None, progres
     def anomalies():
         result = score_anomalies(
             *scored, anomaly_cfg, model=model, data=store, context=context,
-            grades=None if vetted is None else read_grades(vetted), inputs=inputs,
+            grades=None if vetted is None else read_grades(vetted, any_run=any_run), inputs=inputs,
             progress=progress,
         )  # fmt: skip
         paths = result.write(out / "anomalies", overwrite=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import html
 import json
 import os
@@ -13,7 +12,7 @@ import numpy as np
 from astrounsup._atomic import atomic_directory
 from astrounsup._config import merge_config
 from astrounsup.catalog import id_positions
-from astrounsup.catalog.grades import GRADE_COLUMNS, GRADE_KINDS
+from astrounsup.catalog.grades import FORMULA_STARTS, GRADE_COLUMNS, GRADE_KINDS, run_id
 from astrounsup.io import as_dataset
 from astrounsup.latent import summarize_latents
 from astrounsup.plotting import distinct_colours
@@ -384,10 +383,10 @@ def write_report(out, store, latents, clusters, anomalies=None, *, summary=None,
 
         # Grades are kept per set of objects, so a re-made report of the same cutouts
         # keeps them, and reports of other data (all file:// pages share one storage)
-        # do not mix.
-        run_id = hashlib.sha1("\n".join(ids).encode()).hexdigest()[:16]
-        report_data = {"n_objects": n, "run_id": run_id, "grade_kinds": GRADE_KINDS,
-                       "grade_columns": list(GRADE_COLUMNS)}  # fmt: skip
+        # do not mix; the export names the set, so they are not folded into another.
+        report_data = {"n_objects": n, "run_id": run_id(table), "grade_kinds": GRADE_KINDS,
+                       "grade_columns": list(GRADE_COLUMNS),
+                       "formula_starts": list(FORMULA_STARTS)}  # fmt: skip
 
         page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>astrounsup report</title>

@@ -441,6 +441,15 @@ def test_rank_folds_vetted_grades_in(run, tmp_path, capsys):
     assert sorted(ranked["lens_rank"]) == list(range(1, len(ranked) + 1))
     assert main(args) == 2  # outputs exist: refused
     assert "exist" in capsys.readouterr().err
+    # Grades of another run apply only when told.
+    other = tmp_path / "other.csv"
+    other.write_text(grades.read_text().replace("time\n", "time,run\n").replace(
+        "Z\n", "Z,0123456789abcdef\n"))  # fmt: skip
+    args = ["rank", str(run["latents"]), "--clusters", str(out / "clusters.ecsv"),
+            "--vetted", str(other), "--out", str(tmp_path / "r2")]  # fmt: skip
+    assert main(args) == 2
+    assert "--vetted-any-run" in capsys.readouterr().err
+    assert main([*args, "--vetted-any-run"]) == 0
 
 
 @pytest.mark.parametrize(
@@ -453,6 +462,11 @@ def test_rank_folds_vetted_grades_in(run, tmp_path, capsys):
         ),
         ("missing", r"nope\.csv: no such file"),
         ("unknown-id", r"1 graded objects are not in .*clusters\.ecsv, e\.g\. \['zzz'\]"),
+        (
+            "other-run",
+            r"grades\.csv: grades made on another set of objects \(run 0123456789abcdef\) "
+            r"than .*clusters\.ecsv \(run [0-9a-f]{16}\); .* --vetted-any-run",
+        ),
     ],
 )
 def test_rank_bad_input_is_one_line(run, tmp_path, capsys, case, match):
@@ -462,7 +476,8 @@ def test_rank_bad_input_is_one_line(run, tmp_path, capsys, case, match):
                  "--out", str(tmp_path / "c")]) == 0  # fmt: skip
     grades = tmp_path / "grades.csv"
     who = "zzz" if case == "unknown-id" else table["object_id"][0]
-    grades.write_text(f"object_id,grade,kind,time\n{who},lens,lens,2026-12-01T20:00:00\n")
+    grades.write_text(f"object_id,grade,kind,time,run\n{who},lens,lens,2026-12-01T20:00:00,"
+                      f"{'0123456789abcdef' if case == 'other-run' else ''}\n")  # fmt: skip
     vetted = tmp_path / "nope.csv" if case == "missing" else grades
     capsys.readouterr()
     code = main(["rank", str(run["latents"]), "--clusters", str(tmp_path / "c" / "clusters.ecsv"),

@@ -1,5 +1,6 @@
 """The report page, in a real headless browser (Chromium through Selenium), and its files."""
 
+import json
 import os
 import shutil
 import time
@@ -224,7 +225,7 @@ def _downloaded(folder, name, timeout=10):
     raise AssertionError(f"no download {name} in {folder}: {os.listdir(folder)}")
 
 
-def test_grading_three_cards_and_exporting_gives_the_csv(browser, tmp_path):
+def test_grading_three_cards_and_exporting_gives_the_csv(browser, run, tmp_path):
     from astropy.table import Table
 
     from astrounsup.catalog import read_grades
@@ -257,8 +258,13 @@ def test_grading_three_cards_and_exporting_gives_the_csv(browser, tmp_path):
     browser.find_element("id", "export-csv").click()
     path = _downloaded(tmp_path, "grades.csv")
     lines = path.read_text().splitlines()
-    assert lines[0] == "object_id,grade,kind,time"
+    assert lines[0] == "object_id,grade,kind,time,run"
     rows = [line.split(",") for line in lines[1:]]
+    # Each grade names the set of objects it was made on.
+    from astrounsup.catalog import run_id
+    from astrounsup.io import read_store
+
+    assert {r[4] for r in rows} == {run_id(read_store(run["store"])[1])}
     assert [r[:3] for r in rows] == [
         [ids[0], "lens", "lens"], [ids[1], "not", "lens"], [ids[2], "unsure", "lens"],
         [anomaly.get_attribute("data-id"), "anomaly", "anomaly"],
@@ -279,4 +285,28 @@ def test_grading_three_cards_and_exporting_gives_the_csv(browser, tmp_path):
     assert "lens not" not in browser.find_element("id", "grade-counts").text
     errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert errors == []
+    browser.execute_script("localStorage.clear();")
+
+
+def test_ids_a_spreadsheet_would_run_as_formulas_are_exported_escaped(browser, tmp_path):
+    from astrounsup.catalog import read_grades
+
+    downloads = {"behavior": "allow", "downloadPath": os.fspath(tmp_path)}
+    browser.execute_cdp_cmd("Browser.setDownloadBehavior", downloads)
+    key = browser.execute_script(
+        "return 'astrounsup-grades:' + JSON.parse("
+        "document.getElementById('report-data').textContent).run_id;"
+    )
+    kept = {f"lens|{i}": {"object_id": i, "grade": "not", "kind": "lens",
+                          "time": "2026-12-01T20:00:00.000Z"}
+            for i in ("=HYPERLINK(1)", "+1", "-2", "@SUM(A1)", "plain")}  # fmt: skip
+    browser.execute_script("localStorage.setItem(arguments[0], arguments[1]);", key,
+                           json.dumps(kept))  # fmt: skip
+    _reload(browser)
+    browser.find_element("id", "export-csv").click()
+    path = _downloaded(tmp_path, "grades.csv")
+    ids = [line.split(",")[0] for line in path.read_text().splitlines()[1:]]
+    assert sorted(ids) == ["'+1", "'-2", "'=HYPERLINK(1)", "'@SUM(A1)", "plain"]
+    assert sorted(read_grades(path)["object_id"]) == ["+1", "-2", "=HYPERLINK(1)", "@SUM(A1)",
+                                                      "plain"]  # fmt: skip
     browser.execute_script("localStorage.clear();")

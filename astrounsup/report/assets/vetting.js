@@ -9,6 +9,8 @@
   const columns = info.grade_columns;
   let grades = {};
   try { grades = JSON.parse(localStorage.getItem(store) || '{}'); } catch (e) { grades = {}; }
+  // Grades kept before they named their run belong to this one (they are stored under it).
+  for (const k in grades) { if (!grades[k].run) grades[k].run = info.run_id; }
   const cards = Array.from(document.querySelectorAll('.card'));
   const kindOf = c => c.dataset.gradeKind;
   const keyOf = c => kindOf(c) + '|' + c.dataset.id;
@@ -29,7 +31,9 @@
   function rows() {
     return Object.values(grades).sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : 0));
   }
-  const quote = v => (/[",\n]/.test(v) ? '"' + v.replace(/"/g, '""') + '"' : v);
+  // An id a spreadsheet would run as a formula is written after a ' (read_grades drops it).
+  const safe = v => (info.formula_starts.includes(String(v).charAt(0)) ? "'" + v : String(v));
+  const quote = v => { v = safe(v); return /[",\n\r]/.test(v) ? '"' + v.replace(/"/g, '""') + '"' : v; };
   function csv() {
     return [columns.join(',')].concat(rows().map(
       g => columns.map(c => quote(g[c])).join(','))).join('\n') + '\n';
@@ -38,7 +42,7 @@
     const head = ['# %ECSV 1.0', '# ---', '# datatype:'].concat(
       columns.map(c => '# - {name: ' + c + ', datatype: string}'),
       ['# schema: astropy-2.0', columns.join(' ')]);
-    const q = v => '"' + String(v).replace(/"/g, '""') + '"';
+    const q = v => '"' + safe(v).replace(/"/g, '""') + '"';
     return head.concat(rows().map(g => columns.map(c => q(g[c])).join(' ')))
       .join('\n') + '\n';
   }
@@ -71,7 +75,7 @@
     const grade = keys[kindOf(card)][k];
     if (!grade) return;
     grades[keyOf(card)] = {object_id: card.dataset.id, grade: grade, kind: kindOf(card),
-                           time: new Date().toISOString()};
+                           time: new Date().toISOString(), run: info.run_id};
     save();
     move(card, 1);
     e.preventDefault();
