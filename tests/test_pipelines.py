@@ -230,3 +230,26 @@ class TestLensSearchOnYourData:
                             "--known-lenses", ids)  # fmt: skip
         assert both.returncode == 2
         assert "two label regimes" in both.stderr
+        # A second run into the folder another run writes is refused while that one runs.
+        import subprocess
+        import sys
+
+        busy = tmp_path / "busy"
+        holder = subprocess.Popen(
+            [sys.executable, "-c", "import sys\nfrom astrounsup._locks import output_lock\n"
+             "with output_lock(sys.argv[1]):\n print('held', flush=True)\n sys.stdin.read()",
+             str(busy)], text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            assert holder.stdout.readline().strip() == "held"
+            second = lens_search("--data", tmp_path / "mine.h5", "--config", config, "--out", busy)
+        finally:
+            holder.stdin.close()
+            holder.wait(timeout=30)
+            holder.stdout.close()
+        assert second.returncode == 2
+        assert second.stderr.strip().splitlines() == [
+            f"lens_search.py: error: {busy}: another process is writing it now (it holds "
+            ".busy.lock); wait for it to finish, or stop it, and run again"
+        ]
+        assert not (busy / "run").exists()

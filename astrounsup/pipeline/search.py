@@ -11,6 +11,7 @@ import numpy as np
 
 from astrounsup import __version__
 from astrounsup._config import merge_config
+from astrounsup._locks import output_lock
 from astrounsup._provenance import _PACKAGES, _version
 from astrounsup.catalog import grade_labels, read_grades
 from astrounsup.io import as_dataset, read_catalog
@@ -119,12 +120,26 @@ def run_lens_search(store, out, config=None, *, steps=None, device=None, progres
         clustering ``metrics`` (None without labels), ``reused`` (the steps taken from an
         earlier run) and ``timings`` (seconds per step).
 
+    The whole run holds the lock of ``out``: a second run into the same folder is
+    refused (:class:`OSError` naming it) while the first runs.
+
     Raises
     ------
+    OSError
+        Another run writes into ``out`` now.
     ValueError
         An unknown config section, labels that do not match the store's catalog, or an
         unreadable manifest (naming it).
     """
+    with output_lock(out):
+        return _run_lens_search(store, out, config, steps=steps, device=device,
+                                progress=progress, log=log, fresh=fresh, vetted=vetted,
+                                any_run=any_run)  # fmt: skip
+
+
+def _run_lens_search(store, out, config=None, *, steps=None, device=None, progress=True,
+                    log=print, fresh=False, vetted=None, any_run=False):  # fmt: skip
+    """:func:`run_lens_search` with the lock of ``out`` held."""
 
     say = log or (lambda _line: None)
     config = dict(config or {})
