@@ -238,7 +238,7 @@ def test_cutouts_without_good_pixels_are_flagged_and_never_ranked_as_normal(
     embed_latents(workspace / "run" / "last.pt", store, out=lat, progress=False)
     out = workspace / "empty-anomalies"
     assert main(["anomalies", str(lat), "--out", str(out), "--gallery", "0"]) == 0
-    assert "21 flagged for bad pixels (bad_pixel_flag): not scored" in capsys.readouterr().out
+    assert "21 flagged (bad_pixel_flag or constant): not scored" in capsys.readouterr().out
     cat = QTable.read(out / "anomalies.ecsv")
     flagged = np.asarray(cat["bad_pixel_flag"])
     assert flagged.sum() == 21
@@ -246,6 +246,34 @@ def test_cutouts_without_good_pixels_are_flagged_and_never_ranked_as_normal(
     assert not flagged[:-21].any()  # listed last
     assert np.isnan(np.asarray(cat["anomaly_score"])[flagged]).all()
     assert set(cat["object_id"][flagged]) == set(s.table["object_id"][:21])
+
+
+def test_constant_cutouts_are_flagged_ranked_last_and_shown_so(workspace, small_survey, capsys):
+    from astropy.table import QTable
+
+    from astrounsup.cli import main
+    from astrounsup.pipeline import cluster_latents, embed_latents
+    from astrounsup.report import write_report
+
+    s = small_survey
+    images = s.images.copy()
+    images[:3] = 0.0  # all zero
+    images[3, 2] = 7.5  # one saturated band
+    store = write_store(workspace / "constant.h5", images, s.table, bands=s.bands,
+                        pixel_scale=s.pixel_scale)  # fmt: skip
+    lat = workspace / "constant-latents.h5"
+    z, table = embed_latents(workspace / "run" / "last.pt", store, out=lat, progress=False)
+    assert np.flatnonzero(np.asarray(table["constant"])).tolist() == [0, 1, 2, 3]
+    out = workspace / "constant-anomalies"
+    assert main(["anomalies", str(lat), "--out", str(out), "--gallery", "0"]) == 0
+    assert "4 flagged (bad_pixel_flag or constant): not scored" in capsys.readouterr().out
+    cat = QTable.read(out / "anomalies.ecsv")
+    assert set(cat["object_id"][-4:]) == set(s.table["object_id"][:4])  # last, not least odd
+    assert np.isnan(np.asarray(cat["anomaly_score"])[-4:]).all()
+    clusters = cluster_latents(z, table, {"k": 3}).tables["clusters"]
+    page = write_report(workspace / "constant-report", store, z, clusters, cat)
+    text = page.read_text()
+    assert text.count("flag a band of one value (blank?): ranked last") >= 1
 
 
 # Runs a command once cleanly, then for each kill point k: kills it (SIGKILL, at the k-th

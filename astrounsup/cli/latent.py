@@ -382,7 +382,7 @@ def _anomalies(args):
     print(f"{len(latents)} objects ranked by {scorers} (combined: {args.combine})")
     if result.summary["n_flagged"]:
         print(
-            f"  {result.summary['n_flagged']} flagged for bad pixels (bad_pixel_flag): not "
+            f"  {result.summary['n_flagged']} flagged (bad_pixel_flag or constant): not "
             "scored, listed last"
         )
     print(f"  catalog {paths['anomalies']}")

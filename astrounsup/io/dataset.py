@@ -114,6 +114,8 @@ class CutoutDataset(torch.utils.data.Dataset):
         self._sky = {}
         # Every cutout as read and normalised, when in_memory() made this copy.
         self._memory = None
+        # Which cutouts have a constant band (all-zero, say), noted as they are read.
+        self._constant = {}
         self.table = src.table
         self.bands = tuple(src.bands)
         self.pixel_scale = src.pixel_scale
@@ -169,6 +171,7 @@ class CutoutDataset(torch.utils.data.Dataset):
         other._planes = [planes[self.bands.index(b)] for b in bands]
         other.bands = tuple(bands)
         other._sky = {}  # the sky of other planes
+        other._constant = {}
         other._memory = None
         return other
 
@@ -293,7 +296,9 @@ class CutoutDataset(torch.utils.data.Dataset):
             raise IndexError(msg)
         if self._memory is not None:
             rows = torch.from_numpy(indices % n)
-            return self._memory[0][rows], self._memory[1][rows]
+            x = self._memory[0][rows]
+            self._note_constant(indices % n, x)  # normalised: a constant band stays constant
+            return x, self._memory[1][rows]
         shape = (indices.size, *self._source.shape[1:])
         x = _new_tensor(shape, torch.float32)
         images, flags, maybe_bad = self._source.read(indices % n, out=x.numpy())
@@ -310,6 +315,7 @@ class CutoutDataset(torch.utils.data.Dataset):
             mask.view(-1)[flat] = True
         if self._planes is not None:
             x, mask = x[:, self._planes].contiguous(), mask[:, self._planes].contiguous()
+        self._note_constant(indices % n, x)
         if isinstance(self.normalizer, AsinhNormalizer):
             sky, noise = self._sky_noise(indices % n, x)
             x = self.normalizer.transform(x, sky=sky, noise=noise)
@@ -322,6 +328,38 @@ class CutoutDataset(torch.utils.data.Dataset):
                 x = torch.where(bad, 0.0, x)
                 mask |= bad
         return x, mask
+
+    def _note_constant(self, rows, x):
+        """Note which of the cutouts ``rows`` (batch ``x``, bad pixels repaired) have a band
+        whose every pixel has one value."""
+        if "flag" not in self._constant:
+            self._constant.update(known=np.zeros(len(self), bool), flag=np.zeros(len(self), bool))
+        flat = x.flatten(2)
+        self._constant["flag"][rows] = (flat.amax(-1) == flat.amin(-1)).any(1).numpy()
+        self._constant["known"][rows] = True
+
+    def constant_flags(self):
+        """Which cutouts have a band of one value everywhere (all zero, a blank or
+        saturated plane, a band with no good pixel), ``(n,)`` bool: nothing in it can be
+        measured, so the steps after embedding rank them last, as ``bad_pixel_flag``.
+        Reads every cutout not read yet.
+
+        Returns
+        -------
+        numpy.ndarray of shape (n,), bool
+
+        Examples
+        --------
+        >>> images = np.random.default_rng(0).normal(size=(3, 2, 16, 16)).astype(np.float32)
+        >>> images[1, 0] = 0.0
+        >>> CutoutDataset(images, bands=["g", "r"], normalizer=None).constant_flags().tolist()
+        [False, True, False]
+        """
+        n = len(self)
+        if "known" not in self._constant or not self._constant["known"].all():
+            for lo in range(0, n, 512):
+                self._load(np.arange(lo, min(lo + 512, n)))
+        return self._constant["flag"].copy() if n else np.zeros(0, dtype=bool)
 
     def noise_flags(self):
         """Which cutouts and bands have no measurable border noise, ``(n, bands)`` bool.

@@ -92,12 +92,15 @@ class StepResult:
 
 
 def bad_pixel_flags_of(table):
-    """The ``bad_pixel_flag`` column of ``table`` as bools (all False without one)."""
+    """The objects to rank last, as bools: ``bad_pixel_flag`` (too many bad pixels) or
+    ``constant`` (a band of one value everywhere) set in ``table`` (False without them)."""
     import numpy as np
 
-    if "bad_pixel_flag" not in table.colnames:
-        return np.zeros(len(table), dtype=bool)
-    return np.asarray(table["bad_pixel_flag"], dtype=bool)
+    flagged = np.zeros(len(table), dtype=bool)
+    for column in ("bad_pixel_flag", "constant"):
+        if column in table.colnames:
+            flagged |= np.asarray(table[column], dtype=bool)
+    return flagged
 
 
 def output_path(out, name, fmt):

@@ -126,7 +126,8 @@ def score_anomalies(
         combination), ``top_scorer`` (the scorer that put the object highest), with
         ``grades`` also ``anomaly_grade``, and
         ``anomaly_rank``; objects whose ``bad_pixel_flag`` is set (a band without good
-        pixels, or too many bad: see :func:`astrounsup.io.bad_pixel_flags`) are scored
+        pixels, or too many bad: see :func:`astrounsup.io.bad_pixel_flags`) or
+        ``constant`` (a band of one value everywhere, as embedding notes it) are scored
         by none (NaN) and ranked after all others; figure ``anomalies`` (the top of the
         list) when ``data`` is given; summary ``scorers``, ``order`` (rows of ``table``,
         most anomalous first), ``n_flagged``.
@@ -163,11 +164,14 @@ def score_anomalies(
         raise ValueError(msg)
     # The cutouts of each latent vector, found by object_id (None: by position).
     cutout_rows = None if data is None else _cutout_rows(data, table, inputs)
-    # Cutouts flagged for bad pixels are scored by none and listed after every other.
+    # Cutouts flagged for bad pixels or a constant band are scored by none, listed last.
     good = ~bad_pixel_flags_of(table)
     n_good = int(good.sum())
     if n_good == 0:
-        msg = f"every one of the {len(table)} objects is flagged for bad pixels (bad_pixel_flag)"
+        msg = (
+            f"every one of the {len(table)} objects is flagged (bad_pixel_flag or constant): "
+            "nothing to score"
+        )
         raise ValueError(msg)
     if context is not None:
         context = context[good]

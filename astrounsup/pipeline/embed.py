@@ -40,7 +40,10 @@ def embed_latents(model, data, *, out=None, batch_size=256, device=None, progres
     table : astropy.table.QTable
         The cutouts' catalog, one row per latent vector, with a ``noise_floored`` column
         ``(n, bands)``: True where the cutout's border had no measurable noise and the
-        band's reference noise normalised it (:meth:`astrounsup.io.CutoutDataset.noise_flags`).
+        band's reference noise normalised it (:meth:`astrounsup.io.CutoutDataset.noise_flags`),
+        and a ``constant`` column ``(n,)``: True where a band has one value everywhere
+        (:meth:`astrounsup.io.CutoutDataset.constant_flags`; the steps after rank those
+        objects last).
     """
     import os
 
@@ -49,6 +52,7 @@ def embed_latents(model, data, *, out=None, batch_size=256, device=None, progres
     latents = trained.embed(dataset, batch_size=batch_size, device=device, progress=progress)
     table = dataset.table.copy()
     table["noise_floored"] = dataset.noise_flags()
+    table["constant"] = dataset.constant_flags()
     if out is not None:
         meta = {
             "checkpoint": trained.checkpoint,
@@ -144,6 +148,7 @@ def _embed_part(trained, shard, part, meta, *, batch_size, device, progress):
             w.append(z)
         table = dataset.table.copy()
         table["noise_floored"] = dataset.noise_flags()
+        table["constant"] = dataset.constant_flags()
         w.finish(table)
 
 

@@ -87,11 +87,12 @@ def measure_arc_features(data, config=None, *, inputs=None, progress=False):
             bar.update(len(rows))
     features = np.concatenate(parts) if parts else np.zeros((0, len(est.feature_names_)))
     score = arc_score(features, est.feature_names_)
-    rank = flagged_last(descending_rank(score), bad_pixel_flags_of(table))
+    constant = dataset.constant_flags()  # every cutout was read: no second pass
+    rank = flagged_last(descending_rank(score), bad_pixel_flags_of(table) | constant)
     meta = provenance("astrounsup arc features", **dict(inputs or {}), red=est.red)
     meta["feature_names"] = list(est.feature_names_)
     columns = {"arc_features": features.astype(np.float32), "arc_score": score,
-               "arc_rank": rank}  # fmt: skip
+               "arc_rank": rank, "constant": constant}  # fmt: skip
     keep = [c for c in ("object_id", "ra", "dec") if c in table.colnames]
     result = StepResult()
     result.tables["arc_features"] = result_catalog(table[keep], columns, meta=meta)

@@ -117,6 +117,27 @@ def _colours(values):
     return out.tolist(), None
 
 
+#: Card lines shown only for the objects that have a value.
+_SHOWN_WHEN_SET = ("flag",)
+
+
+def _flags(table, constant):
+    """Per object, why it is ranked last (``None`` when it is not): a band of one value
+    everywhere, or too many bad pixels (the worst band's share)."""
+    out = np.full(len(table), None, dtype=object)
+    if "bad_fraction" in table.colnames:
+        worst = np.asarray(table["bad_fraction"], dtype=np.float64).reshape(len(table), -1)
+        worst = worst.max(1) if worst.size else np.zeros(len(table))
+        flagged = np.zeros(len(table), bool)
+        if "bad_pixel_flag" in table.colnames:
+            flagged = np.asarray(table["bad_pixel_flag"], dtype=bool)
+        for i in np.flatnonzero(flagged):
+            out[i] = f"bad pixels ({100 * worst[i]:.0f}% of a band): ranked last"
+    for i in np.flatnonzero(constant):
+        out[i] = "a band of one value (blank?): ranked last"
+    return out
+
+
 def _card(i, ids, ra, dec, cluster, extra, *, kind, grade_kind):
     """One gallery card: thumbnail, id, RA/Dec, cluster, scores, the sky-viewer link."""
     lines = [f"<b>{html.escape(ids[i])}</b>"]
@@ -124,7 +145,8 @@ def _card(i, ids, ra, dec, cluster, extra, *, kind, grade_kind):
         lines.append(f"RA {float(ra[i]):.5f} Dec {float(dec[i]):+.5f}")
     if cluster is not None:
         lines.append(f"cluster {_fmt(cluster[i])}")
-    lines += [f"{html.escape(name)} {_fmt(col[i])}" for name, col in extra.items()]
+    lines += [f"{html.escape(name)} {_fmt(col[i])}" for name, col in extra.items()
+              if name not in _SHOWN_WHEN_SET or _value(col[i]) is not None]  # fmt: skip
     link = ""
     if ra is not None:
         link = f'<a href="{legacy_viewer_url(ra[i], dec[i])}" target="_blank">sky viewer</a>'
@@ -310,6 +332,9 @@ def write_report(out, store, latents, clusters, anomalies=None, *, summary=None,
         for name in ("anomaly_score", "anomaly_rank"):
             if name in an:
                 card_cols[name.replace("_", " ")] = an[name]
+        flags = _flags(table, data.constant_flags())  # the thumbnails read every cutout
+        if any(f is not None for f in flags):
+            card_cols["flag"] = flags
         if "top_scorer" in an:  # the scorer that put the object highest
             card_cols["found by"] = np.where(np.asarray(an["top_scorer"]) == "", None,
                                              an["top_scorer"])  # fmt: skip
