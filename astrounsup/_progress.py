@@ -10,6 +10,11 @@ def progress_bar(*, total, desc, unit, enabled=True, initial=0):
     shows one by default; its ``progress=False`` option, or ``TQDM_DISABLE=1`` in the
     environment, turns them off.
     """
+    import os
+
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit=unit, initial=initial, disable=not enabled)
+    # tqdm reads TQDM_DISABLE only for a disable it is not given: it is read here.
+    quiet = os.environ.get("TQDM_DISABLE", "").strip().lower() not in ("", "0", "false", "no")
+    return tqdm(total=total, desc=desc, unit=unit, initial=initial,
+                disable=quiet or not enabled)  # fmt: skip

@@ -538,6 +538,26 @@ def _odd_fits(n_odd):
     return make
 
 
+class _Pickled:
+    """A class a crafted checkpoint pickles an instance of."""
+
+
+def _pickled_checkpoint(root, tmp):
+    """A checkpoint holding a pickled object of a class of its own."""
+    path = tmp / "pickled.pt"
+    torch.save({"format": "astrounsup.checkpoint", "x": _Pickled()}, path)
+    return path
+
+
+def _one_label_latents(root, tmp):
+    """The workspace's latents with every object of one ``kind``."""
+    from astrounsup.latent import read_latents, write_latents
+
+    z, table, _ = read_latents(root / "latents.h5")
+    table["kind"] = "galaxy"
+    return write_latents(tmp / "one-label.h5", z, table)
+
+
 def _copy(root, tmp, name):
     """A copy of the workspace's ``name`` in ``tmp``."""
     (tmp / name).write_bytes((root / name).read_bytes())
@@ -657,6 +677,18 @@ PROBES = [
     ("36.7", "info --verify of float64 checksums", lambda r, t: [
      "info", str(_store_as_float64("checksums")(r, t)), "--verify"], 2,
      r"s\.h5: /checksums holds float64, not uint64: not a store astrounsup wrote"),
+    ("36.12", "cluster --out an existing file", lambda r, t: [
+     "cluster", str(r / "latents.h5"), "--out", str(_copy(r, t, "an_id.txt"))], 2,
+     r"an_id\.txt: a file; the outputs are written into a folder"),
+    ("36.12", "a one-valued label column with --positive", lambda r, t: [
+     "cluster", str(_one_label_latents(r, t)), "--labels-column", "kind", "--positive",
+     "galaxy", "--out", str(t / "out")], 2,
+     r"one-label\.h5: column 'kind' holds one label \('galaxy'\) for every labelled object"),
+    ("36.12", "a checkpoint of pickled objects", lambda r, t: [
+     "embed", "--checkpoint", str(_pickled_checkpoint(r, t)), "--data", str(r / "s.h5"),
+     "--out", str(t / "out"), "--quiet"], 2,
+     r"pickled\.pt: holds pickled Python objects, which no astrounsup checkpoint has; "
+     r"refused unread"),
     ("9", "--device bogus", _train(_T, "--device", "bogus"), 2,
      r"device must be 'cpu', 'cuda', 'cuda:N' or 'mps'; got 'bogus'"),
     pytest.param("9", "embed --device cuda without CUDA", lambda r, t: ["embed", "--checkpoint",

@@ -112,14 +112,17 @@ def output_path(out, name, fmt):
 
 
 def check_outputs(out, names, *, fmt="ecsv", overwrite=False):
-    """Refuse, before any work, catalogs ``names`` that exist in ``out`` unless
-    ``overwrite``.
+    """Refuse, before any work, an ``out`` that is not a folder, and catalogs ``names``
+    that exist in ``out`` unless ``overwrite``.
 
     Raises
     ------
     FileExistsError
-        Naming the first existing file.
+        Naming the first existing file, or ``out`` when it is a file.
     """
+    if Path(out).exists() and not Path(out).is_dir():
+        msg = f"{out}: a file; the outputs are written into a folder: name one (or a new path)"
+        raise FileExistsError(msg)
     if overwrite:
         return
     for name in names:

@@ -154,6 +154,13 @@ def check_labels(table, config=None, *, where="the data"):
                 f"{column!r} {present[:10]}; name it with positive"
             )
             raise ValueError(msg)
+        if len(present) == 1:
+            msg = (
+                f"{where}: column {column!r} holds one label ({positive!r}) for every labelled "
+                "object; scoring needs positives and negatives (for a list of positives "
+                "alone, give known_positives)"
+            )
+            raise ValueError(msg)
         return column, None
     if cfg["known_positives"] is None:
         return None, None

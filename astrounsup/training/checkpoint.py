@@ -89,8 +89,16 @@ def load_checkpoint(path, *, map_location="cpu"):
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:
-        msg = f"{path}: not a readable astrounsup checkpoint ({type(err).__name__}: {err})"
-        raise ValueError(msg) from err
+        text = str(err)
+        if "Weights only load failed" in text or "Unsupported global" in text:
+            msg = (
+                f"{path}: holds pickled Python objects, which no astrounsup checkpoint has; "
+                "refused unread (loading them could run code)"
+            )
+        else:
+            first = next((line for line in text.splitlines() if line.strip()), "")
+            msg = f"{path}: not a readable astrounsup checkpoint ({type(err).__name__}: {first})"
+        raise ValueError(msg) from None
     if not isinstance(state, dict) or state.get("format") != "astrounsup.checkpoint":
         msg = f"{path}: not an astrounsup checkpoint"
         raise ValueError(msg)
