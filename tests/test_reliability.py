@@ -538,6 +538,27 @@ def _odd_fits(n_odd):
     return make
 
 
+def _stamps(side):
+    """The workspace's cutouts cut to their central ``side`` px."""
+
+    def make(root, tmp):
+        images, table, meta = read_store(root / "s.h5")[:3]
+        lo = (images.shape[-1] - side) // 2
+        cut = images[..., lo : lo + side, lo : lo + side]
+        return write_store(tmp / f"s{side}.h5", cut, table, bands=meta["bands"],
+                           pixel_scale=meta["pixel_scale"])  # fmt: skip
+
+    return make
+
+
+def _simclr_on(side):
+    return lambda r, t: [
+        "train", "--data", str(_stamps(side)(r, t)), "--model", "simclr", "--config",
+        str(_toml("[training]\nbatch_size = 8\nmax_steps = 2\n")(r, t)), "--out",
+        str(t / "out"), "--quiet",
+    ]  # fmt: skip
+
+
 class _Pickled:
     """A class a crafted checkpoint pickles an instance of."""
 
@@ -689,6 +710,10 @@ PROBES = [
      "--out", str(t / "out"), "--quiet"], 2,
      r"pickled\.pt: holds pickled Python objects, which no astrounsup checkpoint has; "
      r"refused unread"),
+    ("36.13", "SimCLR on 32-px stamps", _simclr_on(32), 0, None),
+    ("36.13", "SimCLR on 20-px stamps", _simclr_on(20), 2,
+     r"model 'simclr': its views of 20-px cutouts are 14 px .* give larger cutouts, fewer "
+     r"\[model\] widths, or a recipe without crops"),
     ("9", "--device bogus", _train(_T, "--device", "bogus"), 2,
      r"device must be 'cpu', 'cuda', 'cuda:N' or 'mps'; got 'bogus'"),
     pytest.param("9", "embed --device cuda without CUDA", lambda r, t: ["embed", "--checkpoint",

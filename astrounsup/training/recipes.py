@@ -511,6 +511,15 @@ def build_model(
     except TypeError as err:
         msg = f"model {name!r}: bad [model] setting ({err})"
         raise ValueError(msg) from err
+    except ValueError as err:
+        if name != "simclr" or input_size == size:
+            raise
+        msg = (
+            f"model 'simclr': its views of {size}-px cutouts are {input_size} px (the largest "
+            f"crop every rotation fills) and its encoder refuses them ({err}); give larger "
+            "cutouts, fewer [model] widths, or a recipe without crops ('cae', 'vae')"
+        )
+        raise ValueError(msg) from None
     if name == "dae":
         objective = training.denoising_objective(transforms.denoising_pipeline())
     elif name == "simclr":

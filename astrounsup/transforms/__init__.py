@@ -23,6 +23,7 @@ __getattr__, __dir__, __all__ = attach(
         "multiview": [
             "MultiView",
             "contrastive_pipeline",
+            "contrastive_jitter",
             "contrastive_view_size",
             "contrastive_views",
             "denoising_pipeline",

@@ -48,11 +48,25 @@ class MultiView:
         return f"MultiView({self.pipelines!r})"
 
 
-def contrastive_view_size(size, jitter=4):
-    """Side of the default contrastive views of ``size``-px cutouts: the largest crop any
-    rotation fills, less the jitter, and of the cutout's parity so a centred crop of the
-    cutout (what the trained encoder is applied to) matches it."""
+#: Smallest side the default contrastive views shrink their jitter to keep (the default
+#: encoder's three downsampling stages need 16 px).
+MIN_VIEW = 16
 
+
+def contrastive_jitter(size):
+    """Largest shift of the default contrastive views' crop for ``size``-px cutouts: 4 px,
+    less for small stamps so that the views keep :data:`MIN_VIEW` px when they can (e.g.
+    3 px for 32-px stamps, 0 for 24 px)."""
+    return max(0, min(4, (max_rotation_size(size) - MIN_VIEW) // 2))
+
+
+def contrastive_view_size(size, jitter=None):
+    """Side of the default contrastive views of ``size``-px cutouts: the largest crop any
+    rotation fills, less the jitter (default :func:`contrastive_jitter`), and of the
+    cutout's parity so a centred crop of the cutout (what the trained encoder is applied
+    to) matches it."""
+
+    jitter = contrastive_jitter(size) if jitter is None else jitter
     side = max_rotation_size(size) - 2 * jitter
     return side - ((size - side) % 2)
 
@@ -62,7 +76,7 @@ def contrastive_pipeline(
     size,
     pixel_scale,
     bands,
-    jitter=4,
+    jitter=None,
     fwhm_in=None,
     seeing_factor=(1.0, 3.0),
     depth=(1.0, 4.0),
@@ -86,7 +100,7 @@ def contrastive_pipeline(
     bands : sequence of str
         Band names (for the reddening coefficients).
     jitter : int, optional
-        Largest shift of the crop, pixels.
+        Largest shift of the crop, pixels (default :func:`contrastive_jitter`).
     fwhm_in : float, optional
         Seeing (arcsec) when the batch metadata has no ``psf_fwhm``.
     seeing_factor, depth, ebv : (float, float), optional
@@ -129,6 +143,7 @@ def contrastive_pipeline(
     ``eval/simclr_settings.py --space linear`` repeats the comparison.
     """
     bright = [] if brightness is None else [Brightness(brightness, asinh_scale=asinh_scale)]
+    jitter = contrastive_jitter(size) if jitter is None else jitter
     return Compose(
         [
             *bright,
