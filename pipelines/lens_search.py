@@ -62,7 +62,10 @@ def _survey_config(path):
 
 
 def _parser():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from astrounsup.cli._common import HelpFormatter  # each option's default shown
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=HelpFormatter)  # fmt: skip
     parser.add_argument("--data", default=None,
                         help="a store, a folder or glob of FITS cutouts, or a catalog with a "
                              "file column (default: the built-in survey)")  # fmt: skip
@@ -84,11 +87,20 @@ def _parser():
                         help="use --vetted grades made on another set of objects (their run "
                              "column), refused otherwise")  # fmt: skip
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="lens-search TOML")
-    parser.add_argument("--out", type=Path, default=None, help="override output.directory")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="output folder (default: the config's output.directory)")  # fmt: skip
     parser.add_argument("--steps", type=int, default=None,
                         help="override the training steps of every model")  # fmt: skip
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="override the training batch (default: the config's, lowered "
+                             "for a small survey)")  # fmt: skip
+    parser.add_argument("--k", type=int, default=None,
+                        help="override the number of clusters (default: the config's, "
+                             "lowered for a small survey)")  # fmt: skip
     parser.add_argument("--fresh", action="store_true",
                         help="redo every step (default: reuse the unchanged ones)")  # fmt: skip
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace what --out holds: a run on other data")  # fmt: skip
     return parser
 
 
@@ -140,6 +152,11 @@ def main(argv=None):
         output = cfg.pop("output", {})
         out = args.out or ROOT / output.get("directory", "catalogs/lens_search")
         cfg["cluster"] = _cluster_labels(cfg.get("cluster", {}), args, own_data=bool(args.data))
+        if args.k is not None:
+            cfg["cluster"]["k"] = args.k
+        if args.batch_size is not None:
+            model = cfg.setdefault("model", {}).setdefault("config", {})
+            model.setdefault("training", {})["batch_size"] = args.batch_size
         if args.data:
             store, report = open_or_ingest(args.data, store=Path(out) / "cutouts.h5",
                                            catalog=args.catalog)  # fmt: skip
@@ -165,6 +182,7 @@ def main(argv=None):
             fresh=args.fresh,
             vetted=args.vetted,
             any_run=args.vetted_any_run,
+            overwrite=args.overwrite,
         )
     except (ValueError, TypeError, OSError, KeyError, StoreError) as err:
         hint = ""

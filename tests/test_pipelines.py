@@ -186,6 +186,43 @@ class TestLensSearchOnYourData:
         assert clusters["labeled"].sum() == 5
         assert len(set(clusters["lens_rank"])) == 40  # every object ranked, no ties
 
+    def test_a_small_survey_gets_settings_it_can_use_said_in_one_line(
+        self, small_survey, tmp_path, lens_search
+    ):
+        from astrounsup.io import write_store
+
+        s = small_survey
+        write_store(tmp_path / "thirty.h5", s.images[:30], s.table[:30], bands=s.bands,
+                    pixel_scale=s.pixel_scale)  # fmt: skip
+        config = tmp_path / "main.toml"  # the main job's settings: k 20, batch 128
+        config.write_text((ROOT / "pipelines" / "configs" / "lens_search.toml").read_text())
+        result = lens_search("--data", tmp_path / "thirty.h5", "--config", config, "--steps", "2",
+                             "--k", "12", "--out", tmp_path / "out")  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert ("small survey (30 objects): batch_size 128 -> 16, k 12 -> 6, n_neighbors 20 -> "
+                "10, context_neighbors 50 -> 15") in result.stdout  # fmt: skip
+        assert "cluster: 6 clusters of 30 objects" in result.stdout
+        # The same folder with other data: refused, then replaced when told.
+        write_store(tmp_path / "other.h5", s.images[30:60], s.table[30:60], bands=s.bands,
+                    pixel_scale=s.pixel_scale)  # fmt: skip
+        args = ["--data", tmp_path / "other.h5", "--config", config, "--out", tmp_path / "out"]
+        refused = lens_search(*args)
+        assert refused.returncode == 2
+        assert refused.stderr.strip().splitlines() == [
+            f"lens_search.py: error: {tmp_path / 'out'}: holds a run on other data "
+            f"({(tmp_path / 'thirty.h5').resolve()}); pass --overwrite (overwrite=True) to "
+            "replace it, or give another output folder"
+        ]
+        replaced = lens_search(*args, "--overwrite")
+        assert replaced.returncode == 0, replaced.stderr
+        assert "reused" not in replaced.stdout
+        write_store(tmp_path / "nine.h5", s.images[:9], s.table[:9], bands=s.bands,
+                    pixel_scale=s.pixel_scale)  # fmt: skip
+        tiny = lens_search("--data", tmp_path / "nine.h5", "--config", config, "--out",
+                           tmp_path / "nine")  # fmt: skip
+        assert tiny.returncode == 2
+        assert "a lens search needs at least 10 objects; the survey has 9" in tiny.stderr
+
     def test_bad_input_is_one_line_naming_it_before_training(
         self, small_survey, tmp_path, lens_search
     ):

@@ -21,7 +21,12 @@ __getattr__, __dir__, __all__ = attach(
         "embed": ["check_latents_model", "embed_latents", "embed_survey", "part_name"],
         "features": ["FEATURES_DEFAULTS", "arc_features_skipped", "measure_arc_features"],
         "pretrain": ["PRETRAIN_DEFAULTS", "pretrain_encoder", "pretrain_survey_settings"],
-        "search": ["LENS_SEARCH_ANOMALY_DEFAULTS", "run_lens_search"],
+        "search": [
+            "LENS_SEARCH_ANOMALY_DEFAULTS",
+            "MIN_OBJECTS",
+            "fit_to_survey",
+            "run_lens_search",
+        ],
         "rank": ["grades_alone", "rerank_candidates"],
         "reduce": [
             "MAIN_SEQUENCE_DEFAULTS",

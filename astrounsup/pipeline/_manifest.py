@@ -56,18 +56,58 @@ class RunManifest:
         self.path = self.out / MANIFEST
         self.version = __version__
         self.steps = {}
+        self.data = None  # what the run searched (see check_data)
+        self._recorded_data = None
+        self._existed = self.path.exists()
         if self.path.exists() and not fresh:
             try:
                 data = json.loads(self.path.read_text())
                 if data.get("format") != MANIFEST_FORMAT:
                     raise ValueError("not a run manifest")
                 self.steps = dict(data["steps"])
+                self._recorded_data = data.get("data")
             except (ValueError, KeyError, TypeError) as err:
                 msg = (
                     f"{self.path}: unreadable run manifest ({err}); run with --fresh "
                     "(fresh=True) to start over"
                 )
                 raise ValueError(msg) from None
+
+    def check_data(self, identity, *, overwrite=False, inputs=()):
+        """Refuse a run folder that holds another run's outputs of other data (or files of
+        something else) unless ``overwrite``, which starts it over; record ``identity``
+        (a dict with the data's ``sha256``) as this run's. Files of ``inputs`` inside the
+        folder (a store ingested there, its rejects) are the run's own.
+
+        Raises
+        ------
+        FileExistsError
+            Naming the folder, the data it holds and the option that replaces it.
+        """
+        other = (self._recorded_data is not None
+                 and self._recorded_data.get("sha256") != identity.get("sha256"))  # fmt: skip
+        own = {
+            Path(p).resolve().stem
+            for p in inputs
+            if Path(p).resolve().parent == self.out.resolve()
+        }
+        theirs = [
+            p
+            for p in (self.out.iterdir() if self.out.is_dir() else ())
+            if not p.name.startswith(".") and not any(p.name.startswith(o) for o in own)
+        ]
+        foreign = not self._existed and bool(theirs)
+        if (other or foreign) and not overwrite:
+            held = (f"a run on other data ({self._recorded_data.get('path', '?')})" if other
+                    else "files of something else")  # fmt: skip
+            msg = (
+                f"{self.out}: holds {held}; pass --overwrite (overwrite=True) to replace it, or "
+                "give another output folder"
+            )
+            raise FileExistsError(msg)
+        if other or foreign:
+            self.steps = {}  # replaced: nothing of it is reused
+        self.data = identity
 
     def key(self, **parts):
         """The hash of a step's inputs and settings (and the package version)."""
@@ -111,6 +151,8 @@ class RunManifest:
 
     def write(self):
         data = {"format": MANIFEST_FORMAT, "version": self.version, "steps": self.steps}
+        if self.data is not None:
+            data["data"] = self.data
         self.out.mkdir(parents=True, exist_ok=True)
         with atomic_path(self.path) as tmp:
             tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")

@@ -31,7 +31,7 @@ from astrounsup.pipeline.train import train_model
 from astrounsup.report import write_report
 from astrounsup.training import TrainedModel, short_run_warmup
 
-__all__ = ["LENS_SEARCH_ANOMALY_DEFAULTS", "run_lens_search"]
+__all__ = ["LENS_SEARCH_ANOMALY_DEFAULTS", "MIN_OBJECTS", "fit_to_survey", "run_lens_search"]
 
 #: The anomaly settings of :func:`run_lens_search`: those of
 #: :func:`astrounsup.pipeline.score_anomalies` and, with ``recon_recipe``, the
@@ -55,7 +55,8 @@ def _with_steps(model_config, steps):
 
 
 def run_lens_search(store, out, config=None, *, steps=None, device=None, progress=True,
-                    log=print, fresh=False, vetted=None, any_run=False):  # fmt: skip
+                    log=print, fresh=False, vetted=None, any_run=False,
+                    overwrite=False):  # fmt: skip
     """Search a cutout store for strong lenses and anomalies, writing every output in ``out``.
 
     1. With a ``survey`` section and no ``store`` yet, simulate the survey there;
@@ -111,6 +112,13 @@ def run_lens_search(store, out, config=None, *, steps=None, device=None, progres
     any_run : bool, optional
         Fold in ``vetted`` grades made on another set of objects (their ``run``), which
         are refused otherwise.
+    overwrite : bool, optional
+        Replace what ``out`` holds when it is a run on other data (another store's
+        contents) or files of something else; refused otherwise.
+
+    A survey too small for the configured settings has them lowered, said in one line
+    before anything is trained (:func:`fit_to_survey`): the training batch, the number
+    of clusters and the anomaly scorers' neighbours.
 
     Returns
     -------
@@ -134,11 +142,65 @@ def run_lens_search(store, out, config=None, *, steps=None, device=None, progres
     with output_lock(out):
         return _run_lens_search(store, out, config, steps=steps, device=device,
                                 progress=progress, log=log, fresh=fresh, vetted=vetted,
-                                any_run=any_run)  # fmt: skip
+                                any_run=any_run, overwrite=overwrite)  # fmt: skip
+
+
+#: Fewest objects a lens search runs on.
+MIN_OBJECTS = 10
+
+
+def fit_to_survey(n, model_config, cluster_cfg, anomaly_cfg):
+    """Settings too large for a survey of ``n`` objects, lowered: the training batch to
+    the largest power of two in the training split (80% of ``n``, at most), ``k`` to
+    ``n // 5`` clusters (at least 2), the LOF/k-NN ``n_neighbors`` to ``n // 3`` and the
+    look-alikes of ``context_neighbors`` to ``n // 2``.
+
+    Parameters
+    ----------
+    n : int
+        Objects in the survey, at least :data:`MIN_OBJECTS`.
+    model_config : dict
+        The ``[model]`` section; a changed copy is returned.
+    cluster_cfg, anomaly_cfg : dict
+        Merged ``[cluster]`` and ``[anomalies]`` settings, changed in place.
+
+    Returns
+    -------
+    model_config : dict
+    changed : list of str
+        ``"setting old -> new"`` for each one lowered.
+
+    Examples
+    --------
+    >>> cl, an = {"k": 20}, {"n_neighbors": 20, "context_neighbors": 50}
+    >>> fit_to_survey(30, {"config": {"training": {"batch_size": 128}}}, cl, an)[1]
+    ['batch_size 128 -> 16', 'k 20 -> 6', 'n_neighbors 20 -> 10', 'context_neighbors 50 -> 15']
+    """
+    if n < MIN_OBJECTS:
+        msg = f"a lens search needs at least {MIN_OBJECTS} objects; the survey has {n}"
+        raise ValueError(msg)
+    changed = []
+    model_config = copy.deepcopy(dict(model_config))
+    training = model_config.get("config", {}).get("training", {})
+    batch = training.get("batch_size")
+    n_train = int(0.8 * n)
+    if isinstance(batch, int) and batch > n_train:
+        new = 2 ** int(np.log2(max(n_train, 2)))
+        model_config["config"]["training"]["batch_size"] = new
+        changed.append(f"batch_size {batch} -> {new}")
+    for cfg, key, limit in ((cluster_cfg, "k", max(2, n // 5)),
+                            (anomaly_cfg, "n_neighbors", max(1, n // 3)),
+                            (anomaly_cfg, "context_neighbors", max(1, n // 2))):  # fmt: skip
+        value = cfg.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value > limit:
+            cfg[key] = limit
+            changed.append(f"{key} {value} -> {limit}")
+    return model_config, changed
 
 
 def _run_lens_search(store, out, config=None, *, steps=None, device=None, progress=True,
-                    log=print, fresh=False, vetted=None, any_run=False):  # fmt: skip
+                    log=print, fresh=False, vetted=None, any_run=False,
+                    overwrite=False):  # fmt: skip
     """:func:`run_lens_search` with the lock of ``out`` held."""
 
     say = log or (lambda _line: None)
@@ -176,8 +238,15 @@ def _run_lens_search(store, out, config=None, *, steps=None, device=None, progre
         cluster_cfg["known_positives"], (str, Path)
     ):
         cluster_cfg["known_positives"] = [str(v) for v in cluster_cfg["known_positives"]]
-    out.mkdir(parents=True, exist_ok=True)
+    config = dict(config)
+    config["model"], changed = fit_to_survey(len(store_table), config.get("model", {}),
+                                             cluster_cfg, anomaly_cfg)  # fmt: skip
+    if changed:
+        say(f"small survey ({len(store_table)} objects): " + ", ".join(changed))
     store_hash = file_hash(store)
+    manifest.check_data({"path": str(store.resolve()), "sha256": store_hash},
+                        overwrite=overwrite, inputs=[store])  # fmt: skip
+    out.mkdir(parents=True, exist_ok=True)
 
     def step(name, key, run, outputs, reuse):
         """Reuse step ``name`` when the manifest allows, else ``run()`` and record it."""
