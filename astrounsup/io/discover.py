@@ -171,13 +171,15 @@ def discover_cutouts(
         # A table built in Python names its files as its author chose; a catalog file's
         # paths stay in its folder (or ``base``) unless allowed out.
         allow_outside = allow_outside or (kind == "table" and base is None)
+        # With a base folder, a file not there is looked for beside the catalog file.
+        beside = Path(source).parent if kind == "catalog" and base is not None else None
         if base is None:
             base = Path(".") if kind == "table" else Path(source).parent
         base = Path(base)
         catalog = _coordinates_checked(catalog, "catalog" if kind == "table" else source)
         try:
             entries, ids, table, bands = _catalog_entries(
-                catalog, base, bands, file_column, id_column, strict, allow_outside
+                catalog, base, bands, file_column, id_column, strict, allow_outside, beside
             )
         except (ValueError, CutoutReadError) as err:
             if kind == "table":
@@ -287,14 +289,16 @@ def _numbers(values, masked, where):
     return out
 
 
-def _catalog_entries(catalog, base, bands, file_column, id_column, strict, allow_outside):
+def _catalog_entries(catalog, base, bands, file_column, id_column, strict, allow_outside,
+                     beside=None):  # fmt: skip
     if file_column not in catalog.colnames:
         msg = f"catalog has no file column {file_column!r}; its columns are {catalog.colnames}"
         raise ValueError(msg)
     if id_column is not None and id_column not in catalog.colnames:
         msg = f"catalog has no id column {id_column!r}; its columns are {catalog.colnames}"
         raise ValueError(msg)
-    files = [_inside(str(f), base, k, allow_outside) for k, f in enumerate(catalog[file_column])]
+    files = [_inside(str(f), base, k, allow_outside, beside)
+             for k, f in enumerate(catalog[file_column])]  # fmt: skip
     column = id_column or ("object_id" if "object_id" in catalog.colnames else None)
     ids = [str(i) for i in catalog[column]] if column else [_stem(p) for p in files]
     if "band" not in catalog.colnames:
@@ -344,11 +348,15 @@ def _fits_geometry(entries, strict):
     return {"ra": ra, "dec": dec}
 
 
-def _inside(name, base, row, allow_outside):
-    """The path of a catalog's file entry ``name``: relative ones start from ``base``, and
-    neither they nor absolute ones may leave it unless ``allow_outside``, symbolic links
-    followed (a link inside the folder to a file elsewhere is outside)."""
+def _inside(name, base, row, allow_outside, beside=None):
+    """The path of a catalog's file entry ``name``: relative ones start from ``base`` (or,
+    when no such file is there, from ``beside``, the catalog's folder, if one is there),
+    and neither they nor absolute ones may leave that folder unless ``allow_outside``,
+    symbolic links followed (a link inside the folder to a file elsewhere is outside)."""
     path = Path(name) if Path(name).is_absolute() else Path(base) / name
+    if beside is not None and not Path(name).is_absolute() and not path.exists() and (
+            Path(beside) / name).exists():  # fmt: skip
+        path, base = Path(beside) / name, beside
     if not allow_outside and not _within(path, base):
         msg = (
             f"catalog row {row}: file {name!r} is outside the source folder {base}; "

@@ -117,7 +117,8 @@ def ingest(
         The store to write (``.h5``); with ``shard_size``, the folder of shards.
     catalog : path or astropy.table.Table, optional
         A table with a ``file_column`` whose other columns are carried into the store's
-        catalog. A relative path in it starts from ``source`` when that is a folder, else
+        catalog. A relative path in it starts from ``source`` when that is a folder (or,
+        for a file not there, from the catalog file's folder when the file is there), else
         from the catalog file's folder (the current directory for an in-memory table);
         ``astrounsup ingest SRC DEST --catalog CAT`` follows the same rule. Paths that leave
         that folder (absolute, ``..``) are refused unless ``allow_outside``.
@@ -213,7 +214,7 @@ def ingest(
             rej = QTable.read(rejects_path(dest))
             msg = (
                 f"nothing could be ingested from {len(entries)} entries; e.g. "
-                f"{list(rej['reason'][:3])}; every reason is in {rejects_path(dest)}"
+                f"{[str(r) for r in rej['reason'][:3]]}; every reason is in {rejects_path(dest)}"
             )
             raise ValueError(msg)
         return report
@@ -447,8 +448,9 @@ def _ingest_shards(dest, sig, run, *, shard_size, overwrite):
     with atomic_path(dest / "rejects.ecsv") as tmp:
         rej.write(tmp, format="ascii.ecsv", overwrite=True)
     if not reports:
+        reasons = [str(r) for r in rej["reason"][:3]]
         msg = (
-            f"nothing could be ingested from {n} entries; e.g. {list(rej['reason'][:3])}; "
+            f"nothing could be ingested from {n} entries; e.g. {reasons}; "
             f"every reason is in {dest / 'rejects.ecsv'}"
         )
         raise ValueError(msg)

@@ -130,6 +130,24 @@ class TestIngest:
             ingest(d, tmp_path / "s.h5", progress=False)
         assert not (tmp_path / "s.h5").exists()
 
+    def test_catalog_files_beside_the_catalog_are_found_with_another_source(
+        self, cube_files, tmp_path
+    ):
+        beside = tmp_path / "beside"
+        shutil.copytree(cube_files[0].parent, beside)
+        names = sorted(p.name for p in beside.glob("*.fits"))
+        Table({"file": names}).write(beside / "cat.csv")
+        (tmp_path / "data").mkdir()
+        report = ingest(tmp_path / "data", tmp_path / "s.h5", catalog=beside / "cat.csv",
+                        progress=False)  # fmt: skip
+        assert report.n_written == len(names)
+        # Neither folder has it: the reasons print as plain text.
+        Table({"file": ["nowhere.fits"]}).write(beside / "none.csv")
+        with pytest.raises(ValueError, match=r"nothing could be ingested from 1 entries; e\.g\. "
+                           r"\['object nowhere: "):  # fmt: skip
+            ingest(tmp_path / "data", tmp_path / "n.h5", catalog=beside / "none.csv",
+                   progress=False)  # fmt: skip
+
     def test_nothing_readable(self, tmp_path):
         (tmp_path / "d").mkdir()
         (tmp_path / "d" / "a.fits").write_bytes(b"")
