@@ -25,6 +25,7 @@ COMMANDS = {
     "reduce": ("latent", "PCA/UMAP/t-SNE of latents or a table; the main sequence"),
     "anomalies": ("latent", "rank objects by anomaly scores"),
     "similar": ("latent", "nearest neighbours of objects or of a new cutout"),
+    "search": ("search", "the lens and anomaly search on your cutouts, with its report"),
 }
 
 #: Errors that end a command with one line naming the problem (and exit status 2).

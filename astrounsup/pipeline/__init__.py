@@ -23,6 +23,8 @@ __getattr__, __dir__, __all__ = attach(
         "pretrain": ["PRETRAIN_DEFAULTS", "pretrain_encoder", "pretrain_survey_settings"],
         "search": [
             "LENS_SEARCH_ANOMALY_DEFAULTS",
+            "LENS_SEARCH_CONFIG",
+            "LENS_SEARCH_FULL_CONFIG",
             "MIN_OBJECTS",
             "fit_to_survey",
             "run_lens_search",

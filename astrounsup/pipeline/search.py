@@ -31,7 +31,14 @@ from astrounsup.pipeline.train import train_model
 from astrounsup.report import write_report
 from astrounsup.training import TrainedModel, short_run_warmup
 
-__all__ = ["LENS_SEARCH_ANOMALY_DEFAULTS", "MIN_OBJECTS", "fit_to_survey", "run_lens_search"]
+__all__ = [
+    "LENS_SEARCH_ANOMALY_DEFAULTS",
+    "LENS_SEARCH_CONFIG",
+    "LENS_SEARCH_FULL_CONFIG",
+    "MIN_OBJECTS",
+    "fit_to_survey",
+    "run_lens_search",
+]
 
 #: The anomaly settings of :func:`run_lens_search`: those of
 #: :func:`astrounsup.pipeline.score_anomalies` and, with ``recon_recipe``, the
@@ -40,6 +47,25 @@ __all__ = ["LENS_SEARCH_ANOMALY_DEFAULTS", "MIN_OBJECTS", "fit_to_survey", "run_
 LENS_SEARCH_ANOMALY_DEFAULTS = {"recon_recipe": None, "recon_steps": None, "recon_config": {}}
 
 _SECTIONS = ("survey", "model", "features", "cluster", "anomalies", "report")
+
+_TRAINING = {"batch_size": 128, "lr": 0.002, "warmup_steps": 40}
+#: The lens search's settings for your data, as ``astrounsup search`` runs it (those of
+#: ``pipelines/configs/lens_search.toml``, the README main job, without its survey): the
+#: encoder shipped with the package, untrained; k-means on 12 principal components; the
+#: arc features; LOF and the four pixel detectors.
+LENS_SEARCH_CONFIG = {
+    "model": {"recipe": "simclr", "init": "pretrained", "steps": 0,
+              "config": {"training": dict(_TRAINING)}},
+    "features": {"arc_features": True},
+    "cluster": {"method": "kmeans", "k": 20, "reduce": "pca", "n_components": 12, "seed": 0},
+    "anomalies": {"methods": ["lof"], "detectors": ["trail", "sharp", "ghost", "ring"],
+                  "combine": "tail", "seed": 0},
+}  # fmt: skip
+#: :data:`LENS_SEARCH_CONFIG` with SimCLR trained from scratch for 1,200 steps (those of
+#: ``pipelines/configs/lens_search_full.toml``): for cutouts the shipped encoder refuses.
+LENS_SEARCH_FULL_CONFIG = copy.deepcopy(LENS_SEARCH_CONFIG) | {
+    "model": {"recipe": "simclr", "steps": 1200, "config": {"training": dict(_TRAINING)}},
+}
 
 
 def _with_steps(model_config, steps):
