@@ -54,3 +54,41 @@ def check_number(owner, name, value, low=None, high=None):
         span = f" in [{low}, {high}]"
         msg = f"{owner}: {name} must be a finite number{span}; got {value!r}"
         raise ValueError(msg)
+
+
+#: Pixel scales a cutout may have, arcsec per pixel (HST's 0.03" to a 2" wide-field
+#: survey, with a margin); a value outside is a unit error (degrees, say).
+PIXEL_SCALE_RANGE = (0.01, 5.0)
+
+
+def check_pixel_scale(pixel_scale, name="pixel_scale"):
+    """``pixel_scale`` as a float, refused outside :data:`PIXEL_SCALE_RANGE` arcsec per
+    pixel with a message naming the unit (and the arcsec it would be, were it degrees).
+
+    Examples
+    --------
+    >>> check_pixel_scale(0.263)
+    0.263
+    >>> try:
+    ...     check_pixel_scale(0.263 / 3600)
+    ... except ValueError as err:
+    ...     print(str(err).split("; ")[1])
+    got 7.306e-05 (in degrees that is 0.263 arcsec: give arcsec)
+    """
+    lo, hi = PIXEL_SCALE_RANGE
+    bad = isinstance(pixel_scale, bool) or not isinstance(pixel_scale, (int, float, np.floating,
+                                                                         np.integer))  # fmt: skip
+    value = float("nan") if bad else float(pixel_scale)
+    if not lo <= value <= hi:
+        hint = ""
+        if 0 < value < lo and lo <= value * 3600 <= hi:
+            hint = f" (in degrees that is {value * 3600:.4g} arcsec: give arcsec)"
+        msg = (
+            f"{name} must be in [{lo:g}, {hi:g}] arcsec per pixel; got {_short(pixel_scale)}{hint}"
+        )
+        raise ValueError(msg)
+    return value
+
+
+def _short(value):
+    return f"{value:.4g}" if isinstance(value, (float, np.floating)) else repr(value)

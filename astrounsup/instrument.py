@@ -20,11 +20,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from astrounsup._estimators import check_pixel_scale
+
 __all__ = [
     "BANDS",
     "GAUSSIAN_FWHM_PER_SIGMA",
     "PSF_PROFILES",
     "Band",
+    "check_pixel_scale",
     "fft_convolve",
     "fft_size",
     "flux_to_mag",

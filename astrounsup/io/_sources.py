@@ -11,6 +11,7 @@ import numpy as np
 from astropy.table import QTable, TableMergeError, vstack
 
 from astrounsup._checksums import row_checksums
+from astrounsup._estimators import check_pixel_scale
 from astrounsup.io._rawchunks import _RawChunkReader
 from astrounsup.io.discover import read_entry
 from astrounsup.io.fits import CutoutReadError
@@ -231,13 +232,19 @@ class _ArraySource:
             else tuple(f"band{j}" for j in range(images.shape[1]))
         )
         if len(self.bands) != images.shape[1]:
-            msg = f"bands names {len(self.bands)} bands but images have {images.shape[1]}"
+            looks = (" (it looks channels-last: use np.moveaxis(images, -1, 1))"
+                     if images.shape[-1] == len(self.bands) else "")  # fmt: skip
+            msg = (
+                f"bands names {len(self.bands)} bands but images have {images.shape[1]} "
+                f"(axis 1 of (n, bands, ny, nx)){looks}"
+            )
             raise ValueError(msg)
         self.table = _default_table(n) if table is None else QTable(table)
         if len(self.table) != n:
             msg = f"table has {len(self.table)} rows but there are {n} images"
             raise ValueError(msg)
-        self.pixel_scale = np.nan if pixel_scale is None else float(pixel_scale)
+        unknown = pixel_scale is None or (isinstance(pixel_scale, float) and np.isnan(pixel_scale))
+        self.pixel_scale = np.nan if unknown else check_pixel_scale(pixel_scale)
 
     def __len__(self):
         return self.shape[0]

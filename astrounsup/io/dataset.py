@@ -8,6 +8,7 @@ import math
 import numpy as np
 import torch
 
+from astrounsup._estimators import check_pixel_scale
 from astrounsup.io._sources import _ArraySource, _FitsSource, _ShardedSource, _StoreSource
 from astrounsup.io.discover import discover_cutouts, source_kind
 from astrounsup.io.normalize import AsinhNormalizer
@@ -211,14 +212,7 @@ class CutoutDataset(torch.utils.data.Dataset):
         ValueError
             Not a positive number, or the cutouts know another scale (more than 0.5% off).
         """
-        if (
-            isinstance(pixel_scale, bool)
-            or not isinstance(pixel_scale, (int, float, np.floating))
-            or not np.isfinite(pixel_scale)
-            or pixel_scale <= 0
-        ):
-            msg = f"pixel_scale must be a positive number of arcsec; got {pixel_scale!r}"
-            raise ValueError(msg)
+        pixel_scale = check_pixel_scale(pixel_scale)
         known = self.pixel_scale
         if np.isfinite(known) and abs(known - pixel_scale) > 0.005 * known:
             msg = (

@@ -51,6 +51,7 @@ from astrounsup._checksums import (
     read_with_check,
     row_checksums,
 )
+from astrounsup._estimators import check_pixel_scale
 from astrounsup._h5write import open_h5_for_writing
 from astrounsup._locks import being_written
 from astrounsup._provenance import provenance
@@ -293,8 +294,15 @@ def write_store(
         msg = f"images must have shape (n, bands, ny, nx); got shape {images.shape}"
         raise ValueError(msg)
     if len(bands) != images.shape[1]:
-        msg = f"images have {images.shape[1]} bands but bands names {len(bands)}: {list(bands)}"
+        looks = (" (it looks channels-last: use np.moveaxis(images, -1, 1))"
+                 if images.shape[-1] == len(bands) else "")  # fmt: skip
+        msg = (
+            f"images have {images.shape[1]} bands but bands names {len(bands)}: {list(bands)} "
+            f"(axis 1 of (n, bands, ny, nx)){looks}"
+        )
         raise ValueError(msg)
+    if pixel_scale is not None and not (isinstance(pixel_scale, float) and np.isnan(pixel_scale)):
+        check_pixel_scale(pixel_scale)  # NaN, like None: not known
     _check_table(table, images.shape[0])
     check_bad_fraction(max_bad_fraction)
     if masks is not None and np.shape(masks) != images.shape:

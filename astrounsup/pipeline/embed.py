@@ -13,7 +13,7 @@ from astrounsup._ranks import in_process_group, rank_and_world
 from astrounsup.io import is_sharded, open_store, shard_paths, source_kind
 from astrounsup.io.hdf5 import read_checked
 from astrounsup.latent import LatentsWriter, merge_latents, write_latents, write_latents_set
-from astrounsup.training import TrainedModel, iter_embeddings
+from astrounsup.training import TrainedModel, embed_dataset, iter_embeddings
 
 __all__ = ["check_latents_model", "embed_latents", "embed_survey", "part_name"]
 
@@ -49,7 +49,10 @@ def embed_latents(model, data, *, out=None, batch_size=256, device=None, progres
 
     trained = model if isinstance(model, TrainedModel) else TrainedModel.load(model)
     dataset = trained.dataset(data)
-    latents = trained.embed(dataset, batch_size=batch_size, device=device, progress=progress)
+    # Not TrainedModel.embed, which warns of constant cutouts: the table flags them here.
+    latents = embed_dataset(trained.model, dataset, batch_size=batch_size, device=device,
+                            input_size=trained.input_size, progress=progress,
+                            where=trained.checkpoint)  # fmt: skip
     table = dataset.table.copy()
     table["noise_floored"] = dataset.noise_flags()
     table["constant"] = dataset.constant_flags()

@@ -277,6 +277,15 @@ class TrainedModel:
                     f"{list(self.bands)} of {self.checkpoint or 'this model'}"
                 )
                 raise ValueError(msg)
+        side, size = int(dataset.shape[-1]), self.input_size
+        if size is not None and (side < size or (side - size) % 2):
+            where = data if isinstance(data, (str, Path)) else "the cutouts"
+            msg = (
+                f"{where}: cutouts of {side} px, but {self.checkpoint or 'this model'} takes "
+                f"{size} px (a centred crop of larger cutouts, {size} + 2k px): give cutouts "
+                "of such a side, or train a model on these"
+            )
+            raise ValueError(msg)
         return dataset.with_normalizer(self.normalizer)
 
     def embed(self, data, *, batch_size=256, device=None, progress=True):
@@ -296,15 +305,27 @@ class TrainedModel:
         -------
         numpy.ndarray of shape (n, latent_dim), float32
         """
-        return embed_dataset(
+        import warnings
+
+        dataset = self.dataset(data)
+        latents = embed_dataset(
             self.model,
-            self.dataset(data),
+            dataset,
             batch_size=batch_size,
             device=device,
             input_size=self.input_size,
             progress=progress,
             where=self.checkpoint,
         )
+        constant = np.flatnonzero(dataset.constant_flags())  # noted while embedding
+        if constant.size:
+            warnings.warn(
+                f"{constant.size} cutouts (rows {constant[:5].tolist()}) have a band of one "
+                "value (blank, all NaN or all zero): their latents describe nothing of them; "
+                "embed_latents' table flags them (constant) and the rankings put them last",
+                stacklevel=2,
+            )
+        return latents
 
     def extra_state(self):
         """What a checkpoint keeps beside the weights so that :meth:`load` can rebuild this

@@ -349,6 +349,15 @@ def contrastive_view_settings(
 
     known = all(b in BANDS for b in bands)
     fwhm_in, most, depth, ebv = 1.0, 3.0, (1.0, 4.0), ((0.0, 0.1) if known else None)
+    if not known and views != "survey":
+        import warnings
+
+        unknown = [b for b in bands if b not in BANDS]
+        warnings.warn(
+            f"bands {unknown} are not among astrounsup.instrument.BANDS, whose dust "
+            "coefficients the views' reddening needs: SimCLR's views are not reddened",
+            stacklevel=2,
+        )
     if views == "survey":
         fwhm_in, most = _survey_seeing(psf_fwhm, len(bands))
         depth, ebv = "survey", None

@@ -386,3 +386,26 @@ def test_with_bands_keeps_those_planes_repaired_and_normalised_on_their_own(stor
     for bad in (["g", "z"], ["g", "g"], []):
         with pytest.raises(ValueError, match=r"bands must name planes of the cutouts \['g', 'r'"):
             full.with_bands(bad)
+
+
+class TestArrayMessages:
+    def test_channels_last_arrays_are_named_so(self):
+        images = np.zeros((4, 32, 32, 3), np.float32)
+        with pytest.raises(ValueError, match=r"bands names 3 bands but images have 32 .*it "
+                           r"looks channels-last: use np.moveaxis\(images, -1, 1\)"):  # fmt: skip
+            CutoutDataset(images, bands=["g", "r", "i"])
+        with pytest.raises(ValueError, match=r"looks channels-last"):
+            write_store("unused.h5", images, Table({"object_id": list("abcd")}),
+                        bands=["g", "r", "i"], pixel_scale=0.2)  # fmt: skip
+
+    @pytest.mark.parametrize("scale", [0.263 / 3600, 20.0, -1.0])
+    def test_a_pixel_scale_outside_arcsec_bounds_is_refused(self, scale):
+        images = np.zeros((2, 3, 32, 32), np.float32)
+        hint = (
+            r" \(in degrees that is 0.263 arcsec: give arcsec\)"
+            if scale < 0.01 and scale > 0
+            else ""
+        )
+        with pytest.raises(ValueError, match=r"pixel_scale must be in \[0.01, 5\] arcsec per "
+                           r"pixel; got \S+" + hint):  # fmt: skip
+            CutoutDataset(images, bands=["g", "r", "i"], pixel_scale=scale)

@@ -192,3 +192,27 @@ class TestTrainedModel:
         # Refused at once (a model of 10**9 bands or latents would need terabytes).
         with pytest.raises(ValueError, match=r"crafted\.pt: .*" + match):
             TrainedModel.load(tmp_path / "crafted.pt")
+
+
+class TestMessages:
+    """What a notebook user is told when the arrays are not what the model takes."""
+
+    def test_smaller_cutouts_than_the_model_takes(self, fitted, cutouts):
+        pattern = r"the cutouts: cutouts of 48 px, but .* takes 64 px \(a centred crop"
+        with pytest.raises(ValueError, match=pattern):
+            fitted.embed(cutouts[:4, :, 8:56, 8:56], progress=False)
+
+    def test_a_cutout_without_a_finite_pixel_is_embedded_and_said_so(self, fitted, cutouts):
+        images = cutouts[:6].copy()
+        images[2] = np.nan
+        images[4, 1] = 0.0
+        with pytest.warns(UserWarning, match=r"2 cutouts \(rows \[2, 4\]\) have a band of one "
+                          r"value \(blank, all NaN or all zero\)"):  # fmt: skip
+            z = fitted.embed(images, progress=False)
+        assert np.isfinite(z).all()
+
+    def test_bands_without_dust_coefficients_are_said_to_go_unreddened(self, cutouts):
+        with pytest.warns(UserWarning, match=r"bands \['b1', 'b2', 'b3'\] are not among "
+                          r"astrounsup.instrument.BANDS.*not reddened"):  # fmt: skip
+            train(cutouts, model="simclr", config=TINY, bands=["b1", "b2", "b3"],
+                  pixel_scale=0.2, progress=False)  # fmt: skip
