@@ -274,6 +274,13 @@ def test_constant_cutouts_are_flagged_ranked_last_and_shown_so(workspace, small_
     page = write_report(workspace / "constant-report", store, z, clusters, cat)
     text = page.read_text()
     assert text.count("flag a band of one value (blank?): ranked last") >= 1
+    # A cutout with a coverage gap shows its share of bad pixels.
+    images[5, :, :, :16] = np.nan  # 25% of each band
+    store = write_store(workspace / "gap.h5", images, s.table, bands=s.bands,
+                        pixel_scale=s.pixel_scale)  # fmt: skip
+    page = write_report(workspace / "gap-report", store, z, clusters, cat,
+                        config={"top": len(s.table)})  # fmt: skip
+    assert "flag bad pixels (25% of a band)" in page.read_text()
 
 
 # Runs a command once cleanly, then for each kill point k: kills it (SIGKILL, at the k-th

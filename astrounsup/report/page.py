@@ -122,8 +122,9 @@ _SHOWN_WHEN_SET = ("flag",)
 
 
 def _flags(table, constant):
-    """Per object, why it is ranked last (``None`` when it is not): a band of one value
-    everywhere, or too many bad pixels (the worst band's share)."""
+    """Per object, what a person vetting it should know of its pixels (``None``: nothing):
+    a band of one value everywhere, or bad pixels (the worst band's share; ranked last
+    when too many)."""
     out = np.full(len(table), None, dtype=object)
     if "bad_fraction" in table.colnames:
         worst = np.asarray(table["bad_fraction"], dtype=np.float64).reshape(len(table), -1)
@@ -131,8 +132,9 @@ def _flags(table, constant):
         flagged = np.zeros(len(table), bool)
         if "bad_pixel_flag" in table.colnames:
             flagged = np.asarray(table["bad_pixel_flag"], dtype=bool)
-        for i in np.flatnonzero(flagged):
-            out[i] = f"bad pixels ({100 * worst[i]:.0f}% of a band): ranked last"
+        for i in np.flatnonzero(worst > 0):  # a coverage gap or masked pixels
+            last = ": ranked last" if flagged[i] else ""
+            out[i] = f"bad pixels ({100 * worst[i]:.0f}% of a band){last}"
     for i in np.flatnonzero(constant):
         out[i] = "a band of one value (blank?): ranked last"
     return out
