@@ -330,6 +330,9 @@ def cluster_latents(latents, table, config=None, *, inputs=None, arc_features=No
     result.tables = {k: result.tables[k] for k in cluster_outputs(cfg)}
     xy = Reducer("pca", n_components=2, random_state=cfg["seed"]).fit_transform(latents)
     marked, what = (), "lens"
+    known = None
+    if column or known_ids is not None:  # the labelled positives that ranked the others
+        known = np.asarray(labeled, bool) & (np.asarray(labels) == positive)
     if column:  # clusters called positive from labels of both classes
         named = np.nan_to_num(columns[f"{name}_cluster_fraction"], nan=0.0) > cfg["threshold"]
         marked, what = np.unique(est.labels_[named]).tolist(), f"named {name}"
@@ -337,5 +340,6 @@ def cluster_latents(latents, table, config=None, *, inputs=None, arc_features=No
         xy, groups=est.labels_, marked=marked, marked_label=what,
         title=f"{cfg['method']}, k = {est.n_clusters_}: clusters on the first two principal "
               "components of the latents", axis_label="latent PC", group_label="cluster",
+        known=known, known_label=f"labelled {name}" if column else "known lens",
     )  # fmt: skip
     return result

@@ -171,7 +171,7 @@ def _distinct_styles(n):
 
 def latent_map_figure(xy, *, groups=None, marked=(), marked_label="lens", title=None,
                       axis_label="component", axis_unit="arbitrary units",
-                      group_label="group"):  # fmt: skip
+                      group_label="group", known=None, known_label="known lens"):  # fmt: skip
     """Scatter of a two-dimensional embedding, optionally coloured by group.
 
     Each group gets its own colour (60 distinct ones, then other markers), its name written
@@ -195,6 +195,10 @@ def latent_map_figure(xy, *, groups=None, marked=(), marked_label="lens", title=
         The unit of both axes.
     group_label : str, optional
         What a group is (the legend's title), e.g. ``"cluster"``.
+    known : array_like of bool, shape (n,), optional
+        Points drawn over the rest as black-edged stars (e.g. the known lenses whose labels
+        ranked the others), with a legend entry ``known_label (count)``.
+    known_label : str, optional
 
     Returns
     -------
@@ -242,9 +246,22 @@ def latent_map_figure(xy, *, groups=None, marked=(), marked_label="lens", title=
             ax.annotate(name, (cx, cy), ha="center", va="center", fontsize=7, bbox=box,
                         fontweight="bold" if name in marked else "normal")  # fmt: skip
         title_text = f"{group_label} (members)" + (f"; {marked_label}: boxed" if marked else "")
-        ax.legend(markerscale=max(1.0, 6.0 / size), fontsize=7, loc="upper left",
-                  bbox_to_anchor=(1.01, 1.0), ncol=1 + (len(names) - 1) // 30,
-                  title=title_text, title_fontsize=7, frameon=False)  # fmt: skip
+        legend = ax.legend(markerscale=max(1.0, 6.0 / size), fontsize=7, loc="upper left",
+                           bbox_to_anchor=(1.01, 1.0), ncol=1 + (len(names) - 1) // 30,
+                           title=title_text, title_fontsize=7, frameon=False)  # fmt: skip
+    if known is not None:
+        known = np.asarray(known, dtype=bool)
+        if known.shape != (len(xy),):
+            msg = f"known must have one entry per point ({len(xy)}); got {known.shape}"
+            raise ValueError(msg)
+        if known.any():
+            ax.scatter(xy[known, 0], xy[known, 1], s=60, marker="*", facecolor="gold",
+                       edgecolor="black", linewidth=0.7, zorder=5,
+                       label=f"{known_label} ({int(known.sum())})")  # fmt: skip
+            handles, texts = ax.get_legend_handles_labels()
+            ax.legend(handles[-1:], texts[-1:], loc="lower left", fontsize=7, frameon=True)
+            if groups is not None:  # the groups' legend stays beside the map
+                ax.add_artist(legend)
     ax.set_xlabel(f"{axis_label} 1 [{axis_unit}]")
     ax.set_ylabel(f"{axis_label} 2 [{axis_unit}]")
     if title:

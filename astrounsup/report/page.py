@@ -118,7 +118,7 @@ def _colours(values):
 
 
 #: Card lines shown only for the objects that have a value.
-_SHOWN_WHEN_SET = ("flag",)
+_SHOWN_WHEN_SET = ("flag", "known")
 
 
 def _flags(table, constant):
@@ -334,6 +334,9 @@ def write_report(out, store, latents, clusters, anomalies=None, *, summary=None,
         for name in ("anomaly_score", "anomaly_rank"):
             if name in an:
                 card_cols[name.replace("_", " ")] = an[name]
+        if "labeled" in cl and np.asarray(cl["labeled"], dtype=bool).any():
+            card_cols["known"] = np.where(np.asarray(cl["labeled"], dtype=bool),
+                                          "its label ranked the others", None)  # fmt: skip
         flags = _flags(table, data.constant_flags())  # the thumbnails read every cutout
         if any(f is not None for f in flags):
             card_cols["flag"] = flags

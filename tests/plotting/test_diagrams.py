@@ -8,6 +8,23 @@ from astrounsup.plotting import latent_map_figure, loss_curve_figure
 
 
 class TestLatentMapFigure:
+    def test_known_points_are_starred_with_their_own_legend(self):
+        rng = np.random.default_rng(2)
+        xy = rng.normal(size=(200, 2))
+        known = np.zeros(200, bool)
+        known[[3, 50, 199]] = True
+        fig = latent_map_figure(xy, groups=np.arange(200) % 5, known=known)
+        ax = fig.axes[0]
+        stars = [c for c in ax.collections if len(c.get_offsets()) == 3]
+        assert len(stars) == 1
+        np.testing.assert_allclose(stars[0].get_offsets(), xy[known])
+        legends = [a for a in ax.get_children() if type(a).__name__ == "Legend"]
+        texts = [t.get_text() for lg in legends for t in lg.get_texts()]
+        assert "known lens (3)" in texts
+        assert "0 (40)" in texts  # the groups' legend is kept
+        with pytest.raises(ValueError, match=r"known must have one entry per point \(200\)"):
+            latent_map_figure(xy, known=known[:10])
+
     def test_24_groups_distinct_colours_numeric_legend_marked_and_named(self):
         rng = np.random.default_rng(1)
         groups = np.arange(480) % 24

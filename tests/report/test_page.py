@@ -43,6 +43,11 @@ def test_the_folder_holds_the_page_and_one_thumbnail_per_object(run):
     assert not [p for p in run["dir"].iterdir() if p.name.endswith(".partial")]
 
 
+def test_cards_of_objects_whose_labels_were_used_say_so(run):
+    text = run["page"].read_text()
+    assert "known its label ranked the others" in text
+
+
 def test_bad_input_leaves_no_report(run, tmp_path):
     with pytest.raises(ValueError, match=r"latents must be \(n, d\) with one row per cutout"):
         write_report(tmp_path / "r", run["store"], run["z"][:-1], run["clusters"])
