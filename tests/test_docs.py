@@ -177,3 +177,16 @@ def test_only_other_projects_references_may_stay_unresolved():
     assert re.fullmatch(pattern, "torch.nn.Module")
     assert not re.fullmatch(pattern, "astrounsup.io.read_store")
     assert not re.fullmatch(pattern, "astrounsup")
+
+
+def test_every_tutorial_downloads_as_a_notebook_linked_from_the_index(site):
+    import nbformat
+
+    index = (site / "tutorials" / "index.html").read_text()
+    for page in sorted((DOCS / "tutorials").glob("*.md")):
+        link = f"../notebooks/{page.stem}.ipynb"
+        assert f'href="{link}"' in index, page.stem
+        notebook = nbformat.read(site / "tutorials" / link, as_version=4)
+        nbformat.validate(notebook)
+        if page.stem != "cluster":  # shown, not run: its commands are shell lines
+            assert any(c.cell_type == "code" for c in notebook.cells), page.stem

@@ -368,8 +368,26 @@ class CommandReference(SphinxDirective):
         return _parsed(self, lines, "astrounsup-cli")
 
 
+def write_tutorial_notebooks(app, config):
+    """Each tutorial (a MyST markdown notebook) also as a Jupyter notebook, served at
+    ``notebooks/<name>.ipynb`` of the site (linked from the tutorials' index), written
+    outside the sources so Sphinx does not read them as pages."""
+    import nbformat
+    from myst_nb.core.read import read_myst_markdown_notebook
+
+    folder = Path(app.doctreedir).parent / "notebook_downloads"
+    target = folder / "notebooks"
+    target.mkdir(parents=True, exist_ok=True)
+    for page in sorted((Path(app.srcdir) / "tutorials").glob("*.md")):
+        notebook = read_myst_markdown_notebook(page.read_text())
+        nbformat.validate(notebook)
+        nbformat.write(notebook, target / f"{page.stem}.ipynb")
+    config.html_extra_path = [*config.html_extra_path, str(folder)]
+
+
 def setup(app):
     app.connect("config-inited", drop_unreachable_inventories)
+    app.connect("config-inited", write_tutorial_notebooks)
     # At config-inited: before Sphinx looks for source files and autosummary for stubs.
     app.connect("config-inited", write_api_pages)
     app.connect("autodoc-skip-member", skip_foreign_members)
