@@ -371,11 +371,16 @@ class CommandReference(SphinxDirective):
 def write_tutorial_notebooks(app, config):
     """Each tutorial (a MyST markdown notebook) also as a Jupyter notebook, served at
     ``notebooks/<name>.ipynb`` of the site (linked from the tutorials' index), written
-    outside the sources so Sphinx does not read them as pages."""
+    in a temporary folder of this source tree (neither among the sources nor in the
+    output, where Sphinx refuses an extra path)."""
+    import hashlib
+    import tempfile
+
     import nbformat
     from myst_nb.core.read import read_myst_markdown_notebook
 
-    folder = Path(app.doctreedir).parent / "notebook_downloads"
+    tag = hashlib.sha1(str(Path(app.srcdir).resolve()).encode()).hexdigest()[:12]
+    folder = Path(tempfile.gettempdir()) / f"astrounsup-docs-notebooks-{tag}"
     target = folder / "notebooks"
     target.mkdir(parents=True, exist_ok=True)
     for page in sorted((Path(app.srcdir) / "tutorials").glob("*.md")):
