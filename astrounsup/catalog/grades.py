@@ -234,10 +234,13 @@ def read_grades(path, *, any_run=False):
         msg = f"{path}: no grades in it"
         raise ValueError(msg)
     ids, grades, kinds = (np.char.strip(np.asarray(table[c], dtype=str)) for c in _REQUIRED[:3])
-    escaped = (np.char.str_len(ids) > 1) & np.char.startswith(ids, "'")
-    escaped &= np.isin(np.asarray([v[1:2] for v in ids], dtype=str), FORMULA_STARTS)
-    if escaped.any():
-        ids = np.where(escaped, np.asarray([v[1:] for v in ids], dtype=str), ids)
+    escaped = np.zeros(len(ids), bool)
+    for start in FORMULA_STARTS:
+        escaped |= np.char.startswith(ids, "'" + start)
+    if escaped.any():  # the few escaped ids lose their leading '
+        ids = ids.astype(object)
+        ids[escaped] = [v[1:] for v in ids[escaped]]
+        ids = ids.astype(str)
     stamps = np.char.strip(np.asarray(table["time"], dtype=str))
     times = _check_rows(ids, grades, kinds, stamps, str(path))
     runs = (np.char.strip(np.asarray(table["run"], dtype=str)) if "run" in table.colnames

@@ -201,7 +201,7 @@ class CutoutDataset(torch.utils.data.Dataset):
         Parameters
         ----------
         pixel_scale : float
-            Arcsec per pixel, > 0.
+            Arcsec per pixel, in [0.01, 5].
 
         Returns
         -------
@@ -210,7 +210,8 @@ class CutoutDataset(torch.utils.data.Dataset):
         Raises
         ------
         ValueError
-            Not a positive number, or the cutouts know another scale (more than 0.5% off).
+            Not a number in [0.01, 5] (e.g. degrees), or the cutouts know another scale
+            (more than 0.5% off).
         """
         pixel_scale = check_pixel_scale(pixel_scale)
         known = self.pixel_scale
