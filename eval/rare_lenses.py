@@ -19,8 +19,10 @@ cluster settings but ``known_positives`` = the ids of ``--known`` lenses drawn a
 search scores; positive-unlabeled scoring), once per
 training seed. On the objects not in the list it reports the precision and recall of the
 top 100 by ``lens_rank``, the AUROC of ``lens_score``, the precision of the top 100 by the
-arc score alone (no labels), and the estimated share of all
-lenses that are known against the truth; each seed's latents are kept in the workdir
+arc score alone (no labels), the estimated share of all
+lenses that are known against the truth, and how the probabilities describe the objects
+(:func:`calibration`: candidates, lenses expected against the truth, Brier score); each
+seed's latents are kept in the workdir
 (``<survey>_run<seed>/latents.h5``, ``<survey>_<config name>_run<seed>`` with ``--config``),
 and ``--rescore`` scores them again without training.
 Target: precision of the top 100 >= 0.5
@@ -64,6 +66,20 @@ def run_dir(workdir, survey, seed, config=None):
     """Where the run of one training seed keeps its model and latents."""
     tag = "" if config is None else f"_{Path(config).stem}"
     return Path(workdir) / f"{survey}{tag}_run{seed}"
+
+
+def calibration(probability, candidate, truth):
+    """How the probabilities of the objects not in the list describe them: ``n_candidates``,
+    ``candidate_precision`` (lenses among them), ``expected_lenses`` (sum of probabilities,
+    against ``truth.sum()``), ``brier`` and ``n_at_one`` (probabilities of exactly 1)."""
+    candidate = np.asarray(candidate, dtype=bool)
+    return {
+        "n_candidates": int(candidate.sum()),
+        "candidate_precision": float(truth[candidate].mean()) if candidate.any() else np.nan,
+        "expected_lenses": float(probability.sum()),
+        "brier": float(np.mean((probability - truth) ** 2)),
+        "n_at_one": int(np.sum(probability >= 1.0)),
+    }
 
 
 def kept_latents(survey, n, seed, workdir, *, n_known=50, steps=None, config=None):
@@ -142,6 +158,14 @@ def run(survey, n, n_known, seeds, workdir, *, steps=None, rescore=False, config
             "arc_precision_top100": float(
                 truth[np.argsort(np.asarray(cat["arc_rank"])[unknown])[:100]].mean()
             ),
+            # The probabilities: how many candidates (> threshold), how many lenses they
+            # hold, the lenses expected (sum of probabilities) against the truth, the Brier
+            # score, and how many objects are scored exactly 1 (no resolution).
+            **calibration(
+                np.asarray(cat["lens_score"])[unknown],
+                np.asarray(cat["lens_candidate"])[unknown],
+                truth,
+            ),
             "label_frequency": result.summary["metrics"]["label_frequency"],
             "true_label_frequency": len(known) / int(lens.sum()),
             "runtime_s": round(time.perf_counter() - t1, 1),
@@ -151,7 +175,10 @@ def run(survey, n, n_known, seeds, workdir, *, steps=None, rescore=False, config
             f"  seed {seed}: top-100 precision {figures['precision_top100']:.2f}, recall "
             f"{figures['recall_top100']:.2f} of {figures['n_unknown_lenses']}; AUROC "
             f"{figures['score_auroc']:.3f}; known share estimated "
-            f"{figures['label_frequency']:.2f} (truth {figures['true_label_frequency']:.2f}) "
+            f"{figures['label_frequency']:.2f} (truth {figures['true_label_frequency']:.2f}); "
+            f"{figures['n_candidates']} candidates ({figures['candidate_precision']:.2f} "
+            f"lenses), expected lenses {figures['expected_lenses']:.0f}, Brier "
+            f"{figures['brier']:.4f}, {figures['n_at_one']} scored 1 "
             f"({figures['runtime_s']:.0f} s)",
             flush=True,
         )
@@ -162,7 +189,8 @@ def run(survey, n, n_known, seeds, workdir, *, steps=None, rescore=False, config
 
 def report(entries):
     keys = ("precision_top100", "recall_top100", "score_auroc", "arc_precision_top100",
-            "label_frequency", "true_label_frequency")  # fmt: skip
+            "label_frequency", "true_label_frequency", "n_candidates", "candidate_precision",
+            "expected_lenses", "n_unknown_lenses", "brier", "n_at_one")  # fmt: skip
     print(f"{'figure (mean over seeds)':26s}" + "".join(f"{e['survey']:>14s}" for e in entries))
     for key in keys:
         line = f"{key:26s}" + "".join(

@@ -15,12 +15,18 @@ offset per cluster. Two label regimes:
 ``"positive-unlabeled"``
     Only some positives are known (e.g. a list of ~50 known lenses), nothing is known to be
     negative. Known positives are told apart from all other objects (the unlabeled, mostly
-    negatives), each object scored by the folds that did not see it; under the assumption
-    that the known positives are a random draw from all positives, the probability of being
-    positive is the score divided by its mean over the known positives (Elkan & Noto
-    2008), capped at 1. That mean estimates the share of positives that are known only
-    when positives and negatives barely overlap in the features; where they overlap it is
-    an underestimate, so the probabilities run high. The ranking does not depend on it.
+    negatives), each object scored by the folds that did not see it. Under the assumption
+    that the known positives are a random draw from all positives, with a share ``c`` of
+    them known, the chance that an object is known is ``c`` times its chance of being
+    positive. The calibration fits that model to the out-of-fold log-odds ``t`` by maximum
+    likelihood: ``P(known | t) = c * sigmoid(a * t + b)``, with ``a >= 0`` and ``c`` between
+    the share of objects that are known and 1 (the non-traditional classifier of Elkan &
+    Noto 2008, with the label frequency fitted with the slope rather than taken as the mean
+    score of the known positives, which underestimates it wherever the classes overlap and
+    drives the probabilities to 1). An unlabeled object's probability is that of being
+    positive given that it is not known, ``(1 - c) q / (1 - c q)`` with
+    ``q = sigmoid(a * t + b)``; a known positive's is ``q``, how the folds that did not see
+    it rate it. Probabilities stay below 1 and order as the log-odds do.
 
 The ranking score ``scores_`` is the out-of-fold log-odds: continuous, so candidates rank
 without ties.
@@ -72,8 +78,8 @@ class LabelScorer(BaseEstimator):
     probability_ : numpy.ndarray of shape (n,)
         Calibrated probability of every fitted object, in [0, 1].
     label_frequency_ : float
-        Positive-unlabeled mode: the estimated share of positives that are known; NaN
-        otherwise.
+        Positive-unlabeled mode: the estimated share of positives that are known (``c`` of
+        the module notes); NaN otherwise.
     C_ : float
         The regularisation used.
     n_features_in_ : int
@@ -195,8 +201,12 @@ class LabelScorer(BaseEstimator):
             self.label_frequency_ = float("nan")
         else:
             self.platt_ = None
-            self.label_frequency_ = float(np.mean(_sigmoid(logit[target])))
+            self.pu_ = _fit_label_frequency(logit, target)
+            self.label_frequency_ = self.pu_[2]
         self.probability_ = self._calibrate(logit)
+        if self.mode_ == "positive-unlabeled":  # the known ones: as their folds rate them
+            a, b, _ = self.pu_
+            self.probability_[target] = _sigmoid(a * logit[target] + b)
         self.n_features_in_ = X.shape[1]
         return self
 
@@ -204,7 +214,9 @@ class LabelScorer(BaseEstimator):
         if self.platt_ is not None:
             a, b = self.platt_
             return _sigmoid(a * logit + b)
-        return np.minimum(_sigmoid(logit) / self.label_frequency_, 1.0)
+        a, b, c = self.pu_
+        q = _sigmoid(a * logit + b)
+        return (1.0 - c) * q / (1.0 - c * q)  # positive, given that it is not known
 
     def decision_function(self, X, *, clusters=None):
         """Log-odds of new objects from the model fitted on every training row, ``(n,)``."""
@@ -220,7 +232,8 @@ class LabelScorer(BaseEstimator):
         return self.final_.decision_function(F)
 
     def predict_proba(self, X, *, clusters=None):
-        """Calibrated probability of the positive label for new objects, ``(n,)``."""
+        """Calibrated probability of the positive label for new objects, ``(n,)``; in the
+        positive-unlabeled mode, the probability given that the object is not known."""
         return self._calibrate(self.decision_function(X, clusters=clusters))
 
 
@@ -244,6 +257,48 @@ def _choose_C(F, target, train, fold, folds):  # noqa: N802 - scikit-learn's nam
             loss += -np.sum(t * np.log(p) + (~t) * np.log(1 - p))
         losses.append(loss)
     return float(C_GRID[int(np.argmin(losses))])
+
+
+def _fit_label_frequency(t, known):
+    """``(a, b, c)`` maximising the likelihood of ``known`` under
+    ``P(known | t) = c * sigmoid(a * t + b)`` (``a >= 0``; ``c`` at least the share of
+    objects that are known, at most 1), from three starts of ``c``; ``t`` is standardised
+    while fitting."""
+    from scipy.optimize import minimize
+    from scipy.special import expit, log_expit
+
+    t = np.asarray(t, dtype=np.float64)
+    known = np.asarray(known, dtype=bool)
+    mu, sd = float(t.mean()), float(t.std()) or 1.0
+    z = (t - mu) / sd
+    c_min = max(known.mean(), 1e-9)
+
+    def nll(w):
+        a, b, c = w
+        q = expit(a * z + b)
+        rest = np.maximum(1.0 - c * q, 1e-300)
+        loss = -(np.log(c) * known.sum() + log_expit(a * z[known] + b).sum())
+        loss -= np.log(rest[~known]).sum()
+        one = 1.0 - q  # d log q / d(a z + b) for the known
+        r = c * q * (1.0 - q) / rest  # - d log(1 - c q) / d(a z + b) for the others
+        grad = np.array([
+            -(one[known] * z[known]).sum() + (r[~known] * z[~known]).sum(),
+            -one[known].sum() + r[~known].sum(),
+            -known.sum() / c + (q[~known] / rest[~known]).sum(),
+        ])  # fmt: skip
+        return loss, grad
+
+    start_c = min(max(float(np.mean(expit(t[known]))), c_min), 1.0)
+    best = None
+    for c0 in (start_c, 0.5 * (start_c + 1.0), 0.95):
+        share = min(c_min / c0, 0.5)  # the positives' share were c0 the label frequency
+        b0 = float(np.log(share / (1.0 - share)))
+        res = minimize(nll, [1.0, b0, c0], jac=True, method="L-BFGS-B",
+                       bounds=[(0.0, 100.0), (-100.0, 100.0), (c_min, 1.0)])  # fmt: skip
+        if best is None or res.fun < best.fun:
+            best = res
+    a, b, c = (float(v) for v in best.x)
+    return a / sd, b - a * mu / sd, c
 
 
 def _sigmoid(t):

@@ -75,6 +75,30 @@ def _fmt(v, digits=3):
     return html.escape(str(v))
 
 
+def _probability(v):
+    """A probability with the digits that tell it from 1: ``0.9987`` rather than ``1``
+    (its distance from 1 to two significant digits), ``0.123`` below 0.995."""
+    v = _value(v)
+    if not isinstance(v, float):
+        return v
+    if v < 0.995:
+        return f"{v:.3g}"
+    rest = 1.0 - v
+    if rest < 1e-9:
+        return "> 0.999999999"
+    digits = 1 - int(f"{rest:.1e}".split("e")[1])  # two significant digits of 1 - v
+    return f"{v:.{digits}f}"
+
+
+def _of(rank, n):
+    """Ranks as ``"3 of 10000"``: where an object stands in the whole survey."""
+    out = np.full(len(rank), None, dtype=object)
+    for i, r in enumerate(rank):
+        if _value(r) is not None:
+            out[i] = f"{int(r)} of {n}"
+    return out
+
+
 def _joined(table, ids, columns):
     """``columns`` of ``table`` in the order of ``ids`` (by ``object_id``)."""
     if table is None:
@@ -334,6 +358,11 @@ def write_report(out, store, latents, clusters, anomalies=None, *, summary=None,
         for name in ("anomaly_score", "anomaly_rank"):
             if name in an:
                 card_cols[name.replace("_", " ")] = an[name]
+        if "lens score" in card_cols:  # a calibrated probability: its digits near 1
+            card_cols["lens score"] = [_probability(v) for v in card_cols["lens score"]]
+        for name in ("lens rank", "arc rank", "anomaly rank"):
+            if name in card_cols:
+                card_cols[name] = _of(card_cols[name], n)
         if "labeled" in cl and np.asarray(cl["labeled"], dtype=bool).any():
             card_cols["known"] = np.where(np.asarray(cl["labeled"], dtype=bool),
                                           "its label ranked the others", None)  # fmt: skip

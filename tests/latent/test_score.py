@@ -80,25 +80,66 @@ class TestAutoRegularisation:
         assert LabelScorer(C=0.5).fit(X, y).C_ == 0.5
 
 
+def not_known_posterior(truth, share):
+    """The chance of being positive for an object not in the list, when a share ``share``
+    of the positives is listed at random and ``truth`` is the posterior (a reference)."""
+    return (1 - share) * truth / (1 - share * truth)
+
+
 class TestPositiveUnlabeledRegime:
     def test_separable_classes_recover_the_labeled_share_and_the_posterior(self):
         X, y, truth = two_gaussians(6000, 0.05, seed=5, shift=7.0)
         known = y & (np.random.default_rng(6).random(6000) < 0.3)  # 30% of positives known
+        share = known.sum() / y.sum()
         sc = LabelScorer().fit(X, known, labeled=known)
         assert sc.mode_ == "positive-unlabeled"
-        assert sc.label_frequency_ == pytest.approx(known.sum() / y.sum(), abs=0.05)
-        assert np.abs(sc.probability_ - truth)[~known].mean() < 0.02
+        assert sc.label_frequency_ == pytest.approx(share, abs=0.05)
+        reference = not_known_posterior(truth, share)
+        assert np.abs(sc.probability_ - reference)[~known].mean() < 0.02
+
+    @pytest.mark.parametrize(("seed", "shift"), [(5, 3.0), (11, 2.0)])
+    def test_overlapping_classes_keep_calibrated_probabilities_below_one(self, seed, shift):
+        X, y, truth = two_gaussians(6000, 0.05, seed=seed, shift=shift)
+        known = y & (np.random.default_rng(seed + 1).random(6000) < 0.3)
+        share = known.sum() / y.sum()
+        sc = LabelScorer().fit(X, known, labeled=known)
+        # The share of positives that are known is fitted, not underestimated by the mean
+        # score of the known ones (which made a third of the candidates exactly 1).
+        assert sc.label_frequency_ == pytest.approx(share, abs=0.06)
+        other = ~known
+        reference = not_known_posterior(truth, share)
+        assert np.abs(sc.probability_ - reference)[other].mean() < 0.012
+        # Expected positives among the others: near the truth.
+        assert sc.probability_[other].sum() == pytest.approx(y[other].sum(), rel=0.2)
+        # Resolution: below 1, and ordered exactly as the ranking score.
+        assert sc.probability_.max() < 1.0
+        order = np.argsort(-sc.scores_[other], kind="stable")
+        assert np.all(np.diff(sc.probability_[other][order]) < 0)
 
     def test_overlapping_classes_still_rank_the_candidates(self):
         X, y, _ = two_gaussians(6000, 0.05, seed=5, shift=3.0)
         known = y & (np.random.default_rng(6).random(6000) < 0.3)
         sc = LabelScorer().fit(X, known, labeled=known)
-        # Overlap makes the labeled share an underestimate (Elkan & Noto's assumption
-        # fails), never an overestimate.
-        assert sc.label_frequency_ < known.sum() / y.sum()
         top = np.argsort(-sc.scores_[~known])[:100]
         reference = np.argsort(-X[~known, 0])[:100]  # the Bayes-optimal order
         assert y[~known][top].mean() >= y[~known][reference].mean() - 0.05
+
+    def test_known_positives_are_rated_by_the_folds_that_did_not_see_them(self):
+        X, y, _ = two_gaussians(3000, 0.05, seed=3, shift=3.0)
+        known = y & (np.random.default_rng(4).random(3000) < 0.4)
+        sc = LabelScorer().fit(X, known, labeled=known)
+        a, b, c = sc.pu_
+
+        def positive(t):
+            return 1 / (1 + np.exp(-(a * t + b)))
+
+        def not_known(t):
+            return (1 - c) * positive(t) / (1 - c * positive(t))
+
+        np.testing.assert_allclose(sc.probability_[known], positive(sc.scores_[known]))
+        np.testing.assert_allclose(sc.probability_[~known], not_known(sc.scores_[~known]))
+        # New objects are not in the list: the probability given that.
+        np.testing.assert_allclose(sc.predict_proba(X[:5]), not_known(sc.decision_function(X[:5])))
 
 
 class TestBadInput:

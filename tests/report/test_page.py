@@ -315,3 +315,18 @@ def test_ids_a_spreadsheet_would_run_as_formulas_are_exported_escaped(browser, t
     assert sorted(read_grades(path)["object_id"]) == ["+1", "-2", "=HYPERLINK(1)", "@SUM(A1)",
                                                       "plain"]  # fmt: skip
     browser.execute_script("localStorage.clear();")
+
+
+def test_probabilities_near_one_keep_their_digits_and_ranks_say_of_how_many(run):
+    from astrounsup.report.page import _of, _probability
+
+    assert _probability(np.float64(0.9987)) == "0.9987"
+    assert _probability(0.99999) == "0.999990"
+    assert _probability(0.99991) != _probability(0.99992)
+    assert _probability(0.123456) == "0.123"
+    assert _probability(1.0) == "> 0.999999999"
+    assert _probability(np.nan) is None
+    assert _of(np.array([3, 1]), 40).tolist() == ["3 of 40", "1 of 40"]
+    text = run["page"].read_text()
+    assert f"lens rank 1 of {N}" in text
+    assert f"anomaly rank 1 of {N}" in text
