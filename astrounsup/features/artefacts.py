@@ -96,10 +96,11 @@ def _unit_noise(x):
     return torch.where(finite, s, torch.zeros_like(s)), finite
 
 
-def _renormalise(s):
+def _renormalise(s, valid=None):
     """``s`` divided by its own border noise per image and band (after binning or summing
-    correlated pixels the noise is no longer one)."""
-    _, noise = estimate_sky(s)
+    correlated pixels the noise is no longer one), measured on the ``valid`` pixels only
+    (those with data: a gap filled with zeros would shrink it)."""
+    _, noise = estimate_sky(s if valid is None else torch.where(valid, s, torch.nan))
     noise = torch.where(torch.isfinite(noise) & (noise > 0), noise, torch.ones_like(noise))
     return s / noise[..., None, None]
 
@@ -195,9 +196,12 @@ def trail_scores(images, *, bands, pixel_scale, n_angles=48, n_segments=8, clip=
     lines = _line_segments(side, n_angles, n_segments)
     out = []
     for lo in range(0, len(x), batch_size):
-        s, _ = _unit_noise(x[lo : lo + batch_size])
-        b = _renormalise(functional.avg_pool2d(s[..., : side * k, : side * k], k) * k)
-        b = torch.cat([b, _renormalise(b.sum(1, keepdim=True))], 1).clamp(-clip, clip)
+        s, finite = _unit_noise(x[lo : lo + batch_size])
+        # A bin has data when all its pixels have: only those measure the binned noise.
+        full = functional.avg_pool2d(finite[..., : side * k, : side * k].float(), k) == 1.0
+        b = _renormalise(functional.avg_pool2d(s[..., : side * k, : side * k], k) * k, full)
+        every = full.all(1, keepdim=True)
+        b = torch.cat([b, _renormalise(b.sum(1, keepdim=True), every)], 1).clamp(-clip, clip)
         n, nb = b.shape[:2]
         pieces = torch.sparse.mm(lines, b.flatten(2).reshape(n * nb, -1).T).T
         pieces = pieces.reshape(n, nb, -1, n_segments).sort(-1).values[..., 1]
@@ -282,7 +286,8 @@ def _summed(x):
     """Band-summed images in noise units (unit border noise), (n, ny, nx), and whether
     every band of each pixel is finite."""
     s, finite = _unit_noise(x)
-    return _renormalise(s.sum(1, keepdim=True))[:, 0], finite.all(1)
+    every = finite.all(1)
+    return _renormalise(s.sum(1, keepdim=True), every[:, None])[:, 0], every
 
 
 def _object_centres(total, pixel_scale):
@@ -310,7 +315,8 @@ def _object_centres(total, pixel_scale):
 
 def _radial_median(total, centres, radii_px, n_angles=128):
     """Azimuthal median of ``total`` on circles of ``radii_px`` around ``centres``, only
-    the samples inside the frame counted: (n, radii), NaN where a circle is all outside."""
+    the samples inside the frame and off NaN pixels counted: (n, radii), NaN where a
+    circle has none."""
     ny, nx = total.shape[-2:]
     polar = _polar(total, centres, radii_px, n_angles)
     ang = torch.arange(n_angles, dtype=torch.float32) * (2 * math.pi / n_angles)
@@ -366,7 +372,10 @@ def ghost_scores(images, *, bands, pixel_scale, batch_size=256):
         total, ok = _summed(x[lo : lo + batch_size])
         m = len(total)
         centres = _object_centres(total, pixel_scale)
-        profile = torch.nan_to_num(_radial_median(total, centres, radii))
+        # The round profile from the pixels with data only (no data: no light, not sky).
+        profile = torch.nan_to_num(
+            _radial_median(torch.where(ok, total, torch.nan), centres, radii)
+        )
         r = torch.hypot(yy[None] - centres[:, 0, None, None], xx[None] - centres[:, 1, None, None])
         i0 = r.floor().long().clamp(max=len(radii) - 2)
         f = r - i0
@@ -393,7 +402,7 @@ def ring_scores(images, *, bands, pixel_scale, batch_size=256):
     Parameters
     ----------
     images : array_like of shape (n, bands, ny, nx)
-        Calibrated cutouts; NaN pixels count as sky.
+        Calibrated cutouts; NaN pixels (no data) are left out of the profile.
     bands : sequence of str
     pixel_scale : float
         Arcsec per pixel; circles of 0-4.5" every 0.25".
@@ -424,10 +433,15 @@ def ring_scores(images, *, bands, pixel_scale, batch_size=256):
     radii = np.arange(inner, outer + step / 2, step) / pixel_scale
     out = []
     for lo in range(0, len(x), batch_size):
-        total, _ = _summed(x[lo : lo + batch_size])
-        smooth = _renormalise(_gaussian_blur(total[:, None], torch.ones(len(total), 1)))[:, 0]
+        total, ok = _summed(x[lo : lo + batch_size])
+        m = len(total)
+        # Smoothed pixels that a pixel without data reaches are left out of the profile.
+        reach = _gaussian_blur((~ok)[:, None].float(), torch.ones(m, 1))[:, 0] > 1e-3
+        smooth = _gaussian_blur(total[:, None], torch.ones(m, 1))
+        smooth = _renormalise(smooth, ~reach[:, None])[:, 0]
         centres = _object_centres(smooth, pixel_scale)
-        profile = torch.nan_to_num(_radial_median(smooth, centres, radii), nan=-math.inf)
+        measured = torch.where(reach, torch.nan, smooth)
+        profile = torch.nan_to_num(_radial_median(measured, centres, radii), nan=-math.inf)
         lowest = torch.cummin(profile, 1).values
         rise = torch.nan_to_num(profile - lowest, nan=0.0, posinf=0.0, neginf=0.0)
         out.append(rise.amax(1))

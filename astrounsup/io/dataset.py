@@ -333,6 +333,31 @@ class CutoutDataset(torch.utils.data.Dataset):
         self._constant["flag"][rows] = (flat.amax(-1) == flat.amin(-1)).any(1).numpy()
         self._constant["known"][rows] = True
 
+    def pixels(self, rows):
+        """The stored fluxes of cutouts ``rows``, not normalised, with NaN where a pixel has
+        no data (NaN/inf, or flagged in the store's ``/masks``): what a picture shows.
+
+        Parameters
+        ----------
+        rows : sequence of int
+            Rows of :attr:`table`.
+
+        Returns
+        -------
+        numpy.ndarray of shape (len(rows), bands, ny, nx), float32
+
+        Examples
+        --------
+        >>> images = np.ones((2, 1, 8, 8), dtype=np.float32)
+        >>> images[1, 0, 0, 0] = np.nan
+        >>> ds = CutoutDataset(images, bands=["r"])
+        >>> bool(np.isnan(ds.pixels([1])[0, 0, 0, 0])), float(ds.pixels([0]).sum())
+        (True, 64.0)
+        """
+        raw = self.with_normalizer(None)
+        images, masks, _ = raw[[int(r) for r in rows]]
+        return np.where(masks.numpy(), np.float32(np.nan), images.numpy())
+
     def constant_flags(self):
         """Which cutouts have a band of one value everywhere (all zero, a blank or
         saturated plane, a band with no good pixel), ``(n,)`` bool: nothing in it can be

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from astrounsup._config import merge_config
-from astrounsup._estimators import check_choice, check_int
+from astrounsup._estimators import check_choice, check_int, check_number
 from astrounsup._provenance import provenance
 from astrounsup.catalog import grade_labels, result_catalog
 from astrounsup.catalog.table import id_positions
@@ -37,6 +37,7 @@ ANOMALY_DEFAULTS = {
     "context_neighbors": 50,
     "context_components": 16,
     "combine": "tail",
+    "gap_fraction": 0.02,
     "n_neighbors": 20,
     "gallery": 32,
     "seed": 0,
@@ -88,7 +89,9 @@ def score_anomalies(
         :func:`astrounsup.latent.context_model_scores`), ``combine`` (``"tail"``: the
         largest of the scores each scaled to its own top per cent, so a scorer adds its
         outliers and not its ordinary top; ``"max"``: the largest percentile rank;
-        ``"mean"``: see :func:`astrounsup.latent.rank_anomalies`), ``n_neighbors`` (LOF, k-NN),
+        ``"mean"``: see :func:`astrounsup.latent.rank_anomalies`), ``gap_fraction`` (in
+        [0, 1]: an object lacking data on more than this share of a band's pixels, a
+        coverage gap, is scored by the detectors only), ``n_neighbors`` (LOF, k-NN),
         ``gallery`` (cutouts in the figure, 0 for none), ``seed`` and ``device``.
     model : astrounsup.training.TrainedModel or path, optional
         The autoencoder or VAE whose reconstruction errors ``recon`` adds.
@@ -125,8 +128,11 @@ def score_anomalies(
         and ``score_sharp_<band>`` shown, not combined), ``anomaly_score`` (the
         combination), ``top_scorer`` (the scorer that put the object highest), with
         ``grades`` also ``anomaly_grade``, and
-        ``anomaly_rank``; objects whose ``bad_pixel_flag`` is set (a band without good
-        pixels, or too many bad: see :func:`astrounsup.io.bad_pixel_flags`) or
+        ``anomaly_rank``, ``coverage_gap`` (more than ``gap_fraction`` of a band without
+        data: scored by the pixel detectors only, the latent and model scorers NaN, as
+        those saw the gap filled with flat sky; with no detector such an object has no
+        score and ranks after the scored ones); objects whose ``bad_pixel_flag`` is set
+        (a band without good pixels, or too many bad: see :func:`astrounsup.io.bad_pixel_flags`) or
         ``constant`` (a band of one value everywhere, as embedding notes it) are scored
         by none (NaN) and ranked after all others; figure ``anomalies`` (the top of the
         list) when ``data`` is given; summary ``scorers``, ``order`` (rows of ``table``,
@@ -144,6 +150,7 @@ def score_anomalies(
     check_int("anomalies", "gallery", cfg["gallery"], 0)
     check_int("anomalies", "context_neighbors", cfg["context_neighbors"], 1)
     check_int("anomalies", "context_components", cfg["context_components"], 0)
+    check_number("anomalies", "gap_fraction", cfg["gap_fraction"], 0.0, 1.0)
     inputs = dict(inputs or {})
     methods = [m for m in cfg["methods"] if m != "none"]
     unknown = [m for m in methods if m not in SCORERS]
@@ -179,6 +186,10 @@ def score_anomalies(
     for m in methods:
         est = AnomalyScorer(m, n_neighbors=cfg["n_neighbors"], random_state=cfg["seed"])
         scores[m] = est.fit_score(np.asarray(latents)[good])
+    # Cutouts cut by a coverage gap (a survey edge, a chip gap): the latents (and a model's
+    # reconstruction) saw the gap filled with flat sky, an oddity of the data, not of the
+    # sky; only the pixel detectors, which leave pixels without data out, score them.
+    gap = coverage_gaps(table, cfg["gap_fraction"])
     if detectors:
         measured = _detect(data, detectors, cutout_rows, len(table), inputs, progress)
         scores |= {k: v[good] for k, v in measured.items() if k in detectors}
@@ -205,6 +216,9 @@ def score_anomalies(
     if not scores:
         msg = "no scorer: give methods, detectors and/or recon"
         raise ValueError(msg)
+    for k in scores:
+        if k not in detectors:  # a scorer of the latents or of the model
+            scores[k] = np.where(gap[good], np.nan, scores[k])
 
     def every_row(values):  # NaN for the flagged rows
         out = np.full((len(table), *np.shape(values)[1:]), np.nan)
@@ -230,6 +244,7 @@ def score_anomalies(
     columns["anomaly_score"] = combined
     columns["anomaly_rank"] = rank
     columns["top_scorer"] = _top_scorer(scores, good, cfg["combine"])
+    columns["coverage_gap"] = gap
     if graded is not None:
         columns["anomaly_grade"] = graded
     order = np.argsort(rank)
@@ -242,17 +257,27 @@ def score_anomalies(
         store=inputs.get("store"), context=inputs.get("context") if with_context else None,
         context_neighbors=cfg["context_neighbors"] if with_context else None,
         context_components=cfg["context_components"] if with_context else None,
-        n_flagged_unscored=len(table) - n_good,
+        n_flagged_unscored=len(table) - n_good, gap_fraction=cfg["gap_fraction"],
     )  # fmt: skip
     result = StepResult(
-        summary={"scorers": list(scores), "order": order, "n_flagged": len(table) - n_good}
-    )
+        summary={"scorers": list(scores), "order": order, "n_flagged": len(table) - n_good,
+                 "n_coverage_gaps": int(np.sum(gap & good))}
+    )  # fmt: skip
     result.tables["anomalies"] = result_catalog(table, columns, meta=meta)[order]
     if cfg["gallery"] and data is not None:
         top = order[: cfg["gallery"]]
         shown_rows = top if cutout_rows is None else cutout_rows[top]
         result.figures["anomalies"] = _gallery(data, table, top, shown_rows)
     return result
+
+
+def coverage_gaps(table, fraction):
+    """Which objects lack data on more than ``fraction`` of a band's pixels (the store's
+    ``bad_fraction``), ``(n,)`` bool; all False without that column."""
+    if "bad_fraction" not in table.colnames:
+        return np.zeros(len(table), dtype=bool)
+    bad = np.asarray(table["bad_fraction"], dtype=np.float64).reshape(len(table), -1)
+    return (bad > fraction).any(1) if bad.size else np.zeros(len(table), dtype=bool)
 
 
 def _check_detectors(detectors, data):
@@ -296,7 +321,7 @@ def _detect(data, detectors, cutout_rows, n, inputs, progress):
     with progress_bar(total=n, desc="detectors", unit="cutout", enabled=progress) as bar:
         for lo in range(0, n, size):
             chunk = rows[lo : lo + size]
-            images = dataset[[int(r) for r in chunk]][0].numpy()
+            images = dataset.pixels(chunk)  # pixels without data NaN: left out
             parts.append(detector_scores(
                 images, bands=bands, pixel_scale=float(dataset.pixel_scale),
                 psf_fwhm=None if psf is None else psf[chunk], detectors=detectors,
@@ -349,7 +374,7 @@ def _gallery(data, table, rows, data_rows):
     from astrounsup.io import as_dataset
 
     dataset = as_dataset(data)
-    images = dataset[[int(r) for r in data_rows]][0].numpy()
+    images = dataset.pixels(data_rows)  # the stored fluxes; no data shown as such
     ids = np.asarray(table["object_id"])[rows] if "object_id" in table.colnames else rows
     titles = [f"#{k + 1} {i}" for k, i in enumerate(ids)]
-    return gallery(images, dataset.bands, titles=titles)
+    return gallery(images, dataset.bands, titles=titles, pixel_scale=dataset.pixel_scale)

@@ -92,8 +92,9 @@ def make_survey(config, out, *, progress=True):
     )
     if montage:
         fig = kind_montage(
-            survey.images, survey.table["kind"], survey.bands, titles=survey.table["object_id"]
-        )
+            survey.images, survey.table["kind"], survey.bands, titles=survey.table["object_id"],
+            pixel_scale=survey.pixel_scale,
+        )  # fmt: skip
         paths["montage"] = save_figure(fig, Path(out) / "montage.png", dpi=100)
     if n_known:
         paths["known_lenses"] = write_known_lenses(

@@ -1,10 +1,17 @@
-"""Figures for a human eye: cutout montages and galleries, catalogue diagrams, latent maps."""
+"""Figures for a human eye: cutout pictures by one colour rule, montages and galleries,
+catalogue diagrams, latent maps."""
 
 from astrounsup._lazy import attach
 
 __getattr__, __dir__, __all__ = attach(
     __name__,
     {
+        "colour": [
+            "NO_DATA_RGB",
+            "band_views",
+            "composite_thumbnails",
+            "rgb_planes",
+        ],
         "diagrams": [
             "color_magnitude_figure",
             "distinct_colours",

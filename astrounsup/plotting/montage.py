@@ -3,53 +3,63 @@
 from __future__ import annotations
 
 import numpy as np
-from astropy.visualization import make_lupton_rgb
 from matplotlib.figure import Figure
 
 from astrounsup._atomic import atomic_path
+from astrounsup.plotting.colour import THUMBNAIL_Q, THUMBNAIL_STRETCH, composite_thumbnails
 
 __all__ = ["composite_rgb", "gallery", "kind_montage", "save_figure"]
 
-_PREFERRED = ("i", "r", "g")  # red, green, blue planes of the classic gri composite
 
-
-def _rgb_planes(bands):
-    """Indices of the bands shown as red, green and blue."""
-    bands = list(bands)
-    if all(b in bands for b in _PREFERRED):
-        return [bands.index(b) for b in _PREFERRED]
-    if len(bands) >= 3:
-        return [len(bands) - 1, len(bands) // 2, 0]
-    return None
-
-
-def composite_rgb(image, bands, *, stretch=0.08, Q=10.0):
-    """Asinh (Lupton et al. 2004) colour composite of one cutout.
+def composite_rgb(image, bands, *, pixel_scale=None, stretch=THUMBNAIL_STRETCH, Q=THUMBNAIL_Q):
+    """Colour picture of one cutout by the package's one colour rule
+    (:mod:`astrounsup.plotting.colour`: one noise scale for every band, asinh stretch).
 
     Parameters
     ----------
     image : numpy.ndarray of shape (bands, ny, nx)
-        Sky-subtracted fluxes; NaN pixels are shown black.
+        Fluxes in one unit for every band; NaN pixels (no data) are shown grey
+        (:data:`astrounsup.plotting.colour.NO_DATA_RGB`).
     bands : sequence of str
-        Band of each plane; ``i, r, g`` become red, green and blue when present, otherwise
-        the reddest, middle and bluest planes. Fewer than three bands give a grey image.
+        Band of each plane, blue first: ``i, r, g`` become red, green and blue when present,
+        otherwise the reddest, middle and bluest planes
+        (:func:`astrounsup.plotting.colour.rgb_planes`); one band gives a grey image.
+    pixel_scale : float, optional
+        Arcsec per pixel: a scale bar is drawn when given.
     stretch, Q : float, optional
-        Linear range and asinh softening of the stretch, in the image's flux unit.
+        Linear range of the asinh stretch in sky-noise sigmas, and its softening.
 
     Returns
     -------
     numpy.ndarray of shape (ny, nx, 3), uint8
+        First row at the top of the picture (``imshow`` with its default origin).
+
+    Examples
+    --------
+    >>> image = np.random.default_rng(0).normal(0.0, 1.0, (3, 32, 32))
+    >>> image[:, 14:18, 14:18] += np.array([5.0, 20.0, 80.0])[:, None, None]  # red
+    >>> r, g, b = composite_rgb(image, "gri")[16, 16].astype(int)
+    >>> bool(r > g > b)
+    True
     """
-    image = np.nan_to_num(np.asarray(image, dtype=np.float64), nan=0.0)
-    planes = _rgb_planes(bands)
-    r, g, b = (image.mean(axis=0),) * 3 if planes is None else (image[k] for k in planes)
-    # make_lupton_rgb divides by the summed intensity inside np.where, which evaluates the
-    # division also where that sum is 0 (and then discards it).
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return make_lupton_rgb(r, g, b, minimum=0.0, stretch=stretch, Q=Q)
+    image = np.asarray(image)
+    if image.ndim != 3:
+        msg = f"composite_rgb: image must be (bands, ny, nx); got shape {image.shape}"
+        raise ValueError(msg)
+    return _pictures(image[None], bands, pixel_scale, stretch, Q)[0]
 
 
-def kind_montage(images, kinds, bands, *, per_kind=6, stretch=0.08, Q=10.0, seed=0, titles=None):
+def _pictures(images, bands, pixel_scale, stretch, Q):
+    """Pictures of ``images`` by the one colour rule, with a scale bar when the pixel scale
+    is known."""
+    return composite_thumbnails(
+        images, bands=bands, pixel_scale=1.0 if pixel_scale is None else pixel_scale,
+        stretch=stretch, Q=Q, zoom=1, scale_bar=pixel_scale is not None,
+    )  # fmt: skip
+
+
+def kind_montage(images, kinds, bands, *, per_kind=6, pixel_scale=None, stretch=THUMBNAIL_STRETCH,
+                 Q=THUMBNAIL_Q, seed=0, titles=None):  # fmt: skip
     """A grid of example cutouts, one row per kind.
 
     Parameters
@@ -60,6 +70,8 @@ def kind_montage(images, kinds, bands, *, per_kind=6, stretch=0.08, Q=10.0, seed
     bands : sequence of str
     per_kind : int, optional
         Columns: examples shown per kind (fewer if a kind has fewer cutouts).
+    pixel_scale : float, optional
+        Arcsec per pixel: each cutout gets a scale bar when given.
     stretch, Q : float, optional
         See :func:`composite_rgb`.
     seed : int, optional
@@ -77,11 +89,16 @@ def kind_montage(images, kinds, bands, *, per_kind=6, stretch=0.08, Q=10.0, seed
         raise ValueError(msg)
     rng = np.random.default_rng(seed)
     rows = np.unique(kinds)
+    chosen_rows = {kind: rng.choice(np.nonzero(kinds == kind)[0],
+                                    size=min(per_kind, int(np.sum(kinds == kind))), replace=False)
+                   for kind in rows}  # fmt: skip
+    shown = np.concatenate([chosen_rows[k] for k in rows])
+    pictures = dict(zip(shown.tolist(), _pictures(np.asarray(images)[shown], bands, pixel_scale,
+                                                  stretch, Q), strict=True))  # fmt: skip
     fig = Figure(figsize=(1.6 * per_kind + 1.6, 1.6 * len(rows)), layout="constrained")
     axes = fig.subplots(len(rows), per_kind, squeeze=False)
     for r, kind in enumerate(rows):
-        idx = np.nonzero(kinds == kind)[0]
-        chosen = rng.choice(idx, size=min(per_kind, idx.size), replace=False)
+        chosen = chosen_rows[kind]
         for c in range(per_kind):
             ax = axes[r, c]
             ax.set_xticks([])
@@ -90,7 +107,7 @@ def kind_montage(images, kinds, bands, *, per_kind=6, stretch=0.08, Q=10.0, seed
                 ax.set_axis_off()
                 continue
             i = chosen[c]
-            ax.imshow(composite_rgb(images[i], bands, stretch=stretch, Q=Q), origin="lower")
+            ax.imshow(pictures[int(i)])
             if titles is not None:
                 ax.set_title(str(titles[i]), fontsize=6)
         axes[r, 0].set_ylabel(kind.replace("_", " "), fontsize=9)
@@ -107,7 +124,8 @@ def save_figure(fig, path, **kwargs):
     return path
 
 
-def gallery(images, bands, *, titles=None, ncols=8, stretch=0.08, Q=10.0):
+def gallery(images, bands, *, titles=None, ncols=8, pixel_scale=None, stretch=THUMBNAIL_STRETCH,
+            Q=THUMBNAIL_Q):  # fmt: skip
     """Cutouts in the order given (top candidates, anomalies, neighbours), ``ncols`` a row.
 
     Parameters
@@ -117,6 +135,8 @@ def gallery(images, bands, *, titles=None, ncols=8, stretch=0.08, Q=10.0):
     titles : sequence of str, optional
         A caption per cutout.
     ncols : int, optional
+    pixel_scale : float, optional
+        Arcsec per pixel: each cutout gets a scale bar when given.
     stretch, Q : float, optional
         See :func:`composite_rgb`.
 
@@ -128,6 +148,7 @@ def gallery(images, bands, *, titles=None, ncols=8, stretch=0.08, Q=10.0):
     if n == 0:
         msg = "gallery needs at least one image"
         raise ValueError(msg)
+    pictures = _pictures(np.asarray(images), bands, pixel_scale, stretch, Q)
     ncols = min(ncols, n)
     nrows = -(-n // ncols)
     fig = Figure(figsize=(1.6 * ncols, 1.75 * nrows), layout="constrained")
@@ -138,7 +159,7 @@ def gallery(images, bands, *, titles=None, ncols=8, stretch=0.08, Q=10.0):
         if k >= n:
             ax.set_axis_off()
             continue
-        ax.imshow(composite_rgb(images[k], bands, stretch=stretch, Q=Q), origin="lower")
+        ax.imshow(pictures[k])
         if titles is not None:
             ax.set_title(str(titles[k]), fontsize=6)
     return fig

@@ -15,7 +15,7 @@ from astrounsup.catalog import id_positions
 from astrounsup.catalog.grades import FORMULA_STARTS, GRADE_COLUMNS, GRADE_KINDS, run_id
 from astrounsup.io import as_dataset
 from astrounsup.latent import summarize_latents
-from astrounsup.plotting import distinct_colours
+from astrounsup.plotting import band_views, distinct_colours, rgb_planes
 from astrounsup.report.thumbnails import THUMBNAIL_Q, THUMBNAIL_STRETCH, composite_thumbnails
 
 __all__ = ["REPORT_DEFAULTS", "legacy_viewer_url", "write_report"]
@@ -164,8 +164,9 @@ def _flags(table, constant):
     return out
 
 
-def _card(i, ids, ra, dec, cluster, extra, *, kind, grade_kind):
-    """One gallery card: thumbnail, id, RA/Dec, cluster, scores, the sky-viewer link."""
+def _card(i, ids, ra, dec, cluster, extra, *, kind, grade_kind, files=None):
+    """One gallery card: thumbnail, id, RA/Dec, cluster, scores, the sky-viewer link; its
+    ``data-row`` names its pictures and ``data-file`` the files it was read from."""
     lines = [f"<b>{html.escape(ids[i])}</b>"]
     if ra is not None:
         lines.append(f"RA {float(ra[i]):.5f} Dec {float(dec[i]):+.5f}")
@@ -178,22 +179,48 @@ def _card(i, ids, ra, dec, cluster, extra, *, kind, grade_kind):
         link = f'<a href="{legacy_viewer_url(ra[i], dec[i])}" target="_blank">sky viewer</a>'
     return (
         f'<div class="card" tabindex="0" data-id="{html.escape(ids[i])}" data-kind="{kind}" '
-        f'data-grade-kind="{grade_kind}">'
-        f'<img src="thumbs/{i}.png" alt="{html.escape(ids[i])}" loading="lazy">'
+        f'data-grade-kind="{grade_kind}" data-row="{i}"'
+        + (f' data-file="{html.escape(str(files[i]))}"' if files is not None else "")
+        + f'><img src="thumbs/{i}.png" alt="{html.escape(ids[i])}" loading="lazy" '
+        f'title="click to enlarge (or V)">'
         + "<br>".join(lines)
         + f'<br>{link} <span class="grade"></span></div>'
     )
 
 
 def _gallery(title, rows, note, *, kind, ids, ra, dec, cluster, extra, anchor,
-             grade_kind="lens"):  # fmt: skip
-    cards = "\n".join(_card(i, ids, ra, dec, cluster, extra, kind=kind, grade_kind=grade_kind)
-                      for i in rows)  # fmt: skip
+             grade_kind="lens", files=None, shown=None):  # fmt: skip
+    """A titled section of cards; the rows are added to ``shown`` (whose cards need their
+    per-band pictures)."""
+    if shown is not None:
+        shown.update(int(i) for i in rows)
+    cards = "\n".join(_card(i, ids, ra, dec, cluster, extra, kind=kind, grade_kind=grade_kind,
+                            files=files) for i in rows)  # fmt: skip
     return (
         f'<section id="{anchor}"><h2>{html.escape(title)}</h2>'
         f'<p class="note">{note}</p><div class="gallery" data-gallery="{anchor}" '
         f'data-count="{len(rows)}">{cards}</div></section>'
     )
+
+
+def _write_band_views(folder, data, rows, *, zoom=3, gap=4):
+    """``folder/<row>.png`` for each of ``rows``: its bands side by side, each alone in the
+    colour rule's units and stretch (:func:`astrounsup.plotting.band_views`)."""
+    from PIL import Image
+
+    folder.mkdir()
+    scale = data.pixel_scale
+    for start in range(0, len(rows), 128):
+        batch = rows[start : start + 128]
+        views = band_views(data.pixels(batch), bands=data.bands, zoom=zoom,
+                           pixel_scale=1.0 if scale is None else scale,
+                           scale_bar=scale is not None)  # fmt: skip
+        n, nb, h, w, _ = views.shape
+        strip = np.full((n, h, nb * w + (nb - 1) * gap, 3), 255, np.uint8)
+        for b in range(nb):
+            strip[:, :, b * (w + gap) : b * (w + gap) + w] = views[:, b]
+        for i, im in zip(batch, strip, strict=True):
+            Image.fromarray(im).save(folder / f"{i}.png")
 
 
 def _map(xy, ids, thumbs, columns, default):
@@ -304,11 +331,9 @@ def write_report(out, store, latents, clusters, anomalies=None, *, summary=None,
     out = Path(out)
     with atomic_directory(out) as tmp:
         (tmp / "thumbs").mkdir()
-        raw = data.with_normalizer(None)
         for start in range(0, n, 256):
             rows = list(range(start, min(n, start + 256)))
-            images, masks, _ = raw[rows]
-            images = np.where(masks.numpy(), np.nan, images.numpy())  # masked: black
+            images = data.pixels(rows)  # no data: NaN, drawn grey
             rgb = composite_thumbnails(images, bands=data.bands, pixel_scale=data.pixel_scale)
             for i, im in zip(rows, rgb, strict=True):
                 Image.fromarray(im).save(tmp / "thumbs" / f"{i}.png")
@@ -367,12 +392,19 @@ def write_report(out, store, latents, clusters, anomalies=None, *, summary=None,
             card_cols["known"] = np.where(np.asarray(cl["labeled"], dtype=bool),
                                           "its label ranked the others", None)  # fmt: skip
         flags = _flags(table, data.constant_flags())  # the thumbnails read every cutout
+        if "coverage_gap" in an:  # the latents saw the gap filled: not their call
+            for i in np.flatnonzero(np.asarray(an["coverage_gap"], dtype=bool)):
+                if flags[i] is not None and not flags[i].endswith("ranked last"):
+                    flags[i] += ": a coverage gap, scored by the pixel detectors only"
         if any(f is not None for f in flags):
             card_cols["flag"] = flags
         if "top_scorer" in an:  # the scorer that put the object highest
             card_cols["found by"] = np.where(np.asarray(an["top_scorer"]) == "", None,
                                              an["top_scorer"])  # fmt: skip
-        common = {"ids": ids, "ra": ra, "dec": dec, "cluster": cluster, "extra": card_cols}
+        files = np.asarray(table["file"]).astype(str) if "file" in table.colnames else None
+        shown = set()  # the cards' rows: each gets its per-band pictures
+        common = {"ids": ids, "ra": ra, "dec": dec, "cluster": cluster, "extra": card_cols,
+                  "files": files, "shown": shown}  # fmt: skip
         named = None
         if "lens_cluster_fraction" in cl and clusters.meta.get("regime") == "labeled":
             threshold = float(clusters.meta.get("threshold", 0.5))
@@ -427,10 +459,14 @@ def write_report(out, store, latents, clusters, anomalies=None, *, summary=None,
         facts = dict(summary or {})
         facts.setdefault("objects", n)
         facts.setdefault("bands", ", ".join(data.bands))
+        _write_band_views(tmp / "bands", data, sorted(shown))
+        planes = [data.bands[p] for p in (rgb_planes(data.bands) or (0,)) if p is not None]
         facts["thumbnails"] = (
-            f"asinh composite (Lupton et al. 2004) of the bands {', '.join(data.bands[-3:])} "
-            f"as blue, green, red, each in units of the cutout's own sky noise; stretch "
-            f"{THUMBNAIL_STRETCH:g} sigma, Q {THUMBNAIL_Q:g}; bar in arcsec"
+            f"asinh composite (Lupton et al. 2004) of {', '.join(planes)} as red, "
+            f"{'green, blue' if len(planes) == 3 else 'blue' if len(planes) == 2 else 'grey'}"
+            f", every band in one unit, the cutout's sky noise (colours keep the flux ratios); "
+            f"stretch {THUMBNAIL_STRETCH:g} sigma, Q {THUMBNAIL_Q:g}; bar in arcsec; grey: no "
+            "data. Click a card's picture (or press V) to enlarge it with each band alone"
         )
         rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{_fmt(v, 4)}</td></tr>"
                        for k, v in facts.items())  # fmt: skip
@@ -463,6 +499,10 @@ def write_report(out, store, latents, clusters, anomalies=None, *, summary=None,
 {div}
 {"".join(sections)}
 <h2>Catalogs and figures</h2><ul class="links">{link_items}</ul>
+<div id="zoom" hidden><div class="zoom-box"><img id="zoom-rgb" alt="">
+<img id="zoom-bands" alt=""><div id="zoom-text"></div>
+<p class="note">Each band alone in the same stretch. Esc or a click closes; grading keys
+still grade the card.</p></div></div>
 <script id="report-data" type="application/json">{json.dumps(report_data)}</script>
 <script>
 {_asset("vetting.js")}</script>

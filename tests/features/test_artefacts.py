@@ -235,3 +235,19 @@ def test_real_hsc_stamps_give_finite_rotation_invariant_scores():
                              pixel_scale=0.168)  # fmt: skip
     for name in ("sharp", "ring"):
         np.testing.assert_allclose(turned[name], out[name], rtol=0.2, atol=2.0)
+
+
+def test_a_stamp_cut_at_the_survey_edge_scores_as_it_would_whole():
+    # NaN bands of 4-28 px along each side (no data): left out, not read as sky, light
+    # or a line; before, the cut's edge scored as a trail (20 sigma) and a ghost.
+    images = noise_images(8, seed=21) + galaxy()[None, None]
+    cut = images.copy()
+    widths = [4, 8, 12, 16, 20, 24, 28, 28]
+    for i, (side, w) in enumerate(zip([0, 1, 2, 3] * 2, widths, strict=True)):
+        rows = slice(None) if side < 2 else (slice(None, w) if side == 2 else slice(-w, None))
+        cols = slice(None) if side >= 2 else (slice(None, w) if side == 0 else slice(-w, None))
+        cut[i, :, rows, cols] = np.nan
+    whole = detector_scores(images, bands=BANDS, pixel_scale=SCALE)
+    parted = detector_scores(cut, bands=BANDS, pixel_scale=SCALE)
+    for name in DETECTORS:
+        assert parted[name].max() <= whole[name].max() + 1.0, name

@@ -198,6 +198,43 @@ class TestScoreAnomalies:
         assert cat["score_trail_r"][trail] > cat["score_trail_g"][trail]
         assert cat.meta["detectors"] == "trail,sharp,ghost,ring"
 
+    def test_coverage_gaps_are_scored_by_the_detectors_alone(self, tmp_path):
+        from astrounsup.io import write_store
+
+        survey = simulate_lens_survey(60, seed=3, anomaly_fraction=0.0, progress=False)
+        images = survey.images.copy()
+        yy, xx = np.mgrid[: images.shape[-2], : images.shape[-1]]
+        sigma = np.nanstd(images[:, :, :4, :4], axis=(2, 3))
+        images[7, 1] += 10 * sigma[7, 1] * np.exp(-0.5 * ((xx - 0.4 * yy - 20) / 1.2) ** 2)
+        cut = [3, 11, 30, 41]  # stamps at the survey's edge: NaN along a side (5-40%)
+        for i, width in zip(cut, (4, 10, 18, 25), strict=True):
+            images[i, :, :, :width] = np.nan
+        store = tmp_path / "edge.h5"
+        write_store(store, images, survey.table, bands=survey.bands,
+                    pixel_scale=survey.pixel_scale)  # fmt: skip
+        data = as_dataset(store)
+        table = data.table
+        # Latents in which the cut stamps stand out (they saw the gap filled with sky).
+        z = np.random.default_rng(0).normal(size=(len(table), 4))
+        z[cut] += 30.0
+        result = score_anomalies(z, table, {"methods": ["lof"], "gallery": 0}, data=data)
+        cat = result.tables["anomalies"]
+        row = {i: k for k, i in enumerate(cat["object_id"])}
+        at = [row[table["object_id"][i]] for i in cut]
+        assert cat["coverage_gap"][at].all()
+        assert cat["coverage_gap"].sum() == len(cut)
+        assert result.summary["n_coverage_gaps"] == len(cut)
+        assert np.isnan(cat["score_lof"][at]).all()
+        assert cat["anomaly_rank"][row[table["object_id"][7]]] == 1  # the trail first
+        assert min(cat["anomaly_rank"][at]) > 5
+        # The detectors leave the missing pixels out: the cut stamps score as ordinary ones.
+        trail = np.arange(len(cat)) == row[table["object_id"][7]]
+        others = ~np.asarray(cat["coverage_gap"]) & ~trail
+        for name in ("trail", "sharp", "ghost", "ring"):
+            assert cat[f"score_{name}"][at].max() <= np.max(cat[f"score_{name}"][others]) + 1.0
+        with pytest.raises(ValueError, match="gap_fraction must be"):
+            score_anomalies(z, table, {"gap_fraction": 2.0, "detectors": []})
+
     def test_with_the_reconstruction_of_a_trained_model(self, small_survey):
         images = small_survey.images[:40]
         config = {"recipe": "vae", "steps": 2,

@@ -2,27 +2,50 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from astrounsup.plotting import color_magnitude_figure, composite_rgb, kind_montage, save_figure
+from astrounsup.plotting import (
+    NO_DATA_RGB,
+    color_magnitude_figure,
+    composite_rgb,
+    composite_thumbnails,
+    gallery,
+    kind_montage,
+    save_figure,
+)
 
 
 class TestCompositeRGB:
-    def test_gri_mapping_and_nan(self):
-        img = np.zeros((3, 8, 8))
-        img[2, 2, 2] = 5.0  # i band only -> red
-        img[0, 5, 5] = np.nan
+    def test_gri_mapping_orientation_and_no_data(self):
+        img = np.random.default_rng(0).normal(0.0, 1.0, (3, 16, 16))
+        img[2, 2, 2] = 50.0  # i band only -> red
+        img[:, 12, 5] = np.nan
         rgb = composite_rgb(img, ("g", "r", "i"))
-        assert rgb.shape == (8, 8, 3)
+        assert rgb.shape == (16, 16, 3)
         assert rgb.dtype == np.uint8
-        assert rgb[2, 2, 0] > 0
-        assert rgb[2, 2, 1] == 0
-        assert rgb[2, 2, 2] == 0
-        assert (rgb[5, 5] == 0).all()
+        # A picture: the stored first row (FITS, bottom) is its last.
+        r, g, b = rgb[16 - 1 - 2, 2].astype(int)
+        assert r > 100
+        assert r > 3 * max(g, b)
+        assert tuple(rgb[16 - 1 - 12, 5]) == NO_DATA_RGB  # no data: grey, not sky
 
     def test_single_band_is_grey(self):
-        img = np.zeros((1, 8, 8))
-        img[0, 3, 3] = 1.0
+        img = np.random.default_rng(1).normal(0.0, 1.0, (1, 8, 8))
+        img[0, 3, 3] = 30.0
         rgb = composite_rgb(img, ("r",))
-        assert rgb[3, 3, 0] == rgb[3, 3, 1] == rgb[3, 3, 2] > 0
+        assert rgb[4, 3, 0] == rgb[4, 3, 1] == rgb[4, 3, 2] > 0
+
+    def test_the_same_picture_as_the_report(self):
+        images = np.random.default_rng(2).normal(0.0, 1.0, (2, 3, 16, 16))
+        report = composite_thumbnails(images, bands="gri", pixel_scale=0.2, zoom=1,
+                                      scale_bar=False)  # fmt: skip
+        np.testing.assert_array_equal(composite_rgb(images[1], "gri"), report[1])
+        barred = composite_rgb(images[1], "gri", pixel_scale=0.2)
+        assert (barred != report[1]).any()  # a scale bar when the pixel scale is known
+
+    def test_gallery_draws_the_pictures_with_their_scale_bar(self):
+        images = np.random.default_rng(3).normal(0.0, 1.0, (2, 3, 16, 16))
+        fig = gallery(images, "gri", pixel_scale=0.2)
+        shown = fig.axes[0].get_images()[0].get_array()
+        np.testing.assert_array_equal(shown, composite_rgb(images[0], "gri", pixel_scale=0.2))
 
 
 class TestKindMontage:

@@ -20,6 +20,7 @@ def run(small_survey, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("report")
     s = small_survey
     table = s.table[:N]
+    table["file"] = [f"cutouts/{i}.fits" for i in table["object_id"]]  # as ingest writes
     store = tmp / "cutouts.h5"
     write_store(store, s.images[:N], table, bands=s.bands, pixel_scale=s.pixel_scale)
     rng = np.random.default_rng(0)
@@ -119,7 +120,7 @@ _SHADOW_IMAGES = """
 const found = [];
 function look(root) {
   for (const el of root.querySelectorAll('*')) {
-    if (el.tagName === 'IMG' && el.closest && el.getAttribute('src').startsWith('thumbs/')
+    if (el.tagName === 'IMG' && el.closest && (el.getAttribute('src') || '').startsWith('thumbs/')
         && el.offsetParent !== null && !el.closest('.card')) found.push(el.getAttribute('src'));
     if (el.shadowRoot) look(el.shadowRoot);
   }
@@ -330,3 +331,39 @@ def test_probabilities_near_one_keep_their_digits_and_ranks_say_of_how_many(run)
     text = run["page"].read_text()
     assert f"lens rank 1 of {N}" in text
     assert f"anomaly rank 1 of {N}" in text
+
+
+def test_a_card_enlarges_with_each_band_and_its_file(browser, run):
+    from selenium.webdriver.common.keys import Keys
+
+    card = browser.find_element("css selector", "[data-gallery=anomalies] .card")
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", card)
+    card.find_element("css selector", "img").click()
+    zoom = browser.find_element("id", "zoom")
+    assert zoom.is_displayed()
+    row = card.get_attribute("data-row")
+    state = (
+        "const b = document.getElementById('zoom-bands');"
+        "const c = document.getElementById('zoom-rgb');"
+        "return [b.complete && b.naturalWidth, c.complete && c.naturalWidth,"
+        " b.getAttribute('src'), c.getBoundingClientRect().width];"
+    )
+    loaded = browser.execute_script(state)
+    deadline = time.time() + 5
+    while time.time() < deadline and not loaded[0]:
+        time.sleep(0.1)
+        loaded = browser.execute_script(state)
+    # Three bands of 64 px at zoom 3, 4 px apart; the picture enlarged to 384 px.
+    assert loaded[0] == 3 * 192 + 2 * 4
+    assert loaded[2] == f"bands/{row}.png"
+    assert loaded[3] == 384
+    text = browser.find_element("id", "zoom-text").text
+    card_id = card.get_attribute("data-id")
+    assert text == f"{card_id} \u00b7 file: cutouts/{card_id}.fits"
+    # The card keeps the focus: Esc closes; V opens and closes again.
+    card.send_keys(Keys.ESCAPE)
+    assert not zoom.is_displayed()
+    card.send_keys("v")
+    assert zoom.is_displayed()
+    card.send_keys("v")
+    assert not zoom.is_displayed()

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from astrounsup.plotting import NO_DATA_RGB, band_views
 from astrounsup.report import composite_thumbnails, scale_bar_arcsec
 
 
@@ -23,11 +24,41 @@ def test_the_stretch_is_in_noise_units_so_units_and_depth_do_not_matter():
     assert r > g > b
 
 
-def test_the_three_reddest_bands_and_fewer_bands():
+def test_one_noise_scale_for_every_band_so_a_red_source_stays_red():
+    # The bands' noise differs (a deep g, a shallow i), the fluxes are those of a red
+    # source: one scale for every band keeps it red; each band in its own noise units
+    # made it look blue-green.
     images = scene()
-    five = np.concatenate([images[:, :1] * 0, images[:, :1] * 0, images], axis=1)
+    noise = np.array([0.25, 1.0, 8.0])[None, :, None, None]
+    rng = np.random.default_rng(1)
+    images = rng.normal(0.0, 1.0, images.shape) * noise
+    images[:, :, 14:18, 14:18] += np.array([5.0, 20.0, 80.0])[None, :, None, None]
+    r, g, b = composite_thumbnails(images, bands="gri", pixel_scale=0.2,
+                                   scale_bar=False)[0, 32, 32].astype(int)  # fmt: skip
+    assert r > g > b
+
+
+def test_band_views_share_the_stretch_and_are_labelled():
+    images = scene()
+    views = band_views(images, bands="gri", pixel_scale=0.2, scale_bar=False)
+    assert views.shape == (3, 3, 64, 64, 3)
+    centre = views[0, :, 32, 32, 0].astype(int)
+    assert centre[0] < centre[1] < centre[2]  # g < r < i for the red source
+    bare = band_views(images, bands="gri", pixel_scale=0.2, scale_bar=False, zoom=2)
+    assert (bare[0, 0, :12, :12] > 200).any()  # the band's name, white, top left
+
+
+def test_i_r_g_when_present_and_fewer_bands():
+    images = scene()
+    # u and z (here a copy of g and 5 x i) are not shown when g, r and i are there.
+    five = np.concatenate([images[:, :1], images, 5 * images[:, 2:]], axis=1)
     np.testing.assert_array_equal(
         composite_thumbnails(five, bands="ugriz", pixel_scale=0.2, scale_bar=False),
+        composite_thumbnails(images, bands="gri", pixel_scale=0.2, scale_bar=False),
+    )
+    # Without all of g, r, i: the reddest, middle and bluest.
+    np.testing.assert_array_equal(
+        composite_thumbnails(images, bands="JHK", pixel_scale=0.2, scale_bar=False),
         composite_thumbnails(images, bands="gri", pixel_scale=0.2, scale_bar=False),
     )
     grey = composite_thumbnails(images[:, 2:], bands="i", pixel_scale=0.2, scale_bar=False)
@@ -43,7 +74,8 @@ def test_a_flat_border_and_masked_pixels_still_give_a_picture():
     rgb = composite_thumbnails(images, bands="gri", pixel_scale=0.2, scale_bar=False)
     assert rgb[1].max() > 0
     assert rgb[1, 0, 0].max() == 0
-    assert (rgb[2, -8:, :] == 0).all()  # masked rows (the bottom of the picture) are black
+    # Masked rows (the bottom of the picture) are no data: grey, not sky.
+    assert (rgb[2, -8:, :] == NO_DATA_RGB).all()
 
 
 def test_the_scale_bar_is_a_round_length_drawn_white():

@@ -63,12 +63,30 @@
     cards[i].focus();
     cards[i].scrollIntoView({block: 'nearest'});
   }
+  // A card enlarged: its picture, each band alone, its id and the files it was read from.
+  const zoom = document.getElementById('zoom');
+  function openZoom(card) {
+    const row = card.dataset.row;
+    document.getElementById('zoom-rgb').src = 'thumbs/' + row + '.png';
+    document.getElementById('zoom-bands').src = 'bands/' + row + '.png';
+    const text = document.getElementById('zoom-text');
+    text.textContent = card.dataset.id + (card.dataset.file ? ' \u00b7 file: ' + card.dataset.file : '');
+    zoom.hidden = false;
+  }
+  function closeZoom() { zoom.hidden = true; }
+  zoom.addEventListener('click', closeZoom);
   document.addEventListener('keydown', function (e) {
+    if (e.key === 'Escape' && !zoom.hidden) { closeZoom(); e.preventDefault(); return; }
     const card = document.activeElement && document.activeElement.closest
       ? document.activeElement.closest('.card') : null;
     if (!card) return;
     if (e.ctrlKey || e.metaKey || e.altKey) return;
     const k = e.key.toLowerCase();
+    if (k === 'v') {
+      if (zoom.hidden) { openZoom(card); } else { closeZoom(); }
+      e.preventDefault();
+      return;
+    }
     const step = {j: 1, arrowright: 1, arrowdown: 1, k: -1, arrowleft: -1, arrowup: -1}[k];
     if (step) { move(card, step); e.preventDefault(); return; }
     if (k === 'x') { delete grades[keyOf(card)]; save(); return; }
@@ -81,7 +99,11 @@
     e.preventDefault();
   });
   for (const c of cards) {
-    c.addEventListener('click', e => { if (e.target.tagName !== 'A') c.focus(); });
+    c.addEventListener('click', e => {
+      if (e.target.tagName === 'A') return;
+      c.focus();
+      if (e.target.tagName === 'IMG') openZoom(c);
+    });
   }
   paint();
 })();
