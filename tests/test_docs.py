@@ -190,3 +190,39 @@ def test_every_tutorial_downloads_as_a_notebook_linked_from_the_index(site):
         nbformat.validate(notebook)
         if page.stem != "cluster":  # shown, not run: its commands are shell lines
             assert any(c.cell_type == "code" for c in notebook.cells), page.stem
+
+
+#: What runs out of its box on a page: headings, sidebar and breadcrumb entries.
+_CLIPPED = """
+const out = [];
+const shown = 'h1, h2, h3, .bd-sidebar-primary a, .bd-sidebar-secondary a, .bd-breadcrumbs li';
+for (const el of document.querySelectorAll(shown)) {
+  const r = el.getBoundingClientRect();
+  if (r.width === 0) continue;
+  const box = el.closest('.bd-sidebar-primary, .bd-sidebar-secondary, article, .bd-breadcrumbs')
+    || document.body;
+  if (el.scrollWidth > el.clientWidth + 1 || r.right > box.getBoundingClientRect().right + 1)
+    out.push(el.tagName + ' ' + el.textContent.trim().slice(0, 60));
+}
+return out;
+"""
+
+
+@pytest.mark.parametrize("width", [1100, 960])
+def test_no_api_heading_or_navigation_entry_is_clipped(site, width):
+    # In a real browser: a long module name in code (astrounsup.transforms.functional) ran
+    # out of the sidebar, clipped.
+    from tests.report.test_page import _chromium
+
+    driver = _chromium()
+    try:
+        driver.set_window_size(width, 900)
+        clipped = {}
+        for page in sorted((site / "api").glob("*.html")):
+            driver.get(page.as_uri())
+            found = driver.execute_script(_CLIPPED)
+            if found:
+                clipped[page.name] = found[:3]
+        assert not clipped, clipped
+    finally:
+        driver.quit()

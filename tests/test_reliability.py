@@ -283,6 +283,34 @@ def test_constant_cutouts_are_flagged_ranked_last_and_shown_so(workspace, small_
     assert "flag bad pixels (25% of a band)" in page.read_text()
 
 
+def test_stamps_cut_at_the_survey_edge_are_scored_by_the_detectors_only(
+    workspace, small_survey, capsys
+):
+    from astropy.table import QTable
+
+    from astrounsup.cli import main
+    from astrounsup.pipeline import embed_latents
+
+    s = small_survey
+    images = s.images.copy()
+    images[[2, 9, 17], :, :, :20] = np.nan  # 31% of each band: a survey edge
+    store = write_store(workspace / "edge.h5", images, s.table, bands=s.bands,
+                        pixel_scale=s.pixel_scale)  # fmt: skip
+    lat = workspace / "edge-latents.h5"
+    embed_latents(workspace / "run" / "last.pt", store, out=lat, progress=False)
+    out = workspace / "edge-anomalies"
+    assert main(["anomalies", str(lat), "--data", str(store), "--out", str(out),
+                 "--gallery", "0"]) == 0  # fmt: skip
+    said = capsys.readouterr().out
+    assert "3 with a coverage gap (more than 0.02 of a band without data): scored by the " \
+           "detectors only" in said  # fmt: skip
+    cat = QTable.read(out / "anomalies.ecsv")
+    cut = np.isin(cat["object_id"], s.table["object_id"][[2, 9, 17]])
+    assert np.asarray(cat["coverage_gap"])[cut].all()
+    assert np.isnan(np.asarray(cat["score_lof"])[cut]).all()
+    assert np.isfinite(np.asarray(cat["score_trail"])[cut]).all()
+
+
 # Runs a command once cleanly, then for each kill point k: kills it (SIGKILL, at the k-th
 # commit: a file moved into place or an HDF5 flush) and runs it again; each in a forked
 # child, so the probe pays for one start. Prints one JSON line per run.
@@ -717,6 +745,9 @@ PROBES = [
      "--out", str(t / "out"), "--quiet"], 2,
      r"pickled\.pt: holds pickled Python objects, which no astrounsup checkpoint has; "
      r"refused unread"),
+    ("36.20", "anomalies --gap-fraction 2", lambda r, t: [
+     "anomalies", str(r / "latents.h5"), "--gap-fraction", "2", "--out", str(t / "out")], 2,
+     r"anomalies: gap_fraction must be a finite number in \[0\.0, 1\.0\]; got 2\.0"),
     ("36.13", "SimCLR on 32-px stamps", _simclr_on(32), 0, None),
     ("36.13", "SimCLR on 20-px stamps", _simclr_on(20), 2,
      r"model 'simclr': its views of 20-px cutouts are 14 px .* give larger cutouts, fewer "

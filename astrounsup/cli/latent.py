@@ -333,6 +333,12 @@ def _anomaly_arguments(p):
         "largest percentile rank) or mean (the mean percentile rank)",
     )  # fmt: skip
     p.add_argument(
+        "--gap-fraction", type=float, default=D["gap_fraction"],
+        help="an object lacking data on more than this share of a band's pixels (a coverage "
+        "gap: a survey or chip edge) is scored by the detectors only, not by the latents "
+        "that saw the gap filled",
+    )  # fmt: skip
+    p.add_argument(
         "--n-neighbors", type=int, default=D["n_neighbors"], help="neighbours of LOF and k-NN"
     )
     p.add_argument(
@@ -363,8 +369,8 @@ def _anomalies(args):
         "recon": args.recon,
         "context_neighbors": args.context_neighbors,
         "context_components": args.context_components, "combine": args.combine,
-        "n_neighbors": args.n_neighbors, "gallery": args.gallery, "seed": args.seed,
-        "device": args.device,
+        "gap_fraction": args.gap_fraction, "n_neighbors": args.n_neighbors,
+        "gallery": args.gallery, "seed": args.seed, "device": args.device,
     }  # fmt: skip
     inputs = {
         "latents": args.latents, "checkpoint": checkpoint, "store": store,
@@ -384,6 +390,11 @@ def _anomalies(args):
         print(
             f"  {result.summary['n_flagged']} flagged (bad_pixel_flag or constant): not "
             "scored, listed last"
+        )
+    if result.summary["n_coverage_gaps"]:
+        print(
+            f"  {result.summary['n_coverage_gaps']} with a coverage gap (more than "
+            f"{args.gap_fraction:g} of a band without data): scored by the detectors only"
         )
     print(f"  catalog {paths['anomalies']}")
     if "anomalies_figure" in paths:

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from astrounsup.noise import estimate_sky
-
 __all__ = [
     "NO_DATA_RGB",
     "THUMBNAIL_Q",
@@ -68,6 +66,8 @@ def _noise_units(images, bands):
     """Sky-subtracted cutouts divided by each cutout's one noise (the median over the bands
     the composite shows of each band's border noise); bands whose border has no spread take
     the band's median noise, then a robust spread of its pixels. Returns ``(z, no_data)``."""
+    from astrounsup.noise import estimate_sky  # torch: only when a picture is drawn
+
     x = np.asarray(images, dtype=np.float32)
     sky, noise = estimate_sky(x)
     sky = np.nan_to_num(np.asarray(sky, dtype=np.float64))
@@ -95,13 +95,23 @@ def _check(x, bands, pixel_scale, stretch, Q, zoom, owner):
             f"{x.shape} and bands {list(bands)}"
         )
         raise ValueError(msg)
-    for name, value in (("pixel_scale", pixel_scale), ("stretch", stretch), ("Q", Q)):
+    checked = (("stretch", stretch), ("Q", Q))
+    if _known(pixel_scale):
+        checked = (("pixel_scale", pixel_scale), *checked)
+    for name, value in checked:
         if isinstance(value, bool) or not np.isfinite(value) or value <= 0:
             msg = f"{owner}: {name} must be a positive number; got {value!r}"
             raise ValueError(msg)
     if isinstance(zoom, bool) or not isinstance(zoom, (int, np.integer)) or zoom < 1:
         msg = f"{owner}: zoom must be an integer >= 1; got {zoom!r}"
         raise ValueError(msg)
+
+
+def _known(pixel_scale):
+    """Whether a pixel scale is given: None or NaN (an array's) is unknown."""
+    return pixel_scale is not None and not (
+        isinstance(pixel_scale, float) and np.isnan(pixel_scale)
+    )
 
 
 def _pictures(red, green, blue, no_data, *, stretch, Q, zoom):
@@ -129,8 +139,8 @@ def composite_thumbnails(images, *, bands, pixel_scale, stretch=THUMBNAIL_STRETC
         Fluxes in one unit for every band (any unit); NaN/inf pixels have no data.
     bands : sequence of str
         The band names, blue first (e.g. ``("g", "r", "i")``): :func:`rgb_planes`.
-    pixel_scale : float
-        Arcsec per pixel, for the scale bar.
+    pixel_scale : float or None
+        Arcsec per pixel, for the scale bar; None or NaN (unknown): no bar.
     stretch, Q : float, optional
         The asinh stretch, in noise sigmas, and its softening.
     zoom : int, optional
@@ -147,7 +157,7 @@ def composite_thumbnails(images, *, bands, pixel_scale, stretch=THUMBNAIL_STRETC
     ------
     ValueError
         Images that are not (n, bands, ny, nx) with one name per band, or a non-positive
-        pixel scale, stretch, Q or zoom.
+        (or infinite) pixel scale, stretch, Q or zoom.
 
     Examples
     --------
@@ -170,7 +180,7 @@ def composite_thumbnails(images, *, bands, pixel_scale, stretch=THUMBNAIL_STRETC
         red, blue = z[:, planes[0]], z[:, planes[2]]
         green = (red + blue) / 2 if planes[1] is None else z[:, planes[1]]
     out = _pictures(red, green, blue, no_data, stretch=stretch, Q=Q, zoom=zoom)
-    if scale_bar:
+    if scale_bar and _known(pixel_scale):
         _draw_scale_bars(out, pixel_scale / zoom)
     return out
 
@@ -205,7 +215,7 @@ def band_views(images, *, bands, pixel_scale, stretch=THUMBNAIL_STRETCH, Q=THUMB
     n, nb = out.shape[:2]
     flat = out.reshape(n * nb, *out.shape[2:])
     _draw_labels(flat, [str(bands[b]) for _ in range(n) for b in range(nb)])
-    if scale_bar:
+    if scale_bar and _known(pixel_scale):
         _draw_scale_bars(flat, pixel_scale / zoom)
     return flat.reshape(out.shape)
 

@@ -19,13 +19,13 @@ def composite_rgb(image, bands, *, pixel_scale=None, stretch=THUMBNAIL_STRETCH, 
     ----------
     image : numpy.ndarray of shape (bands, ny, nx)
         Fluxes in one unit for every band; NaN pixels (no data) are shown grey
-        (:data:`astrounsup.plotting.colour.NO_DATA_RGB`).
+        (:data:`astrounsup.plotting.NO_DATA_RGB`).
     bands : sequence of str
         Band of each plane, blue first: ``i, r, g`` become red, green and blue when present,
         otherwise the reddest, middle and bluest planes
-        (:func:`astrounsup.plotting.colour.rgb_planes`); one band gives a grey image.
+        (:func:`astrounsup.plotting.rgb_planes`); one band gives a grey image.
     pixel_scale : float, optional
-        Arcsec per pixel: a scale bar is drawn when given.
+        Arcsec per pixel: a scale bar is drawn when given (None or NaN: none).
     stretch, Q : float, optional
         Linear range of the asinh stretch in sky-noise sigmas, and its softening.
 
@@ -53,9 +53,8 @@ def _pictures(images, bands, pixel_scale, stretch, Q):
     """Pictures of ``images`` by the one colour rule, with a scale bar when the pixel scale
     is known."""
     return composite_thumbnails(
-        images, bands=bands, pixel_scale=1.0 if pixel_scale is None else pixel_scale,
-        stretch=stretch, Q=Q, zoom=1, scale_bar=pixel_scale is not None,
-    )  # fmt: skip
+        images, bands=bands, pixel_scale=pixel_scale, stretch=stretch, Q=Q, zoom=1
+    )
 
 
 def kind_montage(images, kinds, bands, *, per_kind=6, pixel_scale=None, stretch=THUMBNAIL_STRETCH,

@@ -209,12 +209,10 @@ def _write_band_views(folder, data, rows, *, zoom=3, gap=4):
     from PIL import Image
 
     folder.mkdir()
-    scale = data.pixel_scale
     for start in range(0, len(rows), 128):
         batch = rows[start : start + 128]
         views = band_views(data.pixels(batch), bands=data.bands, zoom=zoom,
-                           pixel_scale=1.0 if scale is None else scale,
-                           scale_bar=scale is not None)  # fmt: skip
+                           pixel_scale=data.pixel_scale)  # fmt: skip
         n, nb, h, w, _ = views.shape
         strip = np.full((n, h, nb * w + (nb - 1) * gap, 3), 255, np.uint8)
         for b in range(nb):

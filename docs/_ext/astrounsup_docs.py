@@ -140,7 +140,14 @@ def module_page(qualname):
             # The submodule's docstring leads its names; its module target lets a
             # docstring refer to it (``:mod:`astrounsup.io.shards```).
             lines += _heading(_title(home), "-")
-            lines += [f".. automodule:: {home.__name__}", "   :no-members:", ""]
+            # A name re-exported from another package: that package's page indexes it.
+            inside = home.__name__.startswith(f"{qualname}.")
+            lines += [
+                f".. automodule:: {home.__name__}",
+                "   :no-members:",
+                *(() if inside else ("   :no-index:",)),
+                "",
+            ]
             lines += [f".. currentmodule:: {qualname}", ""]
         documented = [n for n in members if callable(getattr(package, n))]
         constants = [n for n in members if n not in documented]
