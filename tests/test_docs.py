@@ -226,3 +226,18 @@ def test_no_api_heading_or_navigation_entry_is_clipped(site, width):
         assert not clipped, clipped
     finally:
         driver.quit()
+
+
+def test_a_tutorial_names_its_section_once_in_the_breadcrumbs(site):
+    from tests.report.test_page import _chromium
+
+    driver = _chromium()
+    try:
+        driver.get((site / "tutorials" / "own_fits.html").as_uri())
+        crumbs = driver.execute_script(
+            "return Array.from(document.querySelectorAll('.bd-breadcrumbs li'),"
+            " e => e.textContent.trim()).filter(t => t);"
+        )
+    finally:
+        driver.quit()
+    assert crumbs == ["Tutorials", "Your own FITS cutouts, from ingest to the report"]
