@@ -12,6 +12,8 @@ data (NaN, inf or masked) are drawn in :data:`NO_DATA_RGB`, never as sky.
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 __all__ = [
@@ -110,7 +112,7 @@ def _check(x, bands, pixel_scale, stretch, Q, zoom, owner):
 def _known(pixel_scale):
     """Whether a pixel scale is given: None or NaN (an array's) is unknown."""
     return pixel_scale is not None and not (
-        isinstance(pixel_scale, float) and np.isnan(pixel_scale)
+        isinstance(pixel_scale, numbers.Real) and np.isnan(pixel_scale)
     )
 
 

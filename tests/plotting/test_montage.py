@@ -40,6 +40,9 @@ class TestCompositeRGB:
         np.testing.assert_array_equal(composite_rgb(images[1], "gri"), report[1])
         barred = composite_rgb(images[1], "gri", pixel_scale=0.2)
         assert (barred != report[1]).any()  # a scale bar when the pixel scale is known
+        for unknown in (None, float("nan"), np.float32("nan")):  # no bar, no error
+            np.testing.assert_array_equal(composite_rgb(images[1], "gri", pixel_scale=unknown),
+                                          report[1])  # fmt: skip
 
     def test_gallery_draws_the_pictures_with_their_scale_bar(self):
         images = np.random.default_rng(3).normal(0.0, 1.0, (2, 3, 16, 16))
